@@ -1,0 +1,67 @@
+//! `svm_exit_handler`: the single entry point to recovery state. Every host (in-process
+//! call, process host draining rings, trap host catching `vmmcall`) decodes an exit into a
+//! [`VmFrame`] and calls this function; the status goes back in `rax`.
+
+use crate::abi::{Hypercall, VmFrame};
+use crate::store::{EndKind, Hv};
+use crate::VmsrsError::{self, *};
+
+/// Handle one hypercall exit. Buffers named by the frame are addresses in the guest, which
+/// for the in-process host is this address space.
+///
+/// # Safety
+/// Pointer arguments in the frame must be valid for the lengths given, as the ABI documents
+/// for each call, and user ids must belong to the calling thread.
+#[inline]
+pub unsafe fn svm_exit_handler(frame: &mut VmFrame, hv: &Hv) {
+    let status = match Hypercall::decode(frame.genrl_regs.rax) {
+        // SAFETY: forwarded contract.
+        Some(call) => match unsafe { dispatch(call, frame, hv) } {
+            Ok(v) => v,
+            Err(e) => e.code() as i64 as u64,
+        },
+        None => VMSRS_ENOTSUP.code() as i64 as u64,
+    };
+    frame.genrl_regs.rax = status;
+}
+
+/// # Safety
+/// See [`svm_exit_handler`].
+#[inline]
+unsafe fn dispatch(call: Hypercall, f: &VmFrame, hv: &Hv) -> Result<u64, VmsrsError> {
+    let a = |i| f.arg(i);
+    Ok(match call {
+        Hypercall::Profile => {
+            let name = if a(2) == 0 {
+                &[][..]
+            } else {
+                // SAFETY: the ABI says rdx/r10 name a readable buffer.
+                unsafe { core::slice::from_raw_parts(a(2) as *const u8, a(3) as usize) }
+            };
+            hv.profile(a(0) as usize, a(1) as usize, name)?
+        }
+        Hypercall::Unprofile => hv.unprofile(a(0) as usize).map(|_| 0)?,
+        Hypercall::UserBegin => hv.user_begin()?,
+        Hypercall::UserEnd => match hv.user_end(a(0))? {
+            EndKind::Committed => 0,
+            EndKind::Faulted => VMSRS_FAULTED.code() as u64,
+        },
+        Hypercall::Store => {
+            // SAFETY: the ABI says rdx/r10 name a readable source buffer.
+            let src = unsafe { core::slice::from_raw_parts(a(2) as *const u8, a(3) as usize) };
+            hv.store(a(0), a(1) as usize, src).map(|_| 0)?
+        }
+        Hypercall::Load => {
+            // SAFETY: the ABI says rdx/r10 name a writable destination buffer.
+            let dst = unsafe { core::slice::from_raw_parts_mut(a(2) as *mut u8, a(3) as usize) };
+            hv.load(a(0), a(1) as usize, dst).map(|_| 0)?
+        }
+        Hypercall::CrashSuppression => hv.crash_suppression(a(0)).map(|_| 0)?,
+        Hypercall::Restore => {
+            hv.restore_range(a(0) as usize, a(1) as usize);
+            0
+        }
+        Hypercall::UserState => hv.suppressed(a(0)) as u64,
+        Hypercall::Fill => hv.fill(a(3), a(0) as usize, a(1) as u8, a(2) as usize).map(|_| 0)?,
+    })
+}

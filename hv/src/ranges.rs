@@ -1,0 +1,311 @@
+//! Profiled ranges (the paper's `profile` / `Init_profile`) and their granule metadata.
+//!
+//! The table is read on every monitored access and written only by profile/unprofile, so it
+//! is a seqlock over atomics: readers never block and never write shared lines. Metadata of
+//! an unprofiled range is marked dead granule by granule and its mapping is kept, so a reader
+//! that looked the range up just before it went away still reads valid memory.
+
+use crate::arena::Region;
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
+
+pub const GRANULE: usize = 8;
+pub const MAX_RANGES: usize = 256;
+pub const NAME_LEN: usize = 32;
+
+/// Granule flags (lock-free readable).
+pub const POLLUTED: u32 = 1;
+pub const DEAD: u32 = 2;
+pub const CORRUPT: u32 = 4;
+
+/// Recovery metadata of one 8-byte granule. `base`, `head` and `sum` are guarded by the
+/// granule's stripe lock; `flags` is also read without it.
+#[repr(C)]
+pub struct GranuleMeta {
+    pub base: UnsafeCell<u64>,
+    pub head: UnsafeCell<u32>,
+    pub flags: AtomicU32,
+    pub sum: UnsafeCell<u64>,
+}
+
+impl GranuleMeta {
+    fn new() -> Self {
+        GranuleMeta {
+            base: UnsafeCell::new(0),
+            head: UnsafeCell::new(0),
+            flags: AtomicU32::new(0),
+            sum: UnsafeCell::new(0),
+        }
+    }
+}
+
+/// A snapshot of one range, as found by a lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct RangeRef {
+    pub start: usize,
+    pub len: usize,
+    /// Address of the first granule (start rounded down to 8).
+    pub gstart: usize,
+    pub meta: *const GranuleMeta,
+    pub id: u64,
+}
+
+impl RangeRef {
+    pub fn end(&self) -> usize {
+        self.start + self.len
+    }
+
+    /// Metadata of the granule at `gaddr` (which must lie in this range's granules).
+    ///
+    /// # Safety
+    /// `gaddr` is 8-aligned and within `[gstart, end)`.
+    pub unsafe fn meta(&self, gaddr: usize) -> &GranuleMeta {
+        // SAFETY: metadata mappings are never unmapped and hold one entry per granule.
+        unsafe { &*self.meta.add((gaddr - self.gstart) / GRANULE) }
+    }
+
+    /// The mask of this range's bytes within granule `gaddr`.
+    pub fn granule_mask(&self, gaddr: usize) -> u8 {
+        let lo = self.start.max(gaddr);
+        let hi = self.end().min(gaddr + GRANULE);
+        if hi <= lo {
+            return 0;
+        }
+        let n = hi - lo;
+        let shift = lo - gaddr;
+        (((1u16 << n) - 1) << shift) as u8
+    }
+}
+
+struct Slot {
+    start: AtomicUsize,
+    len: AtomicUsize,
+    meta: AtomicUsize,
+    id: AtomicU64,
+}
+
+pub struct RangeTable {
+    seq: AtomicU64,
+    n: AtomicUsize,
+    lo: AtomicUsize,
+    hi: AtomicUsize,
+    next_id: AtomicU64,
+    /// Sorted by start.
+    slots: [Slot; MAX_RANGES],
+    names: UnsafeCell<[[u8; NAME_LEN]; MAX_RANGES]>,
+}
+
+// SAFETY: `names` is written only under the writer lock held by the caller of
+// insert/remove (the hv's profile lock); everything else is atomic.
+unsafe impl Sync for RangeTable {}
+
+impl RangeTable {
+    /// # Safety
+    /// `this` must be valid for writes of a `RangeTable`.
+    pub unsafe fn init(this: *mut RangeTable) {
+        // SAFETY: field-by-field initialisation of memory the caller owns.
+        unsafe {
+            core::ptr::addr_of_mut!((*this).seq).write(AtomicU64::new(0));
+            core::ptr::addr_of_mut!((*this).n).write(AtomicUsize::new(0));
+            core::ptr::addr_of_mut!((*this).lo).write(AtomicUsize::new(usize::MAX));
+            core::ptr::addr_of_mut!((*this).hi).write(AtomicUsize::new(0));
+            core::ptr::addr_of_mut!((*this).next_id).write(AtomicU64::new(1));
+            for i in 0..MAX_RANGES {
+                core::ptr::addr_of_mut!((*this).slots[i]).write(Slot {
+                    start: AtomicUsize::new(0),
+                    len: AtomicUsize::new(0),
+                    meta: AtomicUsize::new(0),
+                    id: AtomicU64::new(0),
+                });
+            }
+            core::ptr::addr_of_mut!((*this).names).write(UnsafeCell::new([[0; NAME_LEN]; MAX_RANGES]));
+        }
+    }
+
+    /// Quick reject: can `addr..addr+len` touch any range at all?
+    #[inline(always)]
+    pub fn may_touch(&self, addr: usize, len: usize) -> bool {
+        addr < self.hi.load(Ordering::Relaxed) && addr.wrapping_add(len) > self.lo.load(Ordering::Relaxed)
+    }
+
+    /// The range containing `addr`, if any.
+    #[inline]
+    pub fn find(&self, addr: usize) -> Option<RangeRef> {
+        if !self.may_touch(addr, 1) {
+            return None;
+        }
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let r = self.find_unsynced(addr);
+            crate::sync::fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return r;
+            }
+        }
+    }
+
+    /// The first range that starts at or after `addr` (for walking a span), if any.
+    pub fn next_from(&self, addr: usize) -> Option<RangeRef> {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let n = self.n.load(Ordering::Relaxed).min(MAX_RANGES);
+            let mut found = None;
+            for i in 0..n {
+                let r = self.read(i);
+                if r.end() > addr {
+                    found = Some(r);
+                    break;
+                }
+            }
+            crate::sync::fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return found;
+            }
+        }
+    }
+
+    fn read(&self, i: usize) -> RangeRef {
+        let s = &self.slots[i];
+        let start = s.start.load(Ordering::Relaxed);
+        RangeRef {
+            start,
+            len: s.len.load(Ordering::Relaxed),
+            gstart: start & !(GRANULE - 1),
+            meta: s.meta.load(Ordering::Relaxed) as *const GranuleMeta,
+            id: s.id.load(Ordering::Relaxed),
+        }
+    }
+
+    #[inline]
+    fn find_unsynced(&self, addr: usize) -> Option<RangeRef> {
+        let n = self.n.load(Ordering::Relaxed).min(MAX_RANGES);
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.slots[mid].start.load(Ordering::Relaxed) <= addr {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == 0 {
+            return None;
+        }
+        let r = self.read(lo - 1);
+        (addr < r.end() && !r.meta.is_null()).then_some(r)
+    }
+
+    /// Add a range; the caller holds the profile lock and has validated the arguments.
+    pub fn insert(&self, start: usize, len: usize, name: &[u8]) -> crate::HvResult<RangeRef> {
+        use crate::VmsrsError::*;
+        let n = self.n.load(Ordering::Relaxed);
+        let end = start.checked_add(len).ok_or(VMSRS_EINVAL)?;
+        for i in 0..n {
+            let r = self.read(i);
+            if start < r.end() && r.start < end {
+                return Err(VMSRS_EOVERLAP);
+            }
+        }
+        if n == MAX_RANGES {
+            return Err(VMSRS_ETOOMANY);
+        }
+        let gstart = start & !(GRANULE - 1);
+        let granules = (end - gstart).div_ceil(GRANULE);
+        let bytes = granules.checked_mul(core::mem::size_of::<GranuleMeta>()).ok_or(VMSRS_ENOMEM)?;
+        let region = Region::map(bytes).ok_or(VMSRS_ENOMEM)?;
+        let meta = region.as_ptr() as *mut GranuleMeta;
+        for g in 0..granules {
+            // SAFETY: the region holds `granules` GranuleMeta-sized, suitably aligned slots.
+            unsafe { meta.add(g).write(GranuleMeta::new()) };
+        }
+        // Metadata outlives the range (see the module comment).
+        let meta = region.leak() as usize;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let pos = (0..n).find(|&i| self.slots[i].start.load(Ordering::Relaxed) > start).unwrap_or(n);
+
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        crate::sync::fence(Ordering::Release);
+        for i in (pos..n).rev() {
+            self.copy_slot(i, i + 1);
+        }
+        let s = &self.slots[pos];
+        s.start.store(start, Ordering::Relaxed);
+        s.len.store(len, Ordering::Relaxed);
+        s.meta.store(meta, Ordering::Relaxed);
+        s.id.store(id, Ordering::Relaxed);
+        // SAFETY: names are only touched under the caller's profile lock.
+        let names = unsafe { &mut *self.names.get() };
+        names.copy_within(pos..n, pos + 1);
+        let mut nm = [0u8; NAME_LEN];
+        let k = name.len().min(NAME_LEN - 1);
+        nm[..k].copy_from_slice(&name[..k]);
+        names[pos] = nm;
+        self.n.store(n + 1, Ordering::Relaxed);
+        self.recompute_bounds(n + 1);
+        self.seq.fetch_add(1, Ordering::Release);
+        Ok(self.read(pos))
+    }
+
+    /// Remove the range starting exactly at `start`; the caller holds the profile lock.
+    pub fn remove(&self, start: usize) -> crate::HvResult<RangeRef> {
+        let n = self.n.load(Ordering::Relaxed);
+        let pos = (0..n)
+            .find(|&i| self.slots[i].start.load(Ordering::Relaxed) == start)
+            .ok_or(crate::VmsrsError::VMSRS_ENOTPROFILED)?;
+        let r = self.read(pos);
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        crate::sync::fence(Ordering::Release);
+        for i in pos..n - 1 {
+            self.copy_slot(i + 1, i);
+        }
+        // SAFETY: names are only touched under the caller's profile lock.
+        let names = unsafe { &mut *self.names.get() };
+        names.copy_within(pos + 1..n, pos);
+        self.n.store(n - 1, Ordering::Relaxed);
+        self.recompute_bounds(n - 1);
+        self.seq.fetch_add(1, Ordering::Release);
+        Ok(r)
+    }
+
+    fn copy_slot(&self, from: usize, to: usize) {
+        let (a, b) = (&self.slots[from], &self.slots[to]);
+        b.start.store(a.start.load(Ordering::Relaxed), Ordering::Relaxed);
+        b.len.store(a.len.load(Ordering::Relaxed), Ordering::Relaxed);
+        b.meta.store(a.meta.load(Ordering::Relaxed), Ordering::Relaxed);
+        b.id.store(a.id.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn recompute_bounds(&self, n: usize) {
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for i in 0..n {
+            let r = self.read(i);
+            lo = lo.min(r.start);
+            hi = hi.max(r.end());
+        }
+        self.lo.store(lo, Ordering::Relaxed);
+        self.hi.store(hi, Ordering::Relaxed);
+    }
+
+    /// Ranges and names, for reports (caller holds the profile lock).
+    pub fn snapshot(&self, out: &mut dyn FnMut(RangeRef, &[u8])) {
+        let n = self.n.load(Ordering::Relaxed);
+        // SAFETY: read under the caller's profile lock.
+        let names = unsafe { &*self.names.get() };
+        for (i, name) in names.iter().enumerate().take(n) {
+            let len = name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+            out(self.read(i), &name[..len]);
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.n.load(Ordering::Relaxed)
+    }
+}

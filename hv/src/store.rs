@@ -1,0 +1,972 @@
+//! The recovery store: byte-precise multi-version history per granule, the user lifecycle,
+//! demand restoration, the faulty user's shadow, eager cleanup, exposure tracking.
+//!
+//! Invariants (each granule, under its stripe lock):
+//! - I1 raw memory holds, per byte, the latest store by any user that was not suppressed when
+//!   it stored, until a restoration rewrites it with the G3 value;
+//! - I2 `POLLUTED` is clear ⇒ raw memory equals the G3 value (the latest store whose writer is
+//!   not `FAULTED`, else `base`), so lock-free readers may use raw memory;
+//! - I3 every writer named by an entry occupies its user slot; a user's entries are folded
+//!   (commit) or removed (collection) before its slot is freed;
+//! - I4 `base`+`head` and every entry are sealed with a keyed checksum; recovery data that
+//!   fails it is reported and never restored from (G6).
+//!
+//! A fault of user F linearizes when F's state becomes `FAULTED`; before that F is counted in
+//! `faulted` (all loads take the checked path) and each granule F wrote is marked polluted.
+
+use crate::arena::Region;
+use crate::exposure::{Exposure, Exposures};
+use crate::history::{mix, Entry, Pool, NIL};
+use crate::ranges::{GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD, GRANULE, POLLUTED};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeGuard, StripeLock};
+use crate::users::{self, UserId, UserSlot, UserTable, WriterState};
+use crate::{HvResult, VmsrsError::*};
+use core::cell::UnsafeCell;
+
+pub const NSTRIPES: usize = 256;
+
+/// Bytes selected by a granule byte mask, as a u64 bit mask.
+#[inline(always)]
+pub fn byte_mask(mask: u8) -> u64 {
+    // Spread each bit of `mask` to a whole byte.
+    let m = mask as u64;
+    let spread = (m & 0x0F) | ((m & 0xF0) << 28);
+    let spread = (spread | (spread << 14)) & 0x0003_0003_0003_0003;
+    let spread = (spread | (spread << 7)) & 0x0101_0101_0101_0101;
+    spread * 0xFF
+}
+
+/// Configuration of the hypervisor component.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HvConfig {
+    /// Track exposures (G8). Makes every normal load take the locked path.
+    pub exposure: bool,
+    /// Under exposure tracking, fault the exposed readers too.
+    pub cascade: bool,
+}
+
+/// How a user ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndKind {
+    Committed,
+    /// Faulted, suppressed, and now collected (G7 done).
+    Faulted,
+}
+
+/// Counters of the store (`struct vmsrs_stats` adds the runtime's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HvStats {
+    pub ranges: u64,
+    pub users_begun: u64,
+    pub users_committed: u64,
+    pub users_faulted: u64,
+    pub users_collected: u64,
+    pub users_live: u64,
+    pub faulted_now: u64,
+    pub restorations: u64,
+    pub history_entries: u64,
+    pub corruptions: u64,
+    pub unrecorded: u64,
+    pub shadow_stores: u64,
+    pub exposures: u64,
+    pub exposures_dropped: u64,
+}
+
+#[repr(C, align(128))]
+struct Stripe {
+    lock: StripeLock,
+    pool: UnsafeCell<Pool>,
+    restorations: UnsafeCell<u64>,
+}
+
+#[derive(Default)]
+struct Counters {
+    begun: AtomicU64,
+    committed: AtomicU64,
+    faulted: AtomicU64,
+    collected: AtomicU64,
+    corruptions: AtomicU64,
+    unrecorded: AtomicU64,
+    shadow_stores: AtomicU64,
+    last_corrupt: AtomicUsize,
+}
+
+/// The hypervisor component's state. Lives in its own guarded region ([`HvBox`]).
+pub struct Hv {
+    cfg: HvConfig,
+    key: u64,
+    faulted: AtomicUsize,
+    exposure_on: AtomicBool,
+    profile_lock: StripeLock,
+    ranges: RangeTable,
+    users: UserTable,
+    stripes: [Stripe; NSTRIPES],
+    counters: Counters,
+    exposures: Exposures,
+}
+
+// SAFETY: every UnsafeCell inside is reached only under its stripe/profile lock or by the
+// owning user's thread (see users.rs); the rest is atomic.
+unsafe impl Sync for Hv {}
+// SAFETY: as above; the Hv holds no thread-affine resources.
+unsafe impl Send for Hv {}
+
+/// Owner of the guarded region holding an [`Hv`].
+pub struct HvBox {
+    region: Region,
+}
+
+impl core::ops::Deref for HvBox {
+    type Target = Hv;
+    fn deref(&self) -> &Hv {
+        // SAFETY: `region` was initialised with an Hv in `Hv::create` and lives as long as self.
+        unsafe { &*(self.region.as_ptr() as *const Hv) }
+    }
+}
+
+impl Drop for HvBox {
+    fn drop(&mut self) {
+        // Entry chunks, logs and metadata are leaked mappings by design; only the Hv itself
+        // is dropped here (user logs and shadows unmap themselves).
+        // SAFETY: the Hv is initialised and no reference outlives self.
+        unsafe { core::ptr::drop_in_place(self.region.as_ptr() as *mut Hv) };
+    }
+}
+
+#[inline(always)]
+fn read_raw(gaddr: usize) -> u64 {
+    // SAFETY: granules of a profiled range lie in memory the program declared mapped;
+    // an 8-aligned granule never straddles a page.
+    unsafe { core::ptr::read_volatile(gaddr as *const u64) }
+}
+
+#[inline(always)]
+fn write_raw(gaddr: usize, mask: u8, val: u64) {
+    if mask == 0xFF {
+        // SAFETY: as in read_raw; the whole granule belongs to the range.
+        unsafe { core::ptr::write_volatile(gaddr as *mut u64, val) };
+        return;
+    }
+    let mut m = mask;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        // SAFETY: byte i of the granule belongs to the range (it is in the mask).
+        unsafe { core::ptr::write_volatile((gaddr + i) as *mut u8, (val >> (8 * i)) as u8) };
+        m &= m - 1;
+    }
+}
+
+/// Whose view a resolution computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// A normal user (G3).
+    Normal,
+    /// A faulted user, which also sees its own earlier stores (G4).
+    Suppressed(UserId),
+}
+
+struct Resolved {
+    value: u64,
+    covered: u8,
+    faulting: bool,
+}
+
+impl Hv {
+    /// Map a fresh hypervisor component.
+    pub fn create(cfg: HvConfig) -> HvResult<HvBox> {
+        let region = Region::map(core::mem::size_of::<Hv>()).ok_or(VMSRS_ENOMEM)?;
+        let p = region.as_ptr() as *mut Hv;
+        // SAFETY: the region is large enough and page-aligned; each field is written once
+        // before any reference to the Hv is formed.
+        unsafe {
+            use core::ptr::addr_of_mut;
+            addr_of_mut!((*p).cfg).write(cfg);
+            addr_of_mut!((*p).key).write(process_key());
+            addr_of_mut!((*p).faulted).write(AtomicUsize::new(0));
+            addr_of_mut!((*p).exposure_on).write(AtomicBool::new(cfg.exposure));
+            addr_of_mut!((*p).profile_lock).write(StripeLock::new());
+            RangeTable::init(addr_of_mut!((*p).ranges));
+            UserTable::init(addr_of_mut!((*p).users));
+            for i in 0..NSTRIPES {
+                let s = addr_of_mut!((*p).stripes[i]);
+                addr_of_mut!((*s).lock).write(StripeLock::new());
+                Pool::init(addr_of_mut!((*s).pool) as *mut Pool);
+                addr_of_mut!((*s).restorations).write(UnsafeCell::new(0));
+            }
+            addr_of_mut!((*p).counters).write(Counters::default());
+            Exposures::init(addr_of_mut!((*p).exposures));
+        }
+        Ok(HvBox { region })
+    }
+
+    // ----- published, read-only state --------------------------------------------------
+
+    /// No user is faulted: raw memory is the G3 value everywhere (the load fast path).
+    #[inline(always)]
+    pub fn quiescent(&self) -> bool {
+        self.faulted.load(Ordering::Acquire) == 0 && !self.exposure_on.load(Ordering::Relaxed)
+    }
+
+    /// Can `addr..addr+len` touch monitored memory at all?
+    #[inline(always)]
+    pub fn may_touch(&self, addr: usize, len: usize) -> bool {
+        self.ranges.may_touch(addr, len)
+    }
+
+    /// Is any byte of `addr..addr+len` monitored?
+    pub fn is_monitored(&self, addr: usize, len: usize) -> bool {
+        self.may_touch(addr, len) && self.ranges.next_from(addr).is_some_and(|r| r.start < addr + len)
+    }
+
+    /// The range containing `addr`, as (start, len, id).
+    pub fn range_of(&self, addr: usize) -> Option<(usize, usize, u64)> {
+        self.ranges.find(addr).map(|r| (r.start, r.len, r.id))
+    }
+
+    pub fn user_state(&self, u: UserId) -> WriterState {
+        self.users.writer_state(u)
+    }
+
+    pub fn faulted_now(&self) -> usize {
+        self.faulted.load(Ordering::Acquire)
+    }
+
+    // ----- profile ---------------------------------------------------------------------
+
+    /// Monitor `addr..addr+len` (the paper's `profile`).
+    pub fn profile(&self, addr: usize, len: usize, name: &[u8]) -> HvResult<u64> {
+        if addr == 0 {
+            return Err(VMSRS_ENULL);
+        }
+        if len == 0 {
+            return Err(VMSRS_EZEROLEN);
+        }
+        addr.checked_add(len).ok_or(VMSRS_EINVAL)?;
+        if !is_mapped(addr, len) {
+            return Err(VMSRS_EBADRANGE);
+        }
+        if self.overlaps_own_state(addr, len) {
+            return Err(VMSRS_EINVAL);
+        }
+        let _g = self.profile_lock.lock();
+        self.ranges.insert(addr, len, name).map(|r| r.id)
+    }
+
+    /// Stop monitoring the range that starts at `addr`; raw memory is left at its G3 value.
+    pub fn unprofile(&self, addr: usize) -> HvResult<()> {
+        if addr == 0 {
+            return Err(VMSRS_ENULL);
+        }
+        let r = {
+            let _g = self.profile_lock.lock();
+            self.ranges.remove(addr)?
+        };
+        let mut g = r.gstart;
+        while g < r.end() {
+            let st = self.stripe(g);
+            let _l = st.lock.lock();
+            // SAFETY: g is a granule of r.
+            let meta = unsafe { r.meta(g) };
+            if meta.flags.load(Ordering::Acquire) & POLLUTED != 0 {
+                self.restore_locked(st, meta, g);
+            }
+            // SAFETY: stripe lock held.
+            let pool = unsafe { &mut *st.pool.get() };
+            // SAFETY: stripe lock held.
+            let mut idx = unsafe { *meta.head.get() };
+            while idx != NIL && pool_valid(pool, idx) {
+                let next = pool.get(idx).next;
+                pool.release(idx);
+                idx = next;
+            }
+            // SAFETY: stripe lock held.
+            unsafe { *meta.head.get() = NIL };
+            meta.flags.store(DEAD, Ordering::Release);
+            g += GRANULE;
+        }
+        Ok(())
+    }
+
+    /// Iterate (range, name) for reports.
+    pub fn ranges(&self, f: &mut dyn FnMut(usize, usize, &[u8])) {
+        let _g = self.profile_lock.lock();
+        self.ranges.snapshot(&mut |r, n| f(r.start, r.len, n));
+    }
+
+    fn overlaps_own_state(&self, addr: usize, len: usize) -> bool {
+        let me = self as *const Hv as usize;
+        let size = core::mem::size_of::<Hv>();
+        addr < me + size && me < addr + len
+    }
+
+    // ----- users -----------------------------------------------------------------------
+
+    pub fn user_begin(&self) -> HvResult<UserId> {
+        let (id, _) = self.users.alloc().ok_or(VMSRS_ETOOMANY)?;
+        self.counters.begun.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// End a user at its end point: commit it, or (if it faulted) collect it (G7).
+    ///
+    /// Must run on the thread that runs `u`.
+    pub fn user_end(&self, u: UserId) -> HvResult<EndKind> {
+        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        if slot.doomed.load(Ordering::Acquire) && slot.state() == users::ACTIVE {
+            self.crash_suppression(u)?;
+        }
+        match slot.state() {
+            users::ACTIVE => {
+                slot.set_state(users::COMMITTED);
+                // SAFETY: called on the user's own thread (contract of user_end).
+                let owned = unsafe { slot.owned() };
+                for &g in owned.log.as_slice() {
+                    self.with_granule(g as usize, |st, meta| self.fold_locked(st, meta, g as usize, u));
+                }
+                owned.log.clear();
+                if self.exposure_on.load(Ordering::Relaxed) {
+                    self.exposures.on_commit(u);
+                }
+                self.users.free(slot);
+                self.counters.committed.fetch_add(1, Ordering::Relaxed);
+                Ok(EndKind::Committed)
+            }
+            users::FAULTED => {
+                // SAFETY: called on the user's own thread (contract of user_end).
+                let owned = unsafe { slot.owned() };
+                for &g in owned.log.as_slice() {
+                    self.with_granule(g as usize, |st, meta| {
+                        if meta.flags.load(Ordering::Acquire) & POLLUTED != 0 {
+                            self.restore_locked(st, meta, g as usize);
+                        }
+                        self.remove_entries_locked(st, meta, g as usize, u);
+                    });
+                }
+                owned.log.clear();
+                owned.shadow.clear();
+                self.faulted.fetch_sub(1, Ordering::SeqCst);
+                self.users.free(slot);
+                self.counters.collected.fetch_add(1, Ordering::Relaxed);
+                Ok(EndKind::Faulted)
+            }
+            _ => Err(VMSRS_EINVAL),
+        }
+    }
+
+    /// Enter suppression mode for `u` (the crash suppression module). Idempotent.
+    ///
+    /// Async-signal-safe; must run on the thread that runs `u`.
+    pub fn crash_suppression(&self, u: UserId) -> HvResult<()> {
+        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        if slot.state() != users::ACTIVE {
+            return Ok(());
+        }
+        // Every load from here on takes the checked path …
+        self.faulted.fetch_add(1, Ordering::SeqCst);
+        // … while restorations keep u's granules marked …
+        slot.set_state(users::FAULTING);
+        // SAFETY: called on the user's own thread (contract of crash_suppression).
+        let owned = unsafe { slot.owned() };
+        for &g in owned.log.as_slice() {
+            self.with_granule(g as usize, |st, meta| {
+                // SAFETY: stripe lock held.
+                let pool = unsafe { &*st.pool.get() };
+                // SAFETY: stripe lock held.
+                let mut idx = unsafe { *meta.head.get() };
+                while idx != NIL && pool_valid(pool, idx) {
+                    let e = pool.get(idx);
+                    if e.writer == u && e.mask != 0 {
+                        meta.flags.fetch_or(POLLUTED, Ordering::SeqCst);
+                        break;
+                    }
+                    idx = e.next;
+                }
+            });
+        }
+        // … and this store is the fault's linearization point.
+        slot.set_state(users::FAULTED);
+        self.counters.faulted.fetch_add(1, Ordering::Relaxed);
+        if self.exposure_on.load(Ordering::Relaxed) {
+            let cascade = self.cfg.cascade;
+            self.exposures.on_fault(u, &mut |reader| {
+                if cascade {
+                    if let Some(s) = self.users.get(reader) {
+                        s.doomed.store(true, Ordering::Release);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Is `u` suppressed (faulted, not yet collected)? Enters suppression first if `u` was
+    /// doomed by a cascade.
+    pub fn suppressed(&self, u: UserId) -> bool {
+        match self.users.get(u) {
+            Some(s) => {
+                if s.doomed.load(Ordering::Relaxed) && s.state() == users::ACTIVE {
+                    let _ = self.crash_suppression(u);
+                }
+                matches!(s.state(), users::FAULTING | users::FAULTED)
+            }
+            None => false,
+        }
+    }
+
+    // ----- monitored access --------------------------------------------------------------
+
+    /// Monitored store of `src` to `dst` by user `u` (class 1 / class 3). Bytes outside
+    /// every range are written plainly. Must run on the thread that runs `u`.
+    pub fn store(&self, u: UserId, dst: usize, src: &[u8]) -> HvResult<()> {
+        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        let suppressed = self.suppressed(u);
+        self.for_spans(dst, src.len(), &mut |span, r| {
+            let off = span.0 - dst;
+            let bytes = &src[off..off + (span.1 - span.0)];
+            match r {
+                None => plain_write(span.0, bytes),
+                Some(r) => self.store_in_range(u, slot, suppressed, &r, span.0, bytes),
+            }
+        });
+        Ok(())
+    }
+
+    /// Monitored `memset`.
+    pub fn fill(&self, u: UserId, dst: usize, byte: u8, len: usize) -> HvResult<()> {
+        let chunk = [byte; 256];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            self.store(u, dst + done, &chunk[..n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Monitored load into `dst` of the bytes at `src`, as seen by user `u` (G3 / G4).
+    /// `u` may be 0 for a reader that is no user (sees the G3 view).
+    pub fn load(&self, u: UserId, src: usize, dst: &mut [u8]) -> HvResult<()> {
+        if self.quiescent() {
+            plain_read(src, dst);
+            return Ok(());
+        }
+        let suppressed = u != 0 && self.suppressed(u);
+        let exposure = self.exposure_on.load(Ordering::Relaxed);
+        self.for_spans(src, dst.len(), &mut |span, r| {
+            let off = span.0 - src;
+            let out = &mut dst[off..off + (span.1 - span.0)];
+            match r {
+                None => plain_read(span.0, out),
+                Some(r) => self.load_in_range(u, suppressed, exposure, &r, span.0, out),
+            }
+        });
+        Ok(())
+    }
+
+    /// Demand-restore every polluted granule of `addr..addr+len` (for output of monitored
+    /// strings by a normal user). After it, raw memory holds the G3 value of those bytes.
+    pub fn restore_range(&self, addr: usize, len: usize) {
+        if self.faulted.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        self.for_spans(addr, len, &mut |span, r| {
+            if let Some(r) = r {
+                let mut g = span.0 & !(GRANULE - 1);
+                while g < span.1 {
+                    // SAFETY: g is a granule of r.
+                    let meta = unsafe { r.meta(g) };
+                    if meta.flags.load(Ordering::Acquire) & POLLUTED != 0 {
+                        let st = self.stripe(g);
+                        let _l = st.lock.lock();
+                        if meta.flags.load(Ordering::Acquire) & (POLLUTED | DEAD) == POLLUTED {
+                            self.restore_locked(st, meta, g);
+                        }
+                    }
+                    g += GRANULE;
+                }
+            }
+        });
+    }
+
+    /// Split `addr..addr+len` into spans inside one range or outside all ranges.
+    #[inline]
+    fn for_spans(&self, addr: usize, len: usize, f: &mut dyn FnMut((usize, usize), Option<RangeRef>)) {
+        let end = addr.saturating_add(len);
+        if !self.may_touch(addr, len) {
+            f((addr, end), None);
+            return;
+        }
+        let mut p = addr;
+        while p < end {
+            match self.ranges.find(p) {
+                Some(r) => {
+                    let q = r.end().min(end);
+                    f((p, q), Some(r));
+                    p = q;
+                }
+                None => {
+                    let q = self.ranges.next_from(p).map_or(end, |r| r.start.clamp(p + 1, end));
+                    f((p, q), None);
+                    p = q;
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn store_in_range(&self, u: UserId, slot: &UserSlot, suppressed: bool, r: &RangeRef, p: usize, bytes: &[u8]) {
+        let end = p + bytes.len();
+        let mut g = p & !(GRANULE - 1);
+        while g < end {
+            let lo = p.max(g);
+            let hi = end.min(g + GRANULE);
+            let (mask, val) = pack(g, lo, &bytes[lo - p..hi - p]);
+            // SAFETY: g is a granule of r.
+            let meta = unsafe { r.meta(g) };
+            if suppressed {
+                // SAFETY: store() runs on the user's own thread.
+                let owned = unsafe { slot.owned() };
+                if !owned.shadow.put(g as u64, mask, val) {
+                    self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+                }
+                self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.store_granule(u, slot, meta, g, mask, val);
+            }
+            g += GRANULE;
+        }
+    }
+
+    #[inline]
+    fn store_granule(&self, u: UserId, slot: &UserSlot, meta: &GranuleMeta, g: usize, mask: u8, val: u64) {
+        let st = self.stripe(g);
+        let _l = st.lock.lock();
+        if meta.flags.load(Ordering::Relaxed) & DEAD != 0 {
+            write_raw(g, mask, val);
+            return;
+        }
+        // SAFETY: stripe lock held for all metadata accesses below.
+        let pool = unsafe { &mut *st.pool.get() };
+        // SAFETY: stripe lock held.
+        let head = unsafe { *meta.head.get() };
+        if head != NIL && pool_valid(pool, head) {
+            let e = pool.get_mut(head);
+            if e.writer == u {
+                let bm = byte_mask(mask);
+                e.bytes = (e.bytes & !bm) | (val & bm);
+                e.mask |= mask;
+                e.seal(head, self.key);
+                write_raw(g, mask, val);
+                return;
+            }
+        }
+        let Some(idx) = pool.alloc() else {
+            self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+            write_raw(g, mask, val);
+            return;
+        };
+        // SAFETY: store() runs on the user's own thread.
+        let owned = unsafe { slot.owned() };
+        if !owned.log.push(g as u64) {
+            pool.release(idx);
+            self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+            write_raw(g, mask, val);
+            return;
+        }
+        if head == NIL {
+            // SAFETY: stripe lock held. With no history, raw memory is the G3 value (I2).
+            unsafe { *meta.base.get() = read_raw(g) };
+        }
+        let e = pool.get_mut(idx);
+        *e = Entry { writer: u, bytes: val, next: head, mask, ..Entry::default() };
+        e.seal(idx, self.key);
+        // SAFETY: stripe lock held.
+        unsafe { *meta.head.get() = idx };
+        self.seal_meta(meta, g);
+        write_raw(g, mask, val);
+    }
+
+    #[inline]
+    fn load_in_range(&self, u: UserId, suppressed: bool, exposure: bool, r: &RangeRef, p: usize, out: &mut [u8]) {
+        let end = p + out.len();
+        let mut g = p & !(GRANULE - 1);
+        while g < end {
+            let lo = p.max(g);
+            let hi = end.min(g + GRANULE);
+            // SAFETY: g is a granule of r.
+            let meta = unsafe { r.meta(g) };
+            let want = span_mask(g, lo, hi);
+            let v = if suppressed {
+                self.load_suppressed(u, meta, g, want)
+            } else {
+                self.load_normal(u, exposure, meta, g, want)
+            };
+            for (k, b) in out[lo - p..hi - p].iter_mut().enumerate() {
+                *b = (v >> (8 * (lo - g + k))) as u8;
+            }
+            g += GRANULE;
+        }
+    }
+
+    #[inline]
+    fn load_normal(&self, u: UserId, exposure: bool, meta: &GranuleMeta, g: usize, want: u8) -> u64 {
+        if !exposure && meta.flags.load(Ordering::Acquire) & POLLUTED == 0 {
+            return read_raw(g);
+        }
+        let st = self.stripe(g);
+        let _l = st.lock.lock();
+        let flags = meta.flags.load(Ordering::Acquire);
+        if flags & DEAD != 0 {
+            return read_raw(g);
+        }
+        if flags & POLLUTED != 0 {
+            self.restore_locked(st, meta, g);
+        }
+        if exposure && u != 0 {
+            self.record_exposures_locked(st, meta, g, u, want);
+        }
+        read_raw(g)
+    }
+
+    fn load_suppressed(&self, u: UserId, meta: &GranuleMeta, g: usize, want: u8) -> u64 {
+        let slot = self.users.get(u);
+        // SAFETY: load() runs on the user's own thread.
+        let (smask, sbytes) = slot.map_or((0, 0), |s| unsafe { s.owned() }.shadow.get(g as u64));
+        let need = want & !smask;
+        let mut v = sbytes & byte_mask(smask);
+        if need != 0 {
+            let st = self.stripe(g);
+            let _l = st.lock.lock();
+            let other = if meta.flags.load(Ordering::Acquire) & DEAD != 0 {
+                read_raw(g)
+            } else {
+                match self.resolve_locked(st, meta, g, View::Suppressed(u)) {
+                    Some(res) => (res.value & byte_mask(res.covered)) | (read_raw(g) & !byte_mask(res.covered)),
+                    None => read_raw(g),
+                }
+            };
+            v |= other & byte_mask(need);
+        }
+        v
+    }
+
+    // ----- locked granule operations -------------------------------------------------
+
+    #[inline(always)]
+    fn stripe(&self, g: usize) -> &Stripe {
+        &self.stripes[((g as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize]
+    }
+
+    /// Run `f` on granule `g` under its stripe lock, if `g` is still monitored.
+    fn with_granule(&self, g: usize, f: impl FnOnce(&Stripe, &GranuleMeta)) {
+        let Some(r) = self.ranges.find(g).or_else(|| self.ranges.find(g + GRANULE - 1)) else { return };
+        let g = g.max(r.gstart);
+        if g >= r.end() {
+            return;
+        }
+        let st = self.stripe(g);
+        let _l: StripeGuard<'_> = st.lock.lock();
+        // SAFETY: g is a granule of r.
+        let meta = unsafe { r.meta(g) };
+        if meta.flags.load(Ordering::Acquire) & DEAD == 0 {
+            f(st, meta);
+        }
+    }
+
+    fn seal_meta(&self, meta: &GranuleMeta, g: usize) {
+        // SAFETY: stripe lock held by every caller.
+        unsafe { *meta.sum.get() = mix(*meta.base.get(), *meta.head.get() as u64, g as u64, self.key) };
+    }
+
+    fn meta_intact(&self, meta: &GranuleMeta, g: usize) -> bool {
+        // SAFETY: stripe lock held by every caller.
+        unsafe { *meta.sum.get() == mix(*meta.base.get(), *meta.head.get() as u64, g as u64, self.key) }
+    }
+
+    fn corrupt(&self, meta: &GranuleMeta, g: usize) {
+        meta.flags.fetch_or(CORRUPT, Ordering::SeqCst);
+        self.counters.corruptions.fetch_add(1, Ordering::Relaxed);
+        self.counters.last_corrupt.store(g, Ordering::Relaxed);
+    }
+
+    /// The value of granule `g` in `view`, or `None` if its recovery data is corrupt (then
+    /// reported). `covered` marks the bytes some history entry speaks for.
+    fn resolve_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, view: View) -> Option<Resolved> {
+        if meta.flags.load(Ordering::Relaxed) & CORRUPT != 0 {
+            return None;
+        }
+        if !self.meta_intact(meta, g) {
+            self.corrupt(meta, g);
+            return None;
+        }
+        // SAFETY: stripe lock held.
+        let pool = unsafe { &*st.pool.get() };
+        let (mut value, mut have, mut covered, mut faulting) = (0u64, 0u8, 0u8, false);
+        // SAFETY: stripe lock held.
+        let mut idx = unsafe { *meta.head.get() };
+        while idx != NIL {
+            if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
+                self.corrupt(meta, g);
+                return None;
+            }
+            let e = pool.get(idx);
+            let state = self.users.writer_state(e.writer);
+            faulting |= state == WriterState::Faulting;
+            let visible = match view {
+                View::Normal => state != WriterState::Faulted,
+                View::Suppressed(f) => e.writer == f || state != WriterState::Faulted,
+            };
+            if visible {
+                let take = e.mask & !have;
+                value |= e.bytes & byte_mask(take);
+                have |= take;
+            }
+            covered |= e.mask;
+            idx = e.next;
+        }
+        // SAFETY: stripe lock held.
+        value |= unsafe { *meta.base.get() } & !byte_mask(have);
+        Some(Resolved { value, covered, faulting })
+    }
+
+    /// Demand restoration: rewrite raw memory with the G3 value.
+    fn restore_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize) {
+        match self.resolve_locked(st, meta, g, View::Normal) {
+            Some(res) => {
+                write_raw(g, res.covered, res.value);
+                if !res.faulting {
+                    meta.flags.fetch_and(!POLLUTED, Ordering::SeqCst);
+                }
+                // SAFETY: stripe lock held.
+                unsafe { *st.restorations.get() += 1 };
+            }
+            // Never restore from corrupt data (G6); stop retrying it.
+            None => {
+                meta.flags.fetch_and(!POLLUTED, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Commit: fold `u`'s entries into `base` and drop what they shadow ("committed writes
+    /// are final"). Walks newest → oldest, accumulating the bytes `u` has spoken for.
+    fn fold_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, u: UserId) {
+        if !self.meta_intact(meta, g) {
+            self.corrupt(meta, g);
+            return;
+        }
+        // SAFETY: stripe lock held.
+        let pool = unsafe { &mut *st.pool.get() };
+        let mut cleared = 0u8;
+        let mut prev = NIL;
+        // SAFETY: stripe lock held.
+        let mut idx = unsafe { *meta.head.get() };
+        let mut base_mask = 0u8;
+        let mut base_val = 0u64;
+        while idx != NIL {
+            if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
+                self.corrupt(meta, g);
+                return;
+            }
+            let next = pool.get(idx).next;
+            let e = pool.get_mut(idx);
+            let remove = if e.writer == u {
+                let take = e.mask & !cleared;
+                base_val |= e.bytes & byte_mask(take);
+                base_mask |= take;
+                cleared |= e.mask;
+                true
+            } else {
+                e.mask &= !cleared;
+                e.mask == 0
+            };
+            if remove {
+                self.unlink(pool, meta, prev, next);
+                pool.release(idx);
+            } else {
+                e.seal(idx, self.key);
+                prev = idx;
+            }
+            idx = next;
+        }
+        // SAFETY: stripe lock held.
+        unsafe {
+            let b = &mut *meta.base.get();
+            *b = (*b & !byte_mask(base_mask)) | base_val;
+        }
+        self.seal_meta(meta, g);
+    }
+
+    /// Collection: drop every entry of the faulted user `u`.
+    fn remove_entries_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, u: UserId) {
+        // SAFETY: stripe lock held.
+        let pool = unsafe { &mut *st.pool.get() };
+        let mut prev = NIL;
+        // SAFETY: stripe lock held.
+        let mut idx = unsafe { *meta.head.get() };
+        while idx != NIL && pool_valid(pool, idx) {
+            let next = pool.get(idx).next;
+            if pool.get(idx).writer == u {
+                self.unlink(pool, meta, prev, next);
+                pool.release(idx);
+            } else {
+                prev = idx;
+            }
+            idx = next;
+        }
+        if meta.flags.load(Ordering::Relaxed) & CORRUPT == 0 {
+            self.seal_meta(meta, g);
+        }
+    }
+
+    fn unlink(&self, pool: &mut Pool, meta: &GranuleMeta, prev: u32, next: u32) {
+        if prev == NIL {
+            // SAFETY: stripe lock held by the caller.
+            unsafe { *meta.head.get() = next };
+        } else {
+            let p = pool.get_mut(prev);
+            p.next = next;
+            p.seal(prev, self.key);
+        }
+    }
+
+    fn record_exposures_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, reader: UserId, want: u8) {
+        // SAFETY: stripe lock held.
+        let pool = unsafe { &*st.pool.get() };
+        let mut have = 0u8;
+        // SAFETY: stripe lock held.
+        let mut idx = unsafe { *meta.head.get() };
+        while idx != NIL && pool_valid(pool, idx) && have & want != want {
+            let e = pool.get(idx);
+            let state = self.users.writer_state(e.writer);
+            if state != WriterState::Faulted {
+                let take = e.mask & want & !have;
+                if take != 0 && e.writer != reader && state == WriterState::Active {
+                    self.exposures.candidate(reader, e.writer, g as u64);
+                }
+                have |= e.mask;
+            }
+            idx = e.next;
+        }
+    }
+
+    // ----- reports ----------------------------------------------------------------------
+
+    pub fn stats(&self) -> HvStats {
+        let (mut restorations, mut entries) = (0, 0);
+        for st in &self.stripes {
+            let _l = st.lock.lock();
+            // SAFETY: stripe lock held.
+            unsafe {
+                restorations += *st.restorations.get();
+                entries += (*st.pool.get()).live;
+            }
+        }
+        let c = &self.counters;
+        let (_, nexp) = self.exposures.reported(0, &mut []);
+        HvStats {
+            ranges: self.ranges.count() as u64,
+            users_begun: c.begun.load(Ordering::Relaxed),
+            users_committed: c.committed.load(Ordering::Relaxed),
+            users_faulted: c.faulted.load(Ordering::Relaxed),
+            users_collected: c.collected.load(Ordering::Relaxed),
+            users_live: self.users.live() as u64,
+            faulted_now: self.faulted.load(Ordering::Relaxed) as u64,
+            restorations,
+            history_entries: entries,
+            corruptions: c.corruptions.load(Ordering::Relaxed),
+            unrecorded: c.unrecorded.load(Ordering::Relaxed),
+            shadow_stores: c.shadow_stores.load(Ordering::Relaxed),
+            exposures: nexp as u64,
+            exposures_dropped: self.exposures.dropped(),
+        }
+    }
+
+    /// Reported exposures from index `from`; returns (copied, total reported).
+    pub fn exposures(&self, from: usize, out: &mut [Exposure]) -> (usize, usize) {
+        self.exposures.reported(from, out)
+    }
+
+    /// Address of the granule whose corruption was detected last (0 if none).
+    pub fn last_corruption(&self) -> usize {
+        self.counters.last_corrupt.load(Ordering::Relaxed)
+    }
+
+    /// Where the recovery data of the granule holding `addr` lives: the metadata and the
+    /// newest history entry. Exists so tests can play the paper's Fig. 10 wild writer.
+    pub fn recovery_area_of(&self, addr: usize) -> Option<(*mut u8, usize)> {
+        let r = self.ranges.find(addr)?;
+        let g = addr & !(GRANULE - 1);
+        // SAFETY: g is a granule of r.
+        let meta = unsafe { r.meta(g) };
+        let st = self.stripe(g);
+        let _l = st.lock.lock();
+        // SAFETY: stripe lock held.
+        let head = unsafe { *meta.head.get() };
+        // SAFETY: stripe lock held.
+        let pool = unsafe { &*st.pool.get() };
+        if head != NIL && pool_valid(pool, head) {
+            Some((pool.chunk_of(head) as *mut u8, core::mem::size_of::<Entry>()))
+        } else {
+            Some((meta as *const GranuleMeta as *mut u8, core::mem::size_of::<GranuleMeta>()))
+        }
+    }
+}
+
+#[inline(always)]
+fn pool_valid(pool: &Pool, idx: u32) -> bool {
+    pool.valid(idx)
+}
+
+/// The mask of bytes `lo..hi` of granule `g`.
+#[inline(always)]
+fn span_mask(g: usize, lo: usize, hi: usize) -> u8 {
+    (((1u16 << (hi - lo)) - 1) << (lo - g)) as u8
+}
+
+/// Place `bytes` (which start at `lo`) at their positions in granule `g`.
+#[inline(always)]
+fn pack(g: usize, lo: usize, bytes: &[u8]) -> (u8, u64) {
+    let shift = lo - g;
+    if bytes.len() == 8 {
+        let v = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+        return (0xFF, v);
+    }
+    let mut v = 0u64;
+    for (k, &b) in bytes.iter().enumerate() {
+        v |= (b as u64) << (8 * (shift + k));
+    }
+    (span_mask(g, lo, lo + bytes.len()), v)
+}
+
+#[inline]
+fn plain_write(dst: usize, bytes: &[u8]) {
+    // SAFETY: an unmonitored store is the program's own plain store; the caller vouches for it
+    // exactly as it would for `memcpy`.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+}
+
+#[inline]
+fn plain_read(src: usize, out: &mut [u8]) {
+    // SAFETY: as in plain_write, for a plain load.
+    unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
+}
+
+/// Is every page of `addr..addr+len` mapped?
+fn is_mapped(addr: usize, len: usize) -> bool {
+    let page = 4096;
+    let start = addr & !(page - 1);
+    let end = (addr + len).div_ceil(page) * page;
+    // SAFETY: msync only inspects the mapping; it fails with ENOMEM on unmapped pages.
+    unsafe { libc::msync(start as *mut libc::c_void, end - start, libc::MS_ASYNC) == 0 }
+}
+
+/// A per-process key for checksums, from the kernel's random source.
+fn process_key() -> u64 {
+    let mut k = 0u64;
+    // SAFETY: getrandom writes at most 8 bytes into `k`.
+    let n = unsafe { libc::getrandom(&mut k as *mut u64 as *mut libc::c_void, 8, libc::GRND_NONBLOCK) };
+    if n != 8 {
+        k = (&k as *const u64 as u64).rotate_left(17) ^ 0xA076_1D64_78BD_642F;
+    }
+    k | 1
+}
