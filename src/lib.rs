@@ -1,1 +1,42 @@
-//! placeholder
+//! libvmsrs: forward self-recovery for multi-user servers, after VMSRS (SHI Yi et al.,
+//! *Multi-User Server Program Self-Recovery System*, Journal of Software, 2015).
+//!
+//! When one user's thread hits a memory error, that user is contained in suppression mode,
+//! every other user keeps running, and the values the faulty user wrote into monitored shared
+//! memory are restored on demand, from recovery data held by the hypervisor component
+//! (crate `vmsrs-hv`), when a normal user next touches them.
+//!
+//! Where the paper's modules are:
+//!
+//! | paper                                    | module                              |
+//! |------------------------------------------|-------------------------------------|
+//! | guest function library, class 1 (access) | [`access`]                         |
+//! | class 2 (output)                          | [`output`] (+ `output.c`)          |
+//! | class 3 (memory)                          | [`memory`]                         |
+//! | class 4 (pointers)                        | [`pointer`]                        |
+//! | class 5 (`Init_profile`, `profile`, hv)   | [`profile`], [`hypervisor`]        |
+//! | crash suppression module                  | [`fault`]                          |
+//! | users (sessions of work)                  | [`user`], [`thread`]               |
+//! | demand restoration, GC, recovery data     | `vmsrs_hv::store`                  |
+//!
+//! The C interface is `include/vmsrs.h`, generated from the `#[no_mangle]` items here.
+
+#[global_allocator]
+static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
+
+pub mod access;
+mod alloc;
+pub mod error;
+pub mod fault;
+mod ffi;
+pub mod hypervisor;
+pub mod memory;
+pub mod output;
+pub mod pointer;
+pub mod profile;
+pub mod runtime;
+pub mod thread;
+pub mod user;
+
+/// `vmsrs_user_end` and `VMSRS_USER_BEGIN()` return this (> 0) for a user that faulted.
+pub const VMSRS_FAULTED: i32 = 1;

@@ -1,0 +1,292 @@
+//! Fault containment (the paper's crash suppression module, DESIGN §5).
+//!
+//! SIGSEGV/SIGBUS/SIGFPE/SIGILL (and optionally SIGABRT) raised in a user's thread make that
+//! user faulted at one linearization point ([`vmsrs_hv::Hv::crash_suppression`]); then the
+//! thread goes on, by policy:
+//! - *oblivious*: the faulting instruction is decoded ([`decode`]) and skipped, a load
+//!   yielding 0 in its destination ([`context`]);
+//! - *unwind*: back to the user's recovery point (`VMSRS_USER_BEGIN()`);
+//! - with no recovery point, the thread is ended and the process goes on.
+//!
+//! A budget (skipped faults, repeats at one pc, time since the first fault) turns oblivious
+//! into unwind. Faults inside libvmsrs itself, or in threads the policy excludes, are chained
+//! to the handler the program had before ([`chain`]).
+//!
+//! Signal-safety rule for everything reachable from [`on_fault`]: no allocation, no blocking
+//! lock, no formatting machinery; only atomics, stripe spin locks, and `write(2)`.
+
+pub mod chain;
+pub mod context;
+pub mod decode;
+pub mod report;
+
+use crate::runtime::{self, bump, Policy, COUNTERS};
+use crate::thread;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use libc::{c_int, c_void, siginfo_t};
+
+/// What became of a contained fault (`enum vmsrs_fault_action`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum vmsrs_fault_action {
+    /// The faulting instruction was skipped (oblivious policy).
+    VMSRS_ACTION_SKIPPED = 1,
+    /// The user was unwound to its recovery point.
+    VMSRS_ACTION_UNWOUND = 2,
+    /// No recovery point: the thread was ended, the process went on.
+    VMSRS_ACTION_THREAD_ENDED = 3,
+    /// The user entered suppression explicitly (`vmsrs_crash_suppression`, a bounds check).
+    VMSRS_ACTION_EXPLICIT = 4,
+    /// The signal carried no faulting instruction (raise/kill); the user is suppressed and
+    /// the thread continues after it.
+    VMSRS_ACTION_SUPPRESSED = 5,
+}
+
+static LIB_TEXT_LO: AtomicUsize = AtomicUsize::new(0);
+static LIB_TEXT_HI: AtomicUsize = AtomicUsize::new(0);
+
+/// Install the handlers for the signals in `mask` (bit per signal number), remembering the
+/// program's handlers for chaining. Called once by `vmsrs_init_profile`.
+pub fn install(mask: u64) -> Result<(), crate::error::VmsrsError> {
+    context::init();
+    find_own_text();
+    thread::ensure_altstack();
+    for sig in 1..64 {
+        if mask & (1u64 << sig) != 0 {
+            chain::take_over(sig, on_fault)?;
+        }
+    }
+    Ok(())
+}
+
+/// The executable extent of libvmsrs, so a fault can be told to be the library's own.
+fn find_own_text() {
+    let mut info: libc::Dl_info = libc::Dl_info {
+        dli_fname: core::ptr::null(),
+        dli_fbase: core::ptr::null_mut(),
+        dli_sname: core::ptr::null(),
+        dli_saddr: core::ptr::null_mut(),
+    };
+    // SAFETY: dladdr on an address inside this object, writing into a local (outside signals).
+    if unsafe { libc::dladdr(find_own_text as *const c_void, &mut info) } == 0 {
+        return;
+    }
+    let base = info.dli_fbase as usize;
+    // SAFETY: the callback only reads the phdr array the loader hands it.
+    unsafe { libc::dl_iterate_phdr(Some(phdr_cb), base as *mut c_void) };
+}
+
+unsafe extern "C" fn phdr_cb(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: the loader passes a valid dl_phdr_info for the duration of the callback.
+    let info = unsafe { &*info };
+    let (mut lo, mut hi) = (usize::MAX, 0usize);
+    let base = info.dlpi_addr as usize;
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr holds dlpi_phnum headers.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+            lo = lo.min(base + ph.p_vaddr as usize);
+            hi = hi.max(base + (ph.p_vaddr + ph.p_memsz) as usize);
+        }
+    }
+    if lo <= data as usize && (data as usize) < hi || (base == data as usize && hi > 0) {
+        LIB_TEXT_LO.store(lo, Ordering::Relaxed);
+        LIB_TEXT_HI.store(hi, Ordering::Relaxed);
+        return 1;
+    }
+    0
+}
+
+fn in_library(pc: usize) -> bool {
+    pc >= LIB_TEXT_LO.load(Ordering::Relaxed) && pc < LIB_TEXT_HI.load(Ordering::Relaxed)
+}
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime is async-signal-safe and writes into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+extern "C" {
+    fn siglongjmp(env: *mut c_void, val: c_int) -> !;
+}
+
+/// The signal handler.
+extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
+    // SAFETY: errno is thread-local; saved and restored around the handler.
+    let errno = unsafe { *libc::__errno_location() };
+    let uc = ucv as *mut libc::ucontext_t;
+    // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
+    // SAFETY: as above.
+    let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
+
+    let action = contain(sig, code, addr, pc, uc);
+    match action {
+        Some(Step::Return) => {}
+        Some(Step::Unwind(buf)) => {
+            // SAFETY: restore errno before leaving.
+            unsafe { *libc::__errno_location() = errno };
+            // SAFETY: `buf` was filled by sigsetjmp in a frame that is still live (the user's
+            // recovery point: its user is still running), and no value with a destructor is
+            // live in this handler frame.
+            unsafe { siglongjmp(buf as *mut c_void, 1) }
+        }
+        None => chain::forward(sig, info, ucv),
+    }
+    // SAFETY: restore errno for the interrupted code.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+enum Step {
+    Return,
+    Unwind(*mut u8),
+}
+
+/// Decide and perform containment; `None` means "not ours: chain".
+fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_t) -> Option<Step> {
+    let rt = runtime::get()?;
+    let depth = thread::with(|t| t.depth.get());
+    if depth > 0 && in_library(pc as usize) {
+        return None;
+    }
+    let mut u = crate::user::current();
+    if u == 0 {
+        if !rt.settings.contain_implicit {
+            return None;
+        }
+        u = crate::user::implicit_in_handler(rt.hv);
+        if u == 0 {
+            return None;
+        }
+    }
+    {
+        let _e = thread::HvEntry::enter();
+        rt.hv.crash_suppression(u).ok()?;
+    }
+    bump(&COUNTERS.faults_contained);
+
+    let escalate = thread::with(|t| {
+        let now = now_ns();
+        if t.first_fault_ns.get() == 0 {
+            t.first_fault_ns.set(now);
+        }
+        if t.last_pc.get() == pc {
+            t.same_pc.set(t.same_pc.get() + 1);
+        } else {
+            t.last_pc.set(pc);
+            t.same_pc.set(1);
+        }
+        t.skipped.get() >= rt.settings.fault_budget
+            || t.same_pc.get() > rt.settings.same_pc_limit
+            || now - t.first_fault_ns.get() > rt.settings.time_budget_ns
+    });
+
+    if code <= 0 {
+        // Sent by kill/raise: there is no faulting instruction to skip.
+        if rt.settings.policy == Policy::Oblivious && !escalate {
+            report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_SUPPRESSED, 0);
+            return Some(Step::Return);
+        }
+    } else if rt.settings.policy == Policy::Oblivious && !escalate && !(sig == libc::SIGSEGV && addr == pc) {
+        // The CPU fetched the instruction at pc, so its bytes are readable.
+        let mut code_bytes = [0u8; 16];
+        // SAFETY: reading up to 15 bytes of executable memory at pc, which the CPU just
+        // fetched; an instruction may end at a page boundary, so read only what is mapped
+        // in pc's page and the next page only if it is mapped.
+        let n = unsafe { readable_code(pc as usize, &mut code_bytes) };
+        if let Some(plan) = decode::plan(&code_bytes[..n], pc) {
+            // SAFETY: `uc` is the interrupted context handed to this handler.
+            unsafe { context::apply(&plan, uc) };
+            thread::with(|t| t.skipped.set(t.skipped.get() + 1));
+            bump(&COUNTERS.instructions_skipped);
+            report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_SKIPPED, plan.len as u64);
+            return Some(Step::Return);
+        }
+    }
+
+    if let Some(buf) = thread::with(|t| t.armed_buf()) {
+        bump(&COUNTERS.unwinds);
+        report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
+        thread::with(|t| t.armed.set(None));
+        return Some(Step::Unwind(buf));
+    }
+    report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED, 0);
+    // SAFETY: `uc` is the interrupted context; redirecting it to the trampoline.
+    unsafe { redirect_to_thread_end(uc) };
+    Some(Step::Return)
+}
+
+/// Copy the instruction bytes at `pc`, stopping at an unmapped page.
+///
+/// # Safety
+/// `pc` must be an address the CPU fetched an instruction from.
+unsafe fn readable_code(pc: usize, out: &mut [u8; 16]) -> usize {
+    let page_end = (pc | 4095) + 1;
+    let mut n = (page_end - pc).min(15);
+    if n < 15 {
+        let mut vec = 0u8;
+        // SAFETY: mincore only inspects the mapping; ENOMEM means unmapped.
+        let mapped = unsafe { libc::mincore(page_end as *mut c_void, 1, &mut vec) } == 0;
+        if mapped {
+            n = 15;
+        }
+    }
+    // SAFETY: the bytes lie in pages just checked to be mapped (and executable ones are
+    // readable on x86-64 Linux).
+    unsafe { core::ptr::copy_nonoverlapping(pc as *const u8, out.as_mut_ptr(), n) };
+    n
+}
+
+/// Make the interrupted thread resume in [`thread_end_trampoline`] on its own stack, below
+/// the red zone, with a zero return address so `pthread_exit`'s unwinder stops there.
+///
+/// # Safety
+/// `uc` must be the context of the current signal.
+unsafe fn redirect_to_thread_end(uc: *mut libc::ucontext_t) {
+    // SAFETY: the context belongs to this signal; the stack below rsp-256 is the thread's
+    // own free stack.
+    unsafe {
+        let g = &mut (*uc).uc_mcontext.gregs;
+        let rsp = g[libc::REG_RSP as usize] as u64;
+        let new_rsp = ((rsp - 1024) & !15) - 8;
+        (new_rsp as *mut u64).write(0);
+        g[libc::REG_RSP as usize] = new_rsp as i64;
+        g[libc::REG_RIP as usize] = thread_end_trampoline as *const () as usize as i64;
+    }
+}
+
+/// Ends the user of a thread that had no recovery point, then the thread itself.
+extern "C" fn thread_end_trampoline() -> ! {
+    if let Some(hv) = runtime::hv() {
+        thread::with(|t| {
+            let u = t.user.get();
+            if u != 0 {
+                let _ = hv.user_end(u);
+                t.user.set(0);
+                t.explicit.set(false);
+            }
+        });
+    }
+    bump(&COUNTERS.threads_ended);
+    // SAFETY: ending the calling thread; no Rust frame with destructors is above us.
+    unsafe { libc::pthread_exit(core::ptr::null_mut()) }
+}
+
+/// Record an explicit suppression entry (class 5, bounds checks) in the last-fault record.
+pub fn note_explicit(kind: c_int, addr: u64, u: u64) {
+    report::fault(kind, 0, addr, 0, u, vmsrs_fault_action::VMSRS_ACTION_EXPLICIT, 0);
+}
+
+/// For tests of the trap path: is `pc` inside libvmsrs?
+pub fn pc_in_library(pc: usize) -> bool {
+    in_library(pc)
+}
+
+/// Count a contained fault that did not come through a signal.
+pub fn count_explicit() {
+    bump(&COUNTERS.faults_contained);
+}
+

@@ -1,0 +1,33 @@
+//! The C boundary: every exported function runs inside [`boundary`], so a panic becomes
+//! `VMSRS_EINTERNAL` instead of unwinding into C (release builds also abort on panic), and
+//! pointer arguments are checked here in one place.
+
+use crate::error::VmsrsError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Run `f`, mapping `Err` and panics to a status code.
+pub fn boundary(f: impl FnOnce() -> Result<i32, VmsrsError>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => crate::error::set_last(e),
+        Err(_) => crate::error::set_last(VmsrsError::VMSRS_EINTERNAL),
+    }
+}
+
+/// `Err(VMSRS_ENULL)` for a NULL pointer.
+pub fn non_null<T>(p: *const T) -> Result<*const T, VmsrsError> {
+    if p.is_null() {
+        Err(VmsrsError::VMSRS_ENULL)
+    } else {
+        Ok(p)
+    }
+}
+
+/// `Err(VMSRS_EZEROLEN)` for a zero length.
+pub fn non_zero(n: usize) -> Result<usize, VmsrsError> {
+    if n == 0 {
+        Err(VmsrsError::VMSRS_EZEROLEN)
+    } else {
+        Ok(n)
+    }
+}

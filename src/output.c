@@ -1,0 +1,207 @@
+/*
+ * Class 2 of the paper's function library: output (vmsrs_printf family).
+ *
+ * C, because formatting consumes a va_list. Rust exports the entry points as naked
+ * trampolines (src/output.rs) that jump here, so these definitions stay hidden.
+ *
+ * - A suppressed user's output is marked: each call is prefixed with
+ *   "[vmsrs: suppressed user N] ", so its reader knows the user failed (paper Fig. 9).
+ * - `%s` arguments that point into monitored memory are read through the caller's view
+ *   (G3 for a normal user, G4 for a suppressed one) when any user is faulted; other
+ *   arguments are values the caller already loaded.
+ * - `%n` is refused (VMSRS_EINVAL): a store through a format argument bypasses monitoring.
+ *   Positional (`%1$s`) formats are printed as by vfprintf, without the view.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <wchar.h>
+
+#define VMSRS_ENULL (-1)
+#define VMSRS_EINVAL (-12)
+
+int vmsrs_user_suppressed(void);
+uint64_t vmsrs_user_current(void);
+int vmsrs__needs_view(const void *p);
+size_t vmsrs__view_cstr(const char *p, char *out, size_t cap);
+void vmsrs__count_suppressed_output(void);
+void *__libc_malloc(size_t);
+void __libc_free(void *);
+
+enum arg_kind { A_NONE, A_INT, A_LONG, A_LLONG, A_SIZE, A_INTMAX, A_PTRDIFF, A_DOUBLE, A_LDOUBLE,
+                A_STR, A_WSTR, A_PTR, A_WINT, A_BAD };
+
+struct spec {
+    const char *start;
+    size_t len;
+    int star_width, star_prec;
+    enum arg_kind kind;
+};
+
+/* Parse one conversion at p (which points at '%'). Returns 0 on success. */
+static int parse_spec(const char *p, struct spec *s) {
+    const char *q = p + 1;
+    memset(s, 0, sizeof *s);
+    s->start = p;
+    if (*q == '%') { s->kind = A_NONE; s->len = 2; return 0; }
+    while (*q && strchr("-+ #0'I", *q)) q++;
+    if (*q == '*') { s->star_width = 1; q++; } else while (*q >= '0' && *q <= '9') q++;
+    if (*q == '$') return -2;
+    if (*q == '.') {
+        q++;
+        if (*q == '*') { s->star_prec = 1; q++; } else while (*q >= '0' && *q <= '9') q++;
+    }
+    int h = 0, l = 0, L = 0, z = 0, j = 0, t = 0;
+    for (;; q++) {
+        if (*q == 'h') h++;
+        else if (*q == 'l') l++;
+        else if (*q == 'L' || *q == 'q') L++;
+        else if (*q == 'z' || *q == 'Z') z++;
+        else if (*q == 'j') j++;
+        else if (*q == 't') t++;
+        else break;
+    }
+    switch (*q) {
+    case 'd': case 'i': case 'o': case 'u': case 'x': case 'X':
+        s->kind = j ? A_INTMAX : z ? A_SIZE : t ? A_PTRDIFF : l >= 2 || L ? A_LLONG : l ? A_LONG : A_INT;
+        (void)h;
+        break;
+    case 'c': s->kind = l ? A_WINT : A_INT; break;
+    case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': case 'a': case 'A':
+        s->kind = L ? A_LDOUBLE : A_DOUBLE; break;
+    case 's': s->kind = l ? A_WSTR : A_STR; break;
+    case 'S': s->kind = A_WSTR; break;
+    case 'C': s->kind = A_WINT; break;
+    case 'p': s->kind = A_PTR; break;
+    case 'm': s->kind = A_NONE; break;
+    case 'n': return -1;
+    default: return -1;
+    }
+    s->len = (size_t)(q - p) + 1;
+    return 0;
+}
+
+/* Validate the whole format; sets *positional when it uses %N$. */
+static int check_format(const char *fmt, int *positional) {
+    *positional = 0;
+    for (const char *p = fmt; (p = strchr(p, '%')) != NULL;) {
+        struct spec s;
+        int r = parse_spec(p, &s);
+        if (r == -2) { *positional = 1; return 0; }
+        if (r != 0) return VMSRS_EINVAL;
+        p += s.len;
+    }
+    return 0;
+}
+
+static int print_prefix(FILE *f) {
+    if (!vmsrs_user_suppressed()) return 0;
+    vmsrs__count_suppressed_output();
+    return fprintf(f, "[vmsrs: suppressed user %llu] ", (unsigned long long)vmsrs_user_current());
+}
+
+/* Print one conversion with its arguments taken from ap. */
+static int print_one(FILE *f, const struct spec *s, va_list *ap) {
+    char one[64];
+    size_t n = s->len < sizeof one - 1 ? s->len : sizeof one - 1;
+    memcpy(one, s->start, n);
+    one[n] = 0;
+    int w = 0, pr = 0;
+    if (s->star_width) w = va_arg(*ap, int);
+    if (s->star_prec) pr = va_arg(*ap, int);
+#define EMIT(val) \
+    (s->star_width && s->star_prec ? fprintf(f, one, w, pr, val) \
+     : s->star_width ? fprintf(f, one, w, val) : s->star_prec ? fprintf(f, one, pr, val) : fprintf(f, one, val))
+    switch (s->kind) {
+    case A_NONE: return fprintf(f, one, 0); /* %% and %m take no argument */
+    case A_INT: return EMIT(va_arg(*ap, int));
+    case A_LONG: return EMIT(va_arg(*ap, long));
+    case A_LLONG: return EMIT(va_arg(*ap, long long));
+    case A_SIZE: return EMIT(va_arg(*ap, size_t));
+    case A_INTMAX: return EMIT(va_arg(*ap, intmax_t));
+    case A_PTRDIFF: return EMIT(va_arg(*ap, ptrdiff_t));
+    case A_DOUBLE: return EMIT(va_arg(*ap, double));
+    case A_LDOUBLE: return EMIT(va_arg(*ap, long double));
+    case A_WSTR: return EMIT(va_arg(*ap, wchar_t *));
+    case A_PTR: return EMIT(va_arg(*ap, void *));
+    case A_WINT: return EMIT(va_arg(*ap, wint_t));
+    case A_STR: {
+        const char *str = va_arg(*ap, const char *);
+        if (str == NULL || !vmsrs__needs_view(str)) return EMIT(str);
+        char small[256];
+        size_t len = vmsrs__view_cstr(str, small, sizeof small);
+        if (len < sizeof small) return EMIT(small);
+        char *big = __libc_malloc(len + 1);
+        if (big == NULL) return EMIT(small);
+        vmsrs__view_cstr(str, big, len + 1);
+        int r = EMIT(big);
+        __libc_free(big);
+        return r;
+    }
+    default: return -1;
+    }
+#undef EMIT
+}
+
+int vmsrs_c_vfprintf(FILE *f, const char *fmt, va_list ap) {
+    if (f == NULL || fmt == NULL) return VMSRS_ENULL;
+    int positional;
+    int rc = check_format(fmt, &positional);
+    if (rc != 0) return rc;
+    flockfile(f);
+    int total = print_prefix(f);
+    if (total < 0) total = 0;
+    int view = 0;
+    if (!positional) {
+        for (const char *p = fmt; (p = strchr(p, '%')) != NULL;) {
+            struct spec s;
+            parse_spec(p, &s);
+            if (s.kind == A_STR) { view = 1; break; }
+            p += s.len;
+        }
+    }
+    if (!view || !vmsrs__needs_view(NULL)) {
+        int r = vfprintf(f, fmt, ap);
+        funlockfile(f);
+        return r < 0 ? r : total + r;
+    }
+    va_list aq;
+    va_copy(aq, ap);
+    const char *p = fmt;
+    while (*p) {
+        const char *pct = strchr(p, '%');
+        size_t lit = pct ? (size_t)(pct - p) : strlen(p);
+        if (lit) { fwrite(p, 1, lit, f); total += (int)lit; }
+        if (!pct) break;
+        struct spec s;
+        parse_spec(pct, &s);
+        int r = print_one(f, &s, &aq);
+        if (r < 0) { total = r; break; }
+        total += r;
+        p = pct + s.len;
+    }
+    va_end(aq);
+    funlockfile(f);
+    return total;
+}
+
+int vmsrs_c_vprintf(const char *fmt, va_list ap) { return vmsrs_c_vfprintf(stdout, fmt, ap); }
+
+int vmsrs_c_printf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vmsrs_c_vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int vmsrs_c_fprintf(FILE *f, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vmsrs_c_vfprintf(f, fmt, ap);
+    va_end(ap);
+    return r;
+}

@@ -1,0 +1,73 @@
+//! Class 2 of the paper's function library: output. The formatting lives in `output.c`
+//! (it consumes a `va_list`); the exported symbols are naked trampolines that jump there
+//! with every argument register untouched, so variadic calls keep their ABI.
+
+use crate::{access, runtime};
+use core::arch::naked_asm;
+
+extern "C" {
+    fn vmsrs_c_printf();
+    fn vmsrs_c_fprintf();
+    fn vmsrs_c_vprintf();
+    fn vmsrs_c_vfprintf();
+}
+
+macro_rules! trampoline {
+    ($name:ident, $target:ident) => {
+        /// See `vmsrs.h`: printf-family output with the caller's monitored view; a
+        /// suppressed user's output is marked.
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name() {
+            naked_asm!("jmp {t}", t = sym $target)
+        }
+    };
+}
+
+trampoline!(vmsrs_printf, vmsrs_c_printf);
+trampoline!(vmsrs_fprintf, vmsrs_c_fprintf);
+trampoline!(vmsrs_vprintf, vmsrs_c_vprintf);
+trampoline!(vmsrs_vfprintf, vmsrs_c_vfprintf);
+
+/// Internal to output.c: must `%s` at `p` be read through the monitored view? With `p` NULL:
+/// may any string need it (is some user faulted)?
+#[no_mangle]
+pub extern "C" fn vmsrs__needs_view(p: *const libc::c_void) -> i32 {
+    match runtime::hv() {
+        Some(hv) if !hv.quiescent() => (p.is_null() || hv.is_monitored(p as usize, 1)) as i32,
+        _ => 0,
+    }
+}
+
+/// Internal to output.c: copy the NUL-terminated string at `p`, as this thread's user sees
+/// it, into `out` (at most `cap - 1` bytes, always terminated); returns its full length.
+///
+/// # Safety
+/// `p` is a readable NUL-terminated string in the caller's view; `out` holds `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs__view_cstr(p: *const u8, out: *mut u8, cap: usize) -> usize {
+    let mut n = 0usize;
+    loop {
+        let mut b = [0u8; 1];
+        access::load_into(p as usize + n, b.as_mut_ptr() as usize, 1);
+        if n + 1 < cap {
+            // SAFETY: n + 1 < cap keeps the write inside `out`.
+            unsafe { out.add(n).write(b[0]) };
+        }
+        if b[0] == 0 {
+            break;
+        }
+        n += 1;
+    }
+    if cap > 0 {
+        // SAFETY: min(n, cap - 1) < cap.
+        unsafe { out.add(n.min(cap - 1)).write(0) };
+    }
+    n
+}
+
+/// Internal to output.c: count one marked output line.
+#[no_mangle]
+pub extern "C" fn vmsrs__count_suppressed_output() {
+    runtime::bump(&runtime::COUNTERS.suppressed_outputs);
+}

@@ -1,0 +1,148 @@
+//! Class 5 (profile half): `vmsrs_init_profile`, `vmsrs_profile`, `vmsrs_unprofile` — the
+//! paper's `Init_profile` and `profile`.
+
+use crate::error::VmsrsError::{self, *};
+use crate::ffi::{boundary, non_null, non_zero};
+use crate::runtime::{self, sigbit, Policy, Settings};
+use crate::thread;
+use core::ffi::CStr;
+use libc::c_char;
+use std::path::Path;
+use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
+use vmsrs_preload::config;
+
+/// Turn the loaded configuration into the settings the runtime acts on.
+pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {
+    if cfg.host != config::Host::InProc {
+        eprintln!(
+            "=={}==vmsrs: VMSRS_HOST={} is not available in this build (only inproc); refusing to start",
+            std::process::id(),
+            cfg.host
+        );
+        return Err(VMSRS_ENOTSUP);
+    }
+    let mut signals = 0u64;
+    for s in cfg.signals.iter() {
+        signals |= sigbit(s.number());
+    }
+    Ok(Settings {
+        policy: match cfg.policy {
+            config::Policy::Oblivious => Policy::Oblivious,
+            config::Policy::Unwind => Policy::Unwind,
+        },
+        signals,
+        fault_budget: cfg.fault_budget,
+        same_pc_limit: cfg.same_pc_limit,
+        time_budget_ns: cfg.time_budget_ms.saturating_mul(1_000_000),
+        exposure: cfg.exposure,
+        cascade: cfg.exposure_policy == config::ExposurePolicy::Cascade,
+        contain_implicit: cfg.contain_implicit,
+        verbose: cfg.verbose,
+    })
+}
+
+fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
+    if runtime::get().is_some() {
+        return Err(VMSRS_EALREADY);
+    }
+    let path = if env_file.is_null() {
+        None
+    } else {
+        // SAFETY: the caller passes a NUL-terminated string (documented).
+        let s = unsafe { CStr::from_ptr(env_file) };
+        Some(s.to_str().map_err(|_| VMSRS_EINVAL)?.to_owned())
+    };
+    let environ = config::environ_snapshot();
+    let loaded = config::load(path.as_deref().map(Path::new), &environ).map_err(|e| {
+        eprintln!("=={}==vmsrs: configuration error: {e}", std::process::id());
+        VmsrsError::from_code(e.code()).unwrap_or(VMSRS_ECONFIG)
+    })?;
+    for w in &loaded.warnings {
+        eprintln!("=={}==vmsrs: warning: {w}", std::process::id());
+    }
+    let settings = settings_from(&loaded.config)?;
+    let rt = runtime::start(settings)?;
+    if rt.settings.verbose > 0 {
+        for line in loaded.config.describe().lines() {
+            eprintln!("=={}==vmsrs: config {line}", std::process::id());
+        }
+    }
+    Ok(0)
+}
+
+/// Initialise libvmsrs: read the configuration, start the hypervisor component, install
+/// the fault handlers. `env_file` names an environment file (systemd `EnvironmentFile=`
+/// subset) or is NULL to use `VMSRS_ENV_FILE` / the process environment only.
+///
+/// Returns 0, or `VMSRS_EALREADY` (already initialised; the first configuration stays),
+/// `VMSRS_EIO` (file unreadable), `VMSRS_ECONFIG` (invalid key value; the reason is printed
+/// on stderr), `VMSRS_ENOTSUP` (host not built), `VMSRS_ENOMEM`.
+///
+/// # Safety
+/// `env_file` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_init_profile(env_file: *const c_char) -> i32 {
+    boundary(|| init(env_file))
+}
+
+/// Monitor `len` bytes at `addr` (the paper's `profile`). `name` (may be NULL) labels the
+/// range in reports; at most 31 bytes are kept. The memory must stay mapped until
+/// `vmsrs_unprofile`; its current contents are the values restored when no normal user has
+/// stored to a byte (G3).
+///
+/// Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
+/// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
+/// mapped), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
+/// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_profile(addr: *mut libc::c_void, len: usize, name: *const c_char) -> i32 {
+    boundary(|| {
+        let rt = runtime::require()?;
+        non_null(addr)?;
+        non_zero(len)?;
+        let name: &[u8] = if name.is_null() {
+            b""
+        } else {
+            // SAFETY: documented contract: NUL-terminated.
+            unsafe { CStr::from_ptr(name) }.to_bytes()
+        };
+        let _e = thread::HvEntry::enter();
+        // SAFETY: `name` is a live slice for the duration of the call.
+        let r = unsafe {
+            vmmcall(
+                rt.hv,
+                Hypercall::Profile,
+                [addr as u64, len as u64, name.as_ptr() as u64, name.len() as u64, 0, 0],
+            )
+        };
+        status(r)
+    })
+}
+
+/// Stop monitoring the range that starts at `addr`. Polluted bytes are restored first, so
+/// the memory is left holding the values normal users should see.
+///
+/// Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL`, `VMSRS_ENOTPROFILED` (no range starts at
+/// `addr`).
+#[no_mangle]
+pub extern "C" fn vmsrs_unprofile(addr: *mut libc::c_void) -> i32 {
+    boundary(|| {
+        let rt = runtime::require()?;
+        non_null(addr)?;
+        let _e = thread::HvEntry::enter();
+        // SAFETY: Unprofile takes no buffers.
+        status(unsafe { vmmcall(rt.hv, Hypercall::Unprofile, [addr as u64, 0, 0, 0, 0, 0]) })
+    })
+}
+
+/// Map a hypercall status to the C result.
+pub fn status(r: i64) -> Result<i32, VmsrsError> {
+    if r < 0 {
+        Err(VmsrsError::from_code(r as i32).unwrap_or(VMSRS_EINTERNAL))
+    } else {
+        Ok(0)
+    }
+}

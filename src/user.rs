@@ -1,0 +1,196 @@
+//! Users: a session of work bound to one thread at a time (`vmsrs_user_*`).
+//!
+//! A thread that never began a user runs as its own implicit user, created at its first
+//! monitored store (or its first fault) and ended when the thread exits. Beginning an explicit
+//! user ends the implicit one first, so the two never overlap on one thread.
+
+use crate::error::VmsrsError::{self, *};
+use crate::ffi::boundary;
+use crate::runtime;
+use crate::thread::{self, ThreadState};
+use vmsrs_hv::{EndKind, Hv};
+
+static EXIT_KEY: spin::Once<libc::pthread_key_t> = spin::Once::new();
+
+/// The user this thread runs, creating its implicit user if it has none. 0 if the user table
+/// is full (the access then proceeds unrecorded, and is counted).
+#[inline]
+pub fn current_or_implicit(hv: &Hv) -> u64 {
+    thread::with(|t| {
+        let u = t.user.get();
+        if u != 0 {
+            return u;
+        }
+        implicit(hv, t)
+    })
+}
+
+#[cold]
+fn implicit(hv: &Hv, t: &ThreadState) -> u64 {
+    match hv.user_begin() {
+        Ok(u) => {
+            t.user.set(u);
+            t.explicit.set(false);
+            t.reset_budget();
+            ensure_exit_hook(t);
+            u
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Create the implicit user from a signal handler (no altstack set-up there).
+pub fn implicit_in_handler(hv: &Hv) -> u64 {
+    thread::with(|t| if t.user.get() != 0 { t.user.get() } else { implicit(hv, t) })
+}
+
+/// The user this thread runs, or 0.
+#[inline]
+pub fn current() -> u64 {
+    thread::with(|t| t.user.get())
+}
+
+fn ensure_exit_hook(t: &ThreadState) {
+    if t.exit_hook.get() {
+        return;
+    }
+    let key = EXIT_KEY.call_once(|| {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: creating a key with a valid extern "C" destructor.
+        unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) };
+        k
+    });
+    // SAFETY: any non-NULL value makes the destructor run at thread exit.
+    unsafe { libc::pthread_setspecific(*key, 1 as *const libc::c_void) };
+    t.exit_hook.set(true);
+}
+
+/// Thread exit: end whatever user the thread still runs, release its alternate stack.
+extern "C" fn thread_exit(_: *mut libc::c_void) {
+    if let Some(hv) = runtime::hv() {
+        thread::with(|t| {
+            let u = t.user.get();
+            if u != 0 {
+                let _e = thread::HvEntry::enter();
+                let _ = hv.user_end(u);
+                t.user.set(0);
+                t.explicit.set(false);
+                t.armed.set(None);
+            }
+        });
+    }
+    thread::release_altstack();
+}
+
+fn end_implicit(hv: &Hv, t: &ThreadState) {
+    let u = t.user.get();
+    if u != 0 && !t.explicit.get() {
+        let _e = thread::HvEntry::enter();
+        let _ = hv.user_end(u);
+        t.user.set(0);
+    }
+}
+
+fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
+    let rt = runtime::require()?;
+    thread::with(|t| {
+        if t.explicit.get() && t.user.get() != 0 {
+            return Err(VMSRS_EINUSER);
+        }
+        end_implicit(rt.hv, t);
+        let u = {
+            let _e = thread::HvEntry::enter();
+            rt.hv.user_begin()?
+        };
+        t.user.set(u);
+        t.explicit.set(true);
+        t.armed.set(arm);
+        t.reset_budget();
+        ensure_exit_hook(t);
+        Ok(())
+    })?;
+    thread::ensure_altstack();
+    Ok(0)
+}
+
+fn end() -> Result<i32, VmsrsError> {
+    let rt = runtime::require()?;
+    thread::with(|t| {
+        let u = t.user.get();
+        if u == 0 || !t.explicit.get() {
+            return Err(VMSRS_ENOUSER);
+        }
+        let kind = {
+            let _e = thread::HvEntry::enter();
+            rt.hv.user_end(u)?
+        };
+        t.user.set(0);
+        t.explicit.set(false);
+        t.armed.set(None);
+        t.reset_budget();
+        Ok(match kind {
+            EndKind::Committed => 0,
+            EndKind::Faulted => VMSRS_FAULTED.code(),
+        })
+    })
+}
+
+/// Begin a user on this thread (no recovery point; see `VMSRS_USER_BEGIN()` for one).
+///
+/// Returns 0, or `VMSRS_EUNINIT`, `VMSRS_EINUSER` (this thread already runs an explicit
+/// user), `VMSRS_ETOOMANY` (4096 users are live).
+#[no_mangle]
+pub extern "C" fn vmsrs_user_begin() -> i32 {
+    boundary(|| begin(None))
+}
+
+/// End this thread's user at its end point. Returns 0 when it committed, `VMSRS_FAULTED` when
+/// it had faulted (its writes are withdrawn and its shadow freed), or `VMSRS_EUNINIT`,
+/// `VMSRS_ENOUSER` (no explicit user was begun on this thread).
+#[no_mangle]
+pub extern "C" fn vmsrs_user_end() -> i32 {
+    boundary(end)
+}
+
+/// The id of the user this thread runs (explicit or implicit), or 0 if none. Ids are never
+/// reused while the process lives.
+#[no_mangle]
+pub extern "C" fn vmsrs_user_current() -> u64 {
+    current()
+}
+
+/// 1 if this thread's user is in suppression mode (faulted), else 0.
+#[no_mangle]
+pub extern "C" fn vmsrs_user_suppressed() -> i32 {
+    let u = current();
+    match runtime::hv() {
+        Some(hv) if u != 0 => hv.suppressed(u) as i32,
+        _ => 0,
+    }
+}
+
+/// Internal to `VMSRS_USER_BEGIN()`: the buffer to `sigsetjmp` into. Never NULL.
+#[no_mangle]
+pub extern "C" fn vmsrs__recovery_point() -> *mut libc::c_void {
+    thread::with(|t| t.staging().1 as *mut libc::c_void)
+}
+
+/// Internal to `VMSRS_USER_BEGIN()`: begin a user whose recovery point was just set.
+#[no_mangle]
+pub extern "C" fn vmsrs__user_begin_rp() -> i32 {
+    let idx = thread::with(|t| t.staging().0);
+    boundary(|| begin(Some(idx)))
+}
+
+/// Internal to `VMSRS_USER_BEGIN()`: the user was unwound to its recovery point after a
+/// fault. Ends (collects) it and returns `VMSRS_FAULTED`.
+#[no_mangle]
+pub extern "C" fn vmsrs__user_unwound() -> i32 {
+    boundary(|| {
+        let r = end();
+        match r {
+            Ok(_) | Err(VMSRS_ENOUSER) => Ok(VMSRS_FAULTED.code()),
+            Err(e) => Err(e),
+        }
+    })
+}
