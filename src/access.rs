@@ -56,50 +56,113 @@ pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) {
     unsafe { vmmcall(hv, Hypercall::Store, [u, dst as u64, src.as_ptr() as u64, src.len() as u64, 0, 0]) };
 }
 
-macro_rules! scalar_api {
-    ($load:ident, $store:ident, $t:ty, $pl:ident, $ps:ident, $doc:literal) => {
-        #[doc = concat!("Monitored load of ", $doc, " at `p` (any alignment), as seen by this thread's user (G3; G4 when")]
-        /// suppressed). On unmonitored memory it is the plain load.
-        ///
-        /// # Safety
-        /// `p` must be an address the caller could load from directly.
-        #[no_mangle]
-        pub unsafe extern "C" fn $load(p: *const $t) -> $t {
-            let a = p as usize;
-            if let Some(hv) = runtime::hv() {
-                if !hv.quiescent() && hv.may_touch(a, size_of::<$t>()) {
-                    let mut b = [0u8; size_of::<$t>()];
-                    load_slow(hv, a, &mut b);
-                    return <$t>::from_le_bytes(b);
-                }
-            }
-            // SAFETY: forwarded contract.
-            unsafe { $pl(a) }
+/// A monitored scalar load of `N` bytes (any alignment); `plain` is the one-instruction
+/// plain load used on unmonitored memory and while no user is faulted.
+#[inline(always)]
+fn load_scalar<const N: usize>(a: usize, plain: impl FnOnce() -> u64) -> u64 {
+    if let Some(hv) = runtime::hv() {
+        if !hv.quiescent() && hv.may_touch(a, N) {
+            let mut b = [0u8; 8];
+            load_slow(hv, a, &mut b[..N]);
+            return u64::from_le_bytes(b);
         }
-
-        #[doc = concat!("Monitored store of ", $doc, " `v` at `p` (any alignment) by this thread's user. On")]
-        /// unmonitored memory it is the plain store.
-        ///
-        /// # Safety
-        /// `p` must be an address the caller could store to directly.
-        #[no_mangle]
-        pub unsafe extern "C" fn $store(p: *mut $t, v: $t) {
-            let a = p as usize;
-            if let Some(hv) = runtime::hv() {
-                if hv.may_touch(a, size_of::<$t>()) {
-                    return store_slow(hv, a, &v.to_le_bytes());
-                }
-            }
-            // SAFETY: forwarded contract.
-            unsafe { $ps(a, v) }
-        }
-    };
+    }
+    plain()
 }
 
-scalar_api!(vmsrs_load8, vmsrs_store8, u8, plain_load8, plain_store8, "a byte");
-scalar_api!(vmsrs_load16, vmsrs_store16, u16, plain_load16, plain_store16, "2 bytes");
-scalar_api!(vmsrs_load32, vmsrs_store32, u32, plain_load32, plain_store32, "4 bytes");
-scalar_api!(vmsrs_load64, vmsrs_store64, u64, plain_load64, plain_store64, "8 bytes");
+/// A monitored scalar store of the low `N` bytes of `v` (any alignment).
+#[inline(always)]
+fn store_scalar<const N: usize>(a: usize, v: u64, plain: impl FnOnce()) {
+    if let Some(hv) = runtime::hv() {
+        if hv.may_touch(a, N) {
+            return store_slow(hv, a, &v.to_le_bytes()[..N]);
+        }
+    }
+    plain()
+}
+
+// Scalar loads and stores: each is the plain access on unmonitored memory, and a bad
+// address faults exactly as the plain access would (then contained like any user fault).
+
+/// Monitored load of a byte at `p`, as this thread's user sees it (G3; G4 when suppressed).
+///
+/// # Safety
+/// `p` must be an address the caller could load from directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_load8(p: *const u8) -> u8 {
+    // SAFETY: forwarded contract.
+    load_scalar::<1>(p as usize, || unsafe { plain_load8(p as usize) } as u64) as u8
+}
+
+/// Monitored load of 2 bytes at `p` (any alignment).
+///
+/// # Safety
+/// `p` must be an address the caller could load from directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_load16(p: *const u16) -> u16 {
+    // SAFETY: forwarded contract.
+    load_scalar::<2>(p as usize, || unsafe { plain_load16(p as usize) } as u64) as u16
+}
+
+/// Monitored load of 4 bytes at `p` (any alignment).
+///
+/// # Safety
+/// `p` must be an address the caller could load from directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_load32(p: *const u32) -> u32 {
+    // SAFETY: forwarded contract.
+    load_scalar::<4>(p as usize, || unsafe { plain_load32(p as usize) } as u64) as u32
+}
+
+/// Monitored load of 8 bytes at `p` (any alignment).
+///
+/// # Safety
+/// `p` must be an address the caller could load from directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_load64(p: *const u64) -> u64 {
+    // SAFETY: forwarded contract.
+    load_scalar::<8>(p as usize, || unsafe { plain_load64(p as usize) })
+}
+
+/// Monitored store of a byte `v` at `p` by this thread's user.
+///
+/// # Safety
+/// `p` must be an address the caller could store to directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_store8(p: *mut u8, v: u8) {
+    // SAFETY: forwarded contract.
+    store_scalar::<1>(p as usize, v as u64, || unsafe { plain_store8(p as usize, v) })
+}
+
+/// Monitored store of 2 bytes `v` at `p` (any alignment).
+///
+/// # Safety
+/// `p` must be an address the caller could store to directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_store16(p: *mut u16, v: u16) {
+    // SAFETY: forwarded contract.
+    store_scalar::<2>(p as usize, v as u64, || unsafe { plain_store16(p as usize, v) })
+}
+
+/// Monitored store of 4 bytes `v` at `p` (any alignment).
+///
+/// # Safety
+/// `p` must be an address the caller could store to directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_store32(p: *mut u32, v: u32) {
+    // SAFETY: forwarded contract.
+    store_scalar::<4>(p as usize, v as u64, || unsafe { plain_store32(p as usize, v) })
+}
+
+/// Monitored store of 8 bytes `v` at `p` (any alignment).
+///
+/// # Safety
+/// `p` must be an address the caller could store to directly.
+#[no_mangle]
+pub unsafe extern "C" fn vmsrs_store64(p: *mut u64, v: u64) {
+    // SAFETY: forwarded contract.
+    store_scalar::<8>(p as usize, v, || unsafe { plain_store64(p as usize, v) })
+}
 
 /// Copy `n` bytes from `src` into `dst` through the monitored view (`src` may be monitored;
 /// `dst` is written plainly). In chunks so any length works without allocation.
@@ -204,4 +267,3 @@ pub unsafe extern "C" fn vmsrs_assign(dst: *mut libc::c_void, src: *const libc::
         Ok(0)
     })
 }
-

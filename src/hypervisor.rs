@@ -50,7 +50,8 @@ pub extern "C" fn vmsrs_crash_suppression(kind: i32, addr: *const libc::c_void) 
         }
         let _e = thread::HvEntry::enter();
         // SAFETY: CrashSuppression takes no buffers; `u` is this thread's user.
-        let r = unsafe { vmmcall(rt.hv, Hypercall::CrashSuppression, [u, kind as u64, addr as u64, 0, 0, 0]) };
+        let r =
+            unsafe { vmmcall(rt.hv, Hypercall::CrashSuppression, [u, kind as u64, addr as u64, 0, 0, 0]) };
         crate::profile::status(r)?;
         crate::fault::count_explicit();
         crate::fault::note_explicit(kind, addr as u64, u);
@@ -144,7 +145,6 @@ pub unsafe extern "C" fn vmsrs_stats(out: *mut vmsrs_stats) -> i32 {
         Ok(0)
     })
 }
-
 
 /// Copy up to `cap` reported exposures, oldest first, into `out` (may be NULL when `cap` is
 /// 0); `*total` (if not NULL) receives how many are reported in all. Returns the number

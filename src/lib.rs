@@ -37,6 +37,3 @@ pub mod profile;
 pub mod runtime;
 pub mod thread;
 pub mod user;
-
-/// `vmsrs_user_end` and `VMSRS_USER_BEGIN()` return this (> 0) for a user that faulted.
-pub const VMSRS_FAULTED: i32 = 1;

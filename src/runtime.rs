@@ -36,7 +36,10 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             policy: Policy::Oblivious,
-            signals: sigbit(libc::SIGSEGV) | sigbit(libc::SIGBUS) | sigbit(libc::SIGFPE) | sigbit(libc::SIGILL),
+            signals: sigbit(libc::SIGSEGV)
+                | sigbit(libc::SIGBUS)
+                | sigbit(libc::SIGFPE)
+                | sigbit(libc::SIGILL),
             fault_budget: 64,
             same_pc_limit: 4,
             time_budget_ns: 2_000_000_000,

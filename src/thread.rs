@@ -132,7 +132,8 @@ pub fn ensure_altstack() {
         let min = unsafe { libc::sysconf(SC_SIGSTKSZ) }.max(16384) as usize;
         let size = (min * 4).max(64 * 1024);
         let Some(region) = vmsrs_hv::arena::Region::map(size) else { return };
-        let st = libc::stack_t { ss_sp: region.as_ptr() as *mut libc::c_void, ss_flags: 0, ss_size: region.len() };
+        let st =
+            libc::stack_t { ss_sp: region.as_ptr() as *mut libc::c_void, ss_flags: 0, ss_size: region.len() };
         // SAFETY: `st` describes a private mapping that lives as long as the thread (leaked).
         if unsafe { libc::sigaltstack(&st, core::ptr::null_mut()) } == 0 {
             let len = region.len();

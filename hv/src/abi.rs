@@ -6,7 +6,7 @@
 //! `rax`, arguments in `rdi, rsi, rdx, r10, r8, r9`; the status comes back in `rax`.
 
 /// Stable, numbered status codes. Zero is success; negative values are errors; the only
-/// positive value is [`VmsrsError::VMSRS_FAULTED`], which reports a user that faulted.
+/// positive value is `VMSRS_FAULTED`, which reports a user that faulted.
 #[allow(non_camel_case_types)]
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,33 +62,13 @@ impl VmsrsError {
     }
 
     /// Every code, for tables and tests.
-    pub const ALL: [VmsrsError; 21] = [
-        Self::VMSRS_OK,
-        Self::VMSRS_FAULTED,
-        Self::VMSRS_ENULL,
-        Self::VMSRS_EZEROLEN,
-        Self::VMSRS_EUNINIT,
-        Self::VMSRS_EALREADY,
-        Self::VMSRS_EOVERLAP,
-        Self::VMSRS_ENOTPROFILED,
-        Self::VMSRS_ENOUSER,
-        Self::VMSRS_EINUSER,
-        Self::VMSRS_ETOOMANY,
-        Self::VMSRS_ENOMEM,
-        Self::VMSRS_ECONFIG,
-        Self::VMSRS_EINVAL,
-        Self::VMSRS_ERANGE,
-        Self::VMSRS_ECORRUPT,
-        Self::VMSRS_EIO,
-        Self::VMSRS_EINTERNAL,
-        Self::VMSRS_ENOTSUP,
-        Self::VMSRS_ENOFAULT,
-        Self::VMSRS_EBADRANGE,
-    ];
+    pub fn all() -> &'static [VmsrsError] {
+        &ALL_CODES
+    }
 
     /// Decode a status; unknown values are `None`.
     pub fn from_code(code: i32) -> Option<Self> {
-        Self::ALL.iter().copied().find(|e| e.code() == code)
+        ALL_CODES.iter().copied().find(|e| e.code() == code)
     }
 
     /// A static, NUL-terminated description (for `vmsrs_strerror`).
@@ -118,6 +98,30 @@ impl VmsrsError {
         }
     }
 }
+
+const ALL_CODES: [VmsrsError; 21] = [
+    VmsrsError::VMSRS_OK,
+    VmsrsError::VMSRS_FAULTED,
+    VmsrsError::VMSRS_ENULL,
+    VmsrsError::VMSRS_EZEROLEN,
+    VmsrsError::VMSRS_EUNINIT,
+    VmsrsError::VMSRS_EALREADY,
+    VmsrsError::VMSRS_EOVERLAP,
+    VmsrsError::VMSRS_ENOTPROFILED,
+    VmsrsError::VMSRS_ENOUSER,
+    VmsrsError::VMSRS_EINUSER,
+    VmsrsError::VMSRS_ETOOMANY,
+    VmsrsError::VMSRS_ENOMEM,
+    VmsrsError::VMSRS_ECONFIG,
+    VmsrsError::VMSRS_EINVAL,
+    VmsrsError::VMSRS_ERANGE,
+    VmsrsError::VMSRS_ECORRUPT,
+    VmsrsError::VMSRS_EIO,
+    VmsrsError::VMSRS_EINTERNAL,
+    VmsrsError::VMSRS_ENOTSUP,
+    VmsrsError::VMSRS_ENOFAULT,
+    VmsrsError::VMSRS_EBADRANGE,
+];
 
 /// Result type of the recovery store.
 pub type HvResult<T> = Result<T, VmsrsError>;

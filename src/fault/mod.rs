@@ -289,4 +289,3 @@ pub fn pc_in_library(pc: usize) -> bool {
 pub fn count_explicit() {
     bump(&COUNTERS.faults_contained);
 }
-
