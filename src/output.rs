@@ -16,6 +16,9 @@ macro_rules! trampoline {
     ($name:ident, $target:ident) => {
         /// See `vmsrs.h`: printf-family output with the caller's monitored view; a
         /// suppressed user's output is marked.
+        ///
+        /// # Safety
+        /// Called from C with the printf-family signature declared in `vmsrs.h`.
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name() {

@@ -29,7 +29,11 @@ impl Log {
             if let Some(old) = &self.region {
                 // SAFETY: both regions are valid for `len` u64s and do not overlap.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(old.as_ptr() as *const u64, r.as_ptr() as *mut u64, self.len)
+                    core::ptr::copy_nonoverlapping(
+                        old.as_ptr() as *const u64,
+                        r.as_ptr() as *mut u64,
+                        self.len,
+                    )
                 };
             }
             self.region = Some(r);
@@ -96,11 +100,19 @@ impl Shadow {
         self.region.as_ref().map_or(0, |r| r.len() / core::mem::size_of::<ShadowSlot>())
     }
 
-    fn slots(&self) -> &mut [ShadowSlot] {
+    fn slots(&self) -> &[ShadowSlot] {
         match &self.region {
-            // SAFETY: the region holds `cap` zero-initialised or written ShadowSlots and only
-            // the owning thread touches it.
-            Some(r) => unsafe { core::slice::from_raw_parts_mut(r.as_ptr() as *mut ShadowSlot, self.cap()) },
+            // SAFETY: the region holds `cap` zero-initialised or written ShadowSlots.
+            Some(r) => unsafe { core::slice::from_raw_parts(r.as_ptr() as *const ShadowSlot, self.cap()) },
+            None => &[],
+        }
+    }
+
+    fn slots_mut(&mut self) -> &mut [ShadowSlot] {
+        let cap = self.cap();
+        match &mut self.region {
+            // SAFETY: as in `slots`; `&mut self` makes the access exclusive.
+            Some(r) => unsafe { core::slice::from_raw_parts_mut(r.as_ptr() as *mut ShadowSlot, cap) },
             None => &mut [],
         }
     }
@@ -135,7 +147,7 @@ impl Shadow {
             return false;
         }
         let mut added = false;
-        let slots = self.slots();
+        let slots = self.slots_mut();
         let m = slots.len() - 1;
         let mut i = Self::hash(gaddr) & m;
         loop {

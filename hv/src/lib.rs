@@ -29,7 +29,7 @@ pub mod store;
 pub mod sync;
 pub mod users;
 
-pub use abi::{genrl_regs, Hypercall, HvResult, VmFrame, VmsrsError};
+pub use abi::{genrl_regs, HvResult, Hypercall, VmFrame, VmsrsError};
 pub use exit::svm_exit_handler;
 pub use exposure::Exposure;
 pub use store::{EndKind, Hv, HvBox, HvConfig, HvStats};

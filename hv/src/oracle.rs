@@ -67,11 +67,7 @@ impl Oracle {
     }
 
     fn normal_byte(&self, off: usize) -> u8 {
-        self.stores[off]
-            .iter()
-            .rev()
-            .find(|(w, _)| !self.faulted(*w))
-            .map_or(self.initial[off], |&(_, b)| b)
+        self.stores[off].iter().rev().find(|(w, _)| !self.faulted(*w)).map_or(self.initial[off], |&(_, b)| b)
     }
 
     pub fn load(&self, u: u64, off: usize, n: usize) -> Vec<u8> {

@@ -514,7 +514,15 @@ impl Hv {
     }
 
     #[inline]
-    fn store_in_range(&self, u: UserId, slot: &UserSlot, suppressed: bool, r: &RangeRef, p: usize, bytes: &[u8]) {
+    fn store_in_range(
+        &self,
+        u: UserId,
+        slot: &UserSlot,
+        suppressed: bool,
+        r: &RangeRef,
+        p: usize,
+        bytes: &[u8],
+    ) {
         let end = p + bytes.len();
         let mut g = p & !(GRANULE - 1);
         while g < end {
@@ -587,7 +595,15 @@ impl Hv {
     }
 
     #[inline]
-    fn load_in_range(&self, u: UserId, suppressed: bool, exposure: bool, r: &RangeRef, p: usize, out: &mut [u8]) {
+    fn load_in_range(
+        &self,
+        u: UserId,
+        suppressed: bool,
+        exposure: bool,
+        r: &RangeRef,
+        p: usize,
+        out: &mut [u8],
+    ) {
         let end = p + out.len();
         let mut g = p & !(GRANULE - 1);
         while g < end {
@@ -641,7 +657,9 @@ impl Hv {
                 read_raw(g)
             } else {
                 match self.resolve_locked(st, meta, g, View::Suppressed(u)) {
-                    Some(res) => (res.value & byte_mask(res.covered)) | (read_raw(g) & !byte_mask(res.covered)),
+                    Some(res) => {
+                        (res.value & byte_mask(res.covered)) | (read_raw(g) & !byte_mask(res.covered))
+                    }
                     None => read_raw(g),
                 }
             };

@@ -4,10 +4,10 @@
 //! Every primitive here is async-signal-safe: no allocation, no futex, no blocking syscall
 //! beyond `sched_yield`. This is what allows fault entry to run inside a signal handler.
 
-#[cfg(loom)]
-pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A test-and-test-and-set spin lock guarding one stripe of granule metadata.
 ///
@@ -30,11 +30,7 @@ impl StripeLock {
 
     #[inline]
     pub fn lock(&self) -> StripeGuard<'_> {
-        if self
-            .held
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.held.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_slow();
         }
         StripeGuard { lock: self }
@@ -48,11 +44,7 @@ impl StripeLock {
                 spins += 1;
                 relax(spins);
             }
-            if self
-                .held
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.held.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                 return;
             }
         }

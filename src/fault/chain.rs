@@ -44,7 +44,10 @@ pub fn take_over(sig: c_int, handler: Handler) -> Result<(), VmsrsError> {
 }
 
 /// Hand the signal to the program's previous handler, or apply the default action.
-pub fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+///
+/// # Safety
+/// `info` and `uc` are the arguments the kernel passed to the current signal handler.
+pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     bump(&COUNTERS.faults_chained);
     // SAFETY: read-only after install.
     let old = unsafe { &(*SAVED.0.get())[sig as usize] };

@@ -134,7 +134,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
             // live in this handler frame.
             unsafe { siglongjmp(buf as *mut c_void, 1) }
         }
-        None => chain::forward(sig, info, ucv),
+        // SAFETY: the kernel's own arguments to this handler.
+        None => unsafe { chain::forward(sig, info, ucv) },
     }
     // SAFETY: restore errno for the interrupted code.
     unsafe { *libc::__errno_location() = errno };

@@ -123,11 +123,8 @@ impl Line {
                 break;
             }
         }
-        for k in i..tmp.len() {
-            let c = [tmp[k]];
-            // SAFETY: ASCII digits are valid UTF-8.
-            self.s(unsafe { core::str::from_utf8_unchecked(&c) });
-        }
+        // SAFETY: ASCII digits are valid UTF-8.
+        self.s(unsafe { core::str::from_utf8_unchecked(&tmp[i..]) });
         self
     }
 
