@@ -64,6 +64,19 @@
 //!
 //! RSP is never zeroed (a load into the stack pointer is dropped instead), nor
 //! are segment, control, debug, bound or AMX tile registers.
+//!
+//! # Limits (approximations of "the load yields 0")
+//!
+//! * Flags are never modelled (`cmp`/`test`/`add` leave RFLAGS as they were).
+//! * EVEX merge-masked loads (`vmovdqu32 zmm0{k1}, [m]`) and gathers zero the
+//!   whole destination; lanes the mask would have preserved are not kept.
+//! * VEX/EVEX 3-operand forms (`vaddps ymm0, ymm1, [m]`, `vmovlps xmm0, xmm1,
+//!   [m]`, `vinserti128`) zero the destination rather than computing
+//!   `src1 op 0`; `cmovcc r, [m]` zeroes `r` whatever the condition; `adc`/
+//!   `sbb`/`crc32`/`tzcnt`/`lzcnt` zero their destination; `insertps` zeroes
+//!   the whole xmm.
+//! * Stack ops do not move RSP; string ops leave RCX/RSI/RDI mid-way.
+//! * A skipped `ret`, `call` or `jmp` falls through to the next instruction.
 
 use iced_x86::{
     Code, Decoder, DecoderOptions, EncodingKind, FlowControl, Instruction, Mnemonic, OpKind, Register,
@@ -92,9 +105,10 @@ pub enum GprWidth {
 }
 
 /// A register effect of a skipped instruction (what gets zeroed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reg {
     /// Unused slot.
+    #[default]
     None,
     /// General-purpose register by hardware number: 0 rax, 1 rcx, 2 rdx,
     /// 3 rbx, 4 rsp, 5 rbp, 6 rsi, 7 rdi, 8..=15 r8..r15.
@@ -200,12 +214,6 @@ pub fn plan(code: &[u8], rip: u64) -> Option<SkipPlan> {
 struct Zeros {
     regs: [Reg; 2],
     n: usize,
-}
-
-impl Default for Reg {
-    fn default() -> Self {
-        Reg::None
-    }
 }
 
 impl Zeros {
