@@ -479,16 +479,20 @@ int vmsrs_vfprintf(FILE *stream, const char *fmt, va_list ap);
     do { __typeof__(lv) vmsrs__v = (val); vmsrs_store(&(lv), &vmsrs__v, sizeof(lv)); } while (0)
 #endif
 
-#else /* VMSRS_DISABLE: every call is the plain operation */
+#else /* VMSRS_DISABLE: every call is the plain operation (no library needed) */
 
-#define vmsrs_init_profile(f) ((void)(f), 0)
-#define vmsrs_profile(a, n, name) ((void)(a), (void)(n), (void)(name), 0)
-#define vmsrs_unprofile(a) ((void)(a), 0)
-#define vmsrs_user_begin() 0
-#define vmsrs_user_end() 0
-#define vmsrs_user_current() ((uint64_t)0)
-#define vmsrs_user_suppressed() 0
-#define VMSRS_USER_BEGIN() 0
+static inline int32_t vmsrs__off_ok(void) { return 0; }
+static inline int32_t vmsrs__off_code(int32_t code) { return code; }
+static inline int32_t vmsrs__off_copy(void *d, const void *s, size_t n) { memmove(d, s, n); return 0; }
+
+#define vmsrs_init_profile(f) ((void)(f), vmsrs__off_ok())
+#define vmsrs_profile(a, n, name) ((void)(a), (void)(n), (void)(name), vmsrs__off_ok())
+#define vmsrs_unprofile(a) ((void)(a), vmsrs__off_ok())
+#define vmsrs_user_begin() vmsrs__off_ok()
+#define vmsrs_user_end() vmsrs__off_ok()
+#define vmsrs_user_current() ((uint64_t)vmsrs__off_ok())
+#define vmsrs_user_suppressed() vmsrs__off_ok()
+#define VMSRS_USER_BEGIN() vmsrs__off_ok()
 #define vmsrs_load8(p) (*(const volatile uint8_t *)(p))
 #define vmsrs_load16(p) (*(const volatile uint16_t *)(p))
 #define vmsrs_load32(p) (*(const volatile uint32_t *)(p))
@@ -497,11 +501,11 @@ int vmsrs_vfprintf(FILE *stream, const char *fmt, va_list ap);
 #define vmsrs_store16(p, v) ((void)(*(volatile uint16_t *)(p) = (v)))
 #define vmsrs_store32(p, v) ((void)(*(volatile uint32_t *)(p) = (v)))
 #define vmsrs_store64(p, v) ((void)(*(volatile uint64_t *)(p) = (v)))
-#define vmsrs_load(d, s, n) (memcpy((d), (s), (n)), 0)
-#define vmsrs_store(d, s, n) (memcpy((d), (s), (n)), 0)
-#define vmsrs_assign(d, s, n) (memmove((d), (s), (n)), 0)
+#define vmsrs_load(d, s, n) vmsrs__off_copy((d), (s), (n))
+#define vmsrs_store(d, s, n) vmsrs__off_copy((d), (s), (n))
+#define vmsrs_assign(d, s, n) vmsrs__off_copy((d), (s), (n))
 #define VMSRS_GET(lv) (lv)
-#define VMSRS_SET(lv, val) ((lv) = (val))
+#define VMSRS_SET(lv, val) ((void)((lv) = (val)))
 #define vmsrs_printf printf
 #define vmsrs_fprintf fprintf
 #define vmsrs_vprintf vprintf
@@ -514,13 +518,13 @@ int vmsrs_vfprintf(FILE *stream, const char *fmt, va_list ap);
 #define vmsrs_memcpy memcpy
 #define vmsrs_memmove memmove
 #define vmsrs_ptr_add(p, d) ((void *)((char *)(p) + (d)))
-#define vmsrs_ptr_check(p, n) ((void)(p), (void)(n), 0)
-#define vmsrs_crash_suppression(k, a) ((void)(k), (void)(a), 0)
-#define vmsrs_stats(o) ((void)(o), VMSRS_ENOTSUP)
-#define vmsrs_exposures(o, c, t) ((void)(o), (void)(c), (void)(t), 0)
-#define vmsrs_last_fault(o) ((void)(o), VMSRS_ENOFAULT)
-#define vmsrs_last_error() 0
+#define vmsrs_ptr_check(p, n) ((void)(p), (void)(n), vmsrs__off_ok())
+#define vmsrs_crash_suppression(k, a) ((void)(k), (void)(a), vmsrs__off_ok())
+#define vmsrs_stats(o) ((void)(o), vmsrs__off_code(VMSRS_ENOTSUP))
+#define vmsrs_exposures(o, c, t) ((void)(o), (void)(c), (void)(t), vmsrs__off_ok())
+#define vmsrs_last_fault(o) ((void)(o), vmsrs__off_code(VMSRS_ENOFAULT))
+#define vmsrs_last_error() vmsrs__off_ok()
 #define vmsrs_strerror(c) ((void)(c), "libvmsrs disabled at compile time (VMSRS_DISABLE)")
-#define vmsrs_debug_recovery_area(a, p, n) ((void)(a), (void)(p), (void)(n), VMSRS_ENOTSUP)
+#define vmsrs_debug_recovery_area(a, p, n) ((void)(a), (void)(p), (void)(n), vmsrs__off_code(VMSRS_ENOTSUP))
 
 #endif /* VMSRS_DISABLE */

@@ -61,7 +61,7 @@ fn ensure_exit_hook(t: &ThreadState) {
         k
     });
     // SAFETY: any non-NULL value makes the destructor run at thread exit.
-    unsafe { libc::pthread_setspecific(*key, 1 as *const libc::c_void) };
+    unsafe { libc::pthread_setspecific(*key, core::ptr::NonNull::<libc::c_void>::dangling().as_ptr()) };
     t.exit_hook.set(true);
 }
 

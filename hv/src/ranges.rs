@@ -204,7 +204,15 @@ impl RangeTable {
     }
 
     /// Add a range; the caller holds the profile lock and has validated the arguments.
-    pub fn insert(&self, start: usize, len: usize, name: &[u8]) -> crate::HvResult<RangeRef> {
+    /// `seal` initialises each granule's metadata (given its granule address) before the
+    /// range becomes visible to readers.
+    pub fn insert(
+        &self,
+        start: usize,
+        len: usize,
+        name: &[u8],
+        seal: &dyn Fn(&GranuleMeta, usize),
+    ) -> crate::HvResult<RangeRef> {
         use crate::VmsrsError::*;
         let n = self.n.load(Ordering::Relaxed);
         let end = start.checked_add(len).ok_or(VMSRS_EINVAL)?;
@@ -224,7 +232,10 @@ impl RangeTable {
         let meta = region.as_ptr() as *mut GranuleMeta;
         for g in 0..granules {
             // SAFETY: the region holds `granules` GranuleMeta-sized, suitably aligned slots.
-            unsafe { meta.add(g).write(GranuleMeta::new()) };
+            unsafe {
+                meta.add(g).write(GranuleMeta::new());
+                seal(&*meta.add(g), gstart + g * GRANULE);
+            }
         }
         // Metadata outlives the range (see the module comment).
         let meta = region.leak() as usize;

@@ -140,19 +140,46 @@ fn read_raw(gaddr: usize) -> u64 {
     unsafe { core::ptr::read_volatile(gaddr as *const u64) }
 }
 
+/// Write the bytes of `val` selected by `mask` into granule `g` as ONE memory access, so a
+/// concurrent lock-free reader never sees a torn value (G5): a naturally aligned run of
+/// 1/2/4/8 bytes is one plain store; any other mask is a compare-and-swap of the whole
+/// granule, which also never loses a concurrent plain store to the granule's other bytes
+/// (which may belong to an unmonitored neighbour).
 #[inline(always)]
 fn write_raw(gaddr: usize, mask: u8, val: u64) {
-    if mask == 0xFF {
-        // SAFETY: as in read_raw; the whole granule belongs to the range.
-        unsafe { core::ptr::write_volatile(gaddr as *mut u64, val) };
-        return;
-    }
-    let mut m = mask;
-    while m != 0 {
-        let i = m.trailing_zeros() as usize;
-        // SAFETY: byte i of the granule belongs to the range (it is in the mask).
-        unsafe { core::ptr::write_volatile((gaddr + i) as *mut u8, (val >> (8 * i)) as u8) };
-        m &= m - 1;
+    let lo = mask.trailing_zeros();
+    let n = mask.count_ones();
+    let contiguous = mask != 0 && (mask >> lo) as u16 == (1u16 << n) - 1;
+    let v = val >> (8 * (lo % 8));
+    let at = gaddr + lo as usize;
+    // SAFETY (all arms): granules of a profiled range lie in memory the program declared
+    // mapped, and every byte written is in `mask`, i.e. belongs to the range; an aligned
+    // access of width n at an offset that is a multiple of n stays inside the granule.
+    match (contiguous, n) {
+        (_, 0) => {}
+        (true, 8) => unsafe { core::ptr::write_volatile(gaddr as *mut u64, val) },
+        (true, 4) if lo % 4 == 0 => unsafe { core::ptr::write_volatile(at as *mut u32, v as u32) },
+        (true, 2) if lo % 2 == 0 => unsafe { core::ptr::write_volatile(at as *mut u16, v as u16) },
+        (true, 1) => unsafe { core::ptr::write_volatile(at as *mut u8, v as u8) },
+        _ => {
+            // SAFETY: the granule is 8-aligned, mapped and writable; AtomicU64 has the
+            // layout of u64, and every other access to it is a single plain access.
+            let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(gaddr as *mut u64) };
+            let bm = byte_mask(mask);
+            let mut cur = word.load(core::sync::atomic::Ordering::Relaxed);
+            loop {
+                let new = (cur & !bm) | (val & bm);
+                match word.compare_exchange_weak(
+                    cur,
+                    new,
+                    core::sync::atomic::Ordering::Release,
+                    core::sync::atomic::Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => cur = actual,
+                }
+            }
+        }
     }
 }
 
@@ -249,7 +276,13 @@ impl Hv {
             return Err(VMSRS_EINVAL);
         }
         let _g = self.profile_lock.lock();
-        self.ranges.insert(addr, len, name).map(|r| r.id)
+        let key = self.key;
+        self.ranges
+            .insert(addr, len, name, &|meta, g| {
+                // SAFETY: the metadata is not yet published; nobody else can reach it.
+                unsafe { *meta.sum.get() = mix(0, NIL as u64, g as u64, key) };
+            })
+            .map(|r| r.id)
     }
 
     /// Stop monitoring the range that starts at `addr`; raw memory is left at its G3 value.
@@ -368,19 +401,10 @@ impl Hv {
         // SAFETY: called on the user's own thread (contract of crash_suppression).
         let owned = unsafe { slot.owned() };
         for &g in owned.log.as_slice() {
-            self.with_granule(g as usize, |st, meta| {
-                // SAFETY: stripe lock held.
-                let pool = unsafe { &*st.pool.get() };
-                // SAFETY: stripe lock held.
-                let mut idx = unsafe { *meta.head.get() };
-                while idx != NIL && pool_valid(pool, idx) {
-                    let e = pool.get(idx);
-                    if e.writer == u && e.mask != 0 {
-                        meta.flags.fetch_or(POLLUTED, Ordering::SeqCst);
-                        break;
-                    }
-                    idx = e.next;
-                }
+            // Marked unconditionally: even if a wild write broke F's entry (so it no longer
+            // names F), the restoration that follows must run and find the damage (G6).
+            self.with_granule(g as usize, |_, meta| {
+                meta.flags.fetch_or(POLLUTED, Ordering::SeqCst);
             });
         }
         // … and this store is the fault's linearization point.

@@ -54,7 +54,7 @@ impl StripeLock {
 #[cfg(not(loom))]
 #[inline]
 fn relax(spins: u32) {
-    if spins % 64 == 0 {
+    if spins.is_multiple_of(64) {
         // SAFETY: sched_yield has no preconditions and is async-signal-safe.
         unsafe { libc::sched_yield() };
     } else {

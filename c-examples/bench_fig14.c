@@ -1,0 +1,423 @@
+/*
+ * bench_fig14.c -- the paper's Fig. 14 workloads (§5.2): whole-program overhead of libvmsrs
+ * for a "normal", an assignment-heavy, a read-intensive and a write-intensive program over a
+ * shared monitored table, with 1 .. 256 concurrent users (one thread each), in normal mode
+ * and in suppression mode (one user faulted and parked for the whole run).
+ *
+ * Built twice from this one file:
+ *   baseline: gcc -O2 -pthread -Iinclude -DVMSRS_DISABLE c-examples/bench_fig14.c -o fig14_plain
+ *   libvmsrs: gcc -O2 -pthread -Iinclude c-examples/bench_fig14.c -o fig14_vmsrs \
+ *                 -Ltarget/release -lvmsrs -Wl,-rpath,$PWD/target/release
+ * and driven by the libvmsrs build:   fig14_vmsrs -b ./fig14_plain
+ * The driver runs every configuration in a fresh process, alternating baseline, libvmsrs
+ * normal and libvmsrs suppressed runs, and reports medians over the repetitions of process
+ * CPU time per request (the machine is shared: CPU time leaves out time other jobs took) and
+ * of wall time per request. It reports; it never asserts, and exits 0.
+ *
+ * A request is one user (vmsrs_user_begin .. vmsrs_user_end), as in a thread-per-request
+ * server: the server's own work (FNV-1a over a private 4 KiB buffer, unmonitored), then the
+ * workload's accesses to the shared table (NREC records of 8 fields):
+ *   normal    8 loads, 2 stores, 1 assignment of 16 bytes
+ *   assign    16 assignments of 16 bytes (table to table; the paper's assignment class)
+ *   read      64 loads
+ *   write     32 stores
+ * Record and field indices are pseudo-random per thread, so users share granules.
+ * Worker mode (used by the driver): --one WORKLOAD USERS MODE REQUESTS
+ */
+#define _GNU_SOURCE
+#include "vmsrs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NREC 4096u
+#define NFIELD 8u
+#define WORK 4096u
+#define NPOLLUTE 256u  /* granules the parked faulty user writes before it faults */
+#define WARMUP 5000    /* untimed requests on the main thread before the run */
+
+enum { W_NORMAL, W_ASSIGN, W_READ, W_WRITE, NWORK };
+static const char *wname[NWORK] = { "normal", "assign", "read", "write" };
+static const char *wdesc[NWORK] = { "8 loads + 2 stores + 1 assign(16 B)", "16 assign(16 B)",
+                                    "64 loads", "32 stores" };
+
+static uint64_t *table;
+
+static uint64_t clock_ns(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ----- worker mode ------------------------------------------------------------------- */
+
+struct tctx {
+    pthread_t th;
+    int workload;
+    long requests;
+    uint64_t rng;
+    uint64_t result;
+    int errors;
+    unsigned char buf[WORK];
+};
+
+static pthread_barrier_t start_line;
+
+static inline uint64_t next(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static inline uint64_t *field(uint64_t r) {
+    return table + ((r >> 3) % NREC) * NFIELD + (r & (NFIELD - 1));
+}
+
+static inline uint64_t *record_half(uint64_t r) { /* 16 aligned bytes of a record */
+    return table + ((r >> 2) % NREC) * NFIELD + 2 * (r & 3);
+}
+
+static uint64_t request(struct tctx *c) {
+    /* the server's own work */
+    c->buf[next(&c->rng) & (WORK - 1)]++;
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned i = 0; i < WORK; i++) {
+        h ^= c->buf[i];
+        h *= 1099511628211ull;
+    }
+    if (vmsrs_user_begin() != 0) c->errors++;
+    switch (c->workload) {
+    case W_NORMAL:
+        for (int k = 0; k < 8; k++) h += vmsrs_load64(field(next(&c->rng)));
+        for (int k = 0; k < 2; k++) vmsrs_store64(field(next(&c->rng)), h + k);
+        (void)vmsrs_assign(record_half(next(&c->rng)), record_half(next(&c->rng)), 16);
+        break;
+    case W_ASSIGN:
+        for (int k = 0; k < 16; k++)
+            (void)vmsrs_assign(record_half(next(&c->rng)), record_half(next(&c->rng)), 16);
+        break;
+    case W_READ:
+        for (int k = 0; k < 64; k++) h += vmsrs_load64(field(next(&c->rng)));
+        break;
+    case W_WRITE:
+        for (int k = 0; k < 32; k++) vmsrs_store64(field(next(&c->rng)), h + k);
+        break;
+    }
+    if (vmsrs_user_end() != 0) c->errors++;
+    return h;
+}
+
+static void *user_thread(void *arg) {
+    struct tctx *c = arg;
+    pthread_barrier_wait(&start_line);
+    uint64_t h = 0;
+    for (long i = 0; i < c->requests; i++) h ^= request(c);
+    c->result = h;
+    return NULL;
+}
+
+/* The faulty user of suppression mode: writes NPOLLUTE granules, faults, stays parked. */
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cv = PTHREAD_COND_INITIALIZER;
+static int park_state; /* 1: faulted and parked, 2: released */
+static int park_rc;
+
+static void *faulty_thread(void *arg) {
+    (void)arg;
+    int rc = vmsrs_user_begin();
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (unsigned i = 0; i < NPOLLUTE; i++) vmsrs_store64(field(next(&s)), 0xBADBADBADull + i);
+    if (rc == 0) rc = vmsrs_crash_suppression(VMSRS_KIND_EXPLICIT, table);
+    pthread_mutex_lock(&park_mu);
+    park_rc = rc;
+    park_state = 1;
+    pthread_cond_broadcast(&park_cv);
+    while (park_state != 2) pthread_cond_wait(&park_cv, &park_mu);
+    pthread_mutex_unlock(&park_mu);
+    (void)vmsrs_user_end();
+    return NULL;
+}
+
+static int worker(int workload, int users, int suppressed, long requests) {
+    size_t bytes = (size_t)NREC * NFIELD * sizeof(uint64_t);
+    table = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (table == MAP_FAILED) return 2;
+    for (size_t i = 0; i < (size_t)NREC * NFIELD; i++) table[i] = i * 0x100000001ull;
+    int rc = vmsrs_init_profile(NULL);
+    if (rc == 0) rc = vmsrs_profile(table, bytes, "fig14_table");
+    if (rc) {
+        fprintf(stderr, "bench_fig14: init/profile failed: %d (%s)\n", rc, vmsrs_strerror(rc));
+        return 2;
+    }
+    pthread_t fth;
+    if (suppressed) {
+        pthread_create(&fth, NULL, faulty_thread, NULL);
+        pthread_mutex_lock(&park_mu);
+        while (park_state != 1) pthread_cond_wait(&park_cv, &park_mu);
+        pthread_mutex_unlock(&park_mu);
+        if (park_rc) {
+            fprintf(stderr, "bench_fig14: faulty user failed: %d\n", park_rc);
+            return 2;
+        }
+    }
+    struct tctx *c = calloc((size_t)users + 1, sizeof *c);
+    if (!c) return 2;
+    /* warm-up, untimed: caches, page tables, and libvmsrs's per-user-slot state */
+    struct tctx *wu = &c[users];
+    wu->workload = workload;
+    wu->rng = 0x13198A2E03707344ull;
+    uint64_t wh = 0;
+    for (int i = 0; i < WARMUP; i++) wh ^= request(wu);
+    if (wu->errors) {
+        fprintf(stderr, "bench_fig14: %d API errors in warm-up\n", wu->errors);
+        return 2;
+    }
+    pthread_barrier_init(&start_line, NULL, (unsigned)users + 1);
+    for (int i = 0; i < users; i++) {
+        c[i].workload = workload;
+        c[i].requests = requests / users + (i < requests % users);
+        c[i].rng = 0x243F6A8885A308D3ull * (uint64_t)(i + 1) | 1;
+        for (unsigned k = 0; k < WORK; k++) c[i].buf[k] = (unsigned char)(k * 7 + i);
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setstacksize(&a, 256 * 1024);
+        if (pthread_create(&c[i].th, &a, user_thread, &c[i]) != 0) {
+            fprintf(stderr, "bench_fig14: pthread_create: %s\n", strerror(errno));
+            return 2;
+        }
+        pthread_attr_destroy(&a);
+    }
+    uint64_t c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), w0 = clock_ns(CLOCK_MONOTONIC);
+    pthread_barrier_wait(&start_line);
+    uint64_t h = 0;
+    int errors = 0;
+    for (int i = 0; i < users; i++) {
+        pthread_join(c[i].th, NULL);
+        h ^= c[i].result;
+        errors += c[i].errors;
+    }
+    uint64_t w1 = clock_ns(CLOCK_MONOTONIC), c1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    long suppressed_now = -1;
+    struct vmsrs_stats st;
+    if (vmsrs_stats(&st) == 0) suppressed_now = (long)st.users_suppressed_now;
+    if (suppressed) {
+        pthread_mutex_lock(&park_mu);
+        park_state = 2;
+        pthread_cond_broadcast(&park_cv);
+        pthread_mutex_unlock(&park_mu);
+        pthread_join(fth, NULL);
+    }
+    printf("RESULT cpu_ns=%llu wall_ns=%llu requests=%ld errors=%d suppressed_now=%ld hash=%llx\n",
+           (unsigned long long)(c1 - c0), (unsigned long long)(w1 - w0), requests, errors,
+           suppressed_now, (unsigned long long)(h ^ wh));
+    return 0;
+}
+
+/* ----- driver ------------------------------------------------------------------------ */
+
+struct sample {
+    double cpu, wall; /* ns per request */
+    int ok;
+};
+
+static struct sample run_one(const char *exe, int workload, int users, int suppressed,
+                             long requests) {
+    struct sample s = { 0, 0, 0 };
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' --one %d %d %d %ld", exe, workload, users, suppressed,
+             requests);
+    FILE *p = popen(cmd, "r");
+    if (!p) return s;
+    char line[512];
+    while (fgets(line, sizeof line, p)) {
+        unsigned long long cpu, wall;
+        long req, supp;
+        int errors;
+        if (sscanf(line, "RESULT cpu_ns=%llu wall_ns=%llu requests=%ld errors=%d suppressed_now=%ld",
+                   &cpu, &wall, &req, &errors, &supp) == 5 &&
+            req > 0) {
+            s.cpu = (double)cpu / (double)req;
+            s.wall = (double)wall / (double)req;
+            s.ok = errors == 0 && (!suppressed || supp == 1);
+            if (errors) fprintf(stderr, "bench_fig14: %d API errors in %s\n", errors, cmd);
+            if (suppressed && supp != 1 && supp >= 0)
+                fprintf(stderr, "bench_fig14: %ld users suppressed, expected 1\n", supp);
+        }
+    }
+    pclose(p);
+    return s;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void header(int reps, double target_s) {
+    char model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    p++;
+                    while (*p == ' ') p++;
+                    p[strcspn(p, "\n")] = 0;
+                    snprintf(model, sizeof model, "%s", p);
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    char date[64];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
+    double load[3] = { 0, 0, 0 };
+    getloadavg(load, 3);
+    printf("== libvmsrs Fig. 14 workloads (bench_fig14) ==\n");
+    printf("date      %s\n", date);
+    printf("cpu       %s, %ld online CPUs (not pinned)\n", model, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("loadavg   %.2f %.2f %.2f at start\n", load[0], load[1], load[2]);
+    printf("method    each configuration in a fresh process, %d repetitions alternating\n"
+           "          baseline (-DVMSRS_DISABLE) / libvmsrs normal / libvmsrs suppressed;\n"
+           "          medians of process CPU ns per request (wall in brackets); each run\n"
+           "          sized for ~%.2f s of baseline CPU after %d untimed warm-up requests;\n"
+           "          a request = user begin, 4 KiB of private work, the workload's\n"
+           "          monitored accesses, user end\n",
+           reps, target_s, WARMUP);
+    printf("table     %u records x %u fields (%u KiB), suppression: %u granules polluted\n",
+           NREC, NFIELD, NREC * NFIELD * 8 / 1024, NPOLLUTE);
+    for (int w = 0; w < NWORK; w++) printf("workload  %-7s %s per request\n", wname[w], wdesc[w]);
+}
+
+static void usage(const char *argv0) {
+    fprintf(stderr,
+            "usage: %s -b BASELINE_EXE [-r REPS] [-t SECONDS] [-u 1,4,16,64,256]\n"
+            "       %s --one WORKLOAD USERS SUPPRESSED REQUESTS   (worker mode)\n",
+            argv0, argv0);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 6 && strcmp(argv[1], "--one") == 0)
+        return worker(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atol(argv[5]));
+
+    const char *baseline = NULL;
+    int reps = 3;
+    double target_s = 0.25;
+    int users[16] = { 1, 4, 16, 64, 256 }, nusers = 5;
+    int opt;
+    while ((opt = getopt(argc, argv, "b:r:t:u:")) != -1) {
+        switch (opt) {
+        case 'b': baseline = optarg; break;
+        case 'r': reps = atoi(optarg); break;
+        case 't': target_s = atof(optarg); break;
+        case 'u': {
+            nusers = 0;
+            for (char *t = strtok(optarg, ","); t && nusers < 16; t = strtok(NULL, ","))
+                if (atoi(t) > 0 && atoi(t) <= 1024) users[nusers++] = atoi(t);
+            break;
+        }
+        default: usage(argv[0]); return 2;
+        }
+    }
+#ifdef VMSRS_DISABLE
+    fprintf(stderr, "bench_fig14: run the driver from the libvmsrs build (this one is the baseline)\n");
+    return 2;
+#endif
+    if (!baseline || reps < 1 || reps > 64 || nusers == 0 || target_s <= 0) {
+        usage(argv[0]);
+        return 2;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 2;
+    self[n] = 0;
+    header(reps, target_s);
+
+    /* size each workload's runs from a short single-user baseline run, by CPU time (wall
+     * time depends on what else the shared machine runs) */
+    long requests[NWORK];
+    for (int w = 0; w < NWORK; w++) {
+        struct sample s = run_one(baseline, w, 1, 0, 4000);
+        double per = s.ok && s.cpu > 0 ? s.cpu : 10000;
+        requests[w] = (long)(target_s * 1e9 / per);
+        if (requests[w] < 1024) requests[w] = 1024;
+    }
+
+    double worst_norm[NWORK], worst_supp[NWORK], best_norm[NWORK];
+    int failed_runs = 0;
+    for (int w = 0; w < NWORK; w++) {
+        worst_norm[w] = -1e9;
+        worst_supp[w] = 0;
+        best_norm[w] = 1e9;
+    }
+    printf("\n  %-8s %5s %9s | %16s %16s | %18s %18s\n", "workload", "users", "requests",
+           "baseline ns/req", "libvmsrs ns/req", "normal overhead", "suppressed ratio");
+    printf("  %-8s %5s %9s | %16s %16s | %18s %18s\n", "", "", "", "cpu [wall]", "cpu [wall]",
+           "cpu [wall]", "cpu [wall]");
+    for (int w = 0; w < NWORK; w++) {
+        for (int ui = 0; ui < nusers; ui++) {
+            double bc[64], bw[64], nc[64], nw[64], sc[64], sw[64];
+            int nb = 0, nn = 0, ns = 0;
+            for (int r = 0; r < reps; r++) {
+                struct sample b = run_one(baseline, w, users[ui], 0, requests[w]);
+                struct sample m = run_one(self, w, users[ui], 0, requests[w]);
+                struct sample s = run_one(self, w, users[ui], 1, requests[w]);
+                if (b.ok) bc[nb] = b.cpu, bw[nb++] = b.wall;
+                if (m.ok) nc[nn] = m.cpu, nw[nn++] = m.wall;
+                if (s.ok) sc[ns] = s.cpu, sw[ns++] = s.wall;
+                failed_runs += !b.ok + !m.ok + !s.ok;
+            }
+            if (!nb || !nn || !ns) {
+                printf("  %-8s %5d %9ld | runs failed\n", wname[w], users[ui], requests[w]);
+                continue;
+            }
+            double mbc = median(bc, nb), mbw = median(bw, nb), mnc = median(nc, nn),
+                   mnw = median(nw, nn), msc = median(sc, ns), msw = median(sw, ns);
+            double ov = (mnc / mbc - 1) * 100, ovw = (mnw / mbw - 1) * 100;
+            double sr = msc / mbc, srw = msw / mbw;
+            printf("  %-8s %5d %9ld | %7.0f [%6.0f] %7.0f [%6.0f] | %+7.1f%% [%+6.1f%%] "
+                   "%7.2fx [%5.2fx]\n",
+                   wname[w], users[ui], requests[w], mbc, mbw, mnc, mnw, ov, ovw, sr, srw);
+            fflush(stdout);
+            if (ov > worst_norm[w]) worst_norm[w] = ov;
+            if (ov < best_norm[w]) best_norm[w] = ov;
+            if (sr > worst_supp[w]) worst_supp[w] = sr;
+        }
+    }
+    double load[3] = { 0, 0, 0 };
+    getloadavg(load, 3);
+    printf("loadavg   %.2f %.2f %.2f at end\n", load[0], load[1], load[2]);
+    if (failed_runs) printf("WARNING: %d runs failed or reported API errors (see stderr)\n",
+                            failed_runs);
+
+    printf("\n== summary: bench_fig14 (worst over 1..%d users, CPU time; bars from DESIGN.md §8) ==\n",
+           users[nusers - 1]);
+    for (int w = 0; w < NWORK; w++) {
+        char name[64];
+        snprintf(name, sizeof name, "fig14_normal_pct[%s]", wname[w]);
+        printf("BAR %-28s max=%.1f bar=3.0 %s  (spread over users %.1f points)\n", name,
+               worst_norm[w], worst_norm[w] <= 3.0 ? "PASS" : "FAIL", worst_norm[w] - best_norm[w]);
+    }
+    for (int w = 0; w < NWORK; w++) {
+        char name[64];
+        snprintf(name, sizeof name, "fig14_suppressed_x[%s]", wname[w]);
+        printf("BAR %-28s max=%.2f bar=1.30 %s\n", name, worst_supp[w],
+               worst_supp[w] <= 1.3 ? "PASS" : "FAIL");
+    }
+    return 0;
+}

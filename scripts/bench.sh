@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench.sh -- build libvmsrs (release) and the C benchmark harnesses, run them, print results.
+#
+#   scripts/bench.sh [--quick] [--no-fig14] [--no-selfcheck] [--profile]
+#
+#   --quick         fewer Fig. 14 repetitions and shorter runs (micro-benchmarks unchanged)
+#   --no-fig14      micro-benchmarks only
+#   --no-selfcheck  skip the -DVMSRS_DISABLE run of bench_micro (checks the harness itself:
+#                   there, "monitored" compiles to the plain access and must match it)
+#   --profile       also sample the store path with perf (cpu-clock) and print top symbols
+#
+# Everything lands in target/bench/ (binaries, full outputs, libvmsrs's stderr reports).
+# Benchmarks report, they do not assert: the script fails only if something cannot be built
+# or a harness crashes. The machine is shared; see the harness headers for the method.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/bench
+QUICK=0 FIG14=1 SELFCHECK=1 PROFILE=0
+for a in "$@"; do
+    case $a in
+        --quick) QUICK=1 ;;
+        --no-fig14) FIG14=0 ;;
+        --no-selfcheck) SELFCHECK=0 ;;
+        --profile) PROFILE=1 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown option $a" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$OUT"
+
+echo "== build =="
+cargo build --release 2>&1 | tail -n 3
+LIB=$ROOT/target/release
+test -f "$LIB/libvmsrs.so" || { echo "bench.sh: $LIB/libvmsrs.so missing" >&2; exit 1; }
+CC=${CC:-gcc}
+CFLAGS=(-O2 -g -Wall -Wextra -pthread -I"$ROOT/include")
+LINK=(-L"$LIB" -lvmsrs -Wl,-rpath,"$LIB")
+$CC "${CFLAGS[@]}" c-examples/bench_micro.c -o "$OUT/bench_micro" "${LINK[@]}"
+$CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_micro.c -o "$OUT/bench_micro_plain"
+$CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_fig14.c -o "$OUT/bench_fig14_plain"
+$CC "${CFLAGS[@]}" c-examples/bench_fig14.c -o "$OUT/bench_fig14" "${LINK[@]}"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain}"
+echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
+
+if [ "$SELFCHECK" = 1 ]; then
+    echo
+    echo "== harness self-check: bench_micro -DVMSRS_DISABLE (monitored must equal plain) =="
+    "$OUT/bench_micro_plain" -s ab -r 15 >"$OUT/bench_micro_plain.txt" 2>&1
+    grep -E '^  (case|load64|store64)' "$OUT/bench_micro_plain.txt" || true
+fi
+
+echo
+echo "== bench_micro =="
+# libvmsrs writes a report on stderr for every contained fault (thousands here): keep them
+# in a file, count them.
+"$OUT/bench_micro" 2>"$OUT/bench_micro.stderr" | tee "$OUT/bench_micro.txt"
+echo "(libvmsrs stderr: $(grep -c 'SUMMARY: vmsrs' "$OUT/bench_micro.stderr" || true) fault reports in $OUT/bench_micro.stderr)"
+
+if [ "$FIG14" = 1 ]; then
+    echo
+    echo "== bench_fig14 =="
+    if [ "$QUICK" = 1 ]; then F14=(-r 1 -t 0.1 -u 1,16,256); else F14=(-r 3 -t 0.2); fi
+    "$OUT/bench_fig14" -b "$OUT/bench_fig14_plain" "${F14[@]}" 2>"$OUT/bench_fig14.stderr" \
+        | tee "$OUT/bench_fig14.txt"
+fi
+
+if [ "$PROFILE" = 1 ]; then
+    echo
+    echo "== profile: monitored stores (bench_micro -s a), perf cpu-clock samples =="
+    if command -v perf >/dev/null 2>&1 &&
+        perf record -q -e cpu-clock -F 10000 -o "$OUT/perf_store.data" \
+            "$OUT/bench_micro" -s a -r 5 >/dev/null 2>&1; then
+        perf report -i "$OUT/perf_store.data" --no-children --stdio --sort symbol \
+            >"$OUT/perf_store.txt" 2>/dev/null || true
+        grep -E '^ +[0-9.]+%' "$OUT/perf_store.txt" | sed -n '1,20p' || true
+    else
+        echo "perf unavailable (apt-get install -y linux-perf), or not permitted here"
+    fi
+fi
+
+echo
+echo "== results (copy of the summary blocks) =="
+grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" || true
+if [ "$FIG14" = 1 ]; then grep -hE '^BAR ' "$OUT/bench_fig14.txt" || true; fi
+echo "full outputs in $OUT/ (bench_micro.txt, bench_fig14.txt)"
+exit 0
