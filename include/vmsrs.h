@@ -471,6 +471,21 @@ int vmsrs_vfprintf(FILE *stream, const char *fmt, va_list ap);
     (sigsetjmp(*(sigjmp_buf *)vmsrs__recovery_point(), 1) ? vmsrs__user_unwound() \
                                                            : vmsrs__user_begin_rp())
 
+#if defined(__GNUC__) && !defined(__cplusplus) && !defined(VMSRS_NO_INLINE)
+/* Inline fast path of the scalar loads: while no user is faulted (and exposure tracking is
+ * off) the library keeps vmsrs__gate at 0, and a monitored load is exactly the plain load,
+ * so it is done here without a call. Otherwise the call applies demand restoration. Define
+ * VMSRS_NO_INLINE to always call. Any alignment, like the functions. */
+extern volatile const size_t vmsrs__gate;
+typedef uint16_t __attribute__((aligned(1), may_alias)) vmsrs__u16u;
+typedef uint32_t __attribute__((aligned(1), may_alias)) vmsrs__u32u;
+typedef uint64_t __attribute__((aligned(1), may_alias)) vmsrs__u64u;
+#define vmsrs_load8(p) (vmsrs__gate ? vmsrs_load8(p) : *(const volatile uint8_t *)(p))
+#define vmsrs_load16(p) (vmsrs__gate ? vmsrs_load16(p) : *(const volatile vmsrs__u16u *)(p))
+#define vmsrs_load32(p) (vmsrs__gate ? vmsrs_load32(p) : *(const volatile vmsrs__u32u *)(p))
+#define vmsrs_load64(p) (vmsrs__gate ? vmsrs_load64(p) : *(const volatile vmsrs__u64u *)(p))
+#endif
+
 #ifndef __cplusplus
 /* Typed sugar over vmsrs_load/vmsrs_store for an lvalue in monitored memory (GNU C). */
 #define VMSRS_GET(lv) \

@@ -9,7 +9,7 @@
 use crate::ffi::{boundary, non_null, non_zero};
 use crate::{runtime, thread, user};
 use core::arch::asm;
-use vmsrs_hv::{host::inproc::vmmcall, Hv, Hypercall};
+use vmsrs_hv::{host::inproc::vmmcall, svm_exit_handler, Hv, Hypercall, VmFrame};
 
 macro_rules! plain_access {
     ($load:ident, $store:ident, $t:ty, $ld:literal, $st:literal) => {
@@ -57,17 +57,29 @@ pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) {
 }
 
 /// A monitored scalar load of `N` bytes (any alignment); `plain` is the one-instruction
-/// plain load used on unmonitored memory and while no user is faulted.
+/// plain load, used on unmonitored memory and while the load gate is down.
 #[inline(always)]
 fn load_scalar<const N: usize>(a: usize, plain: impl FnOnce() -> u64) -> u64 {
-    if let Some(hv) = runtime::hv() {
-        if !hv.quiescent() && hv.may_touch(a, N) {
-            let mut b = [0u8; 8];
-            load_slow(hv, a, &mut b[..N]);
-            return u64::from_le_bytes(b);
+    if !runtime::loads_are_plain() {
+        if let Some(hv) = runtime::hv() {
+            if hv.may_touch(a, N) {
+                return load_scalar_slow(hv, a, N);
+            }
         }
     }
     plain()
+}
+
+#[inline(never)]
+fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
+    thread::with(|t| {
+        t.depth.set(t.depth.get() + 1);
+        let mut frame = VmFrame::call(Hypercall::LoadScalar, [t.user.get(), a as u64, 0, n as u64, 0, 0]);
+        // SAFETY: LoadScalar takes no buffers; the user is this thread's.
+        unsafe { svm_exit_handler(&mut frame, hv) };
+        t.depth.set(t.depth.get() - 1);
+        frame.genrl_regs.rdx
+    })
 }
 
 /// A monitored scalar store of the low `N` bytes of `v` (any alignment).
@@ -75,10 +87,25 @@ fn load_scalar<const N: usize>(a: usize, plain: impl FnOnce() -> u64) -> u64 {
 fn store_scalar<const N: usize>(a: usize, v: u64, plain: impl FnOnce()) {
     if let Some(hv) = runtime::hv() {
         if hv.may_touch(a, N) {
-            return store_slow(hv, a, &v.to_le_bytes()[..N]);
+            return store_scalar_slow(hv, a, v, N);
         }
     }
     plain()
+}
+
+#[inline(never)]
+fn store_scalar_slow(hv: &Hv, a: usize, v: u64, n: usize) {
+    thread::with(|t| {
+        let mut u = t.user.get();
+        if u == 0 {
+            u = user::current_or_implicit(hv);
+        }
+        t.depth.set(t.depth.get() + 1);
+        let mut frame = VmFrame::call(Hypercall::StoreScalar, [u, a as u64, v, n as u64, 0, 0]);
+        // SAFETY: StoreScalar takes no buffers; the user is this thread's.
+        unsafe { svm_exit_handler(&mut frame, hv) };
+        t.depth.set(t.depth.get() - 1);
+    })
 }
 
 // Scalar loads and stores: each is the plain access on unmonitored memory, and a bad
@@ -168,7 +195,7 @@ pub unsafe extern "C" fn vmsrs_store64(p: *mut u64, v: u64) {
 /// `dst` is written plainly). In chunks so any length works without allocation.
 pub(crate) fn load_into(src: usize, dst: usize, n: usize) {
     match runtime::hv() {
-        Some(hv) if !hv.quiescent() && hv.may_touch(src, n) => {
+        Some(hv) if !runtime::loads_are_plain() && hv.may_touch(src, n) => {
             let mut done = 0;
             while done < n {
                 let k = (n - done).min(256);

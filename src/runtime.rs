@@ -5,7 +5,7 @@
 //! published handle with one atomic load; `vmsrs_init_profile` is the only writer.
 
 use crate::error::VmsrsError;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use vmsrs_hv::Hv;
 
 /// Fault policy (DESIGN §5).
@@ -66,6 +66,20 @@ const READY: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(core::ptr::null_mut());
+static HV: AtomicPtr<Hv> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The load gate (see `vmsrs.h`): 0 while no user is faulted and exposure tracking is off,
+/// so a monitored load may be the plain load. Maintained by the hypervisor component, which
+/// raises it before and lowers it after its own fault count. Read inline by C callers.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static vmsrs__gate: AtomicUsize = AtomicUsize::new(0);
+
+/// May a monitored load be the plain load right now?
+#[inline(always)]
+pub fn loads_are_plain() -> bool {
+    vmsrs__gate.load(Ordering::Acquire) == 0
+}
 static RT_STORAGE: spin::Once<Runtime> = spin::Once::new();
 
 /// The runtime, once `vmsrs_init_profile` succeeded.
@@ -80,7 +94,9 @@ pub fn get() -> Option<&'static Runtime> {
 /// The hypervisor component, once initialised.
 #[inline(always)]
 pub fn hv() -> Option<&'static Hv> {
-    get().map(|r| r.hv)
+    let p = HV.load(Ordering::Acquire);
+    // SAFETY: HV is only ever set to the in-process host's Hv, which lives for the process.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 pub fn require() -> Result<&'static Runtime, VmsrsError> {
@@ -92,7 +108,11 @@ pub fn start(settings: Settings) -> Result<&'static Runtime, VmsrsError> {
     if STATE.compare_exchange(UNINIT, INITING, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return Err(VmsrsError::VMSRS_EALREADY);
     }
-    let cfg = vmsrs_hv::HvConfig { exposure: settings.exposure, cascade: settings.cascade };
+    let cfg = vmsrs_hv::HvConfig {
+        exposure: settings.exposure,
+        cascade: settings.cascade,
+        gate: Some(&vmsrs__gate),
+    };
     let hv = match vmsrs_hv::host::inproc::start(cfg) {
         Ok(hv) => hv,
         Err(e) => {
@@ -103,6 +123,7 @@ pub fn start(settings: Settings) -> Result<&'static Runtime, VmsrsError> {
     let rt = RT_STORAGE.call_once(|| Runtime { hv, settings });
     crate::fault::install(rt.settings.signals)?;
     RUNTIME.store(rt as *const Runtime as *mut Runtime, Ordering::Release);
+    HV.store(rt.hv as *const Hv as *mut Hv, Ordering::Release);
     STATE.store(READY, Ordering::Release);
     Ok(rt)
 }

@@ -150,6 +150,11 @@ pub enum Hypercall {
     UserState = 9,
     /// `rdi`=dst, `rsi`=byte, `rdx`=len, `r10`=user: monitored memset.
     Fill = 10,
+    /// `rdi`=user, `rsi`=addr, `rdx`=value, `r10`=size (1, 2, 4, 8): monitored scalar store.
+    StoreScalar = 11,
+    /// `rdi`=user, `rsi`=addr, `r10`=size (1, 2, 4, 8): monitored scalar load; the value
+    /// comes back in `rdx`.
+    LoadScalar = 12,
 }
 
 impl Hypercall {
@@ -166,6 +171,8 @@ impl Hypercall {
             8 => Self::Restore,
             9 => Self::UserState,
             10 => Self::Fill,
+            11 => Self::StoreScalar,
+            12 => Self::LoadScalar,
             _ => return None,
         })
     }

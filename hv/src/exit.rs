@@ -16,7 +16,7 @@ use crate::VmsrsError::{self, *};
 pub unsafe fn svm_exit_handler(frame: &mut VmFrame, hv: &Hv) {
     let status = match Hypercall::decode(frame.genrl_regs.rax) {
         // SAFETY: forwarded contract.
-        Some(call) => match unsafe { dispatch(call, frame, hv) } {
+        Some(call) => match unsafe { dispatch(call, &mut *frame, hv) } {
             Ok(v) => v,
             Err(e) => e.code() as i64 as u64,
         },
@@ -28,9 +28,17 @@ pub unsafe fn svm_exit_handler(frame: &mut VmFrame, hv: &Hv) {
 /// # Safety
 /// See [`svm_exit_handler`].
 #[inline]
-unsafe fn dispatch(call: Hypercall, f: &VmFrame, hv: &Hv) -> Result<u64, VmsrsError> {
-    let a = |i| f.arg(i);
+unsafe fn dispatch(call: Hypercall, f: &mut VmFrame, hv: &Hv) -> Result<u64, VmsrsError> {
+    let args = [f.arg(0), f.arg(1), f.arg(2), f.arg(3)];
+    let a = |i: usize| args[i];
     Ok(match call {
+        Hypercall::StoreScalar => {
+            hv.store_scalar(a(0), a(1) as usize, a(2), scalar_size(a(3))?).map(|_| 0)?
+        }
+        Hypercall::LoadScalar => {
+            f.genrl_regs.rdx = hv.load_scalar(a(0), a(1) as usize, scalar_size(a(3))?)?;
+            0
+        }
         Hypercall::Profile => {
             let name = if a(2) == 0 {
                 &[][..]
@@ -64,4 +72,11 @@ unsafe fn dispatch(call: Hypercall, f: &VmFrame, hv: &Hv) -> Result<u64, VmsrsEr
         Hypercall::UserState => hv.suppressed(a(0)) as u64,
         Hypercall::Fill => hv.fill(a(3), a(0) as usize, a(1) as u8, a(2) as usize).map(|_| 0)?,
     })
+}
+
+fn scalar_size(n: u64) -> Result<usize, VmsrsError> {
+    match n {
+        1 | 2 | 4 | 8 => Ok(n as usize),
+        _ => Err(VMSRS_EINVAL),
+    }
 }

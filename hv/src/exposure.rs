@@ -73,12 +73,13 @@ impl Exposures {
         });
     }
 
-    /// The writer committed: its candidates can never become exposures.
+    /// The writer committed: its candidates can never become exposures. (Its candidates as a
+    /// reader stay: G8 reports a reader that committed before its writer faulted.)
     pub fn on_commit(&self, writer: UserId) {
         self.with(|t| {
             let mut k = 0;
             for i in 0..t.ncand {
-                if t.cand[i].writer != writer && t.cand[i].reader != writer {
+                if t.cand[i].writer != writer {
                     t.cand[k] = t.cand[i];
                     k += 1;
                 }
@@ -101,7 +102,8 @@ impl Exposures {
                         t.dropped += 1;
                     }
                     doom(e.reader);
-                } else if e.reader != writer {
+                } else {
+                    // Also when `writer` is the reader: it loaded the data while normal.
                     t.cand[k] = e;
                     k += 1;
                 }

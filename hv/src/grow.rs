@@ -96,8 +96,15 @@ impl Shadow {
         Shadow { region: None, len: 0 }
     }
 
+    /// Slots in use: a power of two, since probing masks with `cap - 1` (the page-rounded
+    /// mapping may hold more).
     fn cap(&self) -> usize {
-        self.region.as_ref().map_or(0, |r| r.len() / core::mem::size_of::<ShadowSlot>())
+        let n = self.region.as_ref().map_or(0, |r| r.len() / core::mem::size_of::<ShadowSlot>());
+        if n == 0 {
+            0
+        } else {
+            1 << n.ilog2()
+        }
     }
 
     fn slots(&self) -> &[ShadowSlot] {

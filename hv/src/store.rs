@@ -43,6 +43,10 @@ pub struct HvConfig {
     pub exposure: bool,
     /// Under exposure tracking, fault the exposed readers too.
     pub cascade: bool,
+    /// A word the guest may read to skip the checked load path: kept ≥ the number of faulted
+    /// users (+1 while exposure tracking is on), raised before and lowered after the store's
+    /// own count, so `*gate == 0` implies [`Hv::quiescent`].
+    pub gate: Option<&'static AtomicUsize>,
 }
 
 /// How a user ended.
@@ -223,10 +227,26 @@ impl Hv {
             addr_of_mut!((*p).counters).write(Counters::default());
             Exposures::init(addr_of_mut!((*p).exposures));
         }
-        Ok(HvBox { region })
+        let hv = HvBox { region };
+        if cfg.exposure {
+            hv.raise_gate();
+        }
+        Ok(hv)
     }
 
     // ----- published, read-only state --------------------------------------------------
+
+    fn raise_gate(&self) {
+        if let Some(g) = self.cfg.gate {
+            g.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn lower_gate(&self) {
+        if let Some(g) = self.cfg.gate {
+            g.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 
     /// No user is faulted: raw memory is the G3 value everywhere (the load fast path).
     #[inline(always)]
@@ -378,6 +398,7 @@ impl Hv {
                 owned.log.clear();
                 owned.shadow.clear();
                 self.faulted.fetch_sub(1, Ordering::SeqCst);
+                self.lower_gate();
                 self.users.free(slot);
                 self.counters.collected.fetch_add(1, Ordering::Relaxed);
                 Ok(EndKind::Faulted)
@@ -395,6 +416,7 @@ impl Hv {
             return Ok(());
         }
         // Every load from here on takes the checked path …
+        self.raise_gate();
         self.faulted.fetch_add(1, Ordering::SeqCst);
         // … while restorations keep u's granules marked …
         slot.set_state(users::FAULTING);
@@ -453,6 +475,52 @@ impl Hv {
             }
         });
         Ok(())
+    }
+
+    /// Monitored store of the low `n` bytes of `val` (n ∈ 1, 2, 4, 8) at `addr`: the scalar
+    /// fast path of [`Hv::store`], same semantics. Must run on the thread that runs `u`.
+    #[inline]
+    pub fn store_scalar(&self, u: UserId, addr: usize, val: u64, n: usize) -> HvResult<()> {
+        let off = addr & (GRANULE - 1);
+        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        match self.ranges.find(addr) {
+            Some(r)
+                if off + n <= GRANULE
+                    && addr + n <= r.end()
+                    && slot.state() == users::ACTIVE
+                    && !slot.doomed.load(Ordering::Relaxed) =>
+            {
+                let g = addr - off;
+                let mask = (((1u16 << n) - 1) << off) as u8;
+                // SAFETY: g is a granule of r (addr lies in r).
+                let meta = unsafe { r.meta(g) };
+                self.store_granule(u, slot, meta, g, mask, val << (8 * off));
+                Ok(())
+            }
+            _ => self.store(u, addr, &val.to_le_bytes()[..n]),
+        }
+    }
+
+    /// Monitored load of `n` bytes (n ∈ 1, 2, 4, 8) at `addr` as seen by `u` (0: no user):
+    /// the scalar fast path of [`Hv::load`], same semantics. Bytes above `n` are zero.
+    #[inline]
+    pub fn load_scalar(&self, u: UserId, addr: usize, n: usize) -> HvResult<u64> {
+        let off = addr & (GRANULE - 1);
+        let keep = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        if off + n <= GRANULE && !self.exposure_on.load(Ordering::Relaxed) {
+            if let Some(r) = self.ranges.find(addr) {
+                let normal = u == 0 || self.users.get(u).is_some_and(|s| s.state() == users::ACTIVE);
+                if addr + n <= r.end() && normal {
+                    let g = addr - off;
+                    // SAFETY: g is a granule of r (addr lies in r).
+                    let meta = unsafe { r.meta(g) };
+                    return Ok((self.load_normal(u, false, meta, g, 0xFF) >> (8 * off)) & keep);
+                }
+            }
+        }
+        let mut b = [0u8; 8];
+        self.load(u, addr, &mut b[..n])?;
+        Ok(u64::from_le_bytes(b))
     }
 
     /// Monitored `memset`.
@@ -597,9 +665,15 @@ impl Hv {
             write_raw(g, mask, val);
             return;
         };
+        // This store supersedes the bytes of `mask` in u's older entries for every view:
+        // drop them, so the history stays bounded however often users alternate. If u
+        // already has an entry here, g is already in its log.
+        let logged = self.prune_own_locked(pool, meta, u, mask);
+        // SAFETY: stripe lock held (pruning never unlinks the head, which is not u's).
+        let head = unsafe { *meta.head.get() };
         // SAFETY: store() runs on the user's own thread.
         let owned = unsafe { slot.owned() };
-        if !owned.log.push(g as u64) {
+        if !logged && !owned.log.push(g as u64) {
             pool.release(idx);
             self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
             write_raw(g, mask, val);
@@ -699,19 +773,23 @@ impl Hv {
         &self.stripes[((g as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize]
     }
 
-    /// Run `f` on granule `g` under its stripe lock, if `g` is still monitored.
-    fn with_granule(&self, g: usize, f: impl FnOnce(&Stripe, &GranuleMeta)) {
-        let Some(r) = self.ranges.find(g).or_else(|| self.ranges.find(g + GRANULE - 1)) else { return };
-        let g = g.max(r.gstart);
-        if g >= r.end() {
-            return;
-        }
+    /// Run `f` under the stripe lock of granule `g` on the metadata of every monitored range
+    /// with bytes in `g`: adjacent ranges may share a granule, each with its own metadata.
+    fn with_granule(&self, g: usize, mut f: impl FnMut(&Stripe, &GranuleMeta)) {
         let st = self.stripe(g);
         let _l: StripeGuard<'_> = st.lock.lock();
-        // SAFETY: g is a granule of r.
-        let meta = unsafe { r.meta(g) };
-        if meta.flags.load(Ordering::Acquire) & DEAD == 0 {
-            f(st, meta);
+        let mut p = g;
+        while p < g + GRANULE {
+            let Some(r) = self.ranges.find(p).or_else(|| self.ranges.next_from(p)) else { return };
+            if r.start >= g + GRANULE {
+                return;
+            }
+            // SAFETY: r has a byte in g (r.start < g + 8 and r.end() > p >= g), so g is a granule of r.
+            let meta = unsafe { r.meta(g) };
+            if meta.flags.load(Ordering::Acquire) & DEAD == 0 {
+                f(st, meta);
+            }
+            p = r.end();
         }
     }
 
@@ -836,6 +914,33 @@ impl Hv {
             *b = (*b & !byte_mask(base_mask)) | base_val;
         }
         self.seal_meta(meta, g);
+    }
+
+    /// Clear `mask` from `u`'s older entries of the granule, unlinking emptied ones; returns
+    /// whether `u` has an entry there. Stops at a damaged entry (`resolve_locked` reports it).
+    fn prune_own_locked(&self, pool: &mut Pool, meta: &GranuleMeta, u: UserId, mask: u8) -> bool {
+        let mut found = false;
+        let mut prev = NIL;
+        // SAFETY: stripe lock held by the caller.
+        let mut idx = unsafe { *meta.head.get() };
+        while idx != NIL && pool_valid(pool, idx) && pool.get(idx).intact(idx, self.key) {
+            let next = pool.get(idx).next;
+            let e = pool.get_mut(idx);
+            if e.writer == u {
+                found = true;
+                e.mask &= !mask;
+                if e.mask == 0 {
+                    self.unlink(pool, meta, prev, next);
+                    pool.release(idx);
+                    idx = next;
+                    continue;
+                }
+                e.seal(idx, self.key);
+            }
+            prev = idx;
+            idx = next;
+        }
+        found
     }
 
     /// Collection: drop every entry of the faulted user `u`.
