@@ -156,15 +156,12 @@ fn write_raw(gaddr: usize, mask: u8, val: u64) {
     let contiguous = mask != 0 && (mask >> lo) as u16 == (1u16 << n) - 1;
     let v = val >> (8 * (lo % 8));
     let at = gaddr + lo as usize;
-    // SAFETY (all arms): granules of a profiled range lie in memory the program declared
-    // mapped, and every byte written is in `mask`, i.e. belongs to the range; an aligned
-    // access of width n at an offset that is a multiple of n stays inside the granule.
     match (contiguous, n) {
         (_, 0) => {}
-        (true, 8) => unsafe { core::ptr::write_volatile(gaddr as *mut u64, val) },
-        (true, 4) if lo % 4 == 0 => unsafe { core::ptr::write_volatile(at as *mut u32, v as u32) },
-        (true, 2) if lo % 2 == 0 => unsafe { core::ptr::write_volatile(at as *mut u16, v as u16) },
-        (true, 1) => unsafe { core::ptr::write_volatile(at as *mut u8, v as u8) },
+        (true, 8) => put(gaddr, val),
+        (true, 4) if lo.is_multiple_of(4) => put(at, v as u32),
+        (true, 2) if lo.is_multiple_of(2) => put(at, v as u16),
+        (true, 1) => put(at, v as u8),
         _ => {
             // SAFETY: the granule is 8-aligned, mapped and writable; AtomicU64 has the
             // layout of u64, and every other access to it is a single plain access.
@@ -185,6 +182,15 @@ fn write_raw(gaddr: usize, mask: u8, val: u64) {
             }
         }
     }
+}
+
+/// One plain store of `v` at `addr`, which lies inside a monitored granule with every byte
+/// written in the store's mask and is aligned to `T` (so it stays inside the granule).
+#[inline(always)]
+fn put<T>(addr: usize, v: T) {
+    // SAFETY: granules of a profiled range lie in memory the program declared mapped; the
+    // caller guarantees alignment and that the bytes belong to the range.
+    unsafe { core::ptr::write_volatile(addr as *mut T, v) }
 }
 
 /// Whose view a resolution computes.
