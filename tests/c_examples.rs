@@ -381,3 +381,17 @@ fn bookstore_reads_after_faults_see_old_stock_and_reads_after_purchases_see_new_
         assert_eq!(stat(&out, "vmsrs stats:", "users_faulted"), 2, "{ctx}");
     }
 }
+
+/// Minimal reproducers of bugs found while building the examples; each exits 0 once fixed.
+/// - repro_torn_store: a partial-granule store written byte by byte was seen torn (G5);
+/// - repro_suppressed_load_corrupt: never-written metadata was taken for corruption (G6/G1);
+/// - repro_recovery_area_overwrite: a wild write over the faulty user's history entry went
+///   undetected and its value stayed visible (G6/G1).
+#[test]
+fn regressions_for_torn_stores_unsealed_metadata_and_undetected_overwrites_stay_fixed() {
+    for name in ["repro_torn_store", "repro_suppressed_load_corrupt", "repro_recovery_area_overwrite"] {
+        let exe = c_example(name, Build::Libvmsrs);
+        let out = run(&exe, &[], &[], TIMEOUT);
+        out.assert_success();
+    }
+}
