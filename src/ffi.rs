@@ -9,8 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub fn boundary(f: impl FnOnce() -> Result<i32, VmsrsError>) -> i32 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => crate::error::set_last(e),
-        Err(_) => crate::error::set_last(VmsrsError::VMSRS_EINTERNAL),
+        Ok(Err(e)) => e.code(),
+        Err(_) => VmsrsError::VMSRS_EINTERNAL.code(),
     }
 }
 

@@ -74,10 +74,13 @@ pub unsafe extern "C" fn vmsrs_realloc(p: *mut c_void, n: usize) -> *mut c_void 
         bump(&COUNTERS.frees_withheld);
         return q;
     }
-    forget(p);
     // SAFETY: forwarded contract.
     let q = unsafe { real::realloc(p, n) };
-    record(q, n);
+    // realloc(p, 0) frees p; a failed realloc leaves p allocated, bounds unchanged.
+    if !q.is_null() || n == 0 {
+        forget(p);
+        record(q, n);
+    }
     q
 }
 

@@ -7,7 +7,7 @@ use crate::runtime::{self, sigbit, Policy, Settings};
 use crate::thread;
 use core::ffi::CStr;
 use libc::c_char;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
 use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
 use vmsrs_preload::config;
 
@@ -50,10 +50,10 @@ fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
     } else {
         // SAFETY: the caller passes a NUL-terminated string (documented).
         let s = unsafe { CStr::from_ptr(env_file) };
-        Some(s.to_str().map_err(|_| VMSRS_EINVAL)?.to_owned())
+        Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s.to_bytes())))
     };
     let environ = config::environ_snapshot();
-    let loaded = config::load(path.as_deref().map(Path::new), &environ).map_err(|e| {
+    let loaded = config::load(path.as_deref(), &environ).map_err(|e| {
         eprintln!("=={}==vmsrs: configuration error: {e}", std::process::id());
         VmsrsError::from_code(e.code()).unwrap_or(VMSRS_ECONFIG)
     })?;

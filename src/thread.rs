@@ -153,8 +153,8 @@ pub fn release_altstack() {
         let off = libc::stack_t { ss_sp: core::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
         // SAFETY: disabling this thread's alternate stack; we are not running on it.
         if unsafe { libc::sigaltstack(&off, core::ptr::null_mut()) } == 0 {
-            // SAFETY: the region (with its guard pages) was mapped by ensure_altstack and leaked.
-            unsafe { libc::munmap((p - 4096) as *mut libc::c_void, len + 2 * 4096) };
+            // SAFETY: the region was mapped by ensure_altstack and leaked; it is disabled now.
+            unsafe { vmsrs_hv::arena::release_leaked(p as *mut u8, len) };
             t.own_altstack.set((0, 0));
             t.altstack.set(false);
         }

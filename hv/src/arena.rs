@@ -6,8 +6,76 @@
 //! signal handler and never recurses into an interposed allocator.
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 const PAGE: usize = 4096;
+
+/// Every live mapping of libvmsrs (start, length, guards included), so that no monitored
+/// range can ever be placed over libvmsrs's own state. Plain core atomics: this registry is
+/// not part of any protocol the loom models check.
+const REGISTRY: usize = 1 << 16;
+static REG_START: [AtomicUsize; REGISTRY] = [const { AtomicUsize::new(0) }; REGISTRY];
+static REG_LEN: [AtomicUsize; REGISTRY] = [const { AtomicUsize::new(0) }; REGISTRY];
+static REG_FULL: AtomicUsize = AtomicUsize::new(0);
+/// A deleted registry slot (never a mapping address, which is page-aligned and non-zero).
+const TOMBSTONE: usize = 1;
+
+fn home(start: usize) -> usize {
+    ((start as u64 >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize % REGISTRY
+}
+
+fn register(start: usize, len: usize) {
+    let h = home(start);
+    for k in 0..REGISTRY {
+        let i = (h + k) % REGISTRY;
+        let cur = REG_START[i].load(Ordering::Relaxed);
+        if (cur == 0 || cur == TOMBSTONE)
+            && REG_START[i].compare_exchange(cur, start, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            REG_LEN[i].store(len, Ordering::Release);
+            return;
+        }
+    }
+    REG_FULL.fetch_add(1, Ordering::Relaxed);
+}
+
+fn unregister(start: usize) {
+    let h = home(start);
+    for k in 0..REGISTRY {
+        let i = (h + k) % REGISTRY;
+        match REG_START[i].load(Ordering::Acquire) {
+            0 => return,
+            s if s == start => {
+                REG_LEN[i].store(0, Ordering::Release);
+                REG_START[i].store(TOMBSTONE, Ordering::Release);
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Unmap a region given up with [`Region::leak`] (its address and length as mapped).
+///
+/// # Safety
+/// `base`/`len` are exactly a leaked region's, and nothing uses it any more.
+pub unsafe fn release_leaked(base: *mut u8, len: usize) {
+    let start = base as usize - PAGE;
+    unregister(start);
+    // SAFETY: the caller hands back exactly a leaked mapping (guards included).
+    unsafe { libc::munmap(start as *mut libc::c_void, len + 2 * PAGE) };
+}
+
+/// Does `addr..addr+len` touch any mapping of libvmsrs (its recovery data, metadata, logs,
+/// shadows, alternate stacks)? A full registry answers conservatively for what it holds.
+pub fn owned(addr: usize, len: usize) -> bool {
+    let end = addr.saturating_add(len);
+    (0..REGISTRY).any(|i| {
+        let s = REG_START[i].load(Ordering::Acquire);
+        let n = REG_LEN[i].load(Ordering::Acquire);
+        s > TOMBSTONE && addr < s + n && s < end
+    })
+}
 
 /// An owned, zero-initialised, guarded mapping.
 pub struct Region {
@@ -47,6 +115,7 @@ impl Region {
             unsafe { libc::munmap(p, total) };
             return None;
         }
+        register(p as usize, total);
         Some(Region { base: NonNull::new(inner as *mut u8)?, len })
     }
 
@@ -79,6 +148,7 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         let start = self.base.as_ptr() as usize - PAGE;
+        unregister(start);
         // SAFETY: unmaps exactly the mapping (guards included) created in `map`.
         unsafe { libc::munmap(start as *mut libc::c_void, self.len + 2 * PAGE) };
     }

@@ -298,7 +298,7 @@ impl Hv {
         if !is_mapped(addr, len) {
             return Err(VMSRS_EBADRANGE);
         }
-        if self.overlaps_own_state(addr, len) {
+        if crate::arena::owned(addr, len) {
             return Err(VMSRS_EINVAL);
         }
         let _g = self.profile_lock.lock();
@@ -350,12 +350,6 @@ impl Hv {
     pub fn ranges(&self, f: &mut dyn FnMut(usize, usize, &[u8])) {
         let _g = self.profile_lock.lock();
         self.ranges.snapshot(&mut |r, n| f(r.start, r.len, n));
-    }
-
-    fn overlaps_own_state(&self, addr: usize, len: usize) -> bool {
-        let me = self as *const Hv as usize;
-        let size = core::mem::size_of::<Hv>();
-        addr < me + size && me < addr + len
     }
 
     // ----- users -----------------------------------------------------------------------
@@ -659,9 +653,14 @@ impl Hv {
             let e = pool.get_mut(head);
             if e.writer == u {
                 let bm = byte_mask(mask);
+                let added = mask & !e.mask;
                 e.bytes = (e.bytes & !bm) | (val & bm);
                 e.mask |= mask;
                 e.seal(head, self.key);
+                if added != 0 && e.next != NIL {
+                    // Bytes new to the head may still sit in u's older entries.
+                    self.prune_own_locked(pool, meta, head, u, added);
+                }
                 write_raw(g, mask, val);
                 return;
             }
@@ -674,7 +673,7 @@ impl Hv {
         // This store supersedes the bytes of `mask` in u's older entries for every view:
         // drop them, so the history stays bounded however often users alternate. If u
         // already has an entry here, g is already in its log.
-        let logged = self.prune_own_locked(pool, meta, u, mask);
+        let logged = self.prune_own_locked(pool, meta, NIL, u, mask);
         // SAFETY: stripe lock held (pruning never unlinks the head, which is not u's).
         let head = unsafe { *meta.head.get() };
         // SAFETY: store() runs on the user's own thread.
@@ -922,13 +921,19 @@ impl Hv {
         self.seal_meta(meta, g);
     }
 
-    /// Clear `mask` from `u`'s older entries of the granule, unlinking emptied ones; returns
-    /// whether `u` has an entry there. Stops at a damaged entry (`resolve_locked` reports it).
-    fn prune_own_locked(&self, pool: &mut Pool, meta: &GranuleMeta, u: UserId, mask: u8) -> bool {
+    /// Clear `mask` from `u`'s entries of the granule older than `after` (all of them if
+    /// `after` is NIL), unlinking emptied ones; returns whether `u` has such an entry. Keeps
+    /// at most one entry per (writer, byte). Stops at a damaged entry (`resolve_locked`
+    /// reports it).
+    fn prune_own_locked(&self, pool: &mut Pool, meta: &GranuleMeta, after: u32, u: UserId, mask: u8) -> bool {
         let mut found = false;
-        let mut prev = NIL;
-        // SAFETY: stripe lock held by the caller.
-        let mut idx = unsafe { *meta.head.get() };
+        let mut prev = after;
+        let mut idx = if after == NIL {
+            // SAFETY: stripe lock held by the caller.
+            unsafe { *meta.head.get() }
+        } else {
+            pool.get(after).next
+        };
         while idx != NIL && pool_valid(pool, idx) && pool.get(idx).intact(idx, self.key) {
             let next = pool.get(idx).next;
             let e = pool.get_mut(idx);
@@ -1108,7 +1113,9 @@ fn plain_read(src: usize, out: &mut [u8]) {
 fn is_mapped(addr: usize, len: usize) -> bool {
     let page = 4096;
     let start = addr & !(page - 1);
-    let end = (addr + len).div_ceil(page) * page;
+    let Some(end) = addr.checked_add(len).and_then(|e| e.checked_next_multiple_of(page)) else {
+        return false;
+    };
     // SAFETY: msync only inspects the mapping; it fails with ENOMEM on unmapped pages.
     unsafe { libc::msync(start as *mut libc::c_void, end - start, libc::MS_ASYNC) == 0 }
 }
