@@ -1,0 +1,225 @@
+//! Loom model checks of the store's critical sections (hv/src/sync.rs swaps in loom's atomics
+//! and makes `StripeLock` yield under `--cfg loom`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p vmsrs-hv --test loom_model --release
+//! ```
+//!
+//! Each model creates its own `Hv` inside `loom::model` (its atomics must be loom objects of
+//! that execution) and runs two threads of a few operations each. Monitored memory is plain
+//! heap memory outside loom's view; loom runs one thread at a time, so raw accesses behave
+//! sequentially consistently and the models check the store's protocol (locks, flags, user
+//! states), not the hardware memory model of raw bytes.
+//!
+//! Models never call `Hv::stats` (it walks all 4096 user slots: too many loom branches).
+//!
+//! Preemptions are bounded to 3 unless `LOOM_MAX_PREEMPTIONS` says otherwise. Higher bounds
+//! multiply the executions, and every execution's `Hv` leaks its entry chunks and range
+//! metadata (`HvBox::drop` unmaps only the `Hv` itself): past ~7,000 executions in one
+//! process the kernel's map count (vm.max_map_count) runs out, `mmap` fails, a store goes
+//! unrecorded and loom reports the model as non-deterministic. To explore deeper, run one
+//! model per process, e.g. `LOOM_MAX_PREEMPTIONS=4 … -- --exact load_racing_commit_…`.
+#![cfg(loom)]
+
+use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use loom::sync::Arc;
+use loom::thread;
+use vmsrs_hv::{EndKind, Hv, HvBox, HvConfig};
+
+const INIT: u64 = 0x1111_1111_1111_1111;
+const X: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+const Y: u64 = 0x5555_5555_5555_5555;
+
+/// Monitored memory: two granules of plain heap memory, freed at the end of the execution.
+struct Mem(*mut [u64; 2]);
+
+// SAFETY: the memory is only reached by address, through the store or volatile reads.
+unsafe impl Send for Mem {}
+// SAFETY: as above.
+unsafe impl Sync for Mem {}
+
+impl Mem {
+    fn addr(&self) -> usize {
+        self.0 as usize
+    }
+
+    fn raw(&self, g: usize) -> u64 {
+        // SAFETY: g < 2 indexes the live allocation.
+        unsafe { core::ptr::read_volatile((self.addr() + 8 * g) as *const u64) }
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: from Box::into_raw in `setup`, freed once.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+fn setup() -> (Arc<HvBox>, Arc<Mem>) {
+    let hv = Hv::create(HvConfig::default()).expect("Hv::create");
+    let mem = Mem(Box::into_raw(Box::new([INIT; 2])));
+    hv.profile(mem.addr(), 16, b"loom").expect("profile");
+    (Arc::new(hv), Arc::new(mem))
+}
+
+fn load64(hv: &Hv, u: u64, addr: usize) -> u64 {
+    let mut b = [0u8; 8];
+    hv.load(u, addr, &mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn store64(hv: &Hv, u: u64, addr: usize, v: u64) {
+    hv.store(u, addr, &v.to_le_bytes()).unwrap();
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+/// (i) Store + fault by A against a normal user's load of the same granule. B sees A's value
+/// only if its load linearizes before A's fault: once B has observed that the fault returned,
+/// it must see the initial value. After A's end point raw memory is initial again (G1, G5,
+/// G7).
+#[test]
+fn load_racing_store_and_fault_sees_the_faulty_value_only_before_the_fault() {
+    model(|| {
+        let (hv, mem) = setup();
+        let faulted = Arc::new(AtomicBool::new(false));
+        let a = hv.user_begin().unwrap();
+        let ta = {
+            let (hv, mem, faulted) = (hv.clone(), mem.clone(), faulted.clone());
+            thread::spawn(move || {
+                store64(&hv, a, mem.addr(), X);
+                hv.crash_suppression(a).unwrap();
+                faulted.store(true, SeqCst);
+            })
+        };
+        let tb = {
+            let (hv, mem, faulted) = (hv.clone(), mem.clone(), faulted.clone());
+            thread::spawn(move || {
+                let b = hv.user_begin().unwrap();
+                let after_fault = faulted.load(SeqCst);
+                let v = load64(&hv, b, mem.addr());
+                assert!(v == INIT || v == X, "G5: torn or foreign value {v:#x}");
+                if after_fault {
+                    assert_eq!(v, INIT, "G1: load after the fault returned the faulty user's value");
+                }
+                assert_eq!(hv.user_end(b).unwrap(), EndKind::Committed);
+            })
+        };
+        ta.join().unwrap();
+        tb.join().unwrap();
+        assert_eq!(load64(&hv, 0, mem.addr()), INIT);
+        assert_eq!(hv.user_end(a).unwrap(), EndKind::Faulted);
+        assert_eq!(mem.raw(0), INIT, "G7: raw memory after A's end point");
+        assert_eq!(hv.faulted_now(), 0);
+    });
+}
+
+/// (ii) Fault entry of A against a concurrent store by a normal user B to the same granule
+/// (B overwrites part of A's bytes): afterwards B's bytes are visible, A's are not, and B's
+/// store survives A's collection (G1, G2, byte masks).
+#[test]
+fn store_racing_fault_entry_survives_and_hides_the_faulty_bytes() {
+    model(|| {
+        let (hv, mem) = setup();
+        let a = hv.user_begin().unwrap();
+        store64(&hv, a, mem.addr(), X);
+        let ta = {
+            let hv = hv.clone();
+            thread::spawn(move || hv.crash_suppression(a).unwrap())
+        };
+        let tb = {
+            let (hv, mem) = (hv.clone(), mem.clone());
+            thread::spawn(move || {
+                let b = hv.user_begin().unwrap();
+                hv.store(b, mem.addr() + 2, &[0x55, 0x55]).unwrap();
+                let v = load64(&hv, b, mem.addr()).to_le_bytes();
+                assert_eq!(&v[2..4], &[0x55, 0x55], "B does not see its own store");
+                assert!(v[..2] == [0xAA, 0xAA] || v[..2] == [0x11, 0x11], "{v:02x?}");
+                assert_eq!(hv.user_end(b).unwrap(), EndKind::Committed);
+            })
+        };
+        ta.join().unwrap();
+        tb.join().unwrap();
+        let want = u64::from_le_bytes([0x11, 0x11, 0x55, 0x55, 0x11, 0x11, 0x11, 0x11]);
+        assert_eq!(load64(&hv, 0, mem.addr()), want, "after A's fault");
+        assert_eq!(hv.user_end(a).unwrap(), EndKind::Faulted);
+        assert_eq!(mem.raw(0), want, "after A's end point");
+    });
+}
+
+/// (iii) A commit fold against a concurrent load of the granule it folds, while another user
+/// F (faulted) has a newer entry there, so the load takes the restoring path: the reader
+/// always sees the committing user's value, before and after the fold (G2, G3, G5).
+#[test]
+fn load_racing_commit_fold_always_sees_the_committed_value() {
+    model(|| {
+        let (hv, mem) = setup();
+        let c = hv.user_begin().unwrap();
+        let f = hv.user_begin().unwrap();
+        store64(&hv, c, mem.addr(), X);
+        store64(&hv, f, mem.addr(), Y);
+        hv.crash_suppression(f).unwrap();
+        let tc = {
+            let hv = hv.clone();
+            thread::spawn(move || assert_eq!(hv.user_end(c).unwrap(), EndKind::Committed))
+        };
+        let tb = {
+            let (hv, mem) = (hv.clone(), mem.clone());
+            thread::spawn(move || {
+                let b = hv.user_begin().unwrap();
+                assert_eq!(load64(&hv, b, mem.addr()), X, "load during the fold");
+                assert_eq!(load64(&hv, 0, mem.addr()), X, "second load");
+                assert_eq!(hv.user_end(b).unwrap(), EndKind::Committed);
+            })
+        };
+        tc.join().unwrap();
+        tb.join().unwrap();
+        assert_eq!(hv.user_end(f).unwrap(), EndKind::Faulted);
+        assert_eq!(mem.raw(0), X);
+    });
+}
+
+/// (iv) The faulty user's end point (eager restoration + removal of its entries) against a
+/// normal user's store to the same granule: the normal store is never undone (G2, G7).
+#[test]
+fn store_racing_collection_is_never_undone() {
+    model(|| {
+        let (hv, mem) = setup();
+        let f = hv.user_begin().unwrap();
+        store64(&hv, f, mem.addr(), X);
+        store64(&hv, f, mem.addr() + 8, X);
+        hv.crash_suppression(f).unwrap();
+        let tf = {
+            let hv = hv.clone();
+            thread::spawn(move || assert_eq!(hv.user_end(f).unwrap(), EndKind::Faulted))
+        };
+        let tb = {
+            let (hv, mem) = (hv.clone(), mem.clone());
+            thread::spawn(move || {
+                let b = hv.user_begin().unwrap();
+                hv.store(b, mem.addr() + 4, &[0x55; 8]).unwrap();
+                let mut v = [0u8; 16];
+                hv.load(b, mem.addr(), &mut v).unwrap();
+                assert_eq!(
+                    v,
+                    [
+                        0x11, 0x11, 0x11, 0x11, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x11, 0x11,
+                        0x11, 0x11
+                    ]
+                );
+                assert_eq!(hv.user_end(b).unwrap(), EndKind::Committed);
+            })
+        };
+        tf.join().unwrap();
+        tb.join().unwrap();
+        assert_eq!(mem.raw(0), u64::from_le_bytes([0x11, 0x11, 0x11, 0x11, 0x55, 0x55, 0x55, 0x55]));
+        assert_eq!(mem.raw(1), u64::from_le_bytes([0x55, 0x55, 0x55, 0x55, 0x11, 0x11, 0x11, 0x11]));
+    });
+}
