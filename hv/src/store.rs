@@ -665,6 +665,11 @@ impl Hv {
                 return;
             }
         }
+        // This path reseals `base`+`head`: check them first, so a wild write into them is
+        // reported (and the granule never restored from) instead of laundered (G6).
+        if !self.meta_intact(meta, g) {
+            self.corrupt(meta, g);
+        }
         let Some(idx) = pool.alloc() else {
             self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
             write_raw(g, mask, val);

@@ -3,7 +3,10 @@
 //! Random programs over 3–6 users drive one `Hv` on the test thread (the contract is about
 //! which thread runs a user at a time, so interleaving different users' operations on one
 //! thread is a legal schedule). Monitored memory is 26–40 bytes (4–6 granules) profiled at a
-//! possibly unaligned start, sometimes as two adjacent ranges that share a granule.
+//! possibly unaligned start, sometimes as two ranges that share a granule or are separated by
+//! a few plain bytes; operations also reach plain bytes just before and after. Each operation
+//! goes through `Hv::store`/`load`/… directly, through the scalar fast paths, or as a
+//! hypercall through `svm_exit_handler`.
 //!
 //! Checked after every operation:
 //! - every load, by a normal user, a faulted user or a non-user, equals the oracle (G3, G4);
@@ -11,7 +14,7 @@
 //!   the oracle's normal view (G7, I2); after `restore_range`, so does the restored span;
 //! - the history is bounded: no more entries than, summed over bytes, the live writers that
 //!   stored the byte since its last committed store ("committed writes are final");
-//! - the user counters agree with the model;
+//! - the user counters and the guest gate word (`HvConfig::gate`) agree with the model;
 //! - with exposure tracking on, the reported exposures are exactly the (reader, writer,
 //!   granule) triples the model derives from G8.
 
@@ -893,4 +896,32 @@ fn suppressed_user_sees_its_shadow_over_many_granules() {
         tx.send(()).unwrap();
     });
     rx.recv_timeout(std::time::Duration::from_secs(60)).expect("shadow stores/loads did not finish (hang?)");
+}
+
+/// G6 (in-process host): a wild write into a granule's recovery base, followed by another
+/// user's store that creates a history entry (and so reseals the metadata), is detected and
+/// reported, never silently restored from.
+#[test]
+fn a_wild_write_into_the_base_is_reported_not_laundered() {
+    let hv = Hv::create(HvConfig::default()).unwrap();
+    let mem = Mem::new();
+    for i in 0..16 {
+        mem.write(i, 0x11);
+    }
+    hv.profile(mem.addr(), 16, b"g6").unwrap();
+    // With no history yet, the recovery area is the granule's metadata, `base` first.
+    let (meta, _) = hv.recovery_area_of(mem.addr()).unwrap();
+    let a = hv.user_begin().unwrap();
+    let b = hv.user_begin().unwrap();
+    hv.store(a, mem.addr(), &[0xAA; 4]).unwrap();
+    // SAFETY: the test plays the paper's Fig. 10 wild writer on the store's own metadata.
+    unsafe { core::ptr::write_volatile(meta as *mut u64, 0xDEAD_DEAD_DEAD_DEAD) };
+    hv.store(b, mem.addr() + 6, &[0xBB; 2]).unwrap();
+    hv.crash_suppression(a).unwrap();
+    let mut v = [0u8; 8];
+    hv.load(0, mem.addr(), &mut v).unwrap();
+    assert!(!v.contains(&0xAD) && !v.contains(&0xDE), "restored from the corrupted base: {v:02x?}");
+    assert!(hv.stats().corruptions > 0, "the corruption went unreported");
+    assert_eq!(hv.user_end(a).unwrap(), EndKind::Faulted);
+    assert_eq!(hv.user_end(b).unwrap(), EndKind::Committed);
 }
