@@ -2,9 +2,11 @@
 //!
 //! A granule's history is a singly linked list, newest first, of entries `(writer, mask,
 //! bytes)`: the bytes a user stored, byte-precise through the mask. Entries of a granule come
-//! from the pool of its stripe and are touched only under that stripe's lock. Index 0 is nil.
+//! from the pool of its stripe and are touched only under that granule's lock. Index 0 is nil.
 
 use crate::arena::Region;
+use crate::sync::{AtomicU32, Ordering, StripeLock};
+use core::cell::UnsafeCell;
 use core::ptr;
 
 pub const NIL: u32 = 0;
@@ -51,12 +53,21 @@ impl Entry {
 }
 
 /// A stripe's entry pool: chunks of mapped entries plus a free list threaded through `next`.
+///
+/// Allocation and release take the pool's own lock. An entry in use belongs to one granule's
+/// history and is read and written only under that granule's lock; the chunk table slot it
+/// lives in was written (under the pool lock) before its index was ever handed out.
 pub struct Pool {
-    chunks: [*mut Entry; MAX_CHUNKS],
-    nchunks: usize,
-    free: u32,
-    pub live: u64,
+    lock: StripeLock,
+    chunks: UnsafeCell<[*mut Entry; MAX_CHUNKS]>,
+    nchunks: AtomicU32,
+    free: UnsafeCell<u32>,
+    live: UnsafeCell<u64>,
 }
+
+// SAFETY: `free`, `live` and chunk-table writes are guarded by `lock`; entries by their
+// granule's lock (see the type's comment); `nchunks` is atomic.
+unsafe impl Sync for Pool {}
 
 impl Pool {
     /// # Safety
@@ -64,78 +75,113 @@ impl Pool {
     pub unsafe fn init(this: *mut Pool) {
         // SAFETY: field initialisation of caller-owned memory.
         unsafe {
-            ptr::addr_of_mut!((*this).chunks).write([ptr::null_mut(); MAX_CHUNKS]);
-            ptr::addr_of_mut!((*this).nchunks).write(0);
-            ptr::addr_of_mut!((*this).free).write(NIL);
-            ptr::addr_of_mut!((*this).live).write(0);
+            ptr::addr_of_mut!((*this).lock).write(StripeLock::new());
+            ptr::addr_of_mut!((*this).chunks).write(UnsafeCell::new([ptr::null_mut(); MAX_CHUNKS]));
+            ptr::addr_of_mut!((*this).nchunks).write(AtomicU32::new(0));
+            ptr::addr_of_mut!((*this).free).write(UnsafeCell::new(NIL));
+            ptr::addr_of_mut!((*this).live).write(UnsafeCell::new(0));
         }
     }
 
     /// Is `idx` an index this pool handed out? (Guards walks over possibly corrupt links.)
     #[inline]
     pub fn valid(&self, idx: u32) -> bool {
-        idx != NIL && (idx as usize - 1) < self.nchunks * CHUNK
+        idx != NIL && (idx as usize - 1) < self.nchunks.load(Ordering::Acquire) as usize * CHUNK
     }
 
     #[inline]
     fn slot(&self, idx: u32) -> *mut Entry {
         let i = idx as usize - 1;
-        let c = self.chunks[i / CHUNK];
+        // SAFETY: reading one slot of the chunk table, written before `idx` was handed out.
+        let c = unsafe { *(self.chunks.get() as *const *mut Entry).add(i / CHUNK) };
         debug_assert!(!c.is_null());
         // SAFETY: `idx` was handed out by `alloc`, so its chunk is mapped and holds CHUNK entries.
         unsafe { c.add(i % CHUNK) }
     }
 
+    /// The entry `idx`; the caller holds the lock of the granule whose history holds it.
     #[inline]
     pub fn get(&self, idx: u32) -> &Entry {
-        // SAFETY: see `slot`; the caller holds the stripe lock.
+        // SAFETY: see `slot`; the granule lock held by the caller excludes writers.
         unsafe { &*self.slot(idx) }
     }
 
+    /// The entry `idx`, mutably; the caller holds the lock of the granule owning it.
     #[inline]
     #[allow(clippy::mut_from_ref)]
     pub fn get_mut(&self, idx: u32) -> &mut Entry {
-        // SAFETY: see `slot`; the stripe lock held by the caller makes the access exclusive.
+        // SAFETY: see `slot`; the granule lock held by the caller makes the access exclusive.
         unsafe { &mut *self.slot(idx) }
     }
 
     /// A fresh entry index, or `None` when no memory can be mapped.
-    pub fn alloc(&mut self) -> Option<u32> {
-        if self.free == NIL && !self.grow() {
+    pub fn alloc(&self) -> Option<u32> {
+        let _l = self.lock.lock();
+        // SAFETY: pool lock held.
+        let (free, live) = unsafe { (&mut *self.free.get(), &mut *self.live.get()) };
+        if *free == NIL && !self.grow(free) {
             return None;
         }
-        let idx = self.free;
-        self.free = self.get(idx).next;
-        self.live += 1;
+        let idx = *free;
+        *free = self.get(idx).next;
+        *live += 1;
         Some(idx)
     }
 
-    pub fn release(&mut self, idx: u32) {
-        let e = self.get_mut(idx);
-        *e = Entry { next: self.free, ..Entry::default() };
-        self.free = idx;
-        self.live -= 1;
+    /// Return an entry no granule links to any more.
+    pub fn release(&self, idx: u32) {
+        let _l = self.lock.lock();
+        // SAFETY: pool lock held.
+        let (free, live) = unsafe { (&mut *self.free.get(), &mut *self.live.get()) };
+        *self.get_mut(idx) = Entry { next: *free, ..Entry::default() };
+        *free = idx;
+        *live -= 1;
     }
 
-    fn grow(&mut self) -> bool {
-        if self.nchunks == MAX_CHUNKS {
+    /// Entries in use.
+    pub fn live(&self) -> u64 {
+        let _l = self.lock.lock();
+        // SAFETY: pool lock held.
+        unsafe { *self.live.get() }
+    }
+
+    /// Map one more chunk (pool lock held by the caller).
+    fn grow(&self, free: &mut u32) -> bool {
+        let n = self.nchunks.load(Ordering::Relaxed) as usize;
+        if n == MAX_CHUNKS {
             return false;
         }
         let Some(r) = Region::map(CHUNK * core::mem::size_of::<Entry>()) else { return false };
         let c = r.leak() as *mut Entry;
-        self.chunks[self.nchunks] = c;
-        let first = (self.nchunks * CHUNK + 1) as u32;
-        self.nchunks += 1;
+        let first = (n * CHUNK + 1) as u32;
         for k in 0..CHUNK as u32 {
-            let next = if k + 1 == CHUNK as u32 { self.free } else { first + k + 1 };
+            let next = if k + 1 == CHUNK as u32 { *free } else { first + k + 1 };
             // SAFETY: `k < CHUNK` lies in the chunk just mapped.
             unsafe { c.add(k as usize).write(Entry { next, ..Entry::default() }) };
         }
-        self.free = first;
+        // SAFETY: slot n is beyond every index handed out; the pool lock excludes other growers.
+        unsafe { (self.chunks.get() as *mut *mut Entry).add(n).write(c) };
+        self.nchunks.store(n as u32 + 1, Ordering::Release);
+        *free = first;
         true
     }
 
-    /// Does `addr` point into this pool's entries? (For the corruption-injection test hook.)
+    /// Unmap every chunk (when the whole store goes away).
+    ///
+    /// # Safety
+    /// No entry of this pool is used afterwards.
+    pub unsafe fn unmap_all(&self) {
+        let n = self.nchunks.swap(0, Ordering::AcqRel) as usize;
+        for i in 0..n {
+            // SAFETY: slot i < n holds a chunk mapped by `grow` and leaked there.
+            unsafe {
+                let c = *(self.chunks.get() as *const *mut Entry).add(i);
+                crate::arena::release_leaked(c as *mut u8, CHUNK * core::mem::size_of::<Entry>());
+            }
+        }
+    }
+
+    /// Where entry `idx` lives (for the corruption-injection test hook).
     pub fn chunk_of(&self, idx: u32) -> *mut Entry {
         self.slot(idx)
     }

@@ -17,9 +17,11 @@ pub const NAME_LEN: usize = 32;
 pub const POLLUTED: u32 = 1;
 pub const DEAD: u32 = 2;
 pub const CORRUPT: u32 = 4;
+/// The granule's lock: held while its metadata, history or raw bytes are changed.
+pub const LOCKED: u32 = 1 << 31;
 
 /// Recovery metadata of one 8-byte granule. `base`, `head` and `sum` are guarded by the
-/// granule's stripe lock; `flags` is also read without it.
+/// granule's lock (the `LOCKED` bit of `flags`); `flags` is also read without it.
 #[repr(C)]
 pub struct GranuleMeta {
     pub base: UnsafeCell<u64>,
@@ -36,6 +38,63 @@ impl GranuleMeta {
             flags: AtomicU32::new(0),
             sum: UnsafeCell::new(0),
         }
+    }
+}
+
+impl GranuleMeta {
+    /// Lock the granule. Its flags word doubles as the lock, so taking it brings in the cache
+    /// line that holds the metadata anyway.
+    #[inline]
+    pub fn lock(&self) -> GranuleGuard<'_> {
+        let mut f = self.flags.load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            if f & LOCKED == 0 {
+                match self.flags.compare_exchange_weak(f, f | LOCKED, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => return GranuleGuard { meta: self, flags: f },
+                    Err(now) => {
+                        f = now;
+                        continue;
+                    }
+                }
+            }
+            spins += 1;
+            crate::sync::relax(spins);
+            f = self.flags.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// A held granule lock. Flags change only under it, so the holder keeps the word's value and
+/// publishes each change with one plain store (lock-free readers read `POLLUTED`).
+pub struct GranuleGuard<'a> {
+    pub meta: &'a GranuleMeta,
+    flags: u32,
+}
+
+impl GranuleGuard<'_> {
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    #[inline]
+    pub fn set(&mut self, bits: u32) {
+        self.flags |= bits;
+        self.meta.flags.store(self.flags | LOCKED, Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub fn clear(&mut self, bits: u32) {
+        self.flags &= !bits;
+        self.meta.flags.store(self.flags | LOCKED, Ordering::SeqCst);
+    }
+}
+
+impl Drop for GranuleGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.meta.flags.store(self.flags, Ordering::Release);
     }
 }
 
@@ -93,6 +152,10 @@ pub struct RangeTable {
     /// Sorted by start.
     slots: [Slot; MAX_RANGES],
     names: UnsafeCell<[[u8; NAME_LEN]; MAX_RANGES]>,
+    /// Metadata mappings of unprofiled ranges, kept mapped for late readers and unmapped
+    /// with the table (beyond its capacity they stay mapped for the process's life).
+    grave: UnsafeCell<[(usize, usize); MAX_RANGES]>,
+    ngrave: UnsafeCell<usize>,
 }
 
 // SAFETY: `names` is written only under the writer lock held by the caller of
@@ -119,6 +182,8 @@ impl RangeTable {
                 });
             }
             core::ptr::addr_of_mut!((*this).names).write(UnsafeCell::new([[0; NAME_LEN]; MAX_RANGES]));
+            core::ptr::addr_of_mut!((*this).grave).write(UnsafeCell::new([(0, 0); MAX_RANGES]));
+            core::ptr::addr_of_mut!((*this).ngrave).write(UnsafeCell::new(0));
         }
     }
 
@@ -172,6 +237,7 @@ impl RangeTable {
         }
     }
 
+    #[inline(always)]
     fn read(&self, i: usize) -> RangeRef {
         let s = &self.slots[i];
         let start = s.start.load(Ordering::Relaxed);
@@ -184,7 +250,7 @@ impl RangeTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn find_unsynced(&self, addr: usize) -> Option<RangeRef> {
         let n = self.n.load(Ordering::Relaxed).min(MAX_RANGES);
         let (mut lo, mut hi) = (0usize, n);
@@ -272,6 +338,14 @@ impl RangeTable {
             .find(|&i| self.slots[i].start.load(Ordering::Relaxed) == start)
             .ok_or(crate::VmsrsError::VMSRS_ENOTPROFILED)?;
         let r = self.read(pos);
+        // SAFETY: the graveyard is only touched under the caller's profile lock.
+        unsafe {
+            let n = &mut *self.ngrave.get();
+            if *n < MAX_RANGES {
+                (*self.grave.get())[*n] = (r.meta as usize, meta_bytes(&r));
+                *n += 1;
+            }
+        }
         self.seq.fetch_add(1, Ordering::AcqRel);
         crate::sync::fence(Ordering::Release);
         for i in pos..n - 1 {
@@ -316,7 +390,32 @@ impl RangeTable {
         }
     }
 
+    /// Unmap the metadata of every range, live or unprofiled (when the store goes away).
+    ///
+    /// # Safety
+    /// Nothing reads the table or its metadata afterwards.
+    pub unsafe fn unmap_all(&self) {
+        let n = self.n.load(Ordering::Relaxed);
+        // SAFETY: exclusive access per the contract; every address below was leaked by insert.
+        unsafe {
+            for i in 0..n {
+                let r = self.read(i);
+                crate::arena::release_leaked(r.meta as *mut u8, meta_bytes(&r));
+            }
+            let grave = &*self.grave.get();
+            for &(p, len) in &grave[..*self.ngrave.get()] {
+                crate::arena::release_leaked(p as *mut u8, len);
+            }
+        }
+    }
+
     pub fn count(&self) -> usize {
         self.n.load(Ordering::Relaxed)
     }
+}
+
+/// Size of a range's metadata mapping, as `Region::map` rounded it.
+fn meta_bytes(r: &RangeRef) -> usize {
+    let granules = (r.end() - r.gstart).div_ceil(GRANULE);
+    crate::arena::round_up(granules * core::mem::size_of::<GranuleMeta>(), 4096)
 }

@@ -1,7 +1,7 @@
 //! The recovery store: byte-precise multi-version history per granule, the user lifecycle,
 //! demand restoration, the faulty user's shadow, eager cleanup, exposure tracking.
 //!
-//! Invariants (each granule, under its stripe lock):
+//! Invariants (each granule, under its lock — the `LOCKED` bit of its flags word):
 //! - I1 raw memory holds, per byte, the latest store by any user that was not suppressed when
 //!   it stored, until a restoration rewrites it with the G3 value;
 //! - I2 `POLLUTED` is clear ⇒ raw memory equals the G3 value (the latest store whose writer is
@@ -17,11 +17,10 @@
 use crate::arena::Region;
 use crate::exposure::{Exposure, Exposures};
 use crate::history::{mix, Entry, Pool, NIL};
-use crate::ranges::{GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD, GRANULE, POLLUTED};
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeGuard, StripeLock};
+use crate::ranges::{GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD, GRANULE, POLLUTED};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeLock};
 use crate::users::{self, UserId, UserSlot, UserTable, WriterState};
 use crate::{HvResult, VmsrsError::*};
-use core::cell::UnsafeCell;
 
 pub const NSTRIPES: usize = 256;
 
@@ -76,11 +75,11 @@ pub struct HvStats {
     pub exposures_dropped: u64,
 }
 
+/// One of the pools history entries come from (granules are spread over them by address).
 #[repr(C, align(128))]
 struct Stripe {
-    lock: StripeLock,
-    pool: UnsafeCell<Pool>,
-    restorations: UnsafeCell<u64>,
+    pool: Pool,
+    restorations: AtomicU64,
 }
 
 #[derive(Default)]
@@ -130,10 +129,19 @@ impl core::ops::Deref for HvBox {
 
 impl Drop for HvBox {
     fn drop(&mut self) {
-        // Entry chunks, logs and metadata are leaked mappings by design; only the Hv itself
-        // is dropped here (user logs and shadows unmap themselves).
-        // SAFETY: the Hv is initialised and no reference outlives self.
-        unsafe { core::ptr::drop_in_place(self.region.as_ptr() as *mut Hv) };
+        // Entry chunks and range metadata are leaked mappings while the store lives (late
+        // readers may still hold them); with the store gone, unmap them. User logs and shadows
+        // unmap themselves when the Hv is dropped.
+        let hv: &Hv = self;
+        // SAFETY: the Hv is initialised, no reference into it outlives self, and nothing
+        // reads its ranges or entries after this point.
+        unsafe {
+            hv.ranges.unmap_all();
+            for st in &hv.stripes {
+                st.pool.unmap_all();
+            }
+            core::ptr::drop_in_place(self.region.as_ptr() as *mut Hv);
+        }
     }
 }
 
@@ -226,9 +234,8 @@ impl Hv {
             UserTable::init(addr_of_mut!((*p).users));
             for i in 0..NSTRIPES {
                 let s = addr_of_mut!((*p).stripes[i]);
-                addr_of_mut!((*s).lock).write(StripeLock::new());
-                Pool::init(addr_of_mut!((*s).pool) as *mut Pool);
-                addr_of_mut!((*s).restorations).write(UnsafeCell::new(0));
+                Pool::init(addr_of_mut!((*s).pool));
+                addr_of_mut!((*s).restorations).write(AtomicU64::new(0));
             }
             addr_of_mut!((*p).counters).write(Counters::default());
             Exposures::init(addr_of_mut!((*p).exposures));
@@ -322,25 +329,24 @@ impl Hv {
         };
         let mut g = r.gstart;
         while g < r.end() {
-            let st = self.stripe(g);
-            let _l = st.lock.lock();
             // SAFETY: g is a granule of r.
             let meta = unsafe { r.meta(g) };
-            if meta.flags.load(Ordering::Acquire) & POLLUTED != 0 {
-                self.restore_locked(st, meta, g);
+            let mut gl = meta.lock();
+            if gl.flags() & POLLUTED != 0 {
+                self.restore_locked(&mut gl, g);
             }
-            // SAFETY: stripe lock held.
-            let pool = unsafe { &mut *st.pool.get() };
-            // SAFETY: stripe lock held.
+            let pool = self.pool(g);
+            // SAFETY: granule lock held.
             let mut idx = unsafe { *meta.head.get() };
             while idx != NIL && pool_valid(pool, idx) {
                 let next = pool.get(idx).next;
                 pool.release(idx);
                 idx = next;
             }
-            // SAFETY: stripe lock held.
+            // SAFETY: granule lock held.
             unsafe { *meta.head.get() = NIL };
-            meta.flags.store(DEAD, Ordering::Release);
+            gl.clear(POLLUTED);
+            gl.set(DEAD);
             g += GRANULE;
         }
         Ok(())
@@ -374,7 +380,7 @@ impl Hv {
                 // SAFETY: called on the user's own thread (contract of user_end).
                 let owned = unsafe { slot.owned() };
                 for &g in owned.log.as_slice() {
-                    self.with_granule(g as usize, |st, meta| self.fold_locked(st, meta, g as usize, u));
+                    self.with_granule(g as usize, |gl| self.fold_locked(gl, g as usize, u));
                 }
                 owned.log.clear();
                 if self.exposure_on.load(Ordering::Relaxed) {
@@ -388,11 +394,11 @@ impl Hv {
                 // SAFETY: called on the user's own thread (contract of user_end).
                 let owned = unsafe { slot.owned() };
                 for &g in owned.log.as_slice() {
-                    self.with_granule(g as usize, |st, meta| {
-                        if meta.flags.load(Ordering::Acquire) & POLLUTED != 0 {
-                            self.restore_locked(st, meta, g as usize);
+                    self.with_granule(g as usize, |gl| {
+                        if gl.flags() & POLLUTED != 0 {
+                            self.restore_locked(gl, g as usize);
                         }
-                        self.remove_entries_locked(st, meta, g as usize, u);
+                        self.remove_entries_locked(gl, g as usize, u);
                     });
                 }
                 owned.log.clear();
@@ -425,9 +431,7 @@ impl Hv {
         for &g in owned.log.as_slice() {
             // Marked unconditionally: even if a wild write broke F's entry (so it no longer
             // names F), the restoration that follows must run and find the damage (G6).
-            self.with_granule(g as usize, |_, meta| {
-                meta.flags.fetch_or(POLLUTED, Ordering::SeqCst);
-            });
+            self.with_granule(g as usize, |gl| gl.set(POLLUTED));
         }
         // … and this store is the fault's linearization point.
         slot.set_state(users::FAULTED);
@@ -568,10 +572,9 @@ impl Hv {
                     // SAFETY: g is a granule of r.
                     let meta = unsafe { r.meta(g) };
                     if meta.flags.load(Ordering::Acquire) & POLLUTED != 0 {
-                        let st = self.stripe(g);
-                        let _l = st.lock.lock();
-                        if meta.flags.load(Ordering::Acquire) & (POLLUTED | DEAD) == POLLUTED {
-                            self.restore_locked(st, meta, g);
+                        let mut gl = meta.lock();
+                        if gl.flags() & (POLLUTED | DEAD) == POLLUTED {
+                            self.restore_locked(&mut gl, g);
                         }
                     }
                     g += GRANULE;
@@ -639,15 +642,13 @@ impl Hv {
 
     #[inline]
     fn store_granule(&self, u: UserId, slot: &UserSlot, meta: &GranuleMeta, g: usize, mask: u8, val: u64) {
-        let st = self.stripe(g);
-        let _l = st.lock.lock();
-        if meta.flags.load(Ordering::Relaxed) & DEAD != 0 {
+        let mut gl = meta.lock();
+        if gl.flags() & DEAD != 0 {
             write_raw(g, mask, val);
             return;
         }
-        // SAFETY: stripe lock held for all metadata accesses below.
-        let pool = unsafe { &mut *st.pool.get() };
-        // SAFETY: stripe lock held.
+        let pool = self.pool(g);
+        // SAFETY: granule lock held for all metadata accesses below.
         let head = unsafe { *meta.head.get() };
         if head != NIL && pool_valid(pool, head) {
             let e = pool.get_mut(head);
@@ -659,7 +660,7 @@ impl Hv {
                 e.seal(head, self.key);
                 if added != 0 && e.next != NIL {
                     // Bytes new to the head may still sit in u's older entries.
-                    self.prune_own_locked(pool, meta, head, u, added);
+                    self.prune_own_locked(&gl, pool, head, u, added);
                 }
                 write_raw(g, mask, val);
                 return;
@@ -668,7 +669,7 @@ impl Hv {
         // This path reseals `base`+`head`: check them first, so a wild write into them is
         // reported (and the granule never restored from) instead of laundered (G6).
         if !self.meta_intact(meta, g) {
-            self.corrupt(meta, g);
+            self.corrupt(&mut gl, g);
         }
         let Some(idx) = pool.alloc() else {
             self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
@@ -678,8 +679,8 @@ impl Hv {
         // This store supersedes the bytes of `mask` in u's older entries for every view:
         // drop them, so the history stays bounded however often users alternate. If u
         // already has an entry here, g is already in its log.
-        let logged = self.prune_own_locked(pool, meta, NIL, u, mask);
-        // SAFETY: stripe lock held (pruning never unlinks the head, which is not u's).
+        let logged = self.prune_own_locked(&gl, pool, NIL, u, mask);
+        // SAFETY: granule lock held (pruning never unlinks the head, which is not u's).
         let head = unsafe { *meta.head.get() };
         // SAFETY: store() runs on the user's own thread.
         let owned = unsafe { slot.owned() };
@@ -690,13 +691,13 @@ impl Hv {
             return;
         }
         if head == NIL {
-            // SAFETY: stripe lock held. With no history, raw memory is the G3 value (I2).
+            // SAFETY: granule lock held. With no history, raw memory is the G3 value (I2).
             unsafe { *meta.base.get() = read_raw(g) };
         }
         let e = pool.get_mut(idx);
         *e = Entry { writer: u, bytes: val, next: head, mask, ..Entry::default() };
         e.seal(idx, self.key);
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         unsafe { *meta.head.get() = idx };
         self.seal_meta(meta, g);
         write_raw(g, mask, val);
@@ -737,17 +738,15 @@ impl Hv {
         if !exposure && meta.flags.load(Ordering::Acquire) & POLLUTED == 0 {
             return read_raw(g);
         }
-        let st = self.stripe(g);
-        let _l = st.lock.lock();
-        let flags = meta.flags.load(Ordering::Acquire);
-        if flags & DEAD != 0 {
+        let mut gl = meta.lock();
+        if gl.flags() & DEAD != 0 {
             return read_raw(g);
         }
-        if flags & POLLUTED != 0 {
-            self.restore_locked(st, meta, g);
+        if gl.flags() & POLLUTED != 0 {
+            self.restore_locked(&mut gl, g);
         }
         if exposure && u != 0 {
-            self.record_exposures_locked(st, meta, g, u, want);
+            self.record_exposures_locked(&gl, g, u, want);
         }
         read_raw(g)
     }
@@ -759,12 +758,11 @@ impl Hv {
         let need = want & !smask;
         let mut v = sbytes & byte_mask(smask);
         if need != 0 {
-            let st = self.stripe(g);
-            let _l = st.lock.lock();
-            let other = if meta.flags.load(Ordering::Acquire) & DEAD != 0 {
+            let mut gl = meta.lock();
+            let other = if gl.flags() & DEAD != 0 {
                 read_raw(g)
             } else {
-                match self.resolve_locked(st, meta, g, View::Suppressed(u)) {
+                match self.resolve_locked(&mut gl, g, View::Suppressed(u)) {
                     Some(res) => {
                         (res.value & byte_mask(res.covered)) | (read_raw(g) & !byte_mask(res.covered))
                     }
@@ -783,11 +781,15 @@ impl Hv {
         &self.stripes[((g as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize]
     }
 
-    /// Run `f` under the stripe lock of granule `g` on the metadata of every monitored range
-    /// with bytes in `g`: adjacent ranges may share a granule, each with its own metadata.
-    fn with_granule(&self, g: usize, mut f: impl FnMut(&Stripe, &GranuleMeta)) {
-        let st = self.stripe(g);
-        let _l: StripeGuard<'_> = st.lock.lock();
+    /// The pool granule `g`'s history entries come from.
+    #[inline(always)]
+    fn pool(&self, g: usize) -> &Pool {
+        &self.stripe(g).pool
+    }
+
+    /// Run `f` under the lock of granule `g` in every monitored range with bytes in `g`:
+    /// adjacent ranges may share a granule, each with its own metadata (and lock).
+    fn with_granule(&self, g: usize, mut f: impl FnMut(&mut GranuleGuard<'_>)) {
         let mut p = g;
         while p < g + GRANULE {
             let Some(r) = self.ranges.find(p).or_else(|| self.ranges.next_from(p)) else { return };
@@ -796,47 +798,48 @@ impl Hv {
             }
             // SAFETY: r has a byte in g (r.start < g + 8 and r.end() > p >= g), so g is a granule of r.
             let meta = unsafe { r.meta(g) };
-            if meta.flags.load(Ordering::Acquire) & DEAD == 0 {
-                f(st, meta);
+            let mut gl = meta.lock();
+            if gl.flags() & DEAD == 0 {
+                f(&mut gl);
             }
             p = r.end();
         }
     }
 
     fn seal_meta(&self, meta: &GranuleMeta, g: usize) {
-        // SAFETY: stripe lock held by every caller.
+        // SAFETY: granule lock held by every caller.
         unsafe { *meta.sum.get() = mix(*meta.base.get(), *meta.head.get() as u64, g as u64, self.key) };
     }
 
     fn meta_intact(&self, meta: &GranuleMeta, g: usize) -> bool {
-        // SAFETY: stripe lock held by every caller.
+        // SAFETY: granule lock held by every caller.
         unsafe { *meta.sum.get() == mix(*meta.base.get(), *meta.head.get() as u64, g as u64, self.key) }
     }
 
-    fn corrupt(&self, meta: &GranuleMeta, g: usize) {
-        meta.flags.fetch_or(CORRUPT, Ordering::SeqCst);
+    fn corrupt(&self, gl: &mut GranuleGuard, g: usize) {
+        gl.set(CORRUPT);
         self.counters.corruptions.fetch_add(1, Ordering::Relaxed);
         self.counters.last_corrupt.store(g, Ordering::Relaxed);
     }
 
     /// The value of granule `g` in `view`, or `None` if its recovery data is corrupt (then
     /// reported). `covered` marks the bytes some history entry speaks for.
-    fn resolve_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, view: View) -> Option<Resolved> {
-        if meta.flags.load(Ordering::Relaxed) & CORRUPT != 0 {
+    fn resolve_locked(&self, gl: &mut GranuleGuard, g: usize, view: View) -> Option<Resolved> {
+        let meta = gl.meta;
+        if gl.flags() & CORRUPT != 0 {
             return None;
         }
         if !self.meta_intact(meta, g) {
-            self.corrupt(meta, g);
+            self.corrupt(gl, g);
             return None;
         }
-        // SAFETY: stripe lock held.
-        let pool = unsafe { &*st.pool.get() };
+        let pool = self.pool(g);
         let (mut value, mut have, mut covered, mut faulting) = (0u64, 0u8, 0u8, false);
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.head.get() };
         while idx != NIL {
             if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
-                self.corrupt(meta, g);
+                self.corrupt(gl, g);
                 return None;
             }
             let e = pool.get(idx);
@@ -854,47 +857,44 @@ impl Hv {
             covered |= e.mask;
             idx = e.next;
         }
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         value |= unsafe { *meta.base.get() } & !byte_mask(have);
         Some(Resolved { value, covered, faulting })
     }
 
     /// Demand restoration: rewrite raw memory with the G3 value.
-    fn restore_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize) {
-        match self.resolve_locked(st, meta, g, View::Normal) {
+    fn restore_locked(&self, gl: &mut GranuleGuard, g: usize) {
+        match self.resolve_locked(gl, g, View::Normal) {
             Some(res) => {
                 write_raw(g, res.covered, res.value);
                 if !res.faulting {
-                    meta.flags.fetch_and(!POLLUTED, Ordering::SeqCst);
+                    gl.clear(POLLUTED);
                 }
-                // SAFETY: stripe lock held.
-                unsafe { *st.restorations.get() += 1 };
+                self.stripe(g).restorations.fetch_add(1, Ordering::Relaxed);
             }
             // Never restore from corrupt data (G6); stop retrying it.
-            None => {
-                meta.flags.fetch_and(!POLLUTED, Ordering::SeqCst);
-            }
+            None => gl.clear(POLLUTED),
         }
     }
 
     /// Commit: fold `u`'s entries into `base` and drop what they shadow ("committed writes
     /// are final"). Walks newest → oldest, accumulating the bytes `u` has spoken for.
-    fn fold_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, u: UserId) {
+    fn fold_locked(&self, gl: &mut GranuleGuard, g: usize, u: UserId) {
+        let meta = gl.meta;
         if !self.meta_intact(meta, g) {
-            self.corrupt(meta, g);
+            self.corrupt(gl, g);
             return;
         }
-        // SAFETY: stripe lock held.
-        let pool = unsafe { &mut *st.pool.get() };
+        let pool = self.pool(g);
         let mut cleared = 0u8;
         let mut prev = NIL;
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.head.get() };
         let mut base_mask = 0u8;
         let mut base_val = 0u64;
         while idx != NIL {
             if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
-                self.corrupt(meta, g);
+                self.corrupt(gl, g);
                 return;
             }
             let next = pool.get(idx).next;
@@ -918,7 +918,7 @@ impl Hv {
             }
             idx = next;
         }
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         unsafe {
             let b = &mut *meta.base.get();
             *b = (*b & !byte_mask(base_mask)) | base_val;
@@ -930,11 +930,12 @@ impl Hv {
     /// `after` is NIL), unlinking emptied ones; returns whether `u` has such an entry. Keeps
     /// at most one entry per (writer, byte). Stops at a damaged entry (`resolve_locked`
     /// reports it).
-    fn prune_own_locked(&self, pool: &mut Pool, meta: &GranuleMeta, after: u32, u: UserId, mask: u8) -> bool {
+    fn prune_own_locked(&self, gl: &GranuleGuard, pool: &Pool, after: u32, u: UserId, mask: u8) -> bool {
+        let meta = gl.meta;
         let mut found = false;
         let mut prev = after;
         let mut idx = if after == NIL {
-            // SAFETY: stripe lock held by the caller.
+            // SAFETY: granule lock held by the caller.
             unsafe { *meta.head.get() }
         } else {
             pool.get(after).next
@@ -960,11 +961,11 @@ impl Hv {
     }
 
     /// Collection: drop every entry of the faulted user `u`.
-    fn remove_entries_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, u: UserId) {
-        // SAFETY: stripe lock held.
-        let pool = unsafe { &mut *st.pool.get() };
+    fn remove_entries_locked(&self, gl: &mut GranuleGuard, g: usize, u: UserId) {
+        let meta = gl.meta;
+        let pool = self.pool(g);
         let mut prev = NIL;
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.head.get() };
         while idx != NIL && pool_valid(pool, idx) {
             let next = pool.get(idx).next;
@@ -976,14 +977,14 @@ impl Hv {
             }
             idx = next;
         }
-        if meta.flags.load(Ordering::Relaxed) & CORRUPT == 0 {
+        if gl.flags() & CORRUPT == 0 {
             self.seal_meta(meta, g);
         }
     }
 
-    fn unlink(&self, pool: &mut Pool, meta: &GranuleMeta, prev: u32, next: u32) {
+    fn unlink(&self, pool: &Pool, meta: &GranuleMeta, prev: u32, next: u32) {
         if prev == NIL {
-            // SAFETY: stripe lock held by the caller.
+            // SAFETY: granule lock held by the caller.
             unsafe { *meta.head.get() = next };
         } else {
             let p = pool.get_mut(prev);
@@ -992,11 +993,11 @@ impl Hv {
         }
     }
 
-    fn record_exposures_locked(&self, st: &Stripe, meta: &GranuleMeta, g: usize, reader: UserId, want: u8) {
-        // SAFETY: stripe lock held.
-        let pool = unsafe { &*st.pool.get() };
+    fn record_exposures_locked(&self, gl: &GranuleGuard, g: usize, reader: UserId, want: u8) {
+        let meta = gl.meta;
+        let pool = self.pool(g);
         let mut have = 0u8;
-        // SAFETY: stripe lock held.
+        // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.head.get() };
         while idx != NIL && pool_valid(pool, idx) && have & want != want {
             let e = pool.get(idx);
@@ -1017,12 +1018,8 @@ impl Hv {
     pub fn stats(&self) -> HvStats {
         let (mut restorations, mut entries) = (0, 0);
         for st in &self.stripes {
-            let _l = st.lock.lock();
-            // SAFETY: stripe lock held.
-            unsafe {
-                restorations += *st.restorations.get();
-                entries += (*st.pool.get()).live;
-            }
+            restorations += st.restorations.load(Ordering::Relaxed);
+            entries += st.pool.live();
         }
         let c = &self.counters;
         let (_, nexp) = self.exposures.reported(0, &mut []);
@@ -1061,12 +1058,10 @@ impl Hv {
         let g = addr & !(GRANULE - 1);
         // SAFETY: g is a granule of r.
         let meta = unsafe { r.meta(g) };
-        let st = self.stripe(g);
-        let _l = st.lock.lock();
-        // SAFETY: stripe lock held.
+        let _gl = meta.lock();
+        // SAFETY: granule lock held.
         let head = unsafe { *meta.head.get() };
-        // SAFETY: stripe lock held.
-        let pool = unsafe { &*st.pool.get() };
+        let pool = self.pool(g);
         if head != NIL && pool_valid(pool, head) {
             Some((pool.chunk_of(head) as *mut u8, core::mem::size_of::<Entry>()))
         } else {

@@ -51,9 +51,10 @@ impl StripeLock {
     }
 }
 
+/// Back off while a lock is held: spin, and yield the CPU now and then.
 #[cfg(not(loom))]
 #[inline]
-fn relax(spins: u32) {
+pub fn relax(spins: u32) {
     if spins.is_multiple_of(64) {
         // SAFETY: sched_yield has no preconditions and is async-signal-safe.
         unsafe { libc::sched_yield() };
@@ -63,7 +64,7 @@ fn relax(spins: u32) {
 }
 
 #[cfg(loom)]
-fn relax(_spins: u32) {
+pub fn relax(_spins: u32) {
     loom::thread::yield_now();
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A user id is `(generation << SLOT_BITS) | slot`. History entries carry the writer's id;
 //! every entry of a user is folded (commit) or removed (collection) before its slot is freed,
-//! so under a stripe lock every writer found in a history is a live occupant of its slot.
+//! so under a granule lock every writer found in a history is a live occupant of its slot.
 //!
 //! Owner-only data (write log, shadow) is touched only by the thread running the user: its
 //! stores, its fault entry and its end point. That is the contract of [`UserSlot::owned`].
@@ -70,6 +70,7 @@ impl UserSlot {
         self.id.load(Ordering::Acquire)
     }
 
+    #[inline(always)]
     pub fn state(&self) -> u32 {
         self.state.load(Ordering::Acquire)
     }
@@ -140,7 +141,7 @@ impl UserTable {
     }
 
     /// The slot of a live user, or `None` if `id` no longer occupies it.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, id: UserId) -> Option<&UserSlot> {
         let s = &self.slots[(id as usize) & (MAX_USERS - 1)];
         (id != 0 && s.id.load(Ordering::Acquire) == id).then_some(s)
