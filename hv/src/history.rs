@@ -25,14 +25,16 @@ pub struct Entry {
     pub sum: u64,
 }
 
-/// Keyed mixing function for checksums: cheap, and a wild write cannot forge it without the
-/// per-process key.
-#[inline]
+/// Keyed checksum of three words. Each word enters through a bijection (an odd multiply or a
+/// rotation) and the results are xored, so a change confined to any one word always changes
+/// the sum; the two multiplies are independent, so the CPU overlaps them (this runs on every
+/// monitored store). It detects wild writes; it is no defence against a forger who can read
+/// the key, which in-process anyone can (the isolated hosts are for that).
+#[inline(always)]
 pub fn mix(a: u64, b: u64, c: u64, key: u64) -> u64 {
-    let mut h = a ^ key;
-    h = (h ^ b.rotate_left(23)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h = (h ^ c.rotate_left(41) ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h ^ (h >> 32)
+    let ha = (a ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let hc = (c ^ key.rotate_left(32)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    ha ^ b.rotate_left(23) ^ hc
 }
 
 impl Entry {

@@ -653,6 +653,13 @@ impl Hv {
         if head != NIL && pool_valid(pool, head) {
             let e = pool.get_mut(head);
             if e.writer == u {
+                // Resealing a damaged entry would launder a wild write into it (G6).
+                if !e.intact(head, self.key) {
+                    self.corrupt(&mut gl, g);
+                    self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+                    write_raw(g, mask, val);
+                    return;
+                }
                 let bm = byte_mask(mask);
                 let added = mask & !e.mask;
                 e.bytes = (e.bytes & !bm) | (val & bm);
@@ -968,6 +975,11 @@ impl Hv {
         // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.head.get() };
         while idx != NIL && pool_valid(pool, idx) {
+            if !pool.get(idx).intact(idx, self.key) {
+                // Stop at damage: relinking around it would reseal it (G6).
+                self.corrupt(gl, g);
+                return;
+            }
             let next = pool.get(idx).next;
             if pool.get(idx).writer == u {
                 self.unlink(pool, meta, prev, next);
