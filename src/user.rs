@@ -21,7 +21,9 @@ pub fn current_or_implicit(hv: &Hv) -> u64 {
         if u != 0 {
             return u;
         }
-        implicit(hv, t)
+        let u = implicit(hv, t);
+        thread::ensure_altstack();
+        u
     })
 }
 
