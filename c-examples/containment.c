@@ -14,6 +14,8 @@
  *   implicit      default settings; a thread that never began a user faults: it is contained
  *                 as its own implicit user and goes on.
  *   sigfpe        oblivious; integer division by zero in a user: skipped, quotient 0.
+ *   abort         VMSRS_SIGNALS includes ABRT; a user calls abort(): abort() cannot return,
+ *                 so the user is unwound to its recovery point even under oblivious.
  *
  * Exit 0 when the case behaved as described, 1 with "FAIL: ..." otherwise.
  */
@@ -179,6 +181,20 @@ static void sigfpe(void) {
     CHECK(vmsrs_user_end() == VMSRS_FAULTED, "end must report the fault");
 }
 
+static void abort_case(void) {
+    init();
+    if (VMSRS_USER_BEGIN() == VMSRS_FAULTED) {
+        struct vmsrs_stats s = stats();
+        printf("abort() contained: unwound (unwinds=%llu), shared[3]=%llu\n", (unsigned long long)s.unwinds,
+               (unsigned long long)vmsrs_load64(&shared[3]));
+        CHECK(s.unwinds == 1, "one unwind");
+        CHECK(vmsrs_load64(&shared[3]) == 44, "the aborting user's store must be withdrawn");
+        return;
+    }
+    vmsrs_store64(&shared[3], 4444);
+    abort();
+}
+
 int main(int argc, char **argv) {
     const char *c = argc > 1 ? argv[1] : "";
     if (!strcmp(c, "same-pc")) same_pc();
@@ -188,8 +204,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(c, "chain-default")) chain(0);
     else if (!strcmp(c, "implicit")) implicit();
     else if (!strcmp(c, "sigfpe")) sigfpe();
+    else if (!strcmp(c, "abort")) abort_case();
     else {
-        fprintf(stderr, "usage: %s same-pc|budget|no-recovery|chain|chain-default|implicit|sigfpe\n", argv[0]);
+        fprintf(stderr, "usage: %s same-pc|budget|no-recovery|chain|chain-default|implicit|sigfpe|abort\n", argv[0]);
         return 2;
     }
     printf("containment %s: PASS\n", c);

@@ -55,3 +55,8 @@ fn a_thread_that_never_began_a_user_is_contained_as_its_implicit_user() {
 fn integer_division_by_zero_in_a_user_is_contained() {
     passes("sigfpe", &[("VMSRS_POLICY", "oblivious")]);
 }
+
+#[test]
+fn abort_in_a_user_is_contained_by_unwinding_when_sigabrt_is_configured() {
+    passes("abort", &[("VMSRS_SIGNALS", "SEGV,BUS,FPE,ILL,ABRT"), ("VMSRS_POLICY", "oblivious")]);
+}

@@ -186,8 +186,9 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
     });
 
     if code <= 0 {
-        // Sent by kill/raise: there is no faulting instruction to skip.
-        if rt.settings.policy == Policy::Oblivious && !escalate {
+        // Sent by kill/raise: there is no faulting instruction to skip. abort() never returns
+        // from its raise (it re-raises with the default action), so SIGABRT must unwind.
+        if rt.settings.policy == Policy::Oblivious && !escalate && sig != libc::SIGABRT {
             report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_SUPPRESSED, 0);
             return Some(Step::Return);
         }
