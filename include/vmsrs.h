@@ -143,6 +143,8 @@ struct vmsrs_stats {
   uint64_t history_entries;
   // Recovery data found corrupt (reported, never restored from).
   uint64_t corruptions;
+  // Address of the 8-byte granule whose recovery data was last found corrupt (0: none).
+  uint64_t last_corruption_addr;
   // Monitored stores that could not be recorded (out of memory or users).
   uint64_t unrecorded_stores;
   // Stores that went to a suppressed user's shadow.

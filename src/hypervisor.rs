@@ -82,6 +82,8 @@ pub struct vmsrs_stats {
     pub history_entries: u64,
     /// Recovery data found corrupt (reported, never restored from).
     pub corruptions: u64,
+    /// Address of the 8-byte granule whose recovery data was last found corrupt (0: none).
+    pub last_corruption_addr: u64,
     /// Monitored stores that could not be recorded (out of memory or users).
     pub unrecorded_stores: u64,
     /// Stores that went to a suppressed user's shadow.
@@ -127,6 +129,7 @@ pub unsafe extern "C" fn vmsrs_stats(out: *mut vmsrs_stats) -> i32 {
             restorations: h.restorations,
             history_entries: h.history_entries,
             corruptions: h.corruptions,
+            last_corruption_addr: h.last_corruption,
             unrecorded_stores: h.unrecorded,
             shadow_stores: h.shadow_stores,
             exposures: h.exposures,

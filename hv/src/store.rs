@@ -69,6 +69,8 @@ pub struct HvStats {
     pub restorations: u64,
     pub history_entries: u64,
     pub corruptions: u64,
+    /// Granule address of the last corruption detected (0: none).
+    pub last_corruption: u64,
     pub unrecorded: u64,
     pub shadow_stores: u64,
     pub exposures: u64,
@@ -350,12 +352,6 @@ impl Hv {
             g += GRANULE;
         }
         Ok(())
-    }
-
-    /// Iterate (range, name) for reports.
-    pub fn ranges(&self, f: &mut dyn FnMut(usize, usize, &[u8])) {
-        let _g = self.profile_lock.lock();
-        self.ranges.snapshot(&mut |r, n| f(r.start, r.len, n));
     }
 
     // ----- users -----------------------------------------------------------------------
@@ -678,15 +674,16 @@ impl Hv {
         if !self.meta_intact(meta, g) {
             self.corrupt(&mut gl, g);
         }
+        // This store supersedes the bytes of `mask` in u's older entries for every view:
+        // drop them (before allocating, so the entry count never overshoots its bound), so
+        // the history stays bounded however often users alternate. If u already has an
+        // entry here, g is already in its log.
+        let logged = self.prune_own_locked(&gl, pool, NIL, u, mask);
         let Some(idx) = pool.alloc() else {
             self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
             write_raw(g, mask, val);
             return;
         };
-        // This store supersedes the bytes of `mask` in u's older entries for every view:
-        // drop them, so the history stays bounded however often users alternate. If u
-        // already has an entry here, g is already in its log.
-        let logged = self.prune_own_locked(&gl, pool, NIL, u, mask);
         // SAFETY: granule lock held (pruning never unlinks the head, which is not u's).
         let head = unsafe { *meta.head.get() };
         // SAFETY: store() runs on the user's own thread.
@@ -1046,6 +1043,7 @@ impl Hv {
             restorations,
             history_entries: entries,
             corruptions: c.corruptions.load(Ordering::Relaxed),
+            last_corruption: c.last_corrupt.load(Ordering::Relaxed) as u64,
             unrecorded: c.unrecorded.load(Ordering::Relaxed),
             shadow_stores: c.shadow_stores.load(Ordering::Relaxed),
             exposures: nexp as u64,
@@ -1056,11 +1054,6 @@ impl Hv {
     /// Reported exposures from index `from`; returns (copied, total reported).
     pub fn exposures(&self, from: usize, out: &mut [Exposure]) -> (usize, usize) {
         self.exposures.reported(from, out)
-    }
-
-    /// Address of the granule whose corruption was detected last (0 if none).
-    pub fn last_corruption(&self) -> usize {
-        self.counters.last_corrupt.load(Ordering::Relaxed)
     }
 
     /// Where the recovery data of the granule holding `addr` lives: the metadata and the

@@ -282,11 +282,6 @@ pub fn note_explicit(kind: c_int, addr: u64, u: u64) {
     report::fault(kind, 0, addr, 0, u, vmsrs_fault_action::VMSRS_ACTION_EXPLICIT, 0);
 }
 
-/// For tests of the trap path: is `pc` inside libvmsrs?
-pub fn pc_in_library(pc: usize) -> bool {
-    in_library(pc)
-}
-
 /// Count a contained fault that did not come through a signal.
 pub fn count_explicit() {
     bump(&COUNTERS.faults_contained);

@@ -25,12 +25,6 @@ pub fn start(cfg: HvConfig) -> HvResult<&'static Hv> {
     }
 }
 
-/// The running component, if started.
-#[inline(always)]
-pub fn get() -> Option<&'static Hv> {
-    HV.get().map(|b| &**b)
-}
-
 /// Issue a hypercall to the in-process host.
 ///
 /// # Safety
