@@ -94,6 +94,8 @@ impl UserSlot {
 pub struct UserTable {
     slots: [UserSlot; MAX_USERS],
     hint: AtomicU32,
+    /// Slots claimed now (exact at every instant, unlike a scan of the slots).
+    live: AtomicU32,
 }
 
 impl UserTable {
@@ -107,7 +109,10 @@ impl UserTable {
             unsafe { core::ptr::addr_of_mut!((*this).slots[i]).write(UserSlot::new()) };
         }
         // SAFETY: as above.
-        unsafe { core::ptr::addr_of_mut!((*this).hint).write(AtomicU32::new(0)) };
+        unsafe {
+            core::ptr::addr_of_mut!((*this).hint).write(AtomicU32::new(0));
+            core::ptr::addr_of_mut!((*this).live).write(AtomicU32::new(0));
+        }
     }
 
     /// Claim a free slot and give it a fresh id.
@@ -119,6 +124,7 @@ impl UserTable {
             if s.state.load(Ordering::Relaxed) == FREE
                 && s.state.compare_exchange(FREE, ACTIVE, Ordering::AcqRel, Ordering::Relaxed).is_ok()
             {
+                self.live.fetch_add(1, Ordering::Relaxed);
                 let gen = next_generation(s.id.load(Ordering::Relaxed));
                 let id = (gen << SLOT_BITS) | i as u64;
                 s.doomed.store(false, Ordering::Relaxed);
@@ -137,6 +143,7 @@ impl UserTable {
         let i = (i / core::mem::size_of::<UserSlot>()) as u64;
         // Mark the id retired (generation kept, top bit set) so lookups by the old id fail.
         slot.id.store((1u64 << 63) | (gen << SLOT_BITS) | i, Ordering::Release);
+        self.live.fetch_sub(1, Ordering::Relaxed);
         slot.state.store(FREE, Ordering::Release);
     }
 
@@ -159,7 +166,7 @@ impl UserTable {
     }
 
     pub fn live(&self) -> usize {
-        self.slots.iter().filter(|s| s.state.load(Ordering::Relaxed) != FREE).count()
+        self.live.load(Ordering::Relaxed) as usize
     }
 }
 
