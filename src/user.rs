@@ -21,13 +21,21 @@ pub fn current_or_implicit(hv: &Hv) -> u64 {
         if u != 0 {
             return u;
         }
-        let u = implicit(hv, t);
-        thread::ensure_altstack();
-        u
+        implicit_with_altstack(hv, t)
     })
 }
 
+/// First monitored store of a thread that never began a user (kept out of the hot path).
 #[cold]
+#[inline(never)]
+fn implicit_with_altstack(hv: &Hv, t: &ThreadState) -> u64 {
+    let u = implicit(hv, t);
+    thread::ensure_altstack();
+    u
+}
+
+#[cold]
+#[inline(never)]
 fn implicit(hv: &Hv, t: &ThreadState) -> u64 {
     match hv.user_begin() {
         Ok(u) => {
