@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
+#include "bench_common.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -265,33 +266,8 @@ static double median(double *v, int n) {
 }
 
 static void header(int reps, double target_s) {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    p++;
-                    while (*p == ' ') p++;
-                    p[strcspn(p, "\n")] = 0;
-                    snprintf(model, sizeof model, "%s", p);
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    char date[64];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
-    double load[3] = { 0, 0, 0 };
-    getloadavg(load, 3);
     printf("== libvmsrs Fig. 14 workloads (bench_fig14) ==\n");
-    printf("date      %s\n", date);
-    printf("cpu       %s, %ld online CPUs (not pinned)\n", model, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("loadavg   %.2f %.2f %.2f at start\n", load[0], load[1], load[2]);
+    bench_print_machine();
     printf("method    each configuration in a fresh process, %d repetitions alternating\n"
            "          baseline (-DVMSRS_DISABLE) / libvmsrs normal / libvmsrs suppressed;\n"
            "          medians of process CPU ns per request (wall in brackets); each run\n"

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
+#include "bench_common.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -416,36 +417,11 @@ static void run_user_pair(struct row *r, const char *name, int stores) {
 /* ----- header and summary ------------------------------------------------------------- */
 
 static void header(void) {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    p++;
-                    while (*p == ' ') p++;
-                    p[strcspn(p, "\n")] = 0;
-                    snprintf(model, sizeof model, "%s", p);
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    char date[64];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
     struct utsname u;
     uname(&u);
-    double load[3] = { 0, 0, 0 };
-    getloadavg(load, 3);
     printf("== libvmsrs micro-benchmarks (bench_micro) ==\n");
-    printf("date      %s\n", date);
-    printf("cpu       %s, %ld online CPUs (not pinned)\n", model, sysconf(_SC_NPROCESSORS_ONLN));
+    bench_print_machine();
     printf("kernel    %s %s\n", u.sysname, u.release);
-    printf("loadavg   %.2f %.2f %.2f at start\n", load[0], load[1], load[2]);
 #ifdef VMSRS_DISABLE
     printf("build     VMSRS_DISABLE (every call is the plain access)\n");
 #else
