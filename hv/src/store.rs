@@ -448,15 +448,15 @@ impl Hv {
     /// Is `u` suppressed (faulted, not yet collected)? Enters suppression first if `u` was
     /// doomed by a cascade.
     pub fn suppressed(&self, u: UserId) -> bool {
-        match self.users.get(u) {
-            Some(s) => {
-                if s.doomed.load(Ordering::Relaxed) && s.state() == users::ACTIVE {
-                    let _ = self.crash_suppression(u);
-                }
-                matches!(s.state(), users::FAULTING | users::FAULTED)
-            }
-            None => false,
+        self.users.get(u).is_some_and(|s| self.slot_suppressed(u, s))
+    }
+
+    /// [`Hv::suppressed`] for a slot already looked up.
+    fn slot_suppressed(&self, u: UserId, s: &UserSlot) -> bool {
+        if s.doomed.load(Ordering::Relaxed) && s.state() == users::ACTIVE {
+            let _ = self.crash_suppression(u);
         }
+        matches!(s.state(), users::FAULTING | users::FAULTED)
     }
 
     // ----- monitored access --------------------------------------------------------------
@@ -465,7 +465,7 @@ impl Hv {
     /// every range are written plainly. Must run on the thread that runs `u`.
     pub fn store(&self, u: UserId, dst: usize, src: &[u8]) -> HvResult<()> {
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
-        let suppressed = self.suppressed(u);
+        let suppressed = self.slot_suppressed(u, slot);
         self.for_spans(dst, src.len(), &mut |span, r| {
             let off = span.0 - dst;
             let bytes = &src[off..off + (span.1 - span.0)];
