@@ -86,6 +86,10 @@ enum vmsrs_error
   VMSRS_ENOFAULT = -18,
   // The range is not mapped memory.
   VMSRS_EBADRANGE = -19,
+  // A pointer argument could not be accessed. For the monitored-access, memory and output
+  // functions that is a memory error of the calling user, which is now faulted
+  // (suppressed) as if it had made the access itself; elsewhere nothing happened.
+  VMSRS_EFAULT = -20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -108,6 +112,9 @@ enum vmsrs_fault_action {
   // The signal carried no faulting instruction (raise/kill); the user is suppressed and
   // the thread continues after it.
   VMSRS_ACTION_SUPPRESSED = 5,
+  // A pointer argument of a libvmsrs call could not be accessed; the user is suppressed
+  // and the call returned `VMSRS_EFAULT` (NULL for pointer-returning calls).
+  VMSRS_ACTION_REFUSED = 6,
 };
 
 // Why a user entered suppression explicitly (`vmsrs_crash_suppression`).
@@ -253,7 +260,9 @@ void vmsrs_store64(uint64_t *p, uint64_t v);
 
 // Monitored load of `n` bytes at `src` into the plain buffer `dst`.
 //
-// Returns 0, `VMSRS_ENULL` or `VMSRS_EZEROLEN`.
+// Returns 0, `VMSRS_ENULL`, `VMSRS_EZEROLEN`, or `VMSRS_EFAULT` (a buffer could not be
+// accessed: the calling user made a memory error and is now faulted; under the unwind
+// policy the call does not return but unwinds to the user's recovery point).
 //
 // # Safety
 // `dst` must be writable and `src` readable for `n` bytes.
@@ -261,7 +270,9 @@ int32_t vmsrs_load(void *dst, const void *src, size_t n);
 
 // Monitored store of `n` bytes from the plain buffer `src` at `dst`.
 //
-// Returns 0, `VMSRS_ENULL` or `VMSRS_EZEROLEN`.
+// Returns 0, `VMSRS_ENULL`, `VMSRS_EZEROLEN`, or `VMSRS_EFAULT` (a buffer could not be
+// accessed: the calling user made a memory error and is now faulted; under the unwind
+// policy the call does not return but unwinds to the user's recovery point).
 //
 // # Safety
 // `dst` must be writable and `src` readable for `n` bytes.
@@ -271,7 +282,9 @@ int32_t vmsrs_store(void *dst, const void *src, size_t n);
 // paper's assignment class: the source is read through G3, the destination recorded).
 // Overlapping buffers are handled as by `memmove`.
 //
-// Returns 0, `VMSRS_ENULL` or `VMSRS_EZEROLEN`.
+// Returns 0, `VMSRS_ENULL`, `VMSRS_EZEROLEN`, or `VMSRS_EFAULT` (a buffer could not be
+// accessed: the calling user made a memory error and is now faulted; under the unwind
+// policy the call does not return but unwinds to the user's recovery point).
 //
 // # Safety
 // `dst` must be writable and `src` readable for `n` bytes.
@@ -293,7 +306,8 @@ int32_t vmsrs_last_error(void);
 // could be created for this thread).
 int32_t vmsrs_crash_suppression(int32_t kind, const void *addr);
 
-// Fill `*out` with the current counters. Returns 0, `VMSRS_ENULL` or `VMSRS_EUNINIT`.
+// Fill `*out` with the current counters. Returns 0, `VMSRS_ENULL`, `VMSRS_EFAULT` (`out` not
+// writable; nothing else happens) or `VMSRS_EUNINIT`.
 //
 // # Safety
 // `out` is NULL or points to a writable `struct vmsrs_stats`.
@@ -301,15 +315,15 @@ int32_t vmsrs_stats(struct vmsrs_stats *out);
 
 // Copy up to `cap` reported exposures, oldest first, into `out` (may be NULL when `cap` is
 // 0); `*total` (if not NULL) receives how many are reported in all. Returns the number
-// copied, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (`out` NULL with `cap > 0`). Exposure tracking
-// is on with `VMSRS_EXPOSURE=1`.
+// copied, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (`out` NULL with `cap > 0`), `VMSRS_EFAULT`
+// (`out` or `total` not writable). Exposure tracking is on with `VMSRS_EXPOSURE=1`.
 //
 // # Safety
 // `out` holds `cap` writable entries; `total` is NULL or writable.
 int32_t vmsrs_exposures(struct vmsrs_exposure *out, size_t cap, size_t *total);
 
-// Fill `*out` with the last contained fault. Returns 0, `VMSRS_ENULL`, or `VMSRS_ENOFAULT`
-// (none yet).
+// Fill `*out` with the last contained fault. Returns 0, `VMSRS_ENULL`, `VMSRS_EFAULT` (`out`
+// not writable), or `VMSRS_ENOFAULT` (none yet).
 //
 // # Safety
 // `out` is NULL or points to a writable `struct vmsrs_fault_info`.
@@ -318,7 +332,8 @@ int32_t vmsrs_last_fault(struct vmsrs_fault_info *out);
 // For experiments on isolation (paper Fig. 10) only: where the recovery data of the
 // monitored granule holding `addr` lives in the in-process host. Writing there simulates a
 // faulty user overwriting the recovery area; libvmsrs must then report the corruption and
-// never restore from it. Returns 0, `VMSRS_EUNINIT`, `VMSRS_ENULL`, `VMSRS_ENOTPROFILED`.
+// never restore from it. Returns 0, `VMSRS_EUNINIT`, `VMSRS_ENULL`, `VMSRS_EFAULT`,
+// `VMSRS_ENOTPROFILED`.
 //
 // # Safety
 // `area` and `len` are writable.
@@ -345,16 +360,19 @@ void *vmsrs_realloc(void *p, size_t n);
 void vmsrs_free(void *p);
 
 // `memset` that records monitored bytes as stores of this user. Returns `dst`, or NULL
-// (with `vmsrs_last_error() == VMSRS_ENULL`) when `dst` is NULL and `n > 0`. `n == 0` is a
-// no-op, as in libc.
+// with `vmsrs_last_error()` set: `VMSRS_ENULL` when `dst` is NULL and `n > 0`,
+// `VMSRS_EFAULT` when `dst` is not writable (the calling user made a memory error and is
+// now faulted; under the unwind policy the call unwinds to its recovery point instead).
+// `n == 0` is a no-op, as in libc.
 //
 // # Safety
 // `dst` must be writable for `n` bytes.
 void *vmsrs_memset(void *dst, int32_t c, size_t n);
 
 // `memcpy` through the monitored view: monitored source bytes are read as G3/G4 say,
-// monitored destination bytes are recorded stores. Returns `dst`, or NULL (with
-// `vmsrs_last_error() == VMSRS_ENULL`) for a NULL pointer with `n > 0`.
+// monitored destination bytes are recorded stores. Returns `dst`, or NULL with
+// `vmsrs_last_error()` set: `VMSRS_ENULL` for a NULL pointer with `n > 0`, `VMSRS_EFAULT`
+// for a buffer that cannot be accessed (as for `vmsrs_memset`).
 //
 // # Safety
 // `dst` writable and `src` readable for `n` bytes.
@@ -383,7 +401,8 @@ int32_t vmsrs_ptr_check(const void *p, size_t n);
 //
 // Returns 0, or `VMSRS_EALREADY` (already initialised; the first configuration stays),
 // `VMSRS_EIO` (file unreadable), `VMSRS_ECONFIG` (invalid key value; the reason is printed
-// on stderr), `VMSRS_ENOTSUP` (host not built), `VMSRS_ENOMEM`.
+// on stderr), `VMSRS_ENOTSUP` (host not built), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`env_file`
+// unreadable), `VMSRS_EINVAL` (`env_file` longer than PATH_MAX).
 //
 // # Safety
 // `env_file` is NULL or a NUL-terminated string.
@@ -397,7 +416,7 @@ int32_t vmsrs_init_profile(const char *env_file);
 // Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
 // `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
 // mapped), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
-// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`.
+// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`name` unreadable).
 //
 // # Safety
 // `name` is NULL or a NUL-terminated string.

@@ -3,13 +3,22 @@
 //! Loads take the fast path — one plain load — while no user is faulted (the hv publishes
 //! that state read-only); otherwise they go through demand restoration. Stores to monitored
 //! memory record history through the hypervisor component. On unmonitored addresses every
-//! function is the plain access, and a bad address faults exactly like the plain access
-//! would (the fault is then contained like any fault of the user).
+//! function is the plain access. A scalar access to a bad address faults exactly like the
+//! plain access would (then contained like any fault of the user); a buffer the caller
+//! names is only ever copied through `vmsrs_hv::uaccess`, into bounce buffers of our own
+//! before the hv sees it, so a bad buffer is a contained memory error of the calling user
+//! (`VMSRS_EFAULT`), never a crash inside libvmsrs.
 
+use crate::error::VmsrsError;
+use crate::fault::{note_bad_pointer, settle};
 use crate::ffi::{boundary, non_null, non_zero};
 use crate::{runtime, thread, user};
 use core::arch::asm;
+use vmsrs_hv::uaccess;
 use vmsrs_hv::{host::inproc::vmmcall, svm_exit_handler, Hv, Hypercall, VmFrame};
+
+/// Bytes moved per bounce-buffer round.
+const CHUNK: usize = 256;
 
 macro_rules! plain_access {
     ($load:ident, $store:ident, $t:ty, $ld:literal, $st:literal) => {
@@ -37,23 +46,41 @@ plain_access!(plain_load16, plain_store16, u16, "movzx {v:e}, word ptr [{p}]", "
 plain_access!(plain_load32, plain_store32, u32, "mov {v:e}, dword ptr [{p}]", "mov dword ptr [{p}], {v:e}");
 plain_access!(plain_load64, plain_store64, u64, "mov {v}, qword ptr [{p}]", "mov qword ptr [{p}], {v}");
 
-/// Slow path of a monitored load of `dst.len()` bytes at `src`.
+/// Slow path of a monitored load of `dst.len()` bytes at `src` into our own buffer.
 #[cold]
 #[inline(never)]
-pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) {
-    let u = user::current();
+pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
-    // SAFETY: `dst` is a live buffer of the given length; `src` is the caller's address.
-    unsafe { vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, 0, 0]) };
+    let u = user::current();
+    // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
+    // address, which the hv reads only as monitored memory or through a guarded copy.
+    let r = unsafe {
+        vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, 0, 0])
+    };
+    crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
 }
 
-/// Monitored store of `src` at `dst` by this thread's user.
+/// Monitored store of our own buffer `src` at `dst` by this thread's user (or by no user
+/// when none can be created: the store still happens, final at once).
 #[inline(never)]
-pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) {
-    let u = user::current_or_implicit(hv);
+pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
-    // SAFETY: `src` is a live buffer of the given length; `dst` is the caller's address.
-    unsafe { vmmcall(hv, Hypercall::Store, [u, dst as u64, src.as_ptr() as u64, src.len() as u64, 0, 0]) };
+    let u = user::current_or_implicit(hv);
+    // SAFETY: `src` is our own live buffer; `dst` is the caller's address, written by the hv
+    // only as monitored memory or through a guarded copy.
+    let r = unsafe {
+        vmmcall(hv, Hypercall::Store, [u, dst as u64, src.as_ptr() as u64, src.len() as u64, 0, 0])
+    };
+    crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, dst))
+}
+
+/// An hv status for an unmonitored span the caller named: `VMSRS_EFAULT` is a bad pointer.
+fn bad_span(e: VmsrsError, addr: usize) -> VmsrsError {
+    if e == VmsrsError::VMSRS_EFAULT {
+        note_bad_pointer(addr)
+    } else {
+        e
+    }
 }
 
 /// A monitored scalar load of `N` bytes (any alignment); `plain` is the one-instruction
@@ -73,11 +100,11 @@ fn load_scalar<const N: usize>(a: usize, plain: impl FnOnce() -> u64) -> u64 {
 #[inline(never)]
 fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
     thread::with(|t| {
-        t.depth.set(t.depth.get() + 1);
+        thread::enter_in(t);
         let mut frame = VmFrame::call(Hypercall::LoadScalar, [t.user.get(), a as u64, 0, n as u64, 0, 0]);
         // SAFETY: LoadScalar takes no buffers; the user is this thread's.
         unsafe { svm_exit_handler(&mut frame, hv) };
-        t.depth.set(t.depth.get() - 1);
+        thread::leave_in(t);
         frame.genrl_regs.rdx
     })
 }
@@ -96,15 +123,16 @@ fn store_scalar<const N: usize>(a: usize, v: u64, plain: impl FnOnce()) {
 #[inline(never)]
 fn store_scalar_slow(hv: &Hv, a: usize, v: u64, n: usize) {
     thread::with(|t| {
+        thread::enter_in(t);
         let mut u = t.user.get();
         if u == 0 {
+            // 0 again if the user table is full: the hv then makes the store final at once.
             u = user::current_or_implicit(hv);
         }
-        t.depth.set(t.depth.get() + 1);
         let mut frame = VmFrame::call(Hypercall::StoreScalar, [u, a as u64, v, n as u64, 0, 0]);
         // SAFETY: StoreScalar takes no buffers; the user is this thread's.
         unsafe { svm_exit_handler(&mut frame, hv) };
-        t.depth.set(t.depth.get() - 1);
+        thread::leave_in(t);
     })
 }
 
@@ -191,106 +219,128 @@ pub unsafe extern "C" fn vmsrs_store64(p: *mut u64, v: u64) {
     store_scalar::<8>(p as usize, v, || unsafe { plain_store64(p as usize, v) })
 }
 
-/// Copy `n` bytes from `src` into `dst` through the monitored view (`src` may be monitored;
-/// `dst` is written plainly). In chunks so any length works without allocation.
-pub(crate) fn load_into(src: usize, dst: usize, n: usize) {
+/// Copy `n` bytes from the caller's `src` into the caller's `dst` through the monitored view
+/// (`src` may be monitored; `dst` is written plainly).
+pub(crate) fn load_into(src: usize, dst: usize, n: usize) -> Result<(), VmsrsError> {
     match runtime::hv() {
         Some(hv) if !runtime::loads_are_plain() && hv.may_touch(src, n) => {
+            let mut buf = [0u8; CHUNK];
             let mut done = 0;
             while done < n {
-                let k = (n - done).min(256);
-                // SAFETY: `dst + done .. + k` is inside the caller's destination.
-                let out = unsafe { core::slice::from_raw_parts_mut((dst + done) as *mut u8, k) };
-                load_slow(hv, src + done, out);
+                let k = (n - done).min(CHUNK);
+                load_slow(hv, src + done, &mut buf[..k])?;
+                put(dst + done, &buf[..k])?;
                 done += k;
             }
+            Ok(())
         }
-        _ => {
-            // SAFETY: the caller vouches for both buffers, as for memcpy.
-            unsafe { libc::memcpy(dst as *mut libc::c_void, src as *const libc::c_void, n) };
-        }
+        // SAFETY: a guarded copy between two caller buffers.
+        _ => unsafe { uaccess::copy(dst as *mut u8, src as *const u8, n) }.map_err(|b| note_bad_pointer(b.0)),
     }
 }
 
-/// Store `n` bytes from the plain buffer `src` into `dst` as monitored stores.
-pub(crate) fn store_from(dst: usize, src: usize, n: usize) {
+/// Store `n` bytes from the caller's `src` into `dst` as monitored stores.
+pub(crate) fn store_from(dst: usize, src: usize, n: usize) -> Result<(), VmsrsError> {
     match runtime::hv() {
         Some(hv) if hv.may_touch(dst, n) => {
-            // SAFETY: the caller vouches for `src..src+n`.
-            let bytes = unsafe { core::slice::from_raw_parts(src as *const u8, n) };
-            store_slow(hv, dst, bytes);
+            let mut buf = [0u8; CHUNK];
+            let mut done = 0;
+            while done < n {
+                let k = (n - done).min(CHUNK);
+                get(&mut buf[..k], src + done)?;
+                store_slow(hv, dst + done, &buf[..k])?;
+                done += k;
+            }
+            Ok(())
         }
-        _ => {
-            // SAFETY: the caller vouches for both buffers, as for memcpy.
-            unsafe { libc::memcpy(dst as *mut libc::c_void, src as *const libc::c_void, n) };
-        }
+        // SAFETY: a guarded copy between two caller buffers.
+        _ => unsafe { uaccess::copy(dst as *mut u8, src as *const u8, n) }.map_err(|b| note_bad_pointer(b.0)),
     }
+}
+
+/// Copy a caller's bytes at `src` into our buffer.
+fn get(out: &mut [u8], src: usize) -> Result<(), VmsrsError> {
+    // SAFETY: `out` is our own buffer; `src` is guarded.
+    unsafe { uaccess::copy(out.as_mut_ptr(), src as *const u8, out.len()) }.map_err(|b| note_bad_pointer(b.0))
+}
+
+/// Copy our buffer to a caller's `dst`.
+fn put(dst: usize, bytes: &[u8]) -> Result<(), VmsrsError> {
+    // SAFETY: `bytes` is our own buffer; `dst` is guarded.
+    unsafe { uaccess::copy(dst as *mut u8, bytes.as_ptr(), bytes.len()) }.map_err(|b| note_bad_pointer(b.0))
 }
 
 /// Assign `n` bytes from `src` to `dst`, both possibly monitored, in either direction of
 /// overlap (memmove semantics): each byte is loaded through G3 and stored as this user.
-pub(crate) fn assign(dst: usize, src: usize, n: usize) {
-    let mut buf = [0u8; 256];
+pub(crate) fn assign(dst: usize, src: usize, n: usize) -> Result<(), VmsrsError> {
+    let mut buf = [0u8; CHUNK];
     let backwards = dst > src && dst < src + n;
     let mut done = 0;
     while done < n {
-        let k = (n - done).min(buf.len());
+        let k = (n - done).min(CHUNK);
         let off = if backwards { n - done - k } else { done };
-        load_into(src + off, buf.as_mut_ptr() as usize, k);
-        store_from(dst + off, buf.as_ptr() as usize, k);
+        load_into(src + off, buf.as_mut_ptr() as usize, k)?;
+        store_from(dst + off, buf.as_ptr() as usize, k)?;
         done += k;
     }
+    Ok(())
 }
 
 /// Monitored load of `n` bytes at `src` into the plain buffer `dst`.
 ///
-/// Returns 0, `VMSRS_ENULL` or `VMSRS_EZEROLEN`.
+/// Returns 0, `VMSRS_ENULL`, `VMSRS_EZEROLEN`, or `VMSRS_EFAULT` (a buffer could not be
+/// accessed: the calling user made a memory error and is now faulted; under the unwind
+/// policy the call does not return but unwinds to the user's recovery point).
 ///
 /// # Safety
 /// `dst` must be writable and `src` readable for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_load(dst: *mut libc::c_void, src: *const libc::c_void, n: usize) -> i32 {
-    boundary(|| {
+    settle(boundary(|| {
         non_null(dst)?;
         non_null(src)?;
         non_zero(n)?;
-        load_into(src as usize, dst as usize, n);
+        load_into(src as usize, dst as usize, n)?;
         Ok(0)
-    })
+    }))
 }
 
 /// Monitored store of `n` bytes from the plain buffer `src` at `dst`.
 ///
-/// Returns 0, `VMSRS_ENULL` or `VMSRS_EZEROLEN`.
+/// Returns 0, `VMSRS_ENULL`, `VMSRS_EZEROLEN`, or `VMSRS_EFAULT` (a buffer could not be
+/// accessed: the calling user made a memory error and is now faulted; under the unwind
+/// policy the call does not return but unwinds to the user's recovery point).
 ///
 /// # Safety
 /// `dst` must be writable and `src` readable for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_store(dst: *mut libc::c_void, src: *const libc::c_void, n: usize) -> i32 {
-    boundary(|| {
+    settle(boundary(|| {
         non_null(dst)?;
         non_null(src)?;
         non_zero(n)?;
-        store_from(dst as usize, src as usize, n);
+        store_from(dst as usize, src as usize, n)?;
         Ok(0)
-    })
+    }))
 }
 
 /// Monitored assignment `dst = src` of `n` bytes, both sides possibly monitored (the
 /// paper's assignment class: the source is read through G3, the destination recorded).
 /// Overlapping buffers are handled as by `memmove`.
 ///
-/// Returns 0, `VMSRS_ENULL` or `VMSRS_EZEROLEN`.
+/// Returns 0, `VMSRS_ENULL`, `VMSRS_EZEROLEN`, or `VMSRS_EFAULT` (a buffer could not be
+/// accessed: the calling user made a memory error and is now faulted; under the unwind
+/// policy the call does not return but unwinds to the user's recovery point).
 ///
 /// # Safety
 /// `dst` must be writable and `src` readable for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_assign(dst: *mut libc::c_void, src: *const libc::c_void, n: usize) -> i32 {
-    boundary(|| {
+    settle(boundary(|| {
         non_null(dst)?;
         non_null(src)?;
         non_zero(n)?;
-        assign(dst as usize, src as usize, n);
+        assign(dst as usize, src as usize, n)?;
         Ok(0)
-    })
+    }))
 }

@@ -7,7 +7,7 @@ use crate::ffi::{boundary, non_null};
 use crate::runtime::{self, COUNTERS};
 use crate::{thread, user};
 use core::sync::atomic::Ordering;
-use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
+use vmsrs_hv::{host::inproc::vmmcall, uaccess, Hypercall};
 
 /// Why a user entered suppression explicitly (`vmsrs_crash_suppression`).
 #[allow(non_camel_case_types)]
@@ -106,7 +106,8 @@ pub struct vmsrs_stats {
     pub bounds_faults: u64,
 }
 
-/// Fill `*out` with the current counters. Returns 0, `VMSRS_ENULL` or `VMSRS_EUNINIT`.
+/// Fill `*out` with the current counters. Returns 0, `VMSRS_ENULL`, `VMSRS_EFAULT` (`out` not
+/// writable; nothing else happens) or `VMSRS_EUNINIT`.
 ///
 /// # Safety
 /// `out` is NULL or points to a writable `struct vmsrs_stats`.
@@ -143,16 +144,16 @@ pub unsafe extern "C" fn vmsrs_stats(out: *mut vmsrs_stats) -> i32 {
             suppressed_outputs: l(&c.suppressed_outputs),
             bounds_faults: l(&c.bounds_faults),
         };
-        // SAFETY: checked non-NULL; the caller provides a writable struct.
-        unsafe { out.write(s) };
+        // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
+        unsafe { uaccess::write(out, s) }.map_err(|_| VMSRS_EFAULT)?;
         Ok(0)
     })
 }
 
 /// Copy up to `cap` reported exposures, oldest first, into `out` (may be NULL when `cap` is
 /// 0); `*total` (if not NULL) receives how many are reported in all. Returns the number
-/// copied, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (`out` NULL with `cap > 0`). Exposure tracking
-/// is on with `VMSRS_EXPOSURE=1`.
+/// copied, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (`out` NULL with `cap > 0`), `VMSRS_EFAULT`
+/// (`out` or `total` not writable). Exposure tracking is on with `VMSRS_EXPOSURE=1`.
 ///
 /// # Safety
 /// `out` holds `cap` writable entries; `total` is NULL or writable.
@@ -163,23 +164,32 @@ pub unsafe extern "C" fn vmsrs_exposures(out: *mut vmsrs_hv::Exposure, cap: usiz
         if cap > 0 {
             non_null(out)?;
         }
-        let buf: &mut [vmsrs_hv::Exposure] = if cap == 0 {
-            &mut []
-        } else {
-            // SAFETY: `out` is non-NULL and holds `cap` entries (documented contract).
-            unsafe { core::slice::from_raw_parts_mut(out, cap) }
+        // Copied out through a bounce buffer: `out` is the caller's.
+        let mut buf = [vmsrs_hv::Exposure::default(); 64];
+        let mut copied = 0;
+        let all = loop {
+            let want = (cap - copied).min(buf.len());
+            let (n, all) = rt.hv.exposures(copied, &mut buf[..want]);
+            for (i, e) in buf[..n].iter().enumerate() {
+                // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
+                // SAFETY: the caller's out-array; a bad entry is reported as VMSRS_EFAULT.
+                unsafe { uaccess::write(out.wrapping_add(copied + i), *e) }.map_err(|_| VMSRS_EFAULT)?;
+            }
+            copied += n;
+            if n < want || copied == cap {
+                break all;
+            }
         };
-        let (n, all) = rt.hv.exposures(0, buf);
         if !total.is_null() {
-            // SAFETY: checked non-NULL; writable by contract.
-            unsafe { total.write(all) };
+            // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
+            unsafe { uaccess::write(total, all) }.map_err(|_| VMSRS_EFAULT)?;
         }
-        Ok(n as i32)
+        Ok(copied as i32)
     })
 }
 
-/// Fill `*out` with the last contained fault. Returns 0, `VMSRS_ENULL`, or `VMSRS_ENOFAULT`
-/// (none yet).
+/// Fill `*out` with the last contained fault. Returns 0, `VMSRS_ENULL`, `VMSRS_EFAULT` (`out`
+/// not writable), or `VMSRS_ENOFAULT` (none yet).
 ///
 /// # Safety
 /// `out` is NULL or points to a writable `struct vmsrs_fault_info`.
@@ -188,8 +198,8 @@ pub unsafe extern "C" fn vmsrs_last_fault(out: *mut vmsrs_fault_info) -> i32 {
     boundary(|| {
         non_null(out)?;
         let f = report::last().ok_or(VMSRS_ENOFAULT)?;
-        // SAFETY: checked non-NULL; writable by contract.
-        unsafe { out.write(f) };
+        // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
+        unsafe { uaccess::write(out, f) }.map_err(|_| VMSRS_EFAULT)?;
         Ok(0)
     })
 }
@@ -197,7 +207,8 @@ pub unsafe extern "C" fn vmsrs_last_fault(out: *mut vmsrs_fault_info) -> i32 {
 /// For experiments on isolation (paper Fig. 10) only: where the recovery data of the
 /// monitored granule holding `addr` lives in the in-process host. Writing there simulates a
 /// faulty user overwriting the recovery area; libvmsrs must then report the corruption and
-/// never restore from it. Returns 0, `VMSRS_EUNINIT`, `VMSRS_ENULL`, `VMSRS_ENOTPROFILED`.
+/// never restore from it. Returns 0, `VMSRS_EUNINIT`, `VMSRS_ENULL`, `VMSRS_EFAULT`,
+/// `VMSRS_ENOTPROFILED`.
 ///
 /// # Safety
 /// `area` and `len` are writable.
@@ -213,11 +224,10 @@ pub unsafe extern "C" fn vmsrs_debug_recovery_area(
         non_null(area)?;
         non_null(len)?;
         let (p, n) = rt.hv.recovery_area_of(addr as usize).ok_or(VMSRS_ENOTPROFILED)?;
-        // SAFETY: both checked non-NULL; writable by contract.
-        unsafe {
-            area.write(p as *mut libc::c_void);
-            len.write(n);
-        }
+        // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
+        unsafe { uaccess::write(area, p as *mut libc::c_void) }.map_err(|_| VMSRS_EFAULT)?;
+        // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
+        unsafe { uaccess::write(len, n) }.map_err(|_| VMSRS_EFAULT)?;
         Ok(0)
     })
 }

@@ -24,12 +24,30 @@
 #[global_allocator]
 static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
 
+/// Runs when libvmsrs is loaded (before `main` when it is linked or preloaded, so on one
+/// thread): builds everything the fault handler needs, so the handler never allocates or
+/// waits on a table another thread is building (`fault::prepare`), and registers the fork
+/// hook that frees the child's copies of other threads' bookkeeping.
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = constructor;
+
+extern "C" fn constructor() {
+    fault::prepare();
+    extern "C" fn child() {
+        vmsrs_hv::grace::after_fork_child();
+    }
+    // SAFETY: registering a plain extern "C" function as the child-side fork hook.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
 pub mod access;
 mod alloc;
 pub mod error;
 pub mod fault;
 mod ffi;
 pub mod hypervisor;
+pub mod interpose;
 pub mod memory;
 pub mod output;
 pub mod pointer;

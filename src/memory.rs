@@ -15,17 +15,20 @@ use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
 static BOUNDS: spin::Mutex<BTreeMap<usize, usize>> = spin::Mutex::new(BTreeMap::new());
 
 fn record(p: *mut c_void, n: usize) {
+    let _e = thread::HvEntry::enter();
     if !p.is_null() {
         BOUNDS.lock().insert(p as usize, n.max(1));
     }
 }
 
 fn forget(p: *mut c_void) -> Option<usize> {
+    let _e = thread::HvEntry::enter();
     BOUNDS.lock().remove(&(p as usize))
 }
 
 /// The allocation containing `addr`: (start, len).
 pub fn allocation_of(addr: usize) -> Option<(usize, usize)> {
+    let _e = thread::HvEntry::enter();
     let b = BOUNDS.lock();
     let (&s, &n) = b.range(..=addr).next_back()?;
     (addr < s + n).then_some((s, n))
@@ -103,8 +106,10 @@ pub unsafe extern "C" fn vmsrs_free(p: *mut c_void) {
 }
 
 /// `memset` that records monitored bytes as stores of this user. Returns `dst`, or NULL
-/// (with `vmsrs_last_error() == VMSRS_ENULL`) when `dst` is NULL and `n > 0`. `n == 0` is a
-/// no-op, as in libc.
+/// with `vmsrs_last_error()` set: `VMSRS_ENULL` when `dst` is NULL and `n > 0`,
+/// `VMSRS_EFAULT` when `dst` is not writable (the calling user made a memory error and is
+/// now faulted; under the unwind policy the call unwinds to its recovery point instead).
+/// `n == 0` is a no-op, as in libc.
 ///
 /// # Safety
 /// `dst` must be writable for `n` bytes.
@@ -117,19 +122,52 @@ pub unsafe extern "C" fn vmsrs_memset(dst: *mut c_void, c: i32, n: usize) -> *mu
         set_last(VMSRS_ENULL);
         return core::ptr::null_mut();
     }
+    let r = fill(dst as usize, c as u8, n);
+    returned_pointer(dst, r)
+}
+
+fn fill(dst: usize, byte: u8, n: usize) -> Result<(), crate::error::VmsrsError> {
     match runtime::hv() {
-        Some(hv) if hv.may_touch(dst as usize, n) => {
-            let u = user::current_or_implicit(hv);
+        Some(hv) if hv.may_touch(dst, n) => {
             let _e = thread::HvEntry::enter();
-            // SAFETY: Fill takes no buffers; `dst` is vouched for by the caller.
-            unsafe { vmmcall(hv, Hypercall::Fill, [dst as u64, c as u8 as u64, n as u64, u, 0, 0]) };
+            let u = user::current_or_implicit(hv);
+            // SAFETY: Fill takes no buffers; `dst` is written as monitored memory or through
+            // guarded copies.
+            let r = unsafe { vmmcall(hv, Hypercall::Fill, [dst as u64, byte as u64, n as u64, u, 0, 0]) };
+            crate::profile::status(r).map(|_| ()).map_err(|e| {
+                if e == VMSRS_EFAULT {
+                    crate::fault::note_bad_pointer(dst)
+                } else {
+                    e
+                }
+            })
         }
         _ => {
-            // SAFETY: forwarded contract.
-            unsafe { libc::memset(dst, c, n) };
+            let chunk = [byte; 256];
+            let mut done = 0;
+            while done < n {
+                let k = (n - done).min(chunk.len());
+                // SAFETY: a guarded copy from our own buffer.
+                unsafe { vmsrs_hv::uaccess::copy((dst + done) as *mut u8, chunk.as_ptr(), k) }
+                    .map_err(|b| crate::fault::note_bad_pointer(b.0))?;
+                done += k;
+            }
+            Ok(())
         }
     }
-    dst
+}
+
+/// The result of a pointer-returning class-3 call: `dst`, or NULL with the last error set
+/// (after a bad pointer has been dealt with as the user's fault).
+fn returned_pointer(dst: *mut c_void, r: Result<(), crate::error::VmsrsError>) -> *mut c_void {
+    match r {
+        Ok(()) => dst,
+        Err(e) => {
+            set_last(e);
+            crate::fault::settle(0);
+            core::ptr::null_mut()
+        }
+    }
 }
 
 fn copy(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void {
@@ -140,13 +178,14 @@ fn copy(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void {
         set_last(VMSRS_ENULL);
         return core::ptr::null_mut();
     }
-    access::assign(dst as usize, src as usize, n);
-    dst
+    let r = access::assign(dst as usize, src as usize, n);
+    returned_pointer(dst, r)
 }
 
 /// `memcpy` through the monitored view: monitored source bytes are read as G3/G4 say,
-/// monitored destination bytes are recorded stores. Returns `dst`, or NULL (with
-/// `vmsrs_last_error() == VMSRS_ENULL`) for a NULL pointer with `n > 0`.
+/// monitored destination bytes are recorded stores. Returns `dst`, or NULL with
+/// `vmsrs_last_error()` set: `VMSRS_ENULL` for a NULL pointer with `n > 0`, `VMSRS_EFAULT`
+/// for a buffer that cannot be accessed (as for `vmsrs_memset`).
 ///
 /// # Safety
 /// `dst` writable and `src` readable for `n` bytes.

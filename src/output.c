@@ -11,6 +11,11 @@
  *   arguments are values the caller already loaded.
  * - `%n` is refused (VMSRS_EINVAL): a store through a format argument bypasses monitoring.
  *   Positional (`%1$s`) formats are printed as by vfprintf, without the view.
+ * - Every pointer libc would dereference (the stream, the format, each `%s`/`%ls` string) is
+ *   checked through guarded reads BEFORE libc takes the stream's lock: a bad one is the
+ *   calling user's memory error (VMSRS_EFAULT; under the unwind policy the user unwinds to
+ *   its recovery point from here, holding no lock), never a fault inside vfprintf that
+ *   would leave the stream locked for every other thread.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -22,12 +27,18 @@
 
 #define VMSRS_ENULL (-1)
 #define VMSRS_EINVAL (-12)
+#define VMSRS_EFAULT (-20)
+/* Positional formats may name arguments up to this position. */
+#define MAX_POS 64
 
 int vmsrs_user_suppressed(void);
 uint64_t vmsrs_user_current(void);
 int vmsrs__needs_view(const void *p);
 size_t vmsrs__view_cstr(const char *p, char *out, size_t cap);
 void vmsrs__count_suppressed_output(void);
+long vmsrs__probe_cstr(const char *p);
+int vmsrs__probe(const void *p, size_t n);
+int vmsrs__settle(int status);
 void *__libc_malloc(size_t);
 void __libc_free(void *);
 
@@ -97,6 +108,113 @@ static int check_format(const char *fmt, int *positional) {
     return 0;
 }
 
+/* Check a string argument libc will read: 0, or VMSRS_EFAULT (noted as a bad pointer). */
+static int check_str(enum arg_kind k, const void *str) {
+    if (str == NULL) return 0; /* glibc prints "(null)" */
+    if (k == A_STR) return vmsrs__probe_cstr(str) < 0 ? VMSRS_EFAULT : 0;
+    for (const wchar_t *w = str;; w++) {
+        if (vmsrs__probe(w, sizeof *w) != 0) return VMSRS_EFAULT;
+        if (*w == 0) return 0;
+    }
+}
+
+/* Consume one argument of kind k from ap, checking it if libc will dereference it. */
+static int check_arg(enum arg_kind k, va_list *ap) {
+    switch (k) {
+    case A_NONE: return 0;
+    case A_INT: case A_WINT: (void)va_arg(*ap, int); return 0;
+    case A_LONG: (void)va_arg(*ap, long); return 0;
+    case A_LLONG: (void)va_arg(*ap, long long); return 0;
+    case A_SIZE: (void)va_arg(*ap, size_t); return 0;
+    case A_INTMAX: (void)va_arg(*ap, intmax_t); return 0;
+    case A_PTRDIFF: (void)va_arg(*ap, ptrdiff_t); return 0;
+    case A_DOUBLE: (void)va_arg(*ap, double); return 0;
+    case A_LDOUBLE: (void)va_arg(*ap, long double); return 0;
+    case A_PTR: (void)va_arg(*ap, void *); return 0;
+    case A_STR: case A_WSTR: return check_str(k, va_arg(*ap, const void *));
+    default: return VMSRS_EINVAL;
+    }
+}
+
+/* Read a decimal position followed by '$' at *q; 0 if there is none. */
+static int read_pos(const char **q) {
+    int n = 0;
+    while (**q >= '0' && **q <= '9' && n <= MAX_POS) n = n * 10 + (*(*q)++ - '0');
+    if (**q != '$' || n < 1 || n > MAX_POS) return 0;
+    (*q)++;
+    return n;
+}
+
+/* Parse one positional conversion "%N$...": its argument position and kind, and the
+ * positions of a "*M$" width and precision (0: none). Returns 0, or VMSRS_EINVAL. */
+static int parse_positional(const char *p, struct spec *s, int *pos, int *wpos, int *ppos) {
+    const char *q = p + 1;
+    *pos = *wpos = *ppos = 0;
+    if (*q == '%') { s->kind = A_NONE; s->len = 2; return 0; }
+    if ((*pos = read_pos(&q)) == 0) return VMSRS_EINVAL;
+    while (*q && strchr("-+ #0'I", *q)) q++;
+    if (*q == '*') { q++; if ((*wpos = read_pos(&q)) == 0) return VMSRS_EINVAL; }
+    else while (*q >= '0' && *q <= '9') q++;
+    if (*q == '.') {
+        q++;
+        if (*q == '*') { q++; if ((*ppos = read_pos(&q)) == 0) return VMSRS_EINVAL; }
+        else while (*q >= '0' && *q <= '9') q++;
+    }
+    /* Classify the length modifiers and conversion with the non-positional parser. */
+    char tmp[16];
+    size_t i = 0;
+    tmp[i++] = '%';
+    while (*q && strchr("hlLqjzZt", *q) && i < sizeof tmp - 2) tmp[i++] = *q++;
+    if (*q == 0) return VMSRS_EINVAL;
+    tmp[i++] = *q++;
+    tmp[i] = 0;
+    struct spec t;
+    if (parse_spec(tmp, &t) != 0) return VMSRS_EINVAL;
+    s->kind = t.kind;
+    s->len = (size_t)(q - p);
+    return 0;
+}
+
+/* Check every argument of a positional format, in position order. */
+static int check_positional(const char *fmt, va_list ap) {
+    enum arg_kind kinds[MAX_POS + 1];
+    int max = 0;
+    for (int i = 0; i <= MAX_POS; i++) kinds[i] = A_NONE;
+    for (const char *p = fmt; (p = strchr(p, '%')) != NULL;) {
+        struct spec s;
+        int pos, wpos, ppos;
+        if (parse_positional(p, &s, &pos, &wpos, &ppos) != 0) return VMSRS_EINVAL;
+        if (pos) { kinds[pos] = s.kind; if (pos > max) max = pos; }
+        if (wpos) { kinds[wpos] = A_INT; if (wpos > max) max = wpos; }
+        if (ppos) { kinds[ppos] = A_INT; if (ppos > max) max = ppos; }
+        p += s.len;
+    }
+    va_list aq;
+    va_copy(aq, ap);
+    int rc = 0;
+    for (int i = 1; i <= max && rc == 0; i++) rc = check_arg(kinds[i] == A_NONE ? A_INT : kinds[i], &aq);
+    va_end(aq);
+    return rc;
+}
+
+/* Check every argument libc will dereference, before it takes any lock. */
+static int check_args(const char *fmt, int positional, va_list ap) {
+    if (positional) return check_positional(fmt, ap);
+    va_list aq;
+    va_copy(aq, ap);
+    int rc = 0;
+    for (const char *p = fmt; rc == 0 && (p = strchr(p, '%')) != NULL;) {
+        struct spec s;
+        parse_spec(p, &s);
+        if (s.star_width) (void)va_arg(aq, int);
+        if (s.star_prec) (void)va_arg(aq, int);
+        rc = check_arg(s.kind, &aq);
+        p += s.len;
+    }
+    va_end(aq);
+    return rc;
+}
+
 static int print_prefix(FILE *f) {
     if (!vmsrs_user_suppressed()) return 0;
     vmsrs__count_suppressed_output();
@@ -146,10 +264,13 @@ static int print_one(FILE *f, const struct spec *s, va_list *ap) {
 #undef EMIT
 }
 
-int vmsrs_c_vfprintf(FILE *f, const char *fmt, va_list ap) {
+static int vfprintf_checked(FILE *f, const char *fmt, va_list ap) {
     if (f == NULL || fmt == NULL) return VMSRS_ENULL;
+    if (vmsrs__probe(f, sizeof *f) != 0 || vmsrs__probe_cstr(fmt) < 0) return VMSRS_EFAULT;
     int positional;
     int rc = check_format(fmt, &positional);
+    if (rc != 0) return rc;
+    rc = check_args(fmt, positional, ap);
     if (rc != 0) return rc;
     flockfile(f);
     int total = print_prefix(f);
@@ -187,6 +308,9 @@ int vmsrs_c_vfprintf(FILE *f, const char *fmt, va_list ap) {
     funlockfile(f);
     return total;
 }
+
+/* The entry points settle a bad pointer (the user's fault) only here, with no lock held. */
+int vmsrs_c_vfprintf(FILE *f, const char *fmt, va_list ap) { return vmsrs__settle(vfprintf_checked(f, fmt, ap)); }
 
 int vmsrs_c_vprintf(const char *fmt, va_list ap) { return vmsrs_c_vfprintf(stdout, fmt, ap); }
 

@@ -2,7 +2,7 @@
 //! (it consumes a `va_list`); the exported symbols are naked trampolines that jump there
 //! with every argument register untouched, so variadic calls keep their ABI.
 
-use crate::{access, runtime};
+use crate::{access, fault, runtime};
 use core::arch::naked_asm;
 
 extern "C" {
@@ -44,15 +44,18 @@ pub extern "C" fn vmsrs__needs_view(p: *const libc::c_void) -> i32 {
 
 /// Internal to output.c: copy the NUL-terminated string at `p`, as this thread's user sees
 /// it, into `out` (at most `cap - 1` bytes, always terminated); returns its full length.
+/// `p` was checked readable by `vmsrs__probe_cstr` first.
 ///
 /// # Safety
-/// `p` is a readable NUL-terminated string in the caller's view; `out` holds `cap` bytes.
+/// `out` holds `cap` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs__view_cstr(p: *const u8, out: *mut u8, cap: usize) -> usize {
     let mut n = 0usize;
     loop {
         let mut b = [0u8; 1];
-        access::load_into(p as usize + n, b.as_mut_ptr() as usize, 1);
+        if access::load_into(p as usize + n, b.as_mut_ptr() as usize, 1).is_err() {
+            b[0] = 0;
+        }
         if n + 1 < cap {
             // SAFETY: n + 1 < cap keeps the write inside `out`.
             unsafe { out.add(n).write(b[0]) };
@@ -67,6 +70,44 @@ pub unsafe extern "C" fn vmsrs__view_cstr(p: *const u8, out: *mut u8, cap: usize
         unsafe { out.add(n.min(cap - 1)).write(0) };
     }
     n
+}
+
+/// Internal to output.c: the length of the string at `p`, or -1 if it cannot be read (then
+/// noted as the calling user's bad pointer; see `vmsrs__settle`).
+#[no_mangle]
+pub extern "C" fn vmsrs__probe_cstr(p: *const u8) -> isize {
+    match vmsrs_hv::uaccess::strnlen(p, isize::MAX as usize) {
+        Ok(n) => n as isize,
+        Err(b) => {
+            fault::note_bad_pointer(b.0);
+            -1
+        }
+    }
+}
+
+/// Internal to output.c: 0 if `n` bytes at `p` can be read, else -1 (noted as for
+/// `vmsrs__probe_cstr`).
+#[no_mangle]
+pub extern "C" fn vmsrs__probe(p: *const u8, n: usize) -> i32 {
+    let mut buf = [0u8; 64];
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(buf.len());
+        // SAFETY: our own buffer; `p` is guarded.
+        if let Err(b) = unsafe { vmsrs_hv::uaccess::copy(buf.as_mut_ptr(), p.wrapping_add(done), k) } {
+            fault::note_bad_pointer(b.0);
+            return -1;
+        }
+        done += k;
+    }
+    0
+}
+
+/// Internal to output.c: the last step of an output call, with no lock held (see
+/// `fault::settle`): a noted bad pointer is contained as the user's fault.
+#[no_mangle]
+pub extern "C" fn vmsrs__settle(status: i32) -> i32 {
+    fault::settle(status)
 }
 
 /// Internal to output.c: count one marked output line.

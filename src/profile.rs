@@ -5,10 +5,9 @@ use crate::error::VmsrsError::{self, *};
 use crate::ffi::{boundary, non_null, non_zero};
 use crate::runtime::{self, sigbit, Policy, Settings};
 use crate::thread;
-use core::ffi::CStr;
 use libc::c_char;
 use std::os::unix::ffi::OsStrExt;
-use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
+use vmsrs_hv::{host::inproc::vmmcall, uaccess, Hypercall};
 use vmsrs_preload::config;
 
 /// Turn the loaded configuration into the settings the runtime acts on.
@@ -45,12 +44,15 @@ fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
     if runtime::get().is_some() {
         return Err(VMSRS_EALREADY);
     }
+    let mut buf = [0u8; libc::PATH_MAX as usize];
     let path = if env_file.is_null() {
         None
     } else {
-        // SAFETY: the caller passes a NUL-terminated string (documented).
-        let s = unsafe { CStr::from_ptr(env_file) };
-        Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s.to_bytes())))
+        let s = uaccess::read_cstr(env_file as *const u8, &mut buf).map_err(|e| match e {
+            Some(_) => VMSRS_EFAULT,
+            None => VMSRS_EINVAL,
+        })?;
+        Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s)))
     };
     let environ = config::environ_snapshot();
     let loaded = config::load(path.as_deref(), &environ).map_err(|e| {
@@ -76,7 +78,8 @@ fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
 ///
 /// Returns 0, or `VMSRS_EALREADY` (already initialised; the first configuration stays),
 /// `VMSRS_EIO` (file unreadable), `VMSRS_ECONFIG` (invalid key value; the reason is printed
-/// on stderr), `VMSRS_ENOTSUP` (host not built), `VMSRS_ENOMEM`.
+/// on stderr), `VMSRS_ENOTSUP` (host not built), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`env_file`
+/// unreadable), `VMSRS_EINVAL` (`env_file` longer than PATH_MAX).
 ///
 /// # Safety
 /// `env_file` is NULL or a NUL-terminated string.
@@ -93,7 +96,7 @@ pub unsafe extern "C" fn vmsrs_init_profile(env_file: *const c_char) -> i32 {
 /// Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
 /// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
 /// mapped), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
-/// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`.
+/// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`name` unreadable).
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.
@@ -103,11 +106,15 @@ pub unsafe extern "C" fn vmsrs_profile(addr: *mut libc::c_void, len: usize, name
         let rt = runtime::require()?;
         non_null(addr)?;
         non_zero(len)?;
+        // Names are kept to 31 bytes; longer ones are cut, unreadable ones refused.
+        let mut buf = [0u8; 32];
         let name: &[u8] = if name.is_null() {
             b""
         } else {
-            // SAFETY: documented contract: NUL-terminated.
-            unsafe { CStr::from_ptr(name) }.to_bytes()
+            let n = uaccess::strnlen(name as *const u8, buf.len()).map_err(|_| VMSRS_EFAULT)?;
+            // SAFETY: `n` bytes were just found readable; `buf` holds at least `n`.
+            unsafe { uaccess::copy(buf.as_mut_ptr(), name as *const u8, n) }.map_err(|_| VMSRS_EFAULT)?;
+            &buf[..n]
         };
         let _e = thread::HvEntry::enter();
         // SAFETY: `name` is a live slice for the duration of the call.

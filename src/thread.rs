@@ -1,5 +1,13 @@
 //! Per-thread state: the user the thread runs, its recovery point, its alternate signal
-//! stack and its fault budget.
+//! stack, its fault budget, and the asynchronous signals deferred while it is inside
+//! libvmsrs.
+//!
+//! Re-entrancy: while a thread is inside libvmsrs ([`HvEntry`], `depth > 0`) it may hold a
+//! granule or stripe lock. An asynchronous signal that arrives then (kill, pthread_kill, a
+//! timer) is not run: its handler would re-enter libvmsrs and wait forever for a lock its
+//! own thread holds. The signal is queued again to the thread, kept blocked ([`defer`]), and
+//! unblocked as soon as the outermost libvmsrs call returns, so it is delivered a few
+//! instructions later, to code that holds nothing. Synchronous faults are never deferred.
 //!
 //! Plain `const`-initialised thread-locals with no destructor: reading them never allocates
 //! and is safe inside a signal handler (in the initial-exec/static TLS block of a library
@@ -7,6 +15,7 @@
 //! pthread key destructor registered in [`crate::user`].
 
 use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{compiler_fence, Ordering};
 
 /// Room for glibc's `sigjmp_buf` (200 bytes on x86-64) with margin.
 pub const JMP_BUF_BYTES: usize = 512;
@@ -36,6 +45,14 @@ pub struct ThreadState {
     pub first_fault_ns: Cell<u64>,
     /// Whether the pthread key that ends the implicit user at thread exit is set.
     pub exit_hook: Cell<bool>,
+    /// Signals (bit per number) deferred while inside libvmsrs: queued again and blocked,
+    /// to be unblocked when `depth` returns to 0.
+    pub deferred: Cell<u64>,
+    /// A pointer argument of the current call could not be accessed (address + 1; 0: none).
+    pub bad_pointer: Cell<usize>,
+    /// Fault signals (bit per number) this thread just handed to the program's own handler:
+    /// that handler's re-raise of the same signal is not contained again.
+    pub forwarded: Cell<u64>,
 }
 
 thread_local! {
@@ -53,6 +70,9 @@ thread_local! {
             same_pc: Cell::new(0),
             first_fault_ns: Cell::new(0),
             exit_hook: Cell::new(false),
+            deferred: Cell::new(0),
+            bad_pointer: Cell::new(0),
+            forwarded: Cell::new(0),
         }
     };
 }
@@ -86,13 +106,13 @@ impl ThreadState {
     }
 }
 
-/// Enter the hypervisor component (see [`ThreadState::depth`]).
+/// Inside libvmsrs (see [`ThreadState::depth`] and the module comment).
 pub struct HvEntry;
 
 impl HvEntry {
     #[inline(always)]
     pub fn enter() -> HvEntry {
-        with(|t| t.depth.set(t.depth.get() + 1));
+        with(enter_in);
         HvEntry
     }
 }
@@ -100,8 +120,94 @@ impl HvEntry {
 impl Drop for HvEntry {
     #[inline(always)]
     fn drop(&mut self) {
-        with(|t| t.depth.set(t.depth.get() - 1));
+        with(leave_in);
     }
+}
+
+/// [`HvEntry::enter`] for a caller that already holds the thread state.
+#[inline(always)]
+pub fn enter_in(t: &ThreadState) {
+    t.depth.set(t.depth.get() + 1);
+    // A signal handler observes `depth` on this thread: keep the increment before the work.
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// The end of [`enter_in`]: delivers what was deferred once the outermost call is done.
+#[inline(always)]
+pub fn leave_in(t: &ThreadState) {
+    compiler_fence(Ordering::SeqCst);
+    let d = t.depth.get() - 1;
+    t.depth.set(d);
+    if d == 0 && t.deferred.get() != 0 {
+        deliver_deferred(t);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn deliver_deferred(t: &ThreadState) {
+    let bits = t.deferred.replace(0);
+    // SAFETY: an empty set on the stack, filled below.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: sigemptyset/sigaddset on a local set.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for sig in 1..64 {
+            if bits & (1u64 << sig) != 0 {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
+        // The re-queued signals are pending: unblocking delivers them now.
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+    }
+}
+
+/// Is `sig` with `code` a synchronous fault (raised by the instruction at the pc)?
+pub fn is_synchronous(sig: libc::c_int, code: libc::c_int) -> bool {
+    code > 0
+        && matches!(
+            sig,
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
+        )
+}
+
+/// Called by a signal handler: if this thread is inside libvmsrs and the signal is
+/// asynchronous, queue it again to this thread, keep it blocked when the handler returns
+/// (through `uc`), and return `true`: the handler must then return at once. Async-signal-safe.
+///
+/// # Safety
+/// `info` and `uc` are the arguments the kernel passed to the running handler.
+pub unsafe fn defer(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
+    // SAFETY: the kernel's siginfo for this signal.
+    let code = unsafe { (*info).si_code };
+    if is_synchronous(sig, code) || !(1..64).contains(&sig) {
+        return false;
+    }
+    with(|t| {
+        if t.depth.get() == 0 {
+            return false;
+        }
+        // SAFETY: re-queue the same siginfo to this very thread (allowed for any code when the
+        // target is the caller itself); it stays pending while blocked.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                libc::getpid(),
+                libc::syscall(libc::SYS_gettid),
+                sig,
+                info,
+            )
+        };
+        if rc != 0 {
+            return false;
+        }
+        let uc = uc as *mut libc::ucontext_t;
+        // SAFETY: the interrupted context's mask is restored at sigreturn; adding `sig` keeps
+        // the re-queued signal pending until `leave_in` unblocks it.
+        unsafe { libc::sigaddset(&mut (*uc).uc_sigmask, sig) };
+        t.deferred.set(t.deferred.get() | 1u64 << sig);
+        true
+    })
 }
 
 /// The kernel thread id (for reports).

@@ -8,9 +8,31 @@ use crate::error::VmsrsError::{self, *};
 use crate::ffi::boundary;
 use crate::runtime;
 use crate::thread::{self, ThreadState};
+use core::sync::atomic::{AtomicU32, Ordering};
 use vmsrs_hv::{EndKind, Hv};
 
-static EXIT_KEY: spin::Once<libc::pthread_key_t> = spin::Once::new();
+/// The pthread key whose destructor ends a thread's user at thread exit (`u32::MAX`: not
+/// created yet). Created by the library's constructor, never from a signal handler.
+static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// glibc keeps keys below this in each thread's first-level block: setting one never
+/// allocates, so it may be done in a signal handler.
+const KEY_FIRST_LEVEL: u32 = 32;
+
+/// Create the thread-exit key (idempotent; outside signal handlers).
+pub fn create_exit_key() {
+    if EXIT_KEY.load(Ordering::Acquire) != u32::MAX {
+        return;
+    }
+    let mut k: libc::pthread_key_t = 0;
+    // SAFETY: creating a key with a valid extern "C" destructor.
+    if unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) } == 0
+        && EXIT_KEY.compare_exchange(u32::MAX, k, Ordering::AcqRel, Ordering::Acquire).is_err()
+    {
+        // SAFETY: a key we just created and nobody uses.
+        unsafe { libc::pthread_key_delete(k) };
+    }
+}
 
 /// The user this thread runs, creating its implicit user if it has none. 0 if the user table
 /// is full (the access then proceeds unrecorded, and is counted).
@@ -29,29 +51,46 @@ pub fn current_or_implicit(hv: &Hv) -> u64 {
 #[cold]
 #[inline(never)]
 fn implicit_with_altstack(hv: &Hv, t: &ThreadState) -> u64 {
-    let u = implicit(hv, t);
+    let u = implicit(hv, t, false);
     thread::ensure_altstack();
     u
 }
 
 #[cold]
 #[inline(never)]
-fn implicit(hv: &Hv, t: &ThreadState) -> u64 {
+fn implicit(hv: &Hv, t: &ThreadState, in_handler: bool) -> u64 {
     match hv.user_begin() {
         Ok(u) => {
             t.user.set(u);
             t.explicit.set(false);
             t.reset_budget();
-            ensure_exit_hook(t);
+            ensure_exit_hook(t, in_handler);
             u
         }
-        Err(_) => 0,
+        Err(_) => {
+            table_full_warning();
+            0
+        }
     }
 }
 
 /// Create the implicit user from a signal handler (no altstack set-up there).
 pub fn implicit_in_handler(hv: &Hv) -> u64 {
-    thread::with(|t| if t.user.get() != 0 { t.user.get() } else { implicit(hv, t) })
+    thread::with(|t| if t.user.get() != 0 { t.user.get() } else { implicit(hv, t, true) })
+}
+
+/// Say once that the user table is full: threads without a user then store without one
+/// (their stores are final at once and counted in `unrecorded_stores`).
+#[cold]
+fn table_full_warning() {
+    static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        let mut l = crate::fault::report::Line::prefixed();
+        l.s("warning: the user table is full (").dec(vmsrs_hv::users::MAX_USERS as u64);
+        l.s(" live users): threads without a user now store without one; those stores are final at once ");
+        l.s("(never withdrawn) and counted in unrecorded_stores\n");
+        l.write_stderr();
+    }
 }
 
 /// The user this thread runs, or 0.
@@ -60,18 +99,21 @@ pub fn current() -> u64 {
     thread::with(|t| t.user.get())
 }
 
-fn ensure_exit_hook(t: &ThreadState) {
+fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
     if t.exit_hook.get() {
         return;
     }
-    let key = EXIT_KEY.call_once(|| {
-        let mut k: libc::pthread_key_t = 0;
-        // SAFETY: creating a key with a valid extern "C" destructor.
-        unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) };
-        k
-    });
-    // SAFETY: any non-NULL value makes the destructor run at thread exit.
-    unsafe { libc::pthread_setspecific(*key, core::ptr::NonNull::<libc::c_void>::dangling().as_ptr()) };
+    if !in_handler {
+        create_exit_key();
+    }
+    let key = EXIT_KEY.load(Ordering::Acquire);
+    if key == u32::MAX || (in_handler && key >= KEY_FIRST_LEVEL) {
+        // Setting it could allocate: the next ordinary call on this thread does it.
+        return;
+    }
+    // SAFETY: any non-NULL value makes the destructor run at thread exit; for a first-level
+    // key this only writes the thread's own key block.
+    unsafe { libc::pthread_setspecific(key, core::ptr::NonNull::<libc::c_void>::dangling().as_ptr()) };
     t.exit_hook.set(true);
 }
 
@@ -90,6 +132,7 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         });
     }
     thread::release_altstack();
+    vmsrs_hv::grace::thread_exit();
 }
 
 fn end_implicit(hv: &Hv, t: &ThreadState) {
@@ -103,6 +146,7 @@ fn end_implicit(hv: &Hv, t: &ThreadState) {
 
 fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
     let rt = runtime::require()?;
+    let _e = thread::HvEntry::enter();
     thread::with(|t| {
         if t.explicit.get() && t.user.get() != 0 {
             return Err(VMSRS_EINUSER);
@@ -116,7 +160,7 @@ fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
         t.explicit.set(true);
         t.armed.set(arm);
         t.reset_budget();
-        ensure_exit_hook(t);
+        ensure_exit_hook(t, false);
         Ok(())
     })?;
     thread::ensure_altstack();
@@ -125,6 +169,7 @@ fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
 
 fn end() -> Result<i32, VmsrsError> {
     let rt = runtime::require()?;
+    let _e = thread::HvEntry::enter();
     thread::with(|t| {
         let u = t.user.get();
         if u == 0 || !t.explicit.get() {

@@ -313,13 +313,14 @@ fn divide_by_zero_zeroes_quotient_and_remainder() {
 }
 
 #[test]
-fn ud2_is_skipped() {
+fn ud2_is_planned_as_a_trap_the_policy_never_skips() {
     setup();
     let mut x = 0u64;
-    // SAFETY: ud2 → SIGILL, skipped by 2 bytes; the following mov runs.
+    // SAFETY: ud2 → SIGILL; this test's own handler applies the plan (2 bytes), so the
+    // following mov runs. libvmsrs's handler refuses to skip a `Trap` (see tests/audit.rs).
     unsafe { asm!("mov {x}, 1", "ud2", "mov {x}, 2", x = inout(reg) x, options(nostack)) };
     assert_eq!(x, 2);
-    assert_eq!(last(), (libc::SIGILL, SkipPlan { len: 2, zero: [Reg::None; 2], kind: AccessKind::Other }));
+    assert_eq!(last(), (libc::SIGILL, SkipPlan { len: 2, zero: [Reg::None; 2], kind: AccessKind::Trap }));
 }
 
 #[test]

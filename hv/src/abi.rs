@@ -53,6 +53,10 @@ pub enum VmsrsError {
     VMSRS_ENOFAULT = -18,
     /// The range is not mapped memory.
     VMSRS_EBADRANGE = -19,
+    /// A pointer argument could not be accessed. For the monitored-access, memory and output
+    /// functions that is a memory error of the calling user, which is now faulted
+    /// (suppressed) as if it had made the access itself; elsewhere nothing happened.
+    VMSRS_EFAULT = -20,
 }
 
 impl VmsrsError {
@@ -95,11 +99,12 @@ impl VmsrsError {
             Self::VMSRS_ENOTSUP => "not supported by this build or host\0",
             Self::VMSRS_ENOFAULT => "no fault has been recorded\0",
             Self::VMSRS_EBADRANGE => "the range is not mapped memory\0",
+            Self::VMSRS_EFAULT => "a pointer argument could not be accessed (for access, memory and output calls, the calling user is now faulted)\0",
         }
     }
 }
 
-const ALL_CODES: [VmsrsError; 21] = [
+const ALL_CODES: [VmsrsError; 22] = [
     VmsrsError::VMSRS_OK,
     VmsrsError::VMSRS_FAULTED,
     VmsrsError::VMSRS_ENULL,
@@ -121,6 +126,7 @@ const ALL_CODES: [VmsrsError; 21] = [
     VmsrsError::VMSRS_ENOTSUP,
     VmsrsError::VMSRS_ENOFAULT,
     VmsrsError::VMSRS_EBADRANGE,
+    VmsrsError::VMSRS_EFAULT,
 ];
 
 /// Result type of the recovery store.

@@ -20,6 +20,7 @@ pub mod abi;
 pub mod arena;
 pub mod exit;
 pub mod exposure;
+pub mod grace;
 pub mod grow;
 pub mod history;
 pub mod host;
@@ -27,6 +28,7 @@ pub mod oracle;
 pub mod ranges;
 pub mod store;
 pub mod sync;
+pub mod uaccess;
 pub mod users;
 
 pub use abi::{genrl_regs, HvResult, Hypercall, VmFrame, VmsrsError};

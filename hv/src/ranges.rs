@@ -1,9 +1,13 @@
 //! Profiled ranges (the paper's `profile` / `Init_profile`) and their granule metadata.
 //!
 //! The table is read on every monitored access and written only by profile/unprofile, so it
-//! is a seqlock over atomics: readers never block and never write shared lines. Metadata of
-//! an unprofiled range is marked dead granule by granule and its mapping is kept, so a reader
-//! that looked the range up just before it went away still reads valid memory.
+//! is a seqlock over atomics: readers never block and never write shared lines.
+//!
+//! Metadata is lazy: a range's metadata mapping starts as untouched zero pages, and an
+//! all-zero [`GranuleMeta`] is a valid, unlocked granule with no history (see the seal in
+//! `store.rs`), so profiling costs nothing per byte and memory is paid only for granules that
+//! are written. An unprofiled range's mapping is unmapped once a grace period
+//! ([`crate::grace`]) shows that no thread still holds a reference to it.
 
 use crate::arena::Region;
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +35,7 @@ pub struct GranuleMeta {
 }
 
 impl GranuleMeta {
+    #[cfg(loom)]
     fn new() -> Self {
         GranuleMeta {
             base: UnsafeCell::new(0),
@@ -152,10 +157,6 @@ pub struct RangeTable {
     /// Sorted by start.
     slots: [Slot; MAX_RANGES],
     names: UnsafeCell<[[u8; NAME_LEN]; MAX_RANGES]>,
-    /// Metadata mappings of unprofiled ranges, kept mapped for late readers and unmapped
-    /// with the table (beyond its capacity they stay mapped for the process's life).
-    grave: UnsafeCell<[(usize, usize); MAX_RANGES]>,
-    ngrave: UnsafeCell<usize>,
 }
 
 // SAFETY: `names` is written only under the writer lock held by the caller of
@@ -182,8 +183,6 @@ impl RangeTable {
                 });
             }
             core::ptr::addr_of_mut!((*this).names).write(UnsafeCell::new([[0; NAME_LEN]; MAX_RANGES]));
-            core::ptr::addr_of_mut!((*this).grave).write(UnsafeCell::new([(0, 0); MAX_RANGES]));
-            core::ptr::addr_of_mut!((*this).ngrave).write(UnsafeCell::new(0));
         }
     }
 
@@ -269,16 +268,9 @@ impl RangeTable {
         (addr < r.end() && !r.meta.is_null()).then_some(r)
     }
 
-    /// Add a range; the caller holds the profile lock and has validated the arguments.
-    /// `seal` initialises each granule's metadata (given its granule address) before the
-    /// range becomes visible to readers.
-    pub fn insert(
-        &self,
-        start: usize,
-        len: usize,
-        name: &[u8],
-        seal: &dyn Fn(&GranuleMeta, usize),
-    ) -> crate::HvResult<RangeRef> {
+    /// Add a range; the caller holds the profile lock and has validated the arguments. Its
+    /// metadata starts as untouched zero pages (fresh granules).
+    pub fn insert(&self, start: usize, len: usize, name: &[u8]) -> crate::HvResult<RangeRef> {
         use crate::VmsrsError::*;
         let n = self.n.load(Ordering::Relaxed);
         let end = start.checked_add(len).ok_or(VMSRS_EINVAL)?;
@@ -295,15 +287,13 @@ impl RangeTable {
         let granules = (end - gstart).div_ceil(GRANULE);
         let bytes = granules.checked_mul(core::mem::size_of::<GranuleMeta>()).ok_or(VMSRS_ENOMEM)?;
         let region = Region::map(bytes).ok_or(VMSRS_ENOMEM)?;
-        let meta = region.as_ptr() as *mut GranuleMeta;
+        // Zero pages are fresh granules; loom's atomics need to be constructed, though.
+        #[cfg(loom)]
         for g in 0..granules {
             // SAFETY: the region holds `granules` GranuleMeta-sized, suitably aligned slots.
-            unsafe {
-                meta.add(g).write(GranuleMeta::new());
-                seal(&*meta.add(g), gstart + g * GRANULE);
-            }
+            unsafe { (region.as_ptr() as *mut GranuleMeta).add(g).write(GranuleMeta::new()) };
         }
-        // Metadata outlives the range (see the module comment).
+        // Owned by the table from here on; unmapped after the range's grace period.
         let meta = region.leak() as usize;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let pos = (0..n).find(|&i| self.slots[i].start.load(Ordering::Relaxed) > start).unwrap_or(n);
@@ -331,21 +321,14 @@ impl RangeTable {
         Ok(self.read(pos))
     }
 
-    /// Remove the range starting exactly at `start`; the caller holds the profile lock.
+    /// Unpublish the range starting exactly at `start`; the caller holds the profile lock and
+    /// becomes the owner of its metadata mapping ([`release_meta`]).
     pub fn remove(&self, start: usize) -> crate::HvResult<RangeRef> {
         let n = self.n.load(Ordering::Relaxed);
         let pos = (0..n)
             .find(|&i| self.slots[i].start.load(Ordering::Relaxed) == start)
             .ok_or(crate::VmsrsError::VMSRS_ENOTPROFILED)?;
         let r = self.read(pos);
-        // SAFETY: the graveyard is only touched under the caller's profile lock.
-        unsafe {
-            let n = &mut *self.ngrave.get();
-            if *n < MAX_RANGES {
-                (*self.grave.get())[*n] = (r.meta as usize, meta_bytes(&r));
-                *n += 1;
-            }
-        }
         self.seq.fetch_add(1, Ordering::AcqRel);
         crate::sync::fence(Ordering::Release);
         for i in pos..n - 1 {
@@ -390,22 +373,15 @@ impl RangeTable {
         }
     }
 
-    /// Unmap the metadata of every range, live or unprofiled (when the store goes away).
+    /// Unmap the metadata of every live range (when the store goes away).
     ///
     /// # Safety
     /// Nothing reads the table or its metadata afterwards.
     pub unsafe fn unmap_all(&self) {
         let n = self.n.load(Ordering::Relaxed);
-        // SAFETY: exclusive access per the contract; every address below was leaked by insert.
-        unsafe {
-            for i in 0..n {
-                let r = self.read(i);
-                crate::arena::release_leaked(r.meta as *mut u8, meta_bytes(&r));
-            }
-            let grave = &*self.grave.get();
-            for &(p, len) in &grave[..*self.ngrave.get()] {
-                crate::arena::release_leaked(p as *mut u8, len);
-            }
+        for i in 0..n {
+            // SAFETY: exclusive access per the contract.
+            unsafe { release_meta(&self.read(i)) };
         }
     }
 
@@ -418,4 +394,48 @@ impl RangeTable {
 fn meta_bytes(r: &RangeRef) -> usize {
     let granules = (r.end() - r.gstart).div_ceil(GRANULE);
     crate::arena::round_up(granules * core::mem::size_of::<GranuleMeta>(), 4096)
+}
+
+/// Unmap an unpublished range's metadata.
+///
+/// # Safety
+/// `r` was removed from its table, and no thread can still reach its metadata (a grace
+/// period has passed, or the whole store is going away).
+pub unsafe fn release_meta(r: &RangeRef) {
+    // SAFETY: the mapping was leaked by `insert` with exactly this size; unused per contract.
+    unsafe { crate::arena::release_leaked(r.meta as *mut u8, meta_bytes(r)) };
+}
+
+/// Call `f` with the address of every granule of `r` whose metadata page has ever been
+/// touched (untouched pages are all fresh granules, and are skipped without being read).
+pub fn for_touched_granules(r: &RangeRef, f: &mut dyn FnMut(usize)) {
+    const PAGE: usize = 4096;
+    let sz = core::mem::size_of::<GranuleMeta>();
+    let granules = (r.end() - r.gstart).div_ceil(GRANULE);
+    let pages = meta_bytes(r) / PAGE;
+    let mut vec = [0u8; 256];
+    let mut next = 0usize; // first granule index not visited yet
+    let mut p = 0;
+    while p < pages {
+        let k = (pages - p).min(vec.len());
+        let base = r.meta as usize + p * PAGE;
+        #[cfg(not(miri))]
+        // SAFETY: mincore only inspects the mapping, which `r` owns; `vec` holds `k` bytes.
+        let ok = unsafe { libc::mincore(base as *mut libc::c_void, k * PAGE, vec.as_mut_ptr()) } == 0;
+        #[cfg(miri)]
+        let ok = false;
+        for (j, &v) in vec.iter().enumerate().take(k) {
+            if ok && v & 1 == 0 {
+                continue;
+            }
+            // Entries may straddle pages: visit every entry overlapping this page, once.
+            let first = ((p + j) * PAGE / sz).max(next);
+            let last = ((p + j + 1) * PAGE).div_ceil(sz).min(granules);
+            for i in first..last {
+                f(r.gstart + i * GRANULE);
+            }
+            next = next.max(last);
+        }
+        p += k;
+    }
 }

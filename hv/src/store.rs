@@ -9,15 +9,21 @@
 //! - I3 every writer named by an entry occupies its user slot; a user's entries are folded
 //!   (commit) or removed (collection) before its slot is freed;
 //! - I4 `base`+`head` and every entry are sealed with a keyed checksum; recovery data that
-//!   fails it is reported and never restored from (G6).
+//!   fails it is reported and never restored from (G6). The metadata seal is offset so that
+//!   an all-zero metadata (a fresh granule on an untouched page) is intact: no history, and
+//!   `base` unused until the first entry sets it from raw memory.
 //!
 //! A fault of user F linearizes when F's state becomes `FAULTED`; before that F is counted in
 //! `faulted` (all loads take the checked path) and each granule F wrote is marked polluted.
 
 use crate::arena::Region;
 use crate::exposure::{Exposure, Exposures};
+use crate::grace::Section;
 use crate::history::{mix, Entry, Pool, NIL};
-use crate::ranges::{GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD, GRANULE, POLLUTED};
+use crate::ranges::{
+    for_touched_granules, release_meta, GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD,
+    GRANULE, POLLUTED,
+};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeLock};
 use crate::users::{self, UserId, UserSlot, UserTable, WriterState};
 use crate::{HvResult, VmsrsError::*};
@@ -75,6 +81,9 @@ pub struct HvStats {
     pub shadow_stores: u64,
     pub exposures: u64,
     pub exposures_dropped: u64,
+    /// Metadata mappings of unprofiled ranges that could not be given back (a thread stayed
+    /// inside the hv past the grace period's limit).
+    pub meta_kept: u64,
 }
 
 /// One of the pools history entries come from (granules are spread over them by address).
@@ -94,6 +103,8 @@ struct Counters {
     unrecorded: AtomicU64,
     shadow_stores: AtomicU64,
     last_corrupt: AtomicUsize,
+    /// Metadata mappings of unprofiled ranges kept because a reader stayed in the hv.
+    meta_kept: AtomicU64,
 }
 
 /// The hypervisor component's state. Lives in its own guarded region ([`HvBox`]).
@@ -201,6 +212,21 @@ fn put<T>(addr: usize, v: T) {
     // SAFETY: granules of a profiled range lie in memory the program declared mapped; the
     // caller guarantees alignment and that the bytes belong to the range.
     unsafe { core::ptr::write_volatile(addr as *mut T, v) }
+}
+
+/// How long `unprofile` waits for threads still inside the hv before keeping the metadata.
+const GRACE_LIMIT_MS: u64 = 1000;
+
+/// Who a store is by.
+enum Writer<'a> {
+    User {
+        u: UserId,
+        slot: &'a UserSlot,
+        suppressed: bool,
+    },
+    /// No user: a thread for which none could be created (the table is full). Its stores
+    /// are made final at once (never withdrawn), so none is lost (G2).
+    Anonymous,
 }
 
 /// Whose view a resolution computes.
@@ -311,16 +337,11 @@ impl Hv {
             return Err(VMSRS_EINVAL);
         }
         let _g = self.profile_lock.lock();
-        let key = self.key;
-        self.ranges
-            .insert(addr, len, name, &|meta, g| {
-                // SAFETY: the metadata is not yet published; nobody else can reach it.
-                unsafe { *meta.sum.get() = mix(0, NIL as u64, g as u64, key) };
-            })
-            .map(|r| r.id)
+        self.ranges.insert(addr, len, name).map(|r| r.id)
     }
 
     /// Stop monitoring the range that starts at `addr`; raw memory is left at its G3 value.
+    /// Its metadata is unmapped once no thread can still be using it (a grace period).
     pub fn unprofile(&self, addr: usize) -> HvResult<()> {
         if addr == 0 {
             return Err(VMSRS_ENULL);
@@ -329,29 +350,41 @@ impl Hv {
             let _g = self.profile_lock.lock();
             self.ranges.remove(addr)?
         };
-        let mut g = r.gstart;
-        while g < r.end() {
-            // SAFETY: g is a granule of r.
-            let meta = unsafe { r.meta(g) };
-            let mut gl = meta.lock();
-            if gl.flags() & POLLUTED != 0 {
-                self.restore_locked(&mut gl, g);
-            }
-            let pool = self.pool(g);
-            // SAFETY: granule lock held.
-            let mut idx = unsafe { *meta.head.get() };
-            while idx != NIL && pool_valid(pool, idx) {
-                let next = pool.get(idx).next;
-                pool.release(idx);
-                idx = next;
-            }
-            // SAFETY: granule lock held.
-            unsafe { *meta.head.get() = NIL };
-            gl.clear(POLLUTED);
-            gl.set(DEAD);
-            g += GRANULE;
+        // Restore and retire every granule that ever had state; late readers that looked the
+        // range up before it went see DEAD and store plainly.
+        for_touched_granules(&r, &mut |g| self.retire_granule(&r, g));
+        if crate::grace::synchronize(GRACE_LIMIT_MS) {
+            // No thread can reach the range now. A reader that stored into a still-fresh
+            // granule after the first pass left history there: release it too.
+            for_touched_granules(&r, &mut |g| self.retire_granule(&r, g));
+            // SAFETY: unpublished, and the grace period has passed.
+            unsafe { release_meta(&r) };
+        } else {
+            self.counters.meta_kept.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Unprofile one granule: restore it if polluted, free its history, mark it dead.
+    fn retire_granule(&self, r: &RangeRef, g: usize) {
+        // SAFETY: g is a granule of r, whose metadata is still mapped (owned by the caller).
+        let meta = unsafe { r.meta(g) };
+        let mut gl = meta.lock();
+        if gl.flags() & POLLUTED != 0 {
+            self.restore_locked(&mut gl, g);
+        }
+        let pool = self.pool(g);
+        // SAFETY: granule lock held.
+        let mut idx = unsafe { *meta.head.get() };
+        while idx != NIL && pool_valid(pool, idx) {
+            let next = pool.get(idx).next;
+            pool.release(idx);
+            idx = next;
+        }
+        // SAFETY: granule lock held.
+        unsafe { *meta.head.get() = NIL };
+        gl.clear(POLLUTED);
+        gl.set(DEAD);
     }
 
     // ----- users -----------------------------------------------------------------------
@@ -366,6 +399,7 @@ impl Hv {
     ///
     /// Must run on the thread that runs `u`.
     pub fn user_end(&self, u: UserId) -> HvResult<EndKind> {
+        let _s = Section::enter();
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
         if slot.doomed.load(Ordering::Acquire) && slot.state() == users::ACTIVE {
             self.crash_suppression(u)?;
@@ -413,6 +447,7 @@ impl Hv {
     ///
     /// Async-signal-safe; must run on the thread that runs `u`.
     pub fn crash_suppression(&self, u: UserId) -> HvResult<()> {
+        let _s = Section::enter();
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
         if slot.state() != users::ACTIVE {
             return Ok(());
@@ -461,28 +496,47 @@ impl Hv {
 
     // ----- monitored access --------------------------------------------------------------
 
-    /// Monitored store of `src` to `dst` by user `u` (class 1 / class 3). Bytes outside
-    /// every range are written plainly. Must run on the thread that runs `u`.
+    /// Monitored store of `src` to `dst` by user `u` (class 1 / class 3), or by no user
+    /// (`u == 0`: a thread for which no user could be created; see [`Writer::Anonymous`]).
+    /// Bytes outside every range are written plainly; `Err(VMSRS_EFAULT)` when some of them
+    /// are not writable (the spans before it were written, as by `memcpy`). Must run on the
+    /// thread that runs `u`.
     pub fn store(&self, u: UserId, dst: usize, src: &[u8]) -> HvResult<()> {
-        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
-        let suppressed = self.slot_suppressed(u, slot);
+        let _s = Section::enter();
+        let w = self.writer(u)?;
+        let mut result = Ok(());
         self.for_spans(dst, src.len(), &mut |span, r| {
+            if result.is_err() {
+                return;
+            }
             let off = span.0 - dst;
             let bytes = &src[off..off + (span.1 - span.0)];
             match r {
-                None => plain_write(span.0, bytes),
-                Some(r) => self.store_in_range(u, slot, suppressed, &r, span.0, bytes),
+                None => result = plain_write(span.0, bytes),
+                Some(r) => self.store_in_range(&w, &r, span.0, bytes),
             }
         });
-        Ok(())
+        result
+    }
+
+    /// Who stores: a live user (suppressed or not), or nobody.
+    fn writer(&self, u: UserId) -> HvResult<Writer<'_>> {
+        if u == 0 {
+            return Ok(Writer::Anonymous);
+        }
+        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        Ok(Writer::User { u, slot, suppressed: self.slot_suppressed(u, slot) })
     }
 
     /// Monitored store of the low `n` bytes of `val` (n ∈ 1, 2, 4, 8) at `addr`: the scalar
     /// fast path of [`Hv::store`], same semantics. Must run on the thread that runs `u`.
     #[inline]
     pub fn store_scalar(&self, u: UserId, addr: usize, val: u64, n: usize) -> HvResult<()> {
+        let _s = Section::enter();
         let off = addr & (GRANULE - 1);
-        let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        let Some(slot) = self.users.get(u) else {
+            return self.store(u, addr, &val.to_le_bytes()[..n]);
+        };
         match self.ranges.find(addr) {
             Some(r)
                 if off + n <= GRANULE
@@ -505,6 +559,7 @@ impl Hv {
     /// the scalar fast path of [`Hv::load`], same semantics. Bytes above `n` are zero.
     #[inline]
     pub fn load_scalar(&self, u: UserId, addr: usize, n: usize) -> HvResult<u64> {
+        let _s = Section::enter();
         let off = addr & (GRANULE - 1);
         let keep = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
         if off + n <= GRANULE && !self.exposure_on.load(Ordering::Relaxed) {
@@ -539,20 +594,24 @@ impl Hv {
     /// `u` may be 0 for a reader that is no user (sees the G3 view).
     pub fn load(&self, u: UserId, src: usize, dst: &mut [u8]) -> HvResult<()> {
         if self.quiescent() {
-            plain_read(src, dst);
-            return Ok(());
+            return plain_read(src, dst);
         }
+        let _s = Section::enter();
         let suppressed = u != 0 && self.suppressed(u);
         let exposure = self.exposure_on.load(Ordering::Relaxed);
+        let mut result = Ok(());
         self.for_spans(src, dst.len(), &mut |span, r| {
+            if result.is_err() {
+                return;
+            }
             let off = span.0 - src;
             let out = &mut dst[off..off + (span.1 - span.0)];
             match r {
-                None => plain_read(span.0, out),
+                None => result = plain_read(span.0, out),
                 Some(r) => self.load_in_range(u, suppressed, exposure, &r, span.0, out),
             }
         });
-        Ok(())
+        result
     }
 
     /// Demand-restore every polluted granule of `addr..addr+len` (for output of monitored
@@ -561,6 +620,7 @@ impl Hv {
         if self.faulted.load(Ordering::Acquire) == 0 {
             return;
         }
+        let _s = Section::enter();
         self.for_spans(addr, len, &mut |span, r| {
             if let Some(r) = r {
                 let mut g = span.0 & !(GRANULE - 1);
@@ -605,15 +665,7 @@ impl Hv {
     }
 
     #[inline]
-    fn store_in_range(
-        &self,
-        u: UserId,
-        slot: &UserSlot,
-        suppressed: bool,
-        r: &RangeRef,
-        p: usize,
-        bytes: &[u8],
-    ) {
+    fn store_in_range(&self, w: &Writer<'_>, r: &RangeRef, p: usize, bytes: &[u8]) {
         let end = p + bytes.len();
         let mut g = p & !(GRANULE - 1);
         while g < end {
@@ -622,18 +674,76 @@ impl Hv {
             let (mask, val) = pack(g, lo, &bytes[lo - p..hi - p]);
             // SAFETY: g is a granule of r.
             let meta = unsafe { r.meta(g) };
-            if suppressed {
-                // SAFETY: store() runs on the user's own thread.
-                let owned = unsafe { slot.owned() };
-                if !owned.shadow.put(g as u64, mask, val) {
-                    self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+            match *w {
+                Writer::User { slot, suppressed: true, .. } => {
+                    // SAFETY: store() runs on the user's own thread.
+                    let owned = unsafe { slot.owned() };
+                    if !owned.shadow.put(g as u64, mask, val) {
+                        self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
                 }
-                self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.store_granule(u, slot, meta, g, mask, val);
+                Writer::User { u, slot, suppressed: false } => {
+                    self.store_granule(u, slot, meta, g, mask, val)
+                }
+                Writer::Anonymous => {
+                    let mut gl = meta.lock();
+                    self.store_final_locked(&mut gl, g, mask, val);
+                }
             }
             g += GRANULE;
         }
+    }
+
+    /// A store that can never be withdrawn (its writer has no user, or its record could not
+    /// be made): it is final at once, like a committed store — the bytes of `mask` leave every
+    /// older entry and become `base` — so G3 stays exact for every other byte and user. Needs
+    /// no memory. Counted in `unrecorded`.
+    fn store_final_locked(&self, gl: &mut GranuleGuard, g: usize, mask: u8, val: u64) {
+        self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+        let meta = gl.meta;
+        // SAFETY: granule lock held.
+        let head = unsafe { *meta.head.get() };
+        if gl.flags() & DEAD != 0 || head == NIL {
+            // No history: raw memory is the G3 value (I2) and `base` is unused.
+            write_raw(g, mask, val);
+            return;
+        }
+        if gl.flags() & CORRUPT != 0 || !self.meta_intact(meta, g) {
+            self.corrupt(gl, g);
+            write_raw(g, mask, val);
+            return;
+        }
+        let pool = self.pool(g);
+        let mut prev = NIL;
+        let mut idx = head;
+        while idx != NIL {
+            if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
+                // Stop at damage: relinking around it would reseal it (G6).
+                self.corrupt(gl, g);
+                write_raw(g, mask, val);
+                return;
+            }
+            let next = pool.get(idx).next;
+            let e = pool.get_mut(idx);
+            e.mask &= !mask;
+            if e.mask == 0 {
+                self.unlink(pool, meta, prev, next);
+                pool.release(idx);
+            } else {
+                e.seal(idx, self.key);
+                prev = idx;
+            }
+            idx = next;
+        }
+        // SAFETY: granule lock held.
+        unsafe {
+            let b = &mut *meta.base.get();
+            let bm = byte_mask(mask);
+            *b = (*b & !bm) | (val & bm);
+        }
+        self.seal_meta(meta, g);
+        write_raw(g, mask, val);
     }
 
     #[inline]
@@ -680,9 +790,7 @@ impl Hv {
         // entry here, g is already in its log.
         let logged = self.prune_own_locked(&gl, pool, NIL, u, mask);
         let Some(idx) = pool.alloc() else {
-            self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-            write_raw(g, mask, val);
-            return;
+            return self.store_final_locked(&mut gl, g, mask, val);
         };
         // SAFETY: granule lock held (pruning never unlinks the head, which is not u's).
         let head = unsafe { *meta.head.get() };
@@ -690,9 +798,7 @@ impl Hv {
         let owned = unsafe { slot.owned() };
         if !logged && !owned.log.push(g as u64) {
             pool.release(idx);
-            self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-            write_raw(g, mask, val);
-            return;
+            return self.store_final_locked(&mut gl, g, mask, val);
         }
         if head == NIL {
             // SAFETY: granule lock held. With no history, raw memory is the G3 value (I2).
@@ -810,14 +916,20 @@ impl Hv {
         }
     }
 
+    /// The metadata seal, offset so that all-zero metadata (a fresh granule) is intact.
+    #[inline(always)]
+    fn meta_seal(&self, base: u64, head: u32, g: usize) -> u64 {
+        mix(base, head as u64, g as u64, self.key) ^ mix(0, NIL as u64, g as u64, self.key)
+    }
+
     fn seal_meta(&self, meta: &GranuleMeta, g: usize) {
         // SAFETY: granule lock held by every caller.
-        unsafe { *meta.sum.get() = mix(*meta.base.get(), *meta.head.get() as u64, g as u64, self.key) };
+        unsafe { *meta.sum.get() = self.meta_seal(*meta.base.get(), *meta.head.get(), g) };
     }
 
     fn meta_intact(&self, meta: &GranuleMeta, g: usize) -> bool {
         // SAFETY: granule lock held by every caller.
-        unsafe { *meta.sum.get() == mix(*meta.base.get(), *meta.head.get() as u64, g as u64, self.key) }
+        unsafe { *meta.sum.get() == self.meta_seal(*meta.base.get(), *meta.head.get(), g) }
     }
 
     fn corrupt(&self, gl: &mut GranuleGuard, g: usize) {
@@ -1048,6 +1160,7 @@ impl Hv {
             shadow_stores: c.shadow_stores.load(Ordering::Relaxed),
             exposures: nexp as u64,
             exposures_dropped: self.exposures.dropped(),
+            meta_kept: c.meta_kept.load(Ordering::Relaxed),
         }
     }
 
@@ -1059,6 +1172,7 @@ impl Hv {
     /// Where the recovery data of the granule holding `addr` lives: the metadata and the
     /// newest history entry. Exists so tests can play the paper's Fig. 10 wild writer.
     pub fn recovery_area_of(&self, addr: usize) -> Option<(*mut u8, usize)> {
+        let _s = Section::enter();
         let r = self.ranges.find(addr)?;
         let g = addr & !(GRANULE - 1);
         // SAFETY: g is a granule of r.
@@ -1101,17 +1215,18 @@ fn pack(g: usize, lo: usize, bytes: &[u8]) -> (u8, u64) {
     (span_mask(g, lo, lo + bytes.len()), v)
 }
 
+/// An unmonitored store: the program's own plain store, to an address the caller named.
 #[inline]
-fn plain_write(dst: usize, bytes: &[u8]) {
-    // SAFETY: an unmonitored store is the program's own plain store; the caller vouches for it
-    // exactly as it would for `memcpy`.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+fn plain_write(dst: usize, bytes: &[u8]) -> HvResult<()> {
+    // SAFETY: a guarded copy from our own buffer; a bad destination is reported, not a crash.
+    unsafe { crate::uaccess::copy(dst as *mut u8, bytes.as_ptr(), bytes.len()) }.map_err(|_| VMSRS_EFAULT)
 }
 
+/// An unmonitored load, as in `plain_write`.
 #[inline]
-fn plain_read(src: usize, out: &mut [u8]) {
-    // SAFETY: as in plain_write, for a plain load.
-    unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
+fn plain_read(src: usize, out: &mut [u8]) -> HvResult<()> {
+    // SAFETY: a guarded copy into our own buffer.
+    unsafe { crate::uaccess::copy(out.as_mut_ptr(), src as *const u8, out.len()) }.map_err(|_| VMSRS_EFAULT)
 }
 
 /// Is every page of `addr..addr+len` mapped?

@@ -1,74 +1,284 @@
-//! Chaining to the program's own handlers (ECOSYSTEM pitfall 11): a fault that is not
-//! contained goes to the handler the program had before libvmsrs, or, if it had none, to the
-//! default action (so core dumps and systemd-coredump still work).
+//! The program's signal dispositions, and chaining to them (ECOSYSTEM pitfalls 11 and 19).
+//!
+//! libvmsrs interposes `sigaction`, `signal` and their System V/BSD variants
+//! (`crate::interpose`, which calls [`program_sigaction`] and [`program_signal`]), in linked
+//! and drop-in mode alike. The program always sees and sets its own dispositions, kept in
+//! [`PROG`]; the kernel's disposition of a signal is one of ours:
+//! - a fault signal libvmsrs contains: `on_fault` ([`take_over`]). The program's handler is
+//!   called for every fault libvmsrs does not contain ([`forward`]), with its flags honoured
+//!   (`SA_SIGINFO` or not, `SA_RESETHAND`, `SA_NODEFER`, `sa_mask`), so a program that installs
+//!   its handler after libvmsrs never silently replaces it;
+//! - any other signal with a program handler: [`trampoline`], which defers the signal while
+//!   the thread is inside libvmsrs (`thread::defer`) and otherwise calls the program's handler;
+//! - `SIG_DFL` and `SIG_IGN`: exactly as the program set them.
+//!
+//! The table is changed under a spin lock taken with every signal blocked (so a handler that
+//! calls `sigaction` cannot deadlock on it) and read lock-free by handlers.
 
-use crate::error::VmsrsError;
 use crate::runtime::{bump, COUNTERS};
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use libc::{c_int, c_void, siginfo_t};
-
-struct Saved(UnsafeCell<[libc::sigaction; 65]>);
-
-// SAFETY: each entry is written once at install time, before our handler for that signal
-// is active, and only read afterwards.
-unsafe impl Sync for Saved {}
-
-static SAVED: Saved = Saved(UnsafeCell::new(
-    // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, empty mask, no flags).
-    unsafe { core::mem::zeroed() },
-));
-static TAKEN: AtomicU64 = AtomicU64::new(0);
 
 pub type Handler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
 
-/// Install `handler` for `sig` with `SA_SIGINFO | SA_ONSTACK`, saving the previous action.
-pub fn take_over(sig: c_int, handler: Handler) -> Result<(), VmsrsError> {
-    if TAKEN.load(Ordering::Acquire) & (1 << sig) != 0 {
-        return Ok(());
-    }
-    // SAFETY: zeroed sigaction is valid; fields are set below.
-    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
-    sa.sa_sigaction = handler as usize;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-    // SAFETY: sigemptyset on a local.
-    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-    // SAFETY: writing this signal's slot before the handler is installed (see `Saved`).
-    let old = unsafe { &mut (*SAVED.0.get())[sig as usize] };
-    // SAFETY: valid sigaction pointers.
-    if unsafe { libc::sigaction(sig, &sa, old) } != 0 {
-        return Err(VmsrsError::VMSRS_EINVAL);
-    }
-    TAKEN.fetch_or(1 << sig, Ordering::AcqRel);
-    Ok(())
+extern "C" {
+    /// glibc's own `sigaction` (ours interposes the public name).
+    fn __sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
 }
 
-/// Hand the signal to the program's previous handler, or apply the default action.
-///
-/// # Safety
-/// `info` and `uc` are the arguments the kernel passed to the current signal handler.
-pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
-    bump(&COUNTERS.faults_chained);
-    // SAFETY: read-only after install.
-    let old = unsafe { &(*SAVED.0.get())[sig as usize] };
-    let h = old.sa_sigaction;
-    if h == libc::SIG_IGN {
-        return;
+/// One signal's disposition as the program set it.
+struct Disposition {
+    known: AtomicBool,
+    handler: AtomicUsize,
+    flags: AtomicI32,
+    /// `sa_mask`, signals 1..=64 as bits.
+    mask: AtomicU64,
+}
+
+const NSIG: usize = 65;
+/// x86-64 `SA_RESTORER`: glibc's own business (it supplies the restorer), never the program's.
+const SA_RESTORER: c_int = 0x0400_0000;
+
+#[allow(clippy::declare_interior_mutable_const)]
+const UNKNOWN: Disposition = Disposition {
+    known: AtomicBool::new(false),
+    handler: AtomicUsize::new(0),
+    flags: AtomicI32::new(0),
+    mask: AtomicU64::new(0),
+};
+
+static PROG: [Disposition; NSIG] = [UNKNOWN; NSIG];
+/// Signals whose kernel disposition is `on_fault`.
+static OWNED: AtomicU64 = AtomicU64::new(0);
+static LOCK: AtomicBool = AtomicBool::new(false);
+
+fn bit(sig: c_int) -> u64 {
+    1u64 << (sig as u32 & 63)
+}
+
+/// Run `f` under the table lock, with every signal blocked on this thread.
+fn locked<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sets on the stack; pthread_sigmask is async-signal-safe.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut saved: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: filling and applying local sets.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut saved);
     }
-    if h == libc::SIG_DFL {
-        // SAFETY: zeroed sigaction = SIG_DFL.
-        let dfl: libc::sigaction = unsafe { core::mem::zeroed() };
-        // SAFETY: restoring the default action; the faulting instruction re-executes (or the
-        // signal is re-raised) and the process takes the default action with a core dump.
-        unsafe {
-            libc::sigaction(sig, &dfl, core::ptr::null_mut());
-            if (*info).si_code <= 0 {
-                libc::raise(sig);
+    while LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+    let r = f();
+    LOCK.store(false, Ordering::Release);
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, core::ptr::null_mut()) };
+    r
+}
+
+fn mask_to_bits(set: &libc::sigset_t) -> u64 {
+    (1..NSIG as c_int)
+        // SAFETY: sigismember reads a valid set.
+        .filter(|&s| unsafe { libc::sigismember(set, s) } == 1)
+        .fold(0, |m, s| m | bit(s))
+}
+
+fn bits_to_mask(bits: u64) -> libc::sigset_t {
+    // SAFETY: an empty set on the stack.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: sigemptyset/sigaddset on the local set.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in 1..NSIG as c_int {
+            if bits & bit(s) != 0 {
+                libc::sigaddset(&mut set, s);
             }
         }
+    }
+    set
+}
+
+fn action(handler: usize, flags: c_int, mask: u64) -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is valid; fields set below.
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = handler;
+    sa.sa_flags = flags;
+    sa.sa_mask = bits_to_mask(mask);
+    sa
+}
+
+/// Learn the program's disposition of `sig` from the kernel if it was never set through us
+/// (inherited across exec, or set before libvmsrs was reachable). Table lock held.
+fn ensure_known(sig: c_int) {
+    let d = &PROG[sig as usize];
+    if d.known.load(Ordering::Acquire) {
         return;
     }
-    if old.sa_flags & libc::SA_SIGINFO != 0 {
+    // SAFETY: querying into a zeroed local.
+    let mut cur: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: valid pointers; NULL act only queries.
+    unsafe { __sigaction(sig, core::ptr::null(), &mut cur) };
+    d.handler.store(cur.sa_sigaction, Ordering::Relaxed);
+    d.flags.store(cur.sa_flags & !SA_RESTORER, Ordering::Relaxed);
+    d.mask.store(mask_to_bits(&cur.sa_mask), Ordering::Relaxed);
+    d.known.store(true, Ordering::Release);
+}
+
+/// The program's disposition of `sig`.
+fn program(sig: c_int) -> (usize, c_int, u64) {
+    let d = &PROG[sig as usize];
+    if !d.known.load(Ordering::Acquire) {
+        locked(|| ensure_known(sig));
+    }
+    (d.handler.load(Ordering::Relaxed), d.flags.load(Ordering::Relaxed), d.mask.load(Ordering::Relaxed))
+}
+
+/// Make the kernel's disposition of `sig` match the table (table lock held).
+fn apply(sig: c_int) -> c_int {
+    if OWNED.load(Ordering::Acquire) & bit(sig) != 0 {
+        return 0;
+    }
+    let d = &PROG[sig as usize];
+    let (h, f, m) =
+        (d.handler.load(Ordering::Relaxed), d.flags.load(Ordering::Relaxed), d.mask.load(Ordering::Relaxed));
+    let sa = if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        action(h, f, m)
+    } else {
+        action(trampoline as *const () as usize, (f | libc::SA_SIGINFO) & !libc::SA_RESETHAND, m)
+    };
+    // SAFETY: a fully initialised action.
+    unsafe { __sigaction(sig, &sa, core::ptr::null_mut()) }
+}
+
+/// Install `handler` (`on_fault`) as the kernel's disposition of `sig`, with `SA_SIGINFO |
+/// SA_ONSTACK`; the program's own disposition stays in the table for chaining.
+pub fn take_over(sig: c_int, handler: Handler) -> Result<(), crate::error::VmsrsError> {
+    locked(|| {
+        ensure_known(sig);
+        let sa = action(handler as usize, libc::SA_SIGINFO | libc::SA_ONSTACK, 0);
+        // SAFETY: a fully initialised action.
+        if unsafe { __sigaction(sig, &sa, core::ptr::null_mut()) } != 0 {
+            return Err(crate::error::VmsrsError::VMSRS_EINVAL);
+        }
+        OWNED.fetch_or(bit(sig), Ordering::AcqRel);
+        Ok(())
+    })
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: errno is thread-local.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// The interposed `sigaction` (see the module comment). Same contract and errors as
+/// sigaction(2), plus `EFAULT` for unreadable `act` or unwritable `old`.
+///
+/// # Safety
+/// sigaction's contract (bad pointers are reported as EFAULT, not dereferenced).
+pub unsafe fn program_sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    if !(1..NSIG as c_int).contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+        // SAFETY: forwarded; glibc reports EINVAL (or does what it does for these).
+        return unsafe { __sigaction(sig, act, old) };
+    }
+    let new = if act.is_null() {
+        None
+    } else {
+        match vmsrs_hv::uaccess::read(act) {
+            Ok(a) => Some(a),
+            Err(_) => {
+                set_errno(libc::EFAULT);
+                return -1;
+            }
+        }
+    };
+    locked(|| {
+        ensure_known(sig);
+        let d = &PROG[sig as usize];
+        if !old.is_null() {
+            let (h, f, m) = (
+                d.handler.load(Ordering::Relaxed),
+                d.flags.load(Ordering::Relaxed),
+                d.mask.load(Ordering::Relaxed),
+            );
+            // SAFETY: the program's out-pointer; a bad one is reported as EFAULT.
+            if unsafe { vmsrs_hv::uaccess::write(old, action(h, f, m)) }.is_err() {
+                set_errno(libc::EFAULT);
+                return -1;
+            }
+        }
+        if let Some(a) = new {
+            d.handler.store(a.sa_sigaction, Ordering::Relaxed);
+            d.flags.store(a.sa_flags & !SA_RESTORER, Ordering::Relaxed);
+            d.mask.store(mask_to_bits(&a.sa_mask), Ordering::Relaxed);
+            return apply(sig);
+        }
+        0
+    })
+}
+
+/// The interposed `signal` family: `sysv` selects System V semantics (`sysv_signal`: reset
+/// to default on delivery, no deferral), else BSD semantics (`signal`, `bsd_signal`).
+/// Returns the previous handler, or `SIG_ERR` with errno set.
+///
+pub fn program_signal(sig: c_int, handler: usize, sysv: bool) -> usize {
+    let flags = if sysv { libc::SA_RESETHAND | libc::SA_NODEFER } else { libc::SA_RESTART };
+    let mut sa = action(handler, flags, 0);
+    if !sysv && (1..NSIG as c_int).contains(&sig) {
+        // SAFETY: adding to a valid local set (BSD semantics block the signal in its handler,
+        // which the kernel does anyway without SA_NODEFER).
+        unsafe { libc::sigaddset(&mut sa.sa_mask, sig) };
+    }
+    // SAFETY: an all-zero sigaction is valid for the output.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: both pointers are to locals.
+    if unsafe { program_sigaction(sig, &sa, &mut old) } != 0 {
+        return libc::SIG_ERR;
+    }
+    old.sa_sigaction
+}
+
+/// Kernel disposition of every signal the program handles that libvmsrs does not own.
+extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    // SAFETY: the kernel's arguments to this handler.
+    if unsafe { crate::thread::defer(sig, info, uc) } {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { call_program(sig, info, uc) };
+}
+
+/// Call the program's handler for `sig` as the kernel would have, honouring its flags.
+/// Returns `false` if the program's disposition is not a handler.
+///
+/// # Safety
+/// The arguments are those the kernel passed to the running handler.
+unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> bool {
+    let (h, flags, mask) = program(sig);
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        return false;
+    }
+    if flags & libc::SA_RESETHAND != 0 {
+        let d = &PROG[sig as usize];
+        d.handler.store(libc::SIG_DFL, Ordering::Relaxed);
+        d.flags.store(0, Ordering::Relaxed);
+        locked(|| apply(sig));
+    }
+    // The program asked for `mask` (and, without SA_NODEFER, `sig`) to be blocked while its
+    // handler runs; whatever the kernel blocked for our own handler is put right here.
+    let mut want = bits_to_mask(mask);
+    // SAFETY: local sets; pthread_sigmask is async-signal-safe.
+    let mut saved: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &want, &mut saved);
+        if flags & libc::SA_NODEFER != 0 {
+            libc::sigemptyset(&mut want);
+            libc::sigaddset(&mut want, sig);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &want, core::ptr::null_mut());
+        }
+    }
+    if flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the program installed this as an SA_SIGINFO handler.
         let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(h) };
         f(sig, info, uc);
@@ -76,5 +286,39 @@ pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
         // SAFETY: the program installed this as a plain handler.
         let f: extern "C" fn(c_int) = unsafe { core::mem::transmute::<usize, extern "C" fn(c_int)>(h) };
         f(sig);
+    }
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, core::ptr::null_mut()) };
+    true
+}
+
+/// Hand a fault libvmsrs does not contain to the program's own handler, or apply the
+/// default action (so core dumps and crash reports still work). A re-raise of the same
+/// signal by that handler is then not contained again (see `ThreadState::forwarded`).
+///
+/// # Safety
+/// `info` and `uc` are the arguments the kernel passed to the current signal handler.
+pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    bump(&COUNTERS.faults_chained);
+    crate::thread::with(|t| t.forwarded.set(t.forwarded.get() | bit(sig)));
+    // SAFETY: the kernel's siginfo.
+    let code = unsafe { (*info).si_code };
+    let (h, _, _) = program(sig);
+    if h == libc::SIG_IGN && code <= 0 {
+        return;
+    }
+    // SAFETY: forwarded arguments.
+    if unsafe { call_program(sig, info, uc) } {
+        return;
+    }
+    // Default action (an ignored synchronous fault gets it too, as the kernel would): give
+    // the kernel SIG_DFL; the faulting instruction re-executes, or the signal is re-raised.
+    let dfl = action(libc::SIG_DFL, 0, 0);
+    // SAFETY: a fully initialised action; raise is async-signal-safe.
+    unsafe {
+        __sigaction(sig, &dfl, core::ptr::null_mut());
+        if code <= 0 {
+            libc::raise(sig);
+        }
     }
 }

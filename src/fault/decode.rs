@@ -59,7 +59,11 @@
 //! * **String ops** (with or without `rep`) — the whole instruction is skipped
 //!   (RCX/RSI/RDI keep whatever values they had at the fault); `lods` zeroes
 //!   al/ax/eax/rax.
-//! * **`ud2`** and other decodable instructions raising SIGILL — skipped.
+//! * **`ud2`, `ud0`, `ud1`, `int3`, `int n`, `into`** — instructions whose only purpose is to
+//!   trap ([`AccessKind::Trap`]): planned, but the fault handler never skips them (compilers
+//!   emit `ud2` after a provably bad access, so the code after it is not meant to run); it
+//!   unwinds or ends the thread instead. Other decodable instructions raising SIGILL are
+//!   skipped.
 //!   Bytes that do not decode give `None`.
 //!
 //! RSP is never zeroed (a load into the stack pointer is dropped instead), nor
@@ -171,8 +175,10 @@ pub enum AccessKind {
     ReadModifyWrite,
     /// Control transfer (`jmp [m]`, `call`, `ret`, `jcc`, …).
     Branch,
-    /// No explicit data access: stack ops, `div r`, `ud2`, privileged ops.
+    /// No explicit data access: stack ops, `div r`, privileged ops.
     Other,
+    /// An instruction that exists to trap (`ud0/1/2`, `int3`, `int n`, `into`): never skipped.
+    Trap,
 }
 
 /// How to skip one faulting instruction.
@@ -617,8 +623,8 @@ fn classify(ins: &Instruction, z: &mut Zeros) -> AccessKind {
         | FlowControl::Call
         | FlowControl::IndirectCall
         | FlowControl::Return => return AccessKind::Branch,
-        // ud0/ud1/ud2, int3, int n, into: nothing to model.
-        FlowControl::Exception | FlowControl::Interrupt => return AccessKind::Other,
+        // ud0/ud1/ud2, int3, int n, into: they exist to trap.
+        FlowControl::Exception | FlowControl::Interrupt => return AccessKind::Trap,
         _ => {}
     }
 
@@ -994,7 +1000,10 @@ mod tests {
         // mul qword [rax]
         assert_eq!(p(&[0x48, 0xf7, 0x20]).zero, [g(0, W64), g(2, W64)]);
         // ud2
-        assert_eq!(p(&[0x0f, 0x0b, 0xcc]), SkipPlan { len: 2, zero: [N, N], kind: AccessKind::Other });
+        assert_eq!(p(&[0x0f, 0x0b, 0xcc]), SkipPlan { len: 2, zero: [N, N], kind: AccessKind::Trap });
+        // int3, int 0x80
+        assert_eq!(p(&[0xcc]), SkipPlan { len: 1, zero: [N, N], kind: AccessKind::Trap });
+        assert_eq!(p(&[0xcd, 0x80]), SkipPlan { len: 2, zero: [N, N], kind: AccessKind::Trap });
         // fld qword [rax] → push 0.0
         assert_eq!(p(&[0xdd, 0x00]), SkipPlan { len: 2, zero: [Reg::X87Push, N], kind: AccessKind::Load });
         // fstp qword [rax] → pop

@@ -10,7 +10,14 @@
 //!
 //! A budget (skipped faults, repeats at one pc, time since the first fault) turns oblivious
 //! into unwind. Faults inside libvmsrs itself, or in threads the policy excludes, are chained
-//! to the handler the program had before ([`chain`]).
+//! to the program's own handler ([`chain`]). The main thread is never ended: with no
+//! recovery point its fault goes to the program's handler (or the default action), so the
+//! process cannot exit 0 after losing it.
+//!
+//! A bad pointer handed to a libvmsrs call is caught by `vmsrs_hv::uaccess` (the handler
+//! resumes the guarded copy at its fixup) and then treated as the calling user's memory error
+//! by [`pointer_fault`], where the library holds no lock. An asynchronous signal that arrives
+//! while the thread is inside libvmsrs is deferred (`thread::defer`).
 //!
 //! Signal-safety rule for everything reachable from [`on_fault`]: no allocation, no blocking
 //! lock, no formatting machinery; only atomics, stripe spin locks, and `write(2)`.
@@ -41,6 +48,9 @@ pub enum vmsrs_fault_action {
     /// The signal carried no faulting instruction (raise/kill); the user is suppressed and
     /// the thread continues after it.
     VMSRS_ACTION_SUPPRESSED = 5,
+    /// A pointer argument of a libvmsrs call could not be accessed; the user is suppressed
+    /// and the call returned `VMSRS_EFAULT` (NULL for pointer-returning calls).
+    VMSRS_ACTION_REFUSED = 6,
 }
 
 static LIB_TEXT_LO: AtomicUsize = AtomicUsize::new(0);
@@ -49,8 +59,7 @@ static LIB_TEXT_HI: AtomicUsize = AtomicUsize::new(0);
 /// Install the handlers for the signals in `mask` (bit per signal number), remembering the
 /// program's handlers for chaining. Called once by `vmsrs_init_profile`.
 pub fn install(mask: u64) -> Result<(), crate::error::VmsrsError> {
-    context::init();
-    find_own_text();
+    prepare();
     thread::ensure_altstack();
     for sig in 1..64 {
         if mask & (1u64 << sig) != 0 {
@@ -58,6 +67,22 @@ pub fn install(mask: u64) -> Result<(), crate::error::VmsrsError> {
         }
     }
     Ok(())
+}
+
+/// Build everything the handler needs, so that it never allocates or waits on a lazily
+/// built table: iced-x86's decoder tables, the XSAVE layout, libvmsrs's own text extent, the
+/// thread-exit key. Run by the library's constructor (before `main`, one thread) and again,
+/// idempotently, by `install`.
+pub fn prepare() {
+    static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // Decoding one instruction builds the decoder's tables (they allocate).
+    let _ = decode::plan(&[0x48, 0x8b, 0x01], 0);
+    context::init();
+    find_own_text();
+    crate::user::create_exit_key();
 }
 
 /// The executable extent of libvmsrs, so a fault can be told to be the library's own.
@@ -123,6 +148,27 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // SAFETY: as above.
     let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
 
+    // A guarded access to a caller's pointer: resume at its fixup, reporting the address.
+    if code > 0 {
+        if let Some(fix) = vmsrs_hv::uaccess::fixup(pc as usize) {
+            // SAFETY: the interrupted context of this signal; the fixup returns (rest, rdx).
+            unsafe {
+                let g = &mut (*uc).uc_mcontext.gregs;
+                g[libc::REG_RIP as usize] = fix as i64;
+                g[libc::REG_RDX as usize] = addr as i64;
+                *libc::__errno_location() = errno;
+            }
+            return;
+        }
+    }
+    // Sent while this thread is inside libvmsrs: deliver it when the call is done.
+    // SAFETY: the kernel's arguments.
+    if unsafe { thread::defer(sig, info, ucv) } {
+        // SAFETY: restore errno for the interrupted code.
+        unsafe { *libc::__errno_location() = errno };
+        return;
+    }
+
     let action = contain(sig, code, addr, pc, uc);
     match action {
         Some(Step::Return) => {}
@@ -146,44 +192,31 @@ enum Step {
     Unwind(*mut u8),
 }
 
+/// Is this the process's main thread (which libvmsrs never ends alone)?
+fn on_main_thread() -> bool {
+    // SAFETY: getpid has no preconditions.
+    thread::tid() == unsafe { libc::getpid() } as u64
+}
+
 /// Decide and perform containment; `None` means "not ours: chain".
 fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_t) -> Option<Step> {
     let rt = runtime::get()?;
-    let depth = thread::with(|t| t.depth.get());
+    let (depth, forwarded) = thread::with(|t| (t.depth.get(), t.forwarded.get()));
     if depth > 0 && in_library(pc as usize) {
         return None;
     }
-    let mut u = crate::user::current();
-    if u == 0 {
-        if !rt.settings.contain_implicit {
-            return None;
-        }
-        u = crate::user::implicit_in_handler(rt.hv);
-        if u == 0 {
-            return None;
-        }
+    if code <= 0 && forwarded & (1u64 << sig) != 0 {
+        // The program's own handler re-raising the fault it was handed: let it die.
+        thread::with(|t| t.forwarded.set(forwarded & !(1u64 << sig)));
+        return None;
     }
+    let u = fault_user(rt)?;
     {
         let _e = thread::HvEntry::enter();
         rt.hv.crash_suppression(u).ok()?;
     }
     bump(&COUNTERS.faults_contained);
-
-    let escalate = thread::with(|t| {
-        let now = now_ns();
-        if t.first_fault_ns.get() == 0 {
-            t.first_fault_ns.set(now);
-        }
-        if t.last_pc.get() == pc {
-            t.same_pc.set(t.same_pc.get() + 1);
-        } else {
-            t.last_pc.set(pc);
-            t.same_pc.set(1);
-        }
-        t.skipped.get() >= rt.settings.fault_budget
-            || t.same_pc.get() > rt.settings.same_pc_limit
-            || now - t.first_fault_ns.get() > rt.settings.time_budget_ns
-    });
+    let escalate = charge_budget(rt, pc);
 
     if code <= 0 {
         // Sent by kill/raise: there is no faulting instruction to skip. abort() never returns
@@ -199,7 +232,9 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
         // fetched; an instruction may end at a page boundary, so read only what is mapped
         // in pc's page and the next page only if it is mapped.
         let n = unsafe { readable_code(pc as usize, &mut code_bytes) };
-        if let Some(plan) = decode::plan(&code_bytes[..n], pc) {
+        // Trap-only instructions (ud2 after a provably bad access) are never skipped.
+        if let Some(plan) = decode::plan(&code_bytes[..n], pc).filter(|p| p.kind != decode::AccessKind::Trap)
+        {
             // SAFETY: `uc` is the interrupted context handed to this handler.
             unsafe { context::apply(&plan, uc) };
             thread::with(|t| t.skipped.set(t.skipped.get() + 1));
@@ -215,10 +250,106 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
         thread::with(|t| t.armed.set(None));
         return Some(Step::Unwind(buf));
     }
+    if on_main_thread() {
+        report::main_thread_lost(sig, addr, pc, u);
+        return None;
+    }
     report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED, 0);
     // SAFETY: `uc` is the interrupted context; redirecting it to the trampoline.
     unsafe { redirect_to_thread_end(uc) };
     Some(Step::Return)
+}
+
+/// The user a fault of this thread belongs to (its implicit user if it never began one and
+/// the policy contains those); `None`: not containable.
+fn fault_user(rt: &runtime::Runtime) -> Option<u64> {
+    let u = crate::user::current();
+    if u != 0 {
+        return Some(u);
+    }
+    if !rt.settings.contain_implicit {
+        return None;
+    }
+    match crate::user::implicit_in_handler(rt.hv) {
+        0 => None,
+        u => Some(u),
+    }
+}
+
+/// Count a fault against the user's budget; `true` when it must escalate to unwind.
+fn charge_budget(rt: &runtime::Runtime, pc: u64) -> bool {
+    thread::with(|t| {
+        let now = now_ns();
+        if t.first_fault_ns.get() == 0 {
+            t.first_fault_ns.set(now);
+        }
+        if t.last_pc.get() == pc {
+            t.same_pc.set(t.same_pc.get() + 1);
+        } else {
+            t.last_pc.set(pc);
+            t.same_pc.set(1);
+        }
+        t.skipped.get() >= rt.settings.fault_budget
+            || t.same_pc.get() > rt.settings.same_pc_limit
+            || now - t.first_fault_ns.get() > rt.settings.time_budget_ns
+    })
+}
+
+/// Note that a pointer argument of the current call could not be accessed at `addr`; the
+/// entry point then returns `VMSRS_EFAULT` through [`settle`].
+pub fn note_bad_pointer(addr: usize) -> crate::error::VmsrsError {
+    thread::with(|t| t.bad_pointer.set(addr.wrapping_add(1)));
+    crate::error::VmsrsError::VMSRS_EFAULT
+}
+
+/// The last step of an entry point that may have met a bad pointer argument: `status` is
+/// what it returns. If a bad pointer was noted, the calling user made a memory error: it is
+/// contained like the plain access would be ([`pointer_fault`]).
+///
+/// Call it in the exported function itself, after every guard and lock is released: it may
+/// not return (unwind to the recovery point, or end the thread).
+#[inline]
+pub fn settle(status: i32) -> i32 {
+    let bad = thread::with(|t| t.bad_pointer.replace(0));
+    if bad != 0 {
+        pointer_fault(bad.wrapping_sub(1));
+    }
+    status
+}
+
+/// The calling user handed libvmsrs a pointer it cannot access: suppress the user, then, by
+/// policy, return (the call fails with `VMSRS_EFAULT`, as a skipped instruction would have
+/// dropped the access) or unwind to its recovery point / end its thread (never the main
+/// thread: there the call just fails). Runs in normal context with no lock held.
+fn pointer_fault(addr: usize) {
+    let Some(rt) = runtime::get() else { return };
+    let Some(u) = fault_user(rt) else { return };
+    {
+        let _e = thread::HvEntry::enter();
+        if rt.hv.crash_suppression(u).is_err() {
+            return;
+        }
+    }
+    bump(&COUNTERS.faults_contained);
+    let escalate = charge_budget(rt, 0);
+    thread::with(|t| t.skipped.set(t.skipped.get() + 1));
+    let sig = libc::SIGSEGV;
+    if rt.settings.policy == Policy::Unwind || escalate {
+        if let Some(buf) = thread::with(|t| t.armed_buf()) {
+            bump(&COUNTERS.unwinds);
+            report::fault(sig, 0, addr as u64, 0, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
+            thread::with(|t| t.armed.set(None));
+            // SAFETY: `buf` was filled by sigsetjmp in the user's recovery point, a frame
+            // below this one that is still live; the frames in between (the exported call)
+            // hold no value with a destructor and no lock at this point.
+            unsafe { siglongjmp(buf as *mut c_void, 1) }
+        }
+        if !on_main_thread() {
+            report::fault(sig, 0, addr as u64, 0, u, vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED, 0);
+            thread_end_trampoline();
+        }
+    }
+    report::fault(sig, 0, addr as u64, 0, u, vmsrs_fault_action::VMSRS_ACTION_REFUSED, 0);
 }
 
 /// Copy the instruction bytes at `pc`, stopping at an unmapped page.

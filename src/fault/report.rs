@@ -181,6 +181,9 @@ fn action_text(a: vmsrs_fault_action) -> &'static str {
         vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED => "no recovery point: thread ended",
         vmsrs_fault_action::VMSRS_ACTION_EXPLICIT => "explicit suppression",
         vmsrs_fault_action::VMSRS_ACTION_SUPPRESSED => "signal sent to the thread: suppressed",
+        vmsrs_fault_action::VMSRS_ACTION_REFUSED => {
+            "bad pointer passed to libvmsrs: the call failed with VMSRS_EFAULT"
+        }
     }
 }
 
@@ -204,5 +207,24 @@ fn print(sig: i32, addr: u64, pc: u64, tid: u64, user: u64, action: vmsrs_fault_
     let mut l = Line::prefixed();
     l.s("SUMMARY: vmsrs: ").s(signal_name(sig)).s(" contained; user ").dec(user);
     l.s(" suppressed; other users unaffected\n");
+    l.write_stderr();
+}
+
+/// The main thread faulted with no recovery point under a policy that must leave the faulting
+/// code: ending the main thread alone would let the process exit 0 with its work lost, so the
+/// fault goes to the program's own handler or the default action instead. Async-signal-safe.
+pub fn main_thread_lost(sig: i32, addr: u64, pc: u64, user: u64) {
+    let mut l = Line::prefixed();
+    l.s("NOT contained: ").s(signal_name(sig)).s(" on address ").hex(addr).s(" pc ").hex(pc);
+    l.s(" user ").dec(user).s(" on the main thread, which has no recovery point\n");
+    l.write_stderr();
+    let mut l = Line::prefixed();
+    l.s("the main thread cannot be ended alone (the process would exit 0 without it); ");
+    l.s("passing the fault to the program's handler or the default action\n");
+    l.write_stderr();
+    let mut l = Line::prefixed();
+    l.s("SUMMARY: vmsrs: ")
+        .s(signal_name(sig))
+        .s(" on the main thread without a recovery point: not contained\n");
     l.write_stderr();
 }
