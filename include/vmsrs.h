@@ -24,18 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <setjmp.h>
+#if defined(__cplusplus) && defined(__GNUC__)
+/* vmsrs_stats() is named after its struct, as stat() is; in C++, -Wshadow calls that hiding
+ * the struct's constructor. Not a problem in this header (popped at its end). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#define VMSRS__SHADOW_PUSHED
+#endif
 
-// `_fpx_sw_bytes.magic1` when the frame holds an XSAVE area.
-#define FP_XSTATE_MAGIC1 1179670611
-
-// The word that ends the XSAVE area in the frame.
-#define FP_XSTATE_MAGIC2 1179670597
-
-// The longest x86 instruction; callers copy up to this many bytes from RIP.
-#define MAX_INSN_LEN 15
-
-// Room for glibc's `sigjmp_buf` (200 bytes on x86-64) with margin.
-#define JMP_BUF_BYTES 512
 
 // Stable, numbered status codes. Zero is success; negative values are errors; the only
 // positive value is `VMSRS_FAULTED`, which reports a user that faulted.
@@ -463,6 +459,26 @@ int32_t vmsrs__user_unwound(void);
 
 #endif  /* VMSRS_H */
 
+/* The hand-written part of vmsrs.h (cbindgen.toml `trailer`). cbindgen places it after the
+ * include guard above, so it has its own: including vmsrs.h twice is harmless.
+ *
+ * Language modes: C99, C11, C17 (strict -std=cNN -pedantic and GNU -std=gnuNN) and C++11 to
+ * C++20, with GCC and clang. The macros below use GNU extensions only behind __extension__
+ * or on compilers that define __GNUC__; in C++ VMSRS_GET/VMSRS_SET are templates. */
+#ifndef VMSRS_H_TRAILER
+#define VMSRS_H_TRAILER
+
+#ifdef VMSRS__SHADOW_PUSHED
+#pragma GCC diagnostic pop
+#undef VMSRS__SHADOW_PUSHED
+#endif
+
+#if defined(__GNUC__)
+#define VMSRS__PRINTF_LIKE(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define VMSRS__PRINTF_LIKE(fmt, first)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -472,8 +488,8 @@ extern "C" {
  * "[vmsrs: suppressed user N] ", and %s arguments in monitored memory are read through the
  * caller's view while a user is faulted. %n is refused (VMSRS_EINVAL). Returns the number
  * of characters written, or a negative value. */
-int vmsrs_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int vmsrs_fprintf(FILE *stream, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vmsrs_printf(const char *fmt, ...) VMSRS__PRINTF_LIKE(1, 2);
+int vmsrs_fprintf(FILE *stream, const char *fmt, ...) VMSRS__PRINTF_LIKE(2, 3);
 int vmsrs_vprintf(const char *fmt, va_list ap);
 int vmsrs_vfprintf(FILE *stream, const char *fmt, va_list ap);
 
@@ -483,21 +499,40 @@ int vmsrs_vfprintf(FILE *stream, const char *fmt, va_list ap);
 
 #ifndef VMSRS_DISABLE
 
+/* sigsetjmp for VMSRS_USER_BEGIN(), whatever the language mode and include order. glibc
+ * declares sigjmp_buf and the sigsetjmp macro only when POSIX declarations are visible (not
+ * under strict -std=c99/c11/c17 unless _POSIX_C_SOURCE is defined before the first libc
+ * header), but it always declares __sigsetjmp, the function its sigsetjmp macro calls, and
+ * its sigjmp_buf is its jmp_buf. Other C libraries need POSIX declarations visible. */
+#if defined(sigsetjmp)
+#define VMSRS__SIGSETJMP(env) sigsetjmp(*(sigjmp_buf *)(env), 1)
+#elif defined(__GLIBC__)
+#define VMSRS__SIGSETJMP(env) __sigsetjmp(*(jmp_buf *)(env), 1)
+#else
+#define VMSRS__SIGSETJMP(env) sigsetjmp(*(sigjmp_buf *)(env), 1)
+#endif
+
 /* Begin a user and set its recovery point. Evaluates to 0 when the user began, to a
  * negative VMSRS_E* code when it could not begin, and -- after a fault under the unwind
  * policy (or an escalated fault) -- to VMSRS_FAULTED when control comes back here: the user
  * has then already been ended and cleaned up (do not call vmsrs_user_end). Use it only in a
- * function that stays on the stack for the whole user. */
+ * function that stays on the stack for the whole user. In C++, an unwind skips the
+ * destructors of the frames in between, as siglongjmp does. */
 #define VMSRS_USER_BEGIN() \
-    (sigsetjmp(*(sigjmp_buf *)vmsrs__recovery_point(), 1) ? vmsrs__user_unwound() \
-                                                           : vmsrs__user_begin_rp())
+    (VMSRS__SIGSETJMP(vmsrs__recovery_point()) ? vmsrs__user_unwound() : vmsrs__user_begin_rp())
 
-#if defined(__GNUC__) && !defined(__cplusplus) && !defined(VMSRS_NO_INLINE)
-/* Inline fast path of the scalar loads: while no user is faulted (and exposure tracking is
- * off) the library keeps vmsrs__gate at 0, and a monitored load is exactly the plain load,
- * so it is done here without a call. Otherwise the call applies demand restoration. Define
- * VMSRS_NO_INLINE to always call. Any alignment, like the functions. */
+#if defined(__GNUC__) && !defined(VMSRS_NO_INLINE)
+/* Inline fast path of the scalar loads (C and C++): while no user is faulted (and exposure
+ * tracking is off) the library keeps vmsrs__gate at 0, and a monitored load is exactly the
+ * plain load, so it is done here without a call. Otherwise the call applies demand
+ * restoration. Define VMSRS_NO_INLINE to always call. Any alignment, like the functions. */
+#ifdef __cplusplus
+extern "C" {
+#endif
 extern volatile const size_t vmsrs__gate;
+#ifdef __cplusplus
+}
+#endif
 typedef uint16_t __attribute__((aligned(1), may_alias)) vmsrs__u16u;
 typedef uint32_t __attribute__((aligned(1), may_alias)) vmsrs__u32u;
 typedef uint64_t __attribute__((aligned(1), may_alias)) vmsrs__u64u;
@@ -507,12 +542,56 @@ typedef uint64_t __attribute__((aligned(1), may_alias)) vmsrs__u64u;
 #define vmsrs_load64(p) (vmsrs__gate ? vmsrs_load64(p) : *(const volatile vmsrs__u64u *)(p))
 #endif
 
+/* Internal to VMSRS_GET/VMSRS_SET: the address of the lvalue as the untyped pointer the
+ * functions take, keeping const-correctness (a const lvalue cannot be VMSRS_SET) without
+ * warnings for volatile ones. */
+static inline const void *vmsrs__rptr(const volatile void *p) { return (const void *)(uintptr_t)p; }
+static inline void *vmsrs__wptr(volatile void *p) { return (void *)(uintptr_t)p; }
+
 #ifndef __cplusplus
-/* Typed sugar over vmsrs_load/vmsrs_store for an lvalue in monitored memory (GNU C). */
+/* Typed sugar over vmsrs_load/vmsrs_store for a scalar, struct or union lvalue in monitored
+ * memory (not an array or a bit-field): VMSRS_GET(lv) is its value, as vmsrs_load sees it;
+ * VMSRS_SET(lv, v) stores v converted to its type. Needs GCC or clang (statement expression
+ * and __typeof__, accepted under __extension__ in strict ISO modes too). */
 #define VMSRS_GET(lv) \
-    ({ __typeof__(lv) vmsrs__v; vmsrs_load(&vmsrs__v, &(lv), sizeof(lv)); vmsrs__v; })
+    (__extension__({ \
+        __typeof__(((void)0, (lv))) vmsrs__g; \
+        (void)sizeof(char[sizeof(vmsrs__g) == sizeof(lv) ? 1 : -1]); /* no arrays */ \
+        vmsrs_load(&vmsrs__g, vmsrs__rptr(&(lv)), sizeof(vmsrs__g)); \
+        vmsrs__g; \
+    }))
 #define VMSRS_SET(lv, val) \
-    do { __typeof__(lv) vmsrs__v = (val); vmsrs_store(&(lv), &vmsrs__v, sizeof(lv)); } while (0)
+    do { \
+        __extension__ __typeof__(((void)0, (lv))) vmsrs__s = (val); \
+        vmsrs_store(vmsrs__wptr(&(lv)), &vmsrs__s, sizeof(vmsrs__s)); \
+    } while (0)
+#else
+/* The same in C++, as templates (ISO C++11 and later; no GNU extension needed). */
+extern "C++" {
+template <typename T>
+inline T vmsrs__get(const volatile T &lv) {
+#if __cplusplus >= 201103L && defined(__GNUC__)
+    static_assert(__is_trivially_copyable(T), "VMSRS_GET needs a trivially copyable type");
+#endif
+    T v;
+    vmsrs_load(&v, vmsrs__rptr(&lv), sizeof(T));
+    return v;
+}
+template <typename T>
+struct vmsrs__same {
+    typedef T type;
+};
+/* val converts to the lvalue's type at the call site, as in an assignment. */
+template <typename T>
+inline void vmsrs__set(volatile T &lv, const typename vmsrs__same<T>::type &val) {
+#if __cplusplus >= 201103L && defined(__GNUC__)
+    static_assert(__is_trivially_copyable(T), "VMSRS_SET needs a trivially copyable type");
+#endif
+    vmsrs_store(vmsrs__wptr(&lv), &val, sizeof(T));
+}
+}
+#define VMSRS_GET(lv) (::vmsrs__get(lv))
+#define VMSRS_SET(lv, val) (::vmsrs__set((lv), (val)))
 #endif
 
 #else /* VMSRS_DISABLE: every call is the plain operation (no library needed) */
@@ -564,3 +643,5 @@ static inline int32_t vmsrs__off_copy(void *d, const void *s, size_t n) { memmov
 #define vmsrs_debug_recovery_area(a, p, n) ((void)(a), (void)(p), (void)(n), vmsrs__off_code(VMSRS_ENOTSUP))
 
 #endif /* VMSRS_DISABLE */
+
+#endif /* VMSRS_H_TRAILER */

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install what the build, the demo and the tests need on a fresh Debian 12 machine.
-# Idempotent: skips apt when everything is already there.
+# Idempotent: skips apt when everything is already there. g++ and clang: the header is
+# tested in every C and C++ mode with both compilers (tests/header_modes.rs); pkg-config:
+# the install test (tests/install.rs).
 set -euo pipefail
 
-PKGS=(gcc libc6-dev make procps)
+PKGS=(gcc g++ clang libc6-dev make procps pkg-config binutils)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

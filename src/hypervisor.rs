@@ -171,7 +171,6 @@ pub unsafe extern "C" fn vmsrs_exposures(out: *mut vmsrs_hv::Exposure, cap: usiz
             let want = (cap - copied).min(buf.len());
             let (n, all) = rt.hv.exposures(copied, &mut buf[..want]);
             for (i, e) in buf[..n].iter().enumerate() {
-                // SAFETY: a caller's out-pointer; a bad one is reported as VMSRS_EFAULT.
                 // SAFETY: the caller's out-array; a bad entry is reported as VMSRS_EFAULT.
                 unsafe { uaccess::write(out.wrapping_add(copied + i), *e) }.map_err(|_| VMSRS_EFAULT)?;
             }
