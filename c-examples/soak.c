@@ -51,7 +51,7 @@
  *
  * Usage: soak [--threads N] [--accounts N] [--faults N] [--normal N] [--kinds LIST]
  *             [--seed N] [--rss-limit-mib N] [--raw-stderr] [--quiet]
- *   --faults N   faults of each kind (default 10000)     --normal N  normal transactions
+ *   --faults N   faults of each kind (default 10000)  --normal N  normal transactions (2000000)
  *   --kinds LIST comma list of kinds; "default" (the 8 above), "lib" (the lib_* ones), "all"
  *   --raw-stderr leave libvmsrs's fault reports on stderr (default: counted and dropped)
  * Exit 0 and "soak: PASS" when every check held; 1 on any violation; 2 on bad usage.
@@ -158,13 +158,14 @@ static const int KIND_SIG[N_KINDS] = {SIGSEGV, SIGSEGV, SIGSEGV, SIGFPE, SIGILL,
 static int n_threads = 64;
 static int n_accounts = 192;
 static long faults_per_kind = 10000;
-static long n_normal = 200000;
+static long n_normal = 2000000;
 static uint64_t seed = 0x50a4;
 static long rss_limit_mib = 64;
 static int raw_stderr;
 static int quiet;
 static int enabled_kind[N_KINDS];
-static int oblivious = 1; /* from VMSRS_POLICY, for the report only */
+static int oblivious = 1; /* from VMSRS_POLICY; -1 in the disabled build */
+#define POLICY_NAME (oblivious < 0 ? "none" : oblivious ? "oblivious" : "unwind")
 
 /* ---- violations -------------------------------------------------------------------------- */
 
@@ -1020,6 +1021,7 @@ int main(int argc, char **argv) {
 #ifdef VMSRS_DISABLE
     const char *build = "disabled";
     raw_stderr = 1;
+    oblivious = -1;
 #else
     const char *build = "libvmsrs";
 #endif
@@ -1069,7 +1071,7 @@ int main(int argc, char **argv) {
     long total_txns = n_normal + n_faults_total;
 
     printf("soak: build=%s policy=%s threads=%d accounts=%d faults/kind=%ld normal=%ld seed=%llu\n", build,
-           oblivious ? "oblivious" : "unwind", n_threads, n_accounts, faults_per_kind, n_normal,
+           POLICY_NAME, n_threads, n_accounts, faults_per_kind, n_normal,
            (unsigned long long)seed);
     long rss_start = rss_kib();
     double t0 = now_s();
@@ -1145,13 +1147,17 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++)
         if (precs_area.lead[k] != 0x11) violation("a byte before the profiled records changed");
 
+    /* One report per injected fault; a library-side bad pointer may fault more than once
+     * inside one call (its count is a lower bound). */
     long n_signal = 0, n_explicit = 0, want_rep[5] = {0};
+    int lib_kinds = 0;
     for (int k = 0; k < N_KINDS; k++) {
         if (KIND_SIG[k]) n_signal += by_kind[k]; else n_explicit += by_kind[k];
         int slot = KIND_SIG[k] == SIGSEGV ? 0 : KIND_SIG[k] == SIGBUS ? 1 : KIND_SIG[k] == SIGFPE ? 2
                  : KIND_SIG[k] == SIGILL  ? 3 : 4;
         want_rep[slot] += by_kind[k] - notf[k];
         if (k == K_LIB_LOAD_DST_S) want_rep[4] += by_kind[k]; /* its explicit entry first */
+        if (k >= FIRST_LIB_KIND && enabled_kind[k]) lib_kinds = 1;
     }
     long injected = 0;
     for (int k = 0; k < N_KINDS; k++) injected += enabled_kind[k] ? faults_per_kind : 0;
@@ -1171,9 +1177,11 @@ int main(int argc, char **argv) {
             violation("stats: users_faulted %llu, expected %ld", (unsigned long long)st.users_faulted, faulted);
         if (st.users_collected != (uint64_t)faulted)
             violation("stats: users_collected %llu, expected %ld", (unsigned long long)st.users_collected, faulted);
-        if (st.faults_contained < (uint64_t)(n_signal + n_explicit) + extra_faults)
-            violation("stats: faults_contained %llu < %ld injected", (unsigned long long)st.faults_contained,
-                      n_signal + n_explicit);
+        uint64_t want_contained = (uint64_t)(n_signal + n_explicit) + extra_faults;
+        if (lib_kinds ? st.faults_contained < want_contained : st.faults_contained != want_contained)
+            violation("stats: faults_contained %llu, expected %s%llu (one per injected fault)",
+                      (unsigned long long)st.faults_contained, lib_kinds ? ">= " : "",
+                      (unsigned long long)want_contained);
         if (st.users_committed < begun - (uint64_t)faulted)
             violation("stats: users_committed %llu < %llu", (unsigned long long)st.users_committed,
                       (unsigned long long)(begun - (uint64_t)faulted));
@@ -1193,8 +1201,14 @@ int main(int argc, char **argv) {
         release_stderr();
         static const char *const sn[5] = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "explicit"};
         for (int s2 = 0; s2 < 5; s2++)
-            if (reports[s2] != want_rep[s2])
-                violation("fault reports: %ld 'contained %s' lines, expected %ld", reports[s2], sn[s2], want_rep[s2]);
+            if (lib_kinds && s2 == 0 ? reports[s2] < want_rep[s2] : reports[s2] != want_rep[s2])
+                violation("fault reports: %ld 'contained %s' lines, expected %s%ld", reports[s2], sn[s2],
+                          lib_kinds && s2 == 0 ? ">= " : "", want_rep[s2]);
+        if (oblivious && enabled_kind[K_UD2] && reports[3] > by_kind[K_UD2])
+            violation("ud2 was skipped under the oblivious policy: %ld SIGILL reports for %ld ud2 faults, so "
+                      "execution ran on past the trap (DESIGN 5: trap-only instructions are never skipped, "
+                      "they unwind)",
+                      reports[3], by_kind[K_UD2]);
         if (reports_other) violation("fault reports: %ld lines for other signals", reports_other);
     }
 
@@ -1229,7 +1243,7 @@ int main(int argc, char **argv) {
     printf("soak: summary build=%s policy=%s threads=%d faults=%ld committed=%ld baseline_aborted=%ld "
            "reads_checked=%ld audits=%ld violations=%ld rss_start_kib=%ld rss_warm_kib=%ld rss_end_kib=%ld "
            "rss_hwm_kib=%ld elapsed_ms=%.0f\n",
-           build, oblivious ? "oblivious" : "unwind", n_threads, faulted, committed, baseline_aborts, reads, audits,
+           build, POLICY_NAME, n_threads, faulted, committed, baseline_aborts, reads, audits,
            atomic_load(&violations), rss_start, rss_warm, rss_end, hwm_kib(), elapsed * 1000);
     if (atomic_load(&violations) != 0) {
         printf("soak: FAIL (%ld violations)\n", atomic_load(&violations));
