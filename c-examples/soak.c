@@ -14,7 +14,8 @@
  *   fault    read 1-4 accounts, write poison (0xBD bytes, whole fields or single bytes) into
  *            them, then fault with one of the kinds below. Under VMSRS_POLICY=oblivious the
  *            fault is skipped and the user runs on suppressed: it writes more poison (into its
- *            shadow) and must read back exactly its own view (G4); its end point must report
+ *            shadow), sometimes faults a second time, and must read back exactly its own
+ *            view (G4); its end point must report
  *            VMSRS_FAULTED. Under unwind (and for ud2 always) it comes back to
  *            VMSRS_USER_BEGIN() with VMSRS_FAULTED. Still holding the locks, a fresh user
  *            then reads the accounts: they must hold exactly the pre-transaction values (G1,
@@ -25,7 +26,11 @@
  * byte, a lost update or a stale restore is caught at once; (2) each thread's ledger of its
  * committed effects: after the join the bank (read through monitored loads, and raw) must be
  * exactly initial + the sum of all ledgers; (3) the total balance, checked by audits of the
- * whole bank while the workers run; (4) vmsrs_stats and the count of fault reports.
+ * whole bank while the workers run; (4) vmsrs_stats (one contained fault per injected one,
+ * every faulted user collected, no live user, no history, no exposure: under two-phase locking
+ * nobody reads a live user's writes) and exactly one "contained" report per fault -- so a ud2
+ * that the oblivious policy skips (DESIGN §5 says it must unwind) is a failure; (5) RSS growth
+ * over the run below --rss-limit-mib (64).
  *
  * Fault kinds (each injected --faults times, spread over the threads):
  *   null_load   load of 1/2/4/8/16 bytes in the NULL page
