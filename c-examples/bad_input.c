@@ -56,6 +56,7 @@ static const char *code_name(int c)
     case VMSRS_ENOTSUP: return "VMSRS_ENOTSUP";
     case VMSRS_ENOFAULT: return "VMSRS_ENOFAULT";
     case VMSRS_EBADRANGE: return "VMSRS_EBADRANGE";
+    case VMSRS_EFAULT: return "VMSRS_EFAULT";
     default:
         snprintf(other, sizeof other, "%d", c);
         return other;
@@ -1158,13 +1159,13 @@ static void check_strerror(const char *when)
 {
     char cs[64];
     const char *unknown = vmsrs_strerror(12345);
-    for (int c = VMSRS_EBADRANGE; c <= VMSRS_FAULTED; c++) {
+    for (int c = VMSRS_EFAULT; c <= VMSRS_FAULTED; c++) {
         const char *s = vmsrs_strerror(c);
         snprintf(cs, sizeof cs, "%s_%s", when, code_name(c));
         expect_true("vmsrs_strerror", cs, s != NULL && s[0] != '\0' && (unknown == NULL || strcmp(s, unknown) != 0),
                     "non-empty", "NULL, empty, or the unknown-code string for a known code");
     }
-    static const int unknown_codes[] = { 2, 3, -20, -21, -100, 1000, INT_MIN, INT_MAX, 12345 };
+    static const int unknown_codes[] = { 2, 3, -21, -22, -100, 1000, INT_MIN, INT_MAX, 12345 };
     for (size_t i = 0; i < sizeof unknown_codes / sizeof unknown_codes[0]; i++) {
         const char *s = vmsrs_strerror(unknown_codes[i]);
         snprintf(cs, sizeof cs, "%s_unknown_%d", when, unknown_codes[i]);

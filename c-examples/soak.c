@@ -42,7 +42,7 @@
  *   bus         load/store in a page of a memfd mapping truncated to 0 bytes (SIGBUS)
  *   explicit    vmsrs_crash_suppression(VMSRS_KIND_EXPLICIT, ...)
  *   bounds      vmsrs_ptr_check / vmsrs_ptr_add leaving a profiled range
- * and, only when named in --kinds (library-side bad pointers; some crash libvmsrs today):
+ * and, only when named in --kinds (library-side bad pointers, each the user's contained fault):
  *   lib_memcpy_src  vmsrs_memcpy(profiled, (void *)16, 8)
  *   lib_memcpy_dst  vmsrs_memcpy((void *)16, profiled, 8)
  *   lib_store_src   vmsrs_store(profiled, (void *)16, 8)

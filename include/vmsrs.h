@@ -11,6 +11,21 @@
  *
  * Build with -DVMSRS_DISABLE to turn every call into the plain operation (no library
  * needed): the baseline for benchmarks and the "without libvmsrs" runs.
+ *
+ * Bad pointers: a buffer or string argument that cannot be accessed never crashes the
+ * library. For the monitored-access, memory and output functions it is the calling user's
+ * memory error, contained like the access itself would be: the user is suppressed and the
+ * call returns VMSRS_EFAULT (NULL for pointer-returning calls) under the oblivious policy,
+ * or unwinds to the user's recovery point under unwind. Elsewhere it is just VMSRS_EFAULT.
+ *
+ * Signals: every function may be called from a signal handler, including one that
+ * interrupted another libvmsrs call on the same thread. libvmsrs interposes sigaction() and
+ * signal(), and an asynchronous signal that arrives while a thread is inside libvmsrs is
+ * held back (re-queued, blocked) until that call returns, a few instructions later; the
+ * handler then runs as usual. Handlers installed by raw system calls are not covered.
+ * libvmsrs's fault handlers stay first: a SIGSEGV/SIGBUS/SIGFPE/SIGILL handler the program
+ * installs (before or after vmsrs_init_profile) is kept and called for every fault that
+ * libvmsrs does not contain, with its flags honoured; sigaction() reads it back unchanged.
  */
 
 #ifndef VMSRS_H

@@ -964,7 +964,7 @@ fn strerror_describes_every_code_and_unknown_codes() {
         "0",
         "VMSRS_FAULTED",
     ];
-    let unknown = ["2", "3", "-20", "-21", "-100", "1000", "-2147483648", "2147483647", "12345"];
+    let unknown = ["2", "3", "-21", "-22", "-100", "1000", "-2147483648", "2147483647", "12345"];
     let mut expected = Vec::new();
     for when in ["before_init", "after_init"] {
         for k in known {
