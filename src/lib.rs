@@ -27,7 +27,7 @@ static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
 /// Runs when libvmsrs is loaded (before `main` when it is linked or preloaded, so on one
 /// thread): builds everything the fault handler needs, so the handler never allocates or
 /// waits on a table another thread is building (`fault::prepare`), and registers the fork
-/// hook that frees the child's copies of other threads' bookkeeping.
+/// hook that forgets the hv bookkeeping of threads a child does not inherit.
 #[used]
 #[link_section = ".init_array"]
 static CONSTRUCTOR: extern "C" fn() = constructor;
@@ -35,7 +35,9 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 extern "C" fn constructor() {
     fault::prepare();
     extern "C" fn child() {
-        vmsrs_hv::grace::after_fork_child();
+        if let Some(hv) = runtime::hv() {
+            hv.after_fork_child();
+        }
     }
     // SAFETY: registering a plain extern "C" function as the child-side fork hook.
     unsafe { libc::pthread_atfork(None, None, Some(child)) };

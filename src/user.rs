@@ -132,7 +132,6 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         });
     }
     thread::release_altstack();
-    vmsrs_hv::grace::thread_exit();
 }
 
 fn end_implicit(hv: &Hv, t: &ThreadState) {

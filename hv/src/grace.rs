@@ -1,153 +1,127 @@
 //! Grace periods: memory the hv unpublishes (the metadata of an unprofiled range) is given
-//! back only once no thread can still be using a reference it took before.
+//! back only once no operation can still be using a reference it took before.
 //!
-//! Every hv operation that follows a range's metadata pointer runs inside a reader section
-//! ([`Section`]). A thread's sections are counted in its own cache-line slot: entering makes
-//! the slot's sequence odd, leaving makes it even, with plain stores. The writer
-//! ([`synchronize`]), after unpublishing, issues `membarrier(PRIVATE_EXPEDITED)` (a full
-//! barrier on every running thread of the process, so a reader's plain store is visible and
-//! any section that starts later sees the unpublished state), then waits until every slot
-//! that was odd has moved on. Where membarrier is missing, readers pay a locked exchange
-//! instead. Threads beyond [`SLOTS`] share one counter.
+//! Every hv operation that follows a range's metadata pointer runs inside a reader section.
+//! Operations by a user count in that user's [`Reader`], which lives in its user slot (so a
+//! store pays two plain stores to a line its thread owns anyway, and no thread-local lookup);
+//! operations by no user count in one shared counter. Entering makes the reader's sequence
+//! odd, leaving makes it even. The writer ([`synchronize`]), after unpublishing, issues
+//! `membarrier(PRIVATE_EXPEDITED)` — a full barrier on every running thread of the process,
+//! so a reader's plain store is visible, and a section that starts later sees the
+//! unpublished state — then waits until every reader that was inside has moved on. Where
+//! membarrier is missing, readers pay a locked exchange instead.
 //!
 //! The wait is bounded: a thread stopped inside a section (a debugger, a cancelled thread)
 //! makes `synchronize` report failure instead of hanging, and the caller keeps the memory.
 
 // Plain core atomics: this protocol is not part of what the loom models check.
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-/// Threads with a slot of their own.
-pub const SLOTS: usize = 1024;
-
-#[repr(C, align(64))]
-struct Slot {
+/// One user's section counter. Touched by the thread running the user (and, nested, by a
+/// signal handler on that same thread); read by `synchronize`.
+pub struct Reader {
     seq: AtomicU64,
-    taken: AtomicBool,
-}
-
-#[allow(clippy::declare_interior_mutable_const)]
-const FREE_SLOT: Slot = Slot { seq: AtomicU64::new(0), taken: AtomicBool::new(false) };
-
-static SLOT: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
-/// Sections open in threads without a slot.
-static SHARED: AtomicU64 = AtomicU64::new(0);
-/// 0 unknown, 1 membarrier registered, 2 unavailable (readers use locked exchanges).
-static MEMBARRIER: AtomicU8 = AtomicU8::new(0);
-
-const NO_SLOT: u32 = u32::MAX;
-
-struct Local {
-    /// This thread's slot + 1 (0: not registered yet; `NO_SLOT`: none available).
-    mine: Cell<u32>,
-    /// Nesting of sections (only the outermost one is counted).
     depth: Cell<u32>,
 }
 
-thread_local! {
-    static LOCAL: Local = const { Local { mine: Cell::new(0), depth: Cell::new(0) } };
+// SAFETY: `depth` is only touched by the thread running the slot's user (see `UserSlot`);
+// `seq` is atomic.
+unsafe impl Sync for Reader {}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Self::new()
+    }
 }
+
+impl Reader {
+    pub const fn new() -> Self {
+        Reader { seq: AtomicU64::new(0), depth: Cell::new(0) }
+    }
+
+    /// Open a section (nested ones count once). Call only on the thread running the user.
+    #[inline(always)]
+    pub fn enter(&self) -> Section<'_> {
+        let d = self.depth.get();
+        self.depth.set(d + 1);
+        if d == 0 {
+            let v = self.seq.load(Ordering::Relaxed) | 1;
+            if MEMBARRIER.load(Ordering::Relaxed) == READY {
+                self.seq.store(v, Ordering::Relaxed);
+                core::sync::atomic::compiler_fence(Ordering::SeqCst);
+            } else {
+                self.seq.swap(v, Ordering::SeqCst);
+            }
+        }
+        Section(Ok(self))
+    }
+
+    /// In a child after `fork`: only the forking thread exists, and it was inside no section
+    /// (fork is not called from inside libvmsrs), so whatever other threads had open is gone.
+    pub fn reset_after_fork(&self) {
+        self.depth.set(0);
+        self.seq.store(self.seq.load(Ordering::Relaxed) & !1, Ordering::Relaxed);
+    }
+
+    fn leave(&self) {
+        let d = self.depth.get() - 1;
+        self.depth.set(d);
+        if d == 0 {
+            self.seq.store(self.seq.load(Ordering::Relaxed) + 1, Ordering::Release);
+        }
+    }
+}
+
+/// Sections open by operations of no user, in two epochs: `synchronize` flips the epoch
+/// and waits for the old counter to drain, so a stream of new shared sections cannot keep
+/// it waiting.
+static SHARED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// An open reader section; closes on drop.
-pub struct Section(());
+pub struct Section<'a>(Result<&'a Reader, usize>);
 
-impl Section {
+impl Section<'_> {
+    /// A section of an operation by no user (the shared counters).
     #[inline]
-    pub fn enter() -> Section {
-        LOCAL.with(|l| {
-            let d = l.depth.get();
-            l.depth.set(d + 1);
-            if d == 0 {
-                open(l);
-            }
-        });
-        Section(())
+    pub fn shared() -> Section<'static> {
+        let e = (EPOCH.load(Ordering::SeqCst) & 1) as usize;
+        SHARED[e].fetch_add(1, Ordering::SeqCst);
+        Section(Err(e))
     }
 }
 
-impl Drop for Section {
-    #[inline]
+impl Drop for Section<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        LOCAL.with(|l| {
-            let d = l.depth.get() - 1;
-            l.depth.set(d);
-            if d == 0 {
-                close(l);
+        match self.0 {
+            Ok(r) => r.leave(),
+            Err(e) => {
+                SHARED[e].fetch_sub(1, Ordering::SeqCst);
             }
-        });
-    }
-}
-
-#[inline]
-fn open(l: &Local) {
-    let mine = l.mine.get();
-    let mine = if mine == 0 { register(l) } else { mine };
-    if mine == NO_SLOT {
-        SHARED.fetch_add(1, Ordering::SeqCst);
-        return;
-    }
-    let s = &SLOT[mine as usize - 1];
-    let v = s.seq.load(Ordering::Relaxed) | 1;
-    if MEMBARRIER.load(Ordering::Relaxed) == 1 {
-        s.seq.store(v, Ordering::Relaxed);
-        core::sync::atomic::compiler_fence(Ordering::SeqCst);
-    } else {
-        s.seq.swap(v, Ordering::SeqCst);
-    }
-}
-
-#[inline]
-fn close(l: &Local) {
-    let mine = l.mine.get();
-    if mine == NO_SLOT {
-        SHARED.fetch_sub(1, Ordering::SeqCst);
-        return;
-    }
-    let s = &SLOT[mine as usize - 1];
-    s.seq.store(s.seq.load(Ordering::Relaxed) + 1, Ordering::Release);
-}
-
-#[cold]
-fn register(l: &Local) -> u32 {
-    init_membarrier();
-    let mut got = NO_SLOT;
-    for (i, s) in SLOT.iter().enumerate() {
-        if !s.taken.load(Ordering::Relaxed)
-            && s.taken.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        {
-            got = i as u32 + 1;
-            break;
         }
     }
-    l.mine.set(got);
-    got
 }
 
-/// Give this thread's slot back (at thread exit, outside any section).
-pub fn thread_exit() {
-    let mine = LOCAL.with(|l| l.mine.replace(0));
-    if mine != 0 && mine != NO_SLOT {
-        SLOT[mine as usize - 1].taken.store(false, Ordering::Release);
-    }
+/// The shared counters' part of [`Reader::reset_after_fork`].
+pub fn reset_shared_after_fork() {
+    SHARED[0].store(0, Ordering::Relaxed);
+    SHARED[1].store(0, Ordering::Relaxed);
 }
 
-/// In a child after `fork`: only the calling thread exists, so every other slot is free.
-pub fn after_fork_child() {
-    let mine = LOCAL.with(|l| l.mine.get());
-    for (i, s) in SLOT.iter().enumerate() {
-        if i as u32 + 1 != mine {
-            s.seq.store(0, Ordering::Relaxed);
-            s.taken.store(false, Ordering::Relaxed);
-        }
-    }
-    SHARED.store(0, Ordering::Relaxed);
-}
+const UNKNOWN: u8 = 0;
+const READY: u8 = 1;
+const UNAVAILABLE: u8 = 2;
+static MEMBARRIER: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 
-fn init_membarrier() {
-    if MEMBARRIER.load(Ordering::Acquire) != 0 {
+/// Register for expedited membarrier (once; readers use plain stores from then on). Called
+/// when the first range is profiled, before any section can matter.
+pub fn init() {
+    if MEMBARRIER.load(Ordering::Acquire) != UNKNOWN {
         return;
     }
     #[cfg(not(miri))]
@@ -156,44 +130,48 @@ fn init_membarrier() {
         unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) } == 0;
     #[cfg(miri)]
     let ok = false;
-    MEMBARRIER.store(if ok { 1 } else { 2 }, Ordering::Release);
+    MEMBARRIER.store(if ok { READY } else { UNAVAILABLE }, Ordering::Release);
 }
 
-/// Wait until every section open at the call has closed. `false` if some section stayed
-/// open past `limit_ms` (the caller must then keep what it unpublished).
-pub fn synchronize(limit_ms: u64) -> bool {
-    init_membarrier();
-    if MEMBARRIER.load(Ordering::Acquire) == 1 {
+/// Wait until every section open at the call (in `readers` or shared) has closed, except
+/// the calling thread's own (`own`, open or not). `false` if one stayed open past
+/// `limit_ms`: the caller must then keep what it unpublished.
+pub fn synchronize<'a>(
+    readers: impl Iterator<Item = &'a Reader>,
+    own: Option<&Reader>,
+    limit_ms: u64,
+) -> bool {
+    init();
+    if MEMBARRIER.load(Ordering::Acquire) == READY {
         #[cfg(not(miri))]
-        // SAFETY: as in init_membarrier.
+        // SAFETY: as in init.
         unsafe {
             libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
         }
     } else {
         core::sync::atomic::fence(Ordering::SeqCst);
     }
-    let (mine, inside) = LOCAL.with(|l| (l.mine.get(), l.depth.get() > 0));
     let start = now_ms();
-    for (i, s) in SLOT.iter().enumerate() {
-        if i as u32 + 1 == mine || !s.taken.load(Ordering::Acquire) {
+    let mut spins = 0u32;
+    let waited_out = |spins: &mut u32| {
+        *spins += 1;
+        relax(*spins);
+        spins.is_multiple_of(1024) && now_ms().saturating_sub(start) > limit_ms
+    };
+    for r in readers {
+        if own.is_some_and(|o| core::ptr::eq(o, r)) {
             continue;
         }
-        let v = s.seq.load(Ordering::Acquire);
-        let mut spins = 0;
-        while v & 1 == 1 && s.seq.load(Ordering::Acquire) == v {
-            spins += 1;
-            relax(spins);
-            if spins % 1024 == 0 && now_ms().saturating_sub(start) > limit_ms {
+        let v = r.seq.load(Ordering::Acquire);
+        while v & 1 == 1 && r.seq.load(Ordering::Acquire) == v {
+            if waited_out(&mut spins) {
                 return false;
             }
         }
     }
-    let mut spins = 0;
-    let own_shared = (mine == NO_SLOT && inside) as u64;
-    while SHARED.load(Ordering::Acquire) > own_shared {
-        spins += 1;
-        relax(spins);
-        if spins % 1024 == 0 && now_ms().saturating_sub(start) > limit_ms {
+    let old = (EPOCH.fetch_add(1, Ordering::SeqCst) & 1) as usize;
+    while SHARED[old].load(Ordering::SeqCst) > 0 {
+        if waited_out(&mut spins) {
             return false;
         }
     }

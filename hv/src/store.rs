@@ -336,6 +336,7 @@ impl Hv {
         if crate::arena::owned(addr, len) {
             return Err(VMSRS_EINVAL);
         }
+        crate::grace::init();
         let _g = self.profile_lock.lock();
         self.ranges.insert(addr, len, name).map(|r| r.id)
     }
@@ -353,7 +354,7 @@ impl Hv {
         // Restore and retire every granule that ever had state; late readers that looked the
         // range up before it went see DEAD and store plainly.
         for_touched_granules(&r, &mut |g| self.retire_granule(&r, g));
-        if crate::grace::synchronize(GRACE_LIMIT_MS) {
+        if crate::grace::synchronize(self.users.readers(), None, GRACE_LIMIT_MS) {
             // No thread can reach the range now. A reader that stored into a still-fresh
             // granule after the first pass left history there: release it too.
             for_touched_granules(&r, &mut |g| self.retire_granule(&r, g));
@@ -399,8 +400,8 @@ impl Hv {
     ///
     /// Must run on the thread that runs `u`.
     pub fn user_end(&self, u: UserId) -> HvResult<EndKind> {
-        let _s = Section::enter();
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        let section = slot.reader.enter();
         if slot.doomed.load(Ordering::Acquire) && slot.state() == users::ACTIVE {
             self.crash_suppression(u)?;
         }
@@ -416,6 +417,7 @@ impl Hv {
                 if self.exposure_on.load(Ordering::Relaxed) {
                     self.exposures.on_commit(u);
                 }
+                drop(section); // before the slot can pass to another thread
                 self.users.free(slot);
                 self.counters.committed.fetch_add(1, Ordering::Relaxed);
                 Ok(EndKind::Committed)
@@ -435,6 +437,7 @@ impl Hv {
                 owned.shadow.clear();
                 self.faulted.fetch_sub(1, Ordering::SeqCst);
                 self.lower_gate();
+                drop(section); // before the slot can pass to another thread
                 self.users.free(slot);
                 self.counters.collected.fetch_add(1, Ordering::Relaxed);
                 Ok(EndKind::Faulted)
@@ -447,8 +450,8 @@ impl Hv {
     ///
     /// Async-signal-safe; must run on the thread that runs `u`.
     pub fn crash_suppression(&self, u: UserId) -> HvResult<()> {
-        let _s = Section::enter();
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
+        let _s = slot.reader.enter();
         if slot.state() != users::ACTIVE {
             return Ok(());
         }
@@ -502,8 +505,11 @@ impl Hv {
     /// are not writable (the spans before it were written, as by `memcpy`). Must run on the
     /// thread that runs `u`.
     pub fn store(&self, u: UserId, dst: usize, src: &[u8]) -> HvResult<()> {
-        let _s = Section::enter();
         let w = self.writer(u)?;
+        let _s = match w {
+            Writer::User { slot, .. } => slot.reader.enter(),
+            Writer::Anonymous => Section::shared(),
+        };
         let mut result = Ok(());
         self.for_spans(dst, src.len(), &mut |span, r| {
             if result.is_err() {
@@ -519,6 +525,22 @@ impl Hv {
         result
     }
 
+    /// The grace-period section of an operation by `u` (by no user if `u` is not live).
+    #[inline]
+    fn section(&self, u: UserId) -> Section<'_> {
+        match self.users.get(u) {
+            Some(slot) => slot.reader.enter(),
+            None => Section::shared(),
+        }
+    }
+
+    /// In a child after `fork`: drop the grace-period sections of the threads that did not
+    /// come along (the forking thread was in none), so `unprofile` never waits for them.
+    pub fn after_fork_child(&self) {
+        self.users.readers().for_each(|r| r.reset_after_fork());
+        crate::grace::reset_shared_after_fork();
+    }
+
     /// Who stores: a live user (suppressed or not), or nobody.
     fn writer(&self, u: UserId) -> HvResult<Writer<'_>> {
         if u == 0 {
@@ -532,11 +554,11 @@ impl Hv {
     /// fast path of [`Hv::store`], same semantics. Must run on the thread that runs `u`.
     #[inline]
     pub fn store_scalar(&self, u: UserId, addr: usize, val: u64, n: usize) -> HvResult<()> {
-        let _s = Section::enter();
         let off = addr & (GRANULE - 1);
         let Some(slot) = self.users.get(u) else {
             return self.store(u, addr, &val.to_le_bytes()[..n]);
         };
+        let _s = slot.reader.enter();
         match self.ranges.find(addr) {
             Some(r)
                 if off + n <= GRANULE
@@ -559,7 +581,7 @@ impl Hv {
     /// the scalar fast path of [`Hv::load`], same semantics. Bytes above `n` are zero.
     #[inline]
     pub fn load_scalar(&self, u: UserId, addr: usize, n: usize) -> HvResult<u64> {
-        let _s = Section::enter();
+        let _s = self.section(u);
         let off = addr & (GRANULE - 1);
         let keep = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
         if off + n <= GRANULE && !self.exposure_on.load(Ordering::Relaxed) {
@@ -596,7 +618,7 @@ impl Hv {
         if self.quiescent() {
             return plain_read(src, dst);
         }
-        let _s = Section::enter();
+        let _s = self.section(u);
         let suppressed = u != 0 && self.suppressed(u);
         let exposure = self.exposure_on.load(Ordering::Relaxed);
         let mut result = Ok(());
@@ -620,7 +642,7 @@ impl Hv {
         if self.faulted.load(Ordering::Acquire) == 0 {
             return;
         }
-        let _s = Section::enter();
+        let _s = Section::shared();
         self.for_spans(addr, len, &mut |span, r| {
             if let Some(r) = r {
                 let mut g = span.0 & !(GRANULE - 1);
@@ -1172,7 +1194,7 @@ impl Hv {
     /// Where the recovery data of the granule holding `addr` lives: the metadata and the
     /// newest history entry. Exists so tests can play the paper's Fig. 10 wild writer.
     pub fn recovery_area_of(&self, addr: usize) -> Option<(*mut u8, usize)> {
-        let _s = Section::enter();
+        let _s = Section::shared();
         let r = self.ranges.find(addr)?;
         let g = addr & !(GRANULE - 1);
         // SAFETY: g is a granule of r.

@@ -46,6 +46,8 @@ pub struct Owned {
 pub struct UserSlot {
     id: AtomicU64,
     state: AtomicU32,
+    /// The grace-period reader of operations by this slot's user (crate::grace).
+    pub reader: crate::grace::Reader,
     /// Set by another user's fault under the `cascade` exposure policy; the user faults itself
     /// at its next monitored operation.
     pub doomed: AtomicBool,
@@ -61,6 +63,7 @@ impl UserSlot {
         UserSlot {
             id: AtomicU64::new(0),
             state: AtomicU32::new(FREE),
+            reader: crate::grace::Reader::new(),
             doomed: AtomicBool::new(false),
             owned: UnsafeCell::new(Owned { log: Log::new(), shadow: Shadow::new() }),
         }
@@ -167,6 +170,11 @@ impl UserTable {
 
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed) as usize
+    }
+
+    /// Every slot's grace-period reader.
+    pub fn readers(&self) -> impl Iterator<Item = &crate::grace::Reader> {
+        self.slots.iter().map(|s| &s.reader)
     }
 }
 
