@@ -662,7 +662,10 @@ fn parse_length(text: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_range(value: &str) -> Result<RangeSpec, String> {
+/// Parse one `VMSRS_RANGE_<N>` value (`symbol:NAME[:LEN]` or `ADDR+LEN`). Public, though hidden,
+/// only for the fuzz targets and the corpus replay tests (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_range(value: &str) -> Result<RangeSpec, String> {
     if let Some(rest) = value.strip_prefix("symbol:") {
         return parse_symbol_range(rest);
     }
@@ -687,7 +690,10 @@ fn parse_symbol_range(rest: &str) -> Result<RangeSpec, String> {
     Ok(RangeSpec::Symbol { name: parse_symbol(name)?, len })
 }
 
-fn parse_ranges(value: &str) -> Result<Vec<RangeSpec>, String> {
+/// Parse a `VMSRS_RANGES` comma list. Public, though hidden, only for the fuzz targets and the
+/// corpus replay tests (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_ranges(value: &str) -> Result<Vec<RangeSpec>, String> {
     if value.trim().is_empty() {
         return Ok(Vec::new());
     }
