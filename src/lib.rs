@@ -24,16 +24,16 @@
 #[global_allocator]
 static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
 
-/// Runs when libvmsrs is loaded (before `main` when it is linked or preloaded, so on one
-/// thread): builds everything the fault handler needs, so the handler never allocates or
-/// waits on a table another thread is building (`fault::prepare`), and registers the fork
-/// hook that forgets the hv bookkeeping of threads a child does not inherit.
-#[used]
-#[link_section = ".init_array"]
-static CONSTRUCTOR: extern "C" fn() = constructor;
-
-extern "C" fn constructor() {
+/// What `libvmsrs.so`'s constructor runs (preload/): build everything the fault handler
+/// needs, so the handler never allocates or waits on a table another thread is building
+/// (`fault::prepare`), and register the fork hook that forgets the hv bookkeeping of threads
+/// a child does not inherit. Idempotent.
+pub fn on_load() {
     fault::prepare();
+    static ONCE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if ONCE.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
     extern "C" fn child() {
         if let Some(hv) = runtime::hv() {
             hv.after_fork_child();
@@ -49,7 +49,6 @@ pub mod error;
 pub mod fault;
 mod ffi;
 pub mod hypervisor;
-pub mod interpose;
 pub mod memory;
 pub mod output;
 pub mod pointer;

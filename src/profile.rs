@@ -7,8 +7,8 @@ use crate::runtime::{self, sigbit, Policy, Settings};
 use crate::thread;
 use libc::c_char;
 use std::os::unix::ffi::OsStrExt;
+use vmsrs_config::config;
 use vmsrs_hv::{host::inproc::vmmcall, uaccess, Hypercall};
-use vmsrs_preload::config;
 
 /// Turn the loaded configuration into the settings the runtime acts on.
 pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {

@@ -1,7 +1,7 @@
 //! The oblivious skip engine against real faults: this test installs its own
 //! SIGSEGV/SIGBUS/SIGFPE/SIGILL handler (SA_SIGINFO, on a per-thread
 //! alternate stack) that copies the bytes at RIP, calls
-//! `vmsrs::fault::decode::plan` and `vmsrs::fault::context::apply`, and
+//! `vmsrs_runtime::fault::decode::plan` and `vmsrs_runtime::fault::context::apply`, and
 //! returns. Inline-asm snippets then fault on address 8 (the never-mapped
 //! NULL page), divide by zero and execute `ud2`, with each destination seeded
 //! with a non-zero pattern, and the exact post-state is asserted.
@@ -12,8 +12,8 @@ use std::cell::Cell;
 use std::sync::Once;
 
 use libc::{c_int, c_void, siginfo_t};
-use vmsrs::fault::context;
-use vmsrs::fault::decode::{self, AccessKind, GprWidth, Reg, SkipPlan, MAX_INSN_LEN};
+use vmsrs_runtime::fault::context;
+use vmsrs_runtime::fault::decode::{self, AccessKind, GprWidth, Reg, SkipPlan, MAX_INSN_LEN};
 
 /// Never mapped: inside the NULL page (below `vm.mmap_min_addr`).
 const BAD: usize = 8;

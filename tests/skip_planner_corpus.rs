@@ -47,7 +47,7 @@ fn allocation_counter_sees_allocations_so_the_no_allocation_check_is_real() {
 fn planner_does_not_allocate_once_warmed_up() {
     checks::warm_up();
     for code in [&[0x8b, 0x00][..], &[0x62, 0xf1, 0xfe, 0x48, 0x6f, 0x00], &[0x0f, 0x0b], &[0xff, 0xff]] {
-        let (_, calls) = checks::count_allocations(|| vmsrs::fault::decode::plan(code, 0x1000));
+        let (_, calls) = checks::count_allocations(|| vmsrs_runtime::fault::decode::plan(code, 0x1000));
         assert_eq!(calls, 0, "plan({code:02x?}) called the allocator after warm-up");
     }
 }

@@ -1,6 +1,6 @@
-//! Property checks of the configuration layer (`vmsrs-preload`), shared by the fuzz targets
+//! Property checks of the configuration layer (`vmsrs-config`), shared by the fuzz targets
 //! `envfile`, `config_load` and `range_spec` and by the corpus replay test
-//! `preload/tests/fuzz_corpus.rs`, which include this file by path. Each check takes raw bytes,
+//! `config/tests/fuzz_corpus.rs`, which include this file by path. Each check takes raw bytes,
 //! returns normally when every property holds and panics, naming the input, when one fails.
 //!
 //! - [`check_envfile`]: the environment-file reader never panics; an error names a line of the
@@ -19,10 +19,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vmsrs_preload::config::{self, ConfigError, RangeSpec, VMSRS_ECONFIG};
-use vmsrs_preload::envfile;
+use vmsrs_config::config::{self, ConfigError, RangeSpec, VMSRS_ECONFIG};
+use vmsrs_config::envfile;
 
-#[path = "../../preload/tests/support/systemd_model.rs"]
+#[path = "../../config/tests/support/systemd_model.rs"]
 mod model;
 
 /// Environment file: reader properties (see the module documentation).

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
 use iced_x86::{Decoder, DecoderOptions};
-use vmsrs::fault::decode::{self, GprWidth, Reg, MAX_INSN_LEN};
+use vmsrs_runtime::fault::decode::{self, GprWidth, Reg, MAX_INSN_LEN};
 
 /// Where the bytes are taken to sit: a typical text address, 0 and the top of the address space.
 pub const RIPS: [u64; 3] = [0x5555_5555_9000, 0, u64::MAX - 3];

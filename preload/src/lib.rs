@@ -1,19 +1,27 @@
-//! `vmsrs-preload`: the drop-in layer of libvmsrs.
+//! `libvmsrs.so`: the shared object, built on top of the runtime (crate `vmsrs-runtime`,
+//! src/), plus the drop-in layer that an unmodified server meets through `LD_PRELOAD`.
 //!
-//! libvmsrs can be reached two ways: *linked* (a server calls `vmsrs_init_profile` and the
-//! monitored-access API) and *drop-in* (`LD_PRELOAD=libvmsrs.so` on an unmodified binary). This
-//! crate holds what the drop-in path needs that has nothing to do with the recovery store:
+//! - [`interpose`]: every libc symbol libvmsrs interposes (`sigaction`, `signal`, ...), each a
+//!   thin forwarder into the runtime.
+//! - The constructor below: runs when the object is loaded, before `main` when it is linked
+//!   or preloaded.
 //!
-//! - today, the configuration: [`envfile`] reads the environment file (a strict subset of
-//!   systemd `EnvironmentFile=` syntax) and [`config`] layers built-in defaults, that file, the
-//!   `VMSRS_*` process environment and `VMSRS_OPTIONS` into one validated [`config::Config`];
-//! - later, the interposed libc symbols (`malloc` family, `mem*`, `printf` family, `sigaction`,
-//!   `pthread_create`).
-//!
-//! Dependency direction: the runtime crate `vmsrs` depends on this crate, never the reverse, so
-//! nothing here may name a `vmsrs` item. The configuration layer is plain Rust (it allocates
-//! through the runtime's global allocator, which never recurses into the interposed `malloc`)
-//! and runs once, at start-up, outside any signal handler.
+//! Dependencies point one way: this crate calls the runtime, the runtime never names it.
+//! Rust programs that link the runtime directly (its test binaries) get neither the
+//! interposed symbols nor the constructor.
 
-pub mod config;
-pub mod envfile;
+pub mod interpose;
+
+// Every C entry point (`vmsrs_*`) lives in the runtime; linking it here exports them.
+pub use vmsrs_runtime;
+
+/// Runs when libvmsrs.so is loaded (before `main` when it is linked or preloaded, so on one
+/// thread): builds everything the fault handler needs, so it never allocates or waits on a
+/// table another thread is building, and registers the fork hook.
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = constructor;
+
+extern "C" fn constructor() {
+    vmsrs_runtime::on_load();
+}

@@ -7,7 +7,7 @@
 //!   `parse_env_file_internal`, systemd v254+) reads as exactly the same assignments, in order.
 
 use proptest::prelude::*;
-use vmsrs_preload::envfile;
+use vmsrs_config::envfile;
 
 #[path = "support/systemd_model.rs"]
 mod model;

@@ -6,11 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vmsrs_preload::config::{
+use vmsrs_config::config::{
     self, environ_snapshot, keys, load, Config, ConfigError, ExposurePolicy, Host, Loaded, Policy, RangeSpec,
     Signal, SignalSet, Source, VMSRS_ECONFIG, VMSRS_EIO,
 };
-use vmsrs_preload::envfile::{ErrorKind, Reason};
+use vmsrs_config::envfile::{ErrorKind, Reason};
 
 /// A file in the temporary directory, removed on drop.
 struct TempFile(PathBuf);
@@ -19,7 +19,7 @@ impl TempFile {
     fn new(contents: impl AsRef<[u8]>) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name =
-            format!("vmsrs-preload-test-{}-{}.env", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            format!("vmsrs-config-test-{}-{}.env", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let path = std::env::temp_dir().join(name);
         fs::write(&path, contents).expect("write temporary env file");
         Self(path)
@@ -656,7 +656,7 @@ fn strict_mode_is_decided_by_the_final_value() {
 
 #[test]
 fn missing_env_file_is_an_io_error_with_code_eio() {
-    let path = std::env::temp_dir().join("vmsrs-preload-test-does-not-exist.env");
+    let path = std::env::temp_dir().join("vmsrs-config-test-does-not-exist.env");
     let err = load(Some(&path), &[]).unwrap_err();
     assert_eq!(err.code(), VMSRS_EIO);
     assert!(matches!(&err, ConfigError::EnvFile(e) if e.is_io()));
@@ -700,7 +700,7 @@ fn env_file_with_invalid_utf8_is_rejected_with_its_line() {
 
 #[test]
 fn oversized_env_file_is_rejected_as_a_configuration_error() {
-    let big = "# padding\n".repeat((vmsrs_preload::envfile::MAX_FILE_BYTES as usize) / 10 + 1);
+    let big = "# padding\n".repeat((vmsrs_config::envfile::MAX_FILE_BYTES as usize) / 10 + 1);
     let file = TempFile::new(big);
     let err = load(Some(file.path()), &[]).unwrap_err();
     assert!(matches!(&err, ConfigError::EnvFile(e) if matches!(e.kind(), ErrorKind::TooLarge { .. })));

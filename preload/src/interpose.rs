@@ -10,8 +10,8 @@
 //! These are also defined in Rust programs that link the rlib (the test binaries), where
 //! they are as transparent as in any C program.
 
-use crate::fault::chain;
 use libc::{c_int, sighandler_t};
+use vmsrs_runtime::fault::chain;
 
 /// `sigaction(2)`, through libvmsrs's table of the program's dispositions.
 ///
