@@ -45,6 +45,7 @@ pub fn on_load() {
 
 pub mod access;
 mod alloc;
+pub mod dropin;
 pub mod error;
 pub mod fault;
 mod ffi;
@@ -53,6 +54,7 @@ pub mod memory;
 pub mod output;
 pub mod pointer;
 pub mod profile;
+pub mod rescue;
 pub mod runtime;
 pub mod thread;
 pub mod user;

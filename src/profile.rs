@@ -12,13 +12,21 @@ use vmsrs_hv::{host::inproc::vmmcall, uaccess, Hypercall};
 
 /// Turn the loaded configuration into the settings the runtime acts on.
 pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {
+    let refuse = |what: std::fmt::Arguments| {
+        eprintln!("=={}==vmsrs: {what}; refusing to start", std::process::id());
+        Err(VMSRS_ENOTSUP)
+    };
     if cfg.host != config::Host::InProc {
-        eprintln!(
-            "=={}==vmsrs: VMSRS_HOST={} is not available in this build (only inproc); refusing to start",
-            std::process::id(),
-            cfg.host
-        );
-        return Err(VMSRS_ENOTSUP);
+        return refuse(format_args!("VMSRS_HOST={} is not available in this build (only inproc)", cfg.host));
+    }
+    if let Some(r) = cfg.all_ranges().next() {
+        return refuse(format_args!(
+            "monitored ranges of unmodified binaries (VMSRS_RANGES / VMSRS_RANGE_<N>, here {r}) are not \
+             available in this build; profile ranges with vmsrs_profile() instead"
+        ));
+    }
+    if let Some(p) = &cfg.log_path {
+        return refuse(format_args!("VMSRS_LOG_PATH={} is not available in this build", p.display()));
     }
     let mut signals = 0u64;
     for s in cfg.signals.iter() {
@@ -28,6 +36,7 @@ pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {
         policy: match cfg.policy {
             config::Policy::Oblivious => Policy::Oblivious,
             config::Policy::Unwind => Policy::Unwind,
+            config::Policy::Abort => Policy::Abort,
         },
         signals,
         fault_budget: cfg.fault_budget,
@@ -54,22 +63,50 @@ fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
         })?;
         Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(s)))
     };
+    start(path.as_deref()).map(|_| 0)
+}
+
+/// Bring libvmsrs up from its configuration (linked mode's `vmsrs_init_profile`, and the
+/// drop-in constructor): load and validate it, hook the user calls, start the hypervisor
+/// component and the fault handlers, apply the children policy, and log the effective
+/// configuration when verbose. Every problem is printed; `Err` means libvmsrs is not active.
+pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsError> {
+    let pid = std::process::id();
     let environ = config::environ_snapshot();
-    let loaded = config::load(path.as_deref(), &environ).map_err(|e| {
-        eprintln!("=={}==vmsrs: configuration error: {e}", std::process::id());
+    let loaded = config::load(path, &environ).map_err(|e| {
+        eprintln!("=={pid}==vmsrs: configuration error: {e}");
         VmsrsError::from_code(e.code()).unwrap_or(VMSRS_ECONFIG)
     })?;
     for w in &loaded.warnings {
-        eprintln!("=={}==vmsrs: warning: {w}", std::process::id());
+        eprintln!("=={pid}==vmsrs: warning: {w}");
     }
-    let settings = settings_from(&loaded.config)?;
-    let rt = runtime::start(settings)?;
-    if rt.settings.verbose > 0 {
-        for line in loaded.config.describe().lines() {
-            eprintln!("=={}==vmsrs: config {line}", std::process::id());
+    let cfg = loaded.config;
+    let settings = settings_from(&cfg)?;
+    let mut hook_errors = 0;
+    for call in &cfg.user_calls {
+        if let Err(why) = crate::rescue::install(&call.symbol, call.retval) {
+            hook_errors += 1;
+            eprintln!(
+                "=={pid}==vmsrs: {}VMSRS_USER_CALL: cannot hook {}: {why}; its calls are not users",
+                if cfg.strict { "error: " } else { "warning: " },
+                call.symbol
+            );
         }
     }
-    Ok(0)
+    if hook_errors > 0 && cfg.strict {
+        eprintln!("=={pid}==vmsrs: VMSRS_STRICT=1: refusing to start with unhooked user calls");
+        return Err(VMSRS_ECONFIG);
+    }
+    let rt = runtime::start(settings)?;
+    if cfg.children == config::Children::Drop {
+        crate::dropin::drop_preload_for_children();
+    }
+    if rt.settings.verbose > 0 {
+        for line in cfg.describe().lines() {
+            eprintln!("=={pid}==vmsrs: config {line}");
+        }
+    }
+    Ok(cfg)
 }
 
 /// Initialise libvmsrs: read the configuration, start the hypervisor component, install

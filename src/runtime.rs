@@ -15,6 +15,8 @@ pub enum Policy {
     Oblivious,
     /// Unwind to the user's recovery point.
     Unwind,
+    /// Contain nothing (the plain crash, for comparison); every fault is chained.
+    Abort,
 }
 
 /// The settings the runtime acts on, derived once from the configuration.

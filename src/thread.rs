@@ -53,6 +53,13 @@ pub struct ThreadState {
     /// Fault signals (bit per number) this thread just handed to the program's own handler:
     /// that handler's re-raise of the same signal is not contained again.
     pub forwarded: Cell<u64>,
+    /// The rescue call this thread is in (hook index + 1; 0: none), see `rescue.rs`: the
+    /// caller's return address, the address it was stored at (the stack pointer at the call),
+    /// and the frame of registers at the call.
+    pub rescue: Cell<u32>,
+    pub rescue_ret: Cell<usize>,
+    pub rescue_rsp: Cell<usize>,
+    pub rescue_frame: UnsafeCell<[u64; crate::rescue::FRAME_WORDS]>,
 }
 
 thread_local! {
@@ -73,6 +80,10 @@ thread_local! {
             deferred: Cell::new(0),
             bad_pointer: Cell::new(0),
             forwarded: Cell::new(0),
+            rescue: Cell::new(0),
+            rescue_ret: Cell::new(0),
+            rescue_rsp: Cell::new(0),
+            rescue_frame: UnsafeCell::new([0; crate::rescue::FRAME_WORDS]),
         }
     };
 }

@@ -143,6 +143,35 @@ fn end_implicit(hv: &Hv, t: &ThreadState) {
     }
 }
 
+/// Begin the user of a rescue call (`rescue.rs`) on this thread, which runs no explicit user;
+/// `false` when none can be created (the call then runs plainly).
+pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
+    end_implicit(hv, t);
+    let Ok(u) = hv.user_begin() else {
+        table_full_warning();
+        return false;
+    };
+    t.user.set(u);
+    t.explicit.set(true);
+    t.armed.set(None);
+    t.reset_budget();
+    ensure_exit_hook(t, false);
+    thread::ensure_altstack();
+    true
+}
+
+/// End the user of a rescue call (committed, or collected if it faulted).
+pub fn end_for_rescue(t: &ThreadState) {
+    let u = t.user.get();
+    if let (Some(hv), true) = (runtime::hv(), u != 0) {
+        let _ = hv.user_end(u);
+    }
+    t.user.set(0);
+    t.explicit.set(false);
+    t.armed.set(None);
+    t.reset_budget();
+}
+
 fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
     let rt = runtime::require()?;
     let _e = thread::HvEntry::enter();

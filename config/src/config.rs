@@ -81,6 +81,32 @@ named_enum! {
         Oblivious = "oblivious",
         /// Unwind to the user's recovery point.
         Unwind = "unwind",
+        /// Contain nothing: the plain crash, kept for comparison (handlers stay chained).
+        Abort = "abort",
+    }
+}
+
+named_enum! {
+    /// Whether programs a drop-in process execs keep `LD_PRELOAD=libvmsrs.so` (`VMSRS_CHILDREN`).
+    pub enum Children {
+        /// Remove libvmsrs from `LD_PRELOAD` at start-up, so exec'd programs run without it.
+        Drop = "drop",
+        /// Leave `LD_PRELOAD` as it is: exec'd programs load libvmsrs (and this configuration).
+        Keep = "keep",
+    }
+}
+
+/// One user boundary in an unmodified program (`VMSRS_USER_CALL`): each call of `symbol`
+/// runs as one user; a fault below it that must unwind makes the call return `retval`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserCall {
+    pub symbol: String,
+    pub retval: i64,
+}
+
+impl fmt::Display for UserCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.symbol, self.retval)
     }
 }
 
@@ -228,8 +254,10 @@ pub struct Config {
     pub strict: bool,
     /// `VMSRS_LOG_PATH`: JSON Lines log prefix.
     pub log_path: Option<PathBuf>,
-    /// `VMSRS_RESCUE`: function to unwind to when a user has no recovery point.
-    pub rescue: Option<String>,
+    /// `VMSRS_USER_CALL`: functions whose calls are users (rescue points).
+    pub user_calls: Vec<UserCall>,
+    /// `VMSRS_CHILDREN`.
+    pub children: Children,
     /// `VMSRS_RANGE_<N>`, by index.
     pub range_slots: BTreeMap<u8, RangeSpec>,
     /// `VMSRS_RANGES`.
@@ -275,7 +303,8 @@ impl Config {
             verbose: 0,
             strict: false,
             log_path: None,
-            rescue: None,
+            user_calls: Vec::new(),
+            children: Children::Drop,
             range_slots: BTreeMap::new(),
             ranges: Vec::new(),
             env_file: None,
@@ -348,9 +377,10 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "VMSRS_POLICY",
         default: "oblivious",
-        accepted: "oblivious | unwind",
+        accepted: "oblivious | unwind | abort",
         description: "What a contained fault does: oblivious skips the faulting instruction and runs \
-                      on in suppression mode; unwind returns to the user's recovery point.",
+                      on in suppression mode; unwind returns to the user's recovery point; abort \
+                      contains nothing (the plain crash, for comparison).",
         kind: KeyKind::Setting {
             set: |c, v| parse_named(v, Policy::from_name).map(|x| c.policy = x),
             show: |c| c.policy.to_string(),
@@ -473,13 +503,28 @@ pub static KEYS: &[KeySpec] = &[
         },
     },
     KeySpec {
-        name: "VMSRS_RESCUE",
+        name: "VMSRS_USER_CALL",
         default: "",
-        accepted: "function symbol name, or empty for none",
-        description: "Function a faulted user unwinds to when it has no recovery point of its own.",
+        accepted: "comma list of SYMBOL:RETVAL (RETVAL a decimal or 0x integer, may be negative), or empty",
+        description:
+            "User boundaries in an unmodified program: each call of SYMBOL (a dynamic symbol of the \
+                      executable or a library; C++ mangled names accepted) runs as one user, begun at entry \
+                      and ended at return; a fault below it that must unwind makes it return RETVAL.",
         kind: KeyKind::Setting {
-            set: |c, v| parse_optional_symbol(v).map(|x| c.rescue = x),
-            show: |c| c.rescue.clone().unwrap_or_default(),
+            set: |c, v| parse_user_calls(v).map(|x| c.user_calls = x),
+            show: |c| c.user_calls.iter().map(UserCall::to_string).collect::<Vec<_>>().join(","),
+        },
+    },
+    KeySpec {
+        name: "VMSRS_CHILDREN",
+        default: "drop",
+        accepted: "drop | keep",
+        description:
+            "Drop-in mode: whether programs this process execs keep LD_PRELOAD=libvmsrs.so (keep) or \
+                      run without it (drop: libvmsrs is removed from LD_PRELOAD at start-up).",
+        kind: KeyKind::Setting {
+            set: |c, v| parse_named(v, Children::from_name).map(|x| c.children = x),
+            show: |c| c.children.to_string(),
         },
     },
     KeySpec {
@@ -648,11 +693,33 @@ fn parse_symbol(name: &str) -> Result<String, String> {
     }
 }
 
-fn parse_optional_symbol(value: &str) -> Result<Option<String>, String> {
-    match value {
-        "" => Ok(None),
-        name => parse_symbol(name).map(Some),
+/// A signed decimal or `0x` hex integer (a function's return value).
+fn parse_retval(text: &str) -> Result<i64, String> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let magnitude = parse_number(digits)? as i128;
+    let v = if neg { -magnitude } else { magnitude };
+    i64::try_from(v).map_err(|_| format!("{text:?} does not fit a 64-bit return value"))
+}
+
+fn parse_user_calls(value: &str) -> Result<Vec<UserCall>, String> {
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
     }
+    let mut calls: Vec<UserCall> = Vec::new();
+    for item in value.split(',') {
+        let item = item.trim();
+        let (symbol, retval) =
+            item.rsplit_once(':').ok_or_else(|| format!("{item:?} is not SYMBOL:RETVAL"))?;
+        let call = UserCall { symbol: parse_symbol(symbol)?, retval: parse_retval(retval)? };
+        if calls.iter().any(|c| c.symbol == call.symbol) {
+            return Err(format!("{symbol:?} is named twice"));
+        }
+        calls.push(call);
+    }
+    Ok(calls)
 }
 
 fn parse_length(text: &str) -> Result<usize, String> {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vmsrs_config::config::{
-    self, environ_snapshot, keys, load, Config, ConfigError, ExposurePolicy, Host, Loaded, Policy, RangeSpec,
-    Signal, SignalSet, Source, VMSRS_ECONFIG, VMSRS_EIO,
+    self, environ_snapshot, keys, load, Children, Config, ConfigError, ExposurePolicy, Host, Loaded, Policy,
+    RangeSpec, Signal, SignalSet, Source, UserCall, VMSRS_ECONFIG, VMSRS_EIO,
 };
 use vmsrs_config::envfile::{ErrorKind, Reason};
 
@@ -94,7 +94,8 @@ fn defaults_are_the_documented_values() {
         verbose: 0,
         strict: false,
         log_path: None,
-        rescue: None,
+        user_calls: Vec::new(),
+        children: Children::Drop,
         range_slots: BTreeMap::new(),
         ranges: Vec::new(),
         env_file: None,
@@ -167,7 +168,8 @@ fn describe_output_loads_back_to_the_same_config() {
         ("VMSRS_CONTAIN_IMPLICIT", "off"),
         ("VMSRS_VERBOSE", "2"),
         ("VMSRS_LOG_PATH", "/var/log/vmsrs/mysqld"),
-        ("VMSRS_RESCUE", "rescue_here"),
+        ("VMSRS_USER_CALL", "do_command:1, _ZN3foo3barEv:-0x10"),
+        ("VMSRS_CHILDREN", "keep"),
         ("VMSRS_RANGE_3", "symbol:max_connections:8"),
         ("VMSRS_RANGE_200", "4096+0x20"),
         ("VMSRS_RANGES", "symbol:table, 0x7f0000001000+4096"),
@@ -197,11 +199,12 @@ fn policy_accepts_its_names_in_any_case() {
 
 #[test]
 fn bad_policy_value_is_rejected_with_accepted_values() {
-    for bad in ["abort", "", " unwind", "unwind ", "un wind"] {
+    for bad in ["crash", "", " unwind", "unwind ", "un wind"] {
         assert_bad_value("VMSRS_POLICY", bad);
     }
-    let err = load_env(&[("VMSRS_POLICY", "abort")]).unwrap_err();
-    assert!(err.to_string().contains("(accepted: oblivious | unwind)"), "{err}");
+    let err = load_env(&[("VMSRS_POLICY", "crash")]).unwrap_err();
+    assert!(err.to_string().contains("(accepted: oblivious | unwind | abort)"), "{err}");
+    assert_eq!(config_with("VMSRS_POLICY", "abort").policy, Policy::Abort);
 }
 
 #[test]
@@ -335,13 +338,30 @@ fn log_path_is_optional_and_taken_verbatim() {
 }
 
 #[test]
-fn rescue_accepts_symbol_names_and_empty() {
-    assert_eq!(config_with("VMSRS_RESCUE", "my_rescue").rescue.as_deref(), Some("my_rescue"));
-    assert_eq!(config_with("VMSRS_RESCUE", "_ZN3foo6rescueE").rescue.as_deref(), Some("_ZN3foo6rescueE"));
-    assert_eq!(config_with("VMSRS_RESCUE", "").rescue, None);
-    for bad in ["has space", "1abc", "a:b", "a,b", "f()"] {
-        assert_bad_value("VMSRS_RESCUE", bad);
+fn user_call_accepts_symbol_retval_lists_and_empty() {
+    let call = |s: &str, r: i64| UserCall { symbol: s.to_owned(), retval: r };
+    assert_eq!(config_with("VMSRS_USER_CALL", "do_command:1").user_calls, vec![call("do_command", 1)]);
+    assert_eq!(
+        config_with("VMSRS_USER_CALL", "_ZN3foo6rescueEv:-1, ap_invoke_handler:0x1f4").user_calls,
+        vec![call("_ZN3foo6rescueEv", -1), call("ap_invoke_handler", 500)]
+    );
+    assert_eq!(config_with("VMSRS_USER_CALL", "").user_calls, vec![]);
+    for bad in ["has space:1", "1abc:0", "f", "f:", "f:x", "f()", "f:1,f:2", "f:99999999999999999999", ":1"] {
+        assert_bad_value("VMSRS_USER_CALL", bad);
     }
+}
+
+#[test]
+fn children_is_drop_or_keep() {
+    assert_eq!(config_with("VMSRS_CHILDREN", "keep").children, Children::Keep);
+    assert_eq!(config_with("VMSRS_CHILDREN", "DROP").children, Children::Drop);
+    assert_bad_value("VMSRS_CHILDREN", "sometimes");
+}
+
+#[test]
+fn the_old_rescue_key_is_unknown_and_warned_about() {
+    let l = loaded(&[("VMSRS_RESCUE", "f")]);
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
 }
 
 fn slot(value: &str) -> RangeSpec {
@@ -692,7 +712,7 @@ fn env_file_syntax_error_has_code_econfig_and_path_line_reason() {
 
 #[test]
 fn env_file_with_invalid_utf8_is_rejected_with_its_line() {
-    let file = TempFile::new(b"VMSRS_VERBOSE=1\nVMSRS_RESCUE=caf\xe9\n");
+    let file = TempFile::new(b"VMSRS_VERBOSE=1\nVMSRS_USER_CALL=caf\xe9\n");
     let err = load(Some(file.path()), &[]).unwrap_err();
     assert!(err.to_string().contains(":2: invalid UTF-8"), "{err}");
     assert_eq!(err.code(), VMSRS_ECONFIG);

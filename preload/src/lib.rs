@@ -17,11 +17,12 @@ pub use vmsrs_runtime;
 
 /// Runs when libvmsrs.so is loaded (before `main` when it is linked or preloaded, so on one
 /// thread): builds everything the fault handler needs, so it never allocates or waits on a
-/// table another thread is building, and registers the fork hook.
+/// table another thread is building, registers the fork hook, and, when the object was
+/// preloaded into an unmodified program, starts libvmsrs from its configuration.
 #[used]
 #[link_section = ".init_array"]
 static CONSTRUCTOR: extern "C" fn() = constructor;
 
 extern "C" fn constructor() {
-    vmsrs_runtime::on_load();
+    vmsrs_runtime::dropin::start();
 }

@@ -200,7 +200,7 @@ fn on_main_thread() -> bool {
 
 /// Decide and perform containment; `None` means "not ours: chain".
 fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_t) -> Option<Step> {
-    let rt = runtime::get()?;
+    let rt = runtime::get().filter(|rt| rt.settings.policy != Policy::Abort)?;
     let (depth, forwarded) = thread::with(|t| (t.depth.get(), t.forwarded.get()));
     if depth > 0 && in_library(pc as usize) {
         return None;
@@ -249,6 +249,13 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
         report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
         thread::with(|t| t.armed.set(None));
         return Some(Step::Unwind(buf));
+    }
+    if crate::rescue::active() {
+        bump(&COUNTERS.unwinds);
+        report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
+        // SAFETY: `uc` is this signal's context and the thread is in a rescue call.
+        unsafe { crate::rescue::unwind_context(uc) };
+        return Some(Step::Return);
     }
     if on_main_thread() {
         report::main_thread_lost(sig, addr, pc, u);
@@ -322,7 +329,7 @@ pub fn settle(status: i32) -> i32 {
 /// dropped the access) or unwind to its recovery point / end its thread (never the main
 /// thread: there the call just fails). Runs in normal context with no lock held.
 fn pointer_fault(addr: usize) {
-    let Some(rt) = runtime::get() else { return };
+    let Some(rt) = runtime::get().filter(|rt| rt.settings.policy != Policy::Abort) else { return };
     let Some(u) = fault_user(rt) else { return };
     {
         let _e = thread::HvEntry::enter();
@@ -343,6 +350,13 @@ fn pointer_fault(addr: usize) {
             // below this one that is still live; the frames in between (the exported call)
             // hold no value with a destructor and no lock at this point.
             unsafe { siglongjmp(buf as *mut c_void, 1) }
+        }
+        if crate::rescue::active() {
+            bump(&COUNTERS.unwinds);
+            report::fault(sig, 0, addr as u64, 0, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
+            // SAFETY: the frames between here and the hooked call (the exported call) hold no
+            // value with a destructor and no lock at this point.
+            unsafe { crate::rescue::resume() }
         }
         if !on_main_thread() {
             report::fault(sig, 0, addr as u64, 0, u, vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED, 0);

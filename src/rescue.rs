@@ -1,0 +1,451 @@
+//! Rescue points: user boundaries in unmodified code (`VMSRS_USER_CALL=SYMBOL:RETVAL`, after
+//! ASSURE's rescue points).
+//!
+//! Each call of SYMBOL runs as one user: begun at entry, ended at return. A fault below it
+//! that must unwind (policy `unwind`, an escalated budget, a trap-only instruction) makes the
+//! call return RETVAL to its caller, with the caller's callee-saved registers and stack as
+//! they were at the call, and the user collected (G7). Nested calls run inside the outer user.
+//!
+//! Mechanism (an inline hook of the unmodified binary):
+//! - SYMBOL's first instructions (at least 5 bytes) are decoded with iced-x86 and relocated
+//!   into a trampoline (RIP-relative operands and branches fixed up by its block encoder),
+//!   followed by a jump back; prologues that cannot be relocated safely are refused with a
+//!   message (too short, a branch into the patched bytes, an undecodable instruction).
+//! - The trampoline and a per-hook thunk (`push INDEX; jmp entry`) live in a page mapped
+//!   within ±2 GiB of SYMBOL.
+//! - The first 5 bytes of SYMBOL become `jmp thunk`. Text is patched under W^X: the page is
+//!   made writable and not executable, written, then executable and not writable again.
+//!   Hooks are installed by the constructor, before `main`, while the process has one thread.
+//! - `vmsrs__rescue_entry` (assembly below) saves every register, asks
+//!   [`vmsrs__rescue_enter`] to begin the user, keeps the registers of the call in the
+//!   thread's rescue frame, replaces the return address with `vmsrs__rescue_exit`, and
+//!   continues in the trampoline. The exit stub ends the user and returns to the real caller.
+//!   No stub changes a register the hooked function would not have changed.
+//! - To unwind, the fault handler rewrites the interrupted context (or, outside a handler,
+//!   [`resume`] jumps) to `vmsrs__rescue_landing` with the stack as at the call; the landing
+//!   ends the user, restores every register of the call but rax, and returns RETVAL.
+
+use crate::{runtime, thread, user};
+use core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use iced_x86::{
+    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction,
+    InstructionBlock,
+};
+
+/// Hooks one process can have.
+pub const MAX_HOOKS: usize = 16;
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_USIZE: AtomicUsize = AtomicUsize::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO_I64: AtomicI64 = AtomicI64::new(0);
+
+/// Per hook: where the relocated prologue continues, and the value an unwound call returns.
+static TRAMPOLINE: [AtomicUsize; MAX_HOOKS] = [ZERO_USIZE; MAX_HOOKS];
+static RETVAL: [AtomicI64; MAX_HOOKS] = [ZERO_I64; MAX_HOOKS];
+static NHOOKS: AtomicUsize = AtomicUsize::new(0);
+
+/// The thread's frame of a rescue call: every register at the call (as the entry stub pushed
+/// them: r15 down to rax, then rflags), xmm0-15, the caller's return address, and the value
+/// an unwound call returns. Compilers may keep values in caller-saved registers across a call
+/// when they know the callee leaves them alone, so the stubs preserve everything, and an
+/// unwound call gives the caller back every register but rax.
+pub const FRAME_WORDS: usize = 16 + 32 + 2;
+const F_RET: usize = 48;
+const F_VALUE: usize = 49;
+
+core::arch::global_asm!(
+    ".pushsection .text.vmsrs_rescue,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl vmsrs__rescue_entry",
+    ".hidden vmsrs__rescue_entry",
+    // [rsp] = hook index (pushed by the thunk), [rsp + 8] = the caller's return address.
+    "vmsrs__rescue_entry:",
+    "pushfq",
+    "push rax", "push rcx", "push rdx", "push rbx", "push rbp", "push rsi", "push rdi",
+    "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+    "lea rsp, [rsp - 256]",
+    "movdqu [rsp], xmm0", "movdqu [rsp + 16], xmm1", "movdqu [rsp + 32], xmm2", "movdqu [rsp + 48], xmm3",
+    "movdqu [rsp + 64], xmm4", "movdqu [rsp + 80], xmm5", "movdqu [rsp + 96], xmm6", "movdqu [rsp + 112], xmm7",
+    "movdqu [rsp + 128], xmm8", "movdqu [rsp + 144], xmm9", "movdqu [rsp + 160], xmm10", "movdqu [rsp + 176], xmm11",
+    "movdqu [rsp + 192], xmm12", "movdqu [rsp + 208], xmm13", "movdqu [rsp + 224], xmm14", "movdqu [rsp + 240], xmm15",
+    "mov rdi, [rsp + 384]",
+    "lea rsi, [rsp + 392]",
+    "call {enter}",
+    // Continue in the relocated prologue: `ret` to it once every register is back.
+    "mov [rsp + 384], rdx",
+    "test rax, rax",
+    "jz 2f",
+    // A user began: keep every register of the call in the frame, and return through exit.
+    "mov rdi, rax",
+    "lea rsi, [rsp + 256]",
+    "mov ecx, 16",
+    "rep movsq",
+    "lea rsi, [rsp]",
+    "mov ecx, 32",
+    "rep movsq",
+    "lea rcx, [rip + vmsrs__rescue_exit]",
+    "mov [rsp + 392], rcx",
+    "2:",
+    "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]", "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
+    "movdqu xmm4, [rsp + 64]", "movdqu xmm5, [rsp + 80]", "movdqu xmm6, [rsp + 96]", "movdqu xmm7, [rsp + 112]",
+    "movdqu xmm8, [rsp + 128]", "movdqu xmm9, [rsp + 144]", "movdqu xmm10, [rsp + 160]", "movdqu xmm11, [rsp + 176]",
+    "movdqu xmm12, [rsp + 192]", "movdqu xmm13, [rsp + 208]", "movdqu xmm14, [rsp + 224]", "movdqu xmm15, [rsp + 240]",
+    "lea rsp, [rsp + 256]",
+    "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+    "pop rdi", "pop rsi", "pop rbp", "pop rbx", "pop rdx", "pop rcx", "pop rax",
+    "popfq",
+    "ret",
+    // The hooked function returned here: end the user, return to the caller, every register
+    // as the function left it.
+    ".globl vmsrs__rescue_exit",
+    ".hidden vmsrs__rescue_exit",
+    "vmsrs__rescue_exit:",
+    "lea rsp, [rsp - 8]",
+    "pushfq",
+    "push rax", "push rcx", "push rdx", "push rbx", "push rbp", "push rsi", "push rdi",
+    "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+    "lea rsp, [rsp - 264]",
+    "movdqu [rsp], xmm0", "movdqu [rsp + 16], xmm1", "movdqu [rsp + 32], xmm2", "movdqu [rsp + 48], xmm3",
+    "movdqu [rsp + 64], xmm4", "movdqu [rsp + 80], xmm5", "movdqu [rsp + 96], xmm6", "movdqu [rsp + 112], xmm7",
+    "movdqu [rsp + 128], xmm8", "movdqu [rsp + 144], xmm9", "movdqu [rsp + 160], xmm10", "movdqu [rsp + 176], xmm11",
+    "movdqu [rsp + 192], xmm12", "movdqu [rsp + 208], xmm13", "movdqu [rsp + 224], xmm14", "movdqu [rsp + 240], xmm15",
+    "call {leave}",
+    "mov [rsp + 392], rax",
+    "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]", "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
+    "movdqu xmm4, [rsp + 64]", "movdqu xmm5, [rsp + 80]", "movdqu xmm6, [rsp + 96]", "movdqu xmm7, [rsp + 112]",
+    "movdqu xmm8, [rsp + 128]", "movdqu xmm9, [rsp + 144]", "movdqu xmm10, [rsp + 160]", "movdqu xmm11, [rsp + 176]",
+    "movdqu xmm12, [rsp + 192]", "movdqu xmm13, [rsp + 208]", "movdqu xmm14, [rsp + 224]", "movdqu xmm15, [rsp + 240]",
+    "lea rsp, [rsp + 264]",
+    "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+    "pop rdi", "pop rsi", "pop rbp", "pop rbx", "pop rdx", "pop rcx", "pop rax",
+    "popfq",
+    "ret",
+    // Unwound: rsp is the caller's (just after the call). End the user, then give the caller
+    // back every register of the call but rax, which holds the value the call returns.
+    ".globl vmsrs__rescue_landing",
+    ".hidden vmsrs__rescue_landing",
+    "vmsrs__rescue_landing:",
+    "call {unwound}",
+    "push qword ptr [rax + 384]",
+    "movdqu xmm0, [rax + 128]", "movdqu xmm1, [rax + 144]", "movdqu xmm2, [rax + 160]", "movdqu xmm3, [rax + 176]",
+    "movdqu xmm4, [rax + 192]", "movdqu xmm5, [rax + 208]", "movdqu xmm6, [rax + 224]", "movdqu xmm7, [rax + 240]",
+    "movdqu xmm8, [rax + 256]", "movdqu xmm9, [rax + 272]", "movdqu xmm10, [rax + 288]", "movdqu xmm11, [rax + 304]",
+    "movdqu xmm12, [rax + 320]", "movdqu xmm13, [rax + 336]", "movdqu xmm14, [rax + 352]", "movdqu xmm15, [rax + 368]",
+    "mov r15, [rax]", "mov r14, [rax + 8]", "mov r13, [rax + 16]", "mov r12, [rax + 24]",
+    "mov r11, [rax + 32]", "mov r10, [rax + 40]", "mov r9, [rax + 48]", "mov r8, [rax + 56]",
+    "mov rdi, [rax + 64]", "mov rsi, [rax + 72]", "mov rbp, [rax + 80]", "mov rbx, [rax + 88]",
+    "mov rdx, [rax + 96]", "mov rcx, [rax + 104]",
+    "mov rax, [rax + 392]",
+    "ret",
+    // resume(rsp = rdi): the landing, from normal (non-handler) context.
+    ".globl vmsrs__rescue_resume",
+    ".hidden vmsrs__rescue_resume",
+    "vmsrs__rescue_resume:",
+    "mov rsp, rdi",
+    "jmp vmsrs__rescue_landing",
+    ".popsection",
+    enter = sym vmsrs__rescue_enter,
+    leave = sym vmsrs__rescue_leave,
+    unwound = sym vmsrs__rescue_unwound,
+);
+
+extern "C" {
+    static vmsrs__rescue_entry: u8;
+    static vmsrs__rescue_landing: u8;
+    fn vmsrs__rescue_resume(rsp: usize) -> !;
+}
+
+/// What `vmsrs__rescue_entry` gets back: where to keep the registers of the call (the
+/// thread's frame; null: run the call plainly), and where the relocated prologue is.
+#[repr(C)]
+pub struct Enter {
+    saved: *mut u64,
+    cont: usize,
+}
+
+/// Internal to the entry stub: begin the user of one call of hook `index`, whose return
+/// address is at `ret_slot`.
+#[no_mangle]
+extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter {
+    let cont = TRAMPOLINE[index % MAX_HOOKS].load(Ordering::Acquire);
+    let plain = Enter { saved: core::ptr::null_mut(), cont };
+    let Some(rt) = runtime::get() else { return plain };
+    thread::with(|t| {
+        // Nested calls, and threads that run a linked-mode user, run plainly.
+        if t.rescue.get() != 0 || (t.explicit.get() && t.user.get() != 0) {
+            return plain;
+        }
+        thread::enter_in(t);
+        let began = user::begin_for_rescue(rt.hv, t);
+        if began {
+            t.rescue.set(index as u32 + 1);
+            t.rescue_rsp.set(ret_slot as usize);
+            // SAFETY: the stub passes the address of the caller's return address on its stack.
+            t.rescue_ret.set(unsafe { *ret_slot });
+        }
+        thread::leave_in(t);
+        if began {
+            Enter { saved: t.rescue_frame.get() as *mut u64, cont }
+        } else {
+            plain
+        }
+    })
+}
+
+/// Internal to the exit stub: the call returned; end its user and give back the caller's
+/// return address.
+#[no_mangle]
+extern "C" fn vmsrs__rescue_leave() -> usize {
+    thread::with(|t| {
+        thread::enter_in(t);
+        let ret = t.rescue_ret.get();
+        user::end_for_rescue(t);
+        t.rescue.set(0);
+        thread::leave_in(t);
+        ret
+    })
+}
+
+/// Internal to the landing: the call was unwound; end (collect) its user, put the caller's
+/// return address and the call's value in the frame, and give the frame back.
+#[no_mangle]
+extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
+    thread::with(|t| {
+        thread::enter_in(t);
+        let index = (t.rescue.get() as usize).saturating_sub(1);
+        user::end_for_rescue(t);
+        t.rescue.set(0);
+        let frame = t.rescue_frame.get();
+        // SAFETY: the thread's own frame; nothing else touches it now.
+        unsafe {
+            (*frame)[F_RET] = t.rescue_ret.get() as u64;
+            (*frame)[F_VALUE] = RETVAL[index % MAX_HOOKS].load(Ordering::Acquire) as u64;
+        }
+        thread::leave_in(t);
+        frame as *const u64
+    })
+}
+
+/// Is this thread inside a rescue call it could be unwound to?
+pub fn active() -> bool {
+    thread::with(|t| t.rescue.get() != 0)
+}
+
+/// Make the interrupted context of a signal continue at the rescue landing, as if the
+/// hooked call had returned. Async-signal-safe.
+///
+/// # Safety
+/// `uc` is the context of the current signal, delivered to this thread, and [`active`].
+pub unsafe fn unwind_context(uc: *mut libc::ucontext_t) {
+    let rsp = thread::with(|t| t.rescue_rsp.get() + 8);
+    // SAFETY: the context belongs to this signal; the landing restores the other registers.
+    unsafe {
+        let g = &mut (*uc).uc_mcontext.gregs;
+        g[libc::REG_RSP as usize] = rsp as i64;
+        g[libc::REG_RIP as usize] = &vmsrs__rescue_landing as *const u8 as i64;
+    }
+}
+
+/// Unwind to the rescue landing from normal context (no signal frame). Never returns.
+///
+/// # Safety
+/// [`active`], and no frame between here and the hooked call holds a value with a destructor
+/// or a lock.
+pub unsafe fn resume() -> ! {
+    let rsp = thread::with(|t| t.rescue_rsp.get() + 8);
+    // SAFETY: continues at the landing on the caller's stack at the hooked call (contract).
+    unsafe { vmsrs__rescue_resume(rsp) }
+}
+
+// ----- installing hooks ----------------------------------------------------------------------
+
+const PAGE: usize = 4096;
+const RTLD_DL_SYMENT: libc::c_int = 1;
+/// Bytes of the patch: `jmp rel32`.
+const PATCH: usize = 5;
+
+/// Install a rescue point on `symbol` (a dynamic symbol of the executable or a loaded
+/// library). Call only while the process has one thread (the constructor). The error says
+/// why the symbol cannot be hooked.
+pub fn install(symbol: &str, retval: i64) -> Result<(), String> {
+    let index = NHOOKS.load(Ordering::Relaxed);
+    if index == MAX_HOOKS {
+        return Err(format!("at most {MAX_HOOKS} user calls can be hooked"));
+    }
+    let cname = std::ffi::CString::new(symbol).map_err(|_| "the name contains a NUL byte".to_owned())?;
+    // SAFETY: dlsym on a NUL-terminated name; RTLD_DEFAULT searches the global scope.
+    let target = unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) } as usize;
+    if target == 0 {
+        return Err("no loaded object defines it in its dynamic symbol table".to_owned());
+    }
+    let size = symbol_size(target).ok_or("its dynamic symbol has no size, so the patch cannot be checked")?;
+    // SAFETY: `size` bytes of the function's text are mapped (it is a defined function).
+    let body = unsafe { core::slice::from_raw_parts(target as *const u8, size) };
+    let prologue = relocatable_prologue(body, target as u64)?;
+    let len = prologue.iter().map(|i| i.len()).sum::<usize>();
+    let page = near_page(target).ok_or("no free page within ±2 GiB of it for the trampoline")?;
+
+    // Page layout: thunk (push index; jmp [rip]; address) at 0, trampoline at 64. The thunk
+    // touches no register: compilers may rely on what the hooked function leaves alone.
+    let thunk = page;
+    let tramp = page + 64;
+    let mut block: Vec<Instruction> = prologue.clone();
+    block.push(
+        Instruction::with_branch(Code::Jmp_rel32_64, target as u64 + len as u64)
+            .map_err(|e| e.to_string())?,
+    );
+    let encoded =
+        BlockEncoder::encode(64, InstructionBlock::new(&block, tramp as u64), BlockEncoderOptions::NONE)
+            .map_err(|e| format!("its prologue cannot be relocated: {e}"))?;
+    if 64 + encoded.code_buffer.len() > PAGE {
+        return Err("its relocated prologue does not fit the trampoline page".to_owned());
+    }
+    let mut code = [0xCCu8; 64];
+    code[0] = 0x68; // push imm32
+    code[1..5].copy_from_slice(&(index as u32).to_le_bytes());
+    code[5] = 0xFF; // jmp qword ptr [rip + 0]
+    code[6] = 0x25;
+    code[7..11].copy_from_slice(&0u32.to_le_bytes());
+    // SAFETY: the address of our own entry stub.
+    let entry = unsafe { &vmsrs__rescue_entry as *const u8 as u64 };
+    code[11..19].copy_from_slice(&entry.to_le_bytes());
+    // SAFETY: `page` is a fresh private RW mapping of one page that we own.
+    unsafe {
+        core::ptr::copy_nonoverlapping(code.as_ptr(), thunk as *mut u8, 64);
+        core::ptr::copy_nonoverlapping(
+            encoded.code_buffer.as_ptr(),
+            tramp as *mut u8,
+            encoded.code_buffer.len(),
+        );
+        if libc::mprotect(page as *mut libc::c_void, PAGE, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            return Err("the trampoline page cannot be made executable".to_owned());
+        }
+    }
+    TRAMPOLINE[index].store(tramp, Ordering::Release);
+    RETVAL[index].store(retval, Ordering::Release);
+    NHOOKS.store(index + 1, Ordering::Release);
+
+    let rel = thunk as i64 - (target as i64 + PATCH as i64);
+    let rel = i32::try_from(rel).map_err(|_| "the trampoline is out of jump range".to_owned())?;
+    let mut patch = [0x90u8; 16];
+    patch[0] = 0xE9;
+    patch[1..5].copy_from_slice(&rel.to_le_bytes());
+    // The rest of the relocated instructions' bytes become int3 (never executed).
+    for b in patch.iter_mut().take(len).skip(PATCH) {
+        *b = 0xCC;
+    }
+    write_text(target, &patch[..len])
+}
+
+/// The size of the dynamic symbol defined at `addr`.
+fn symbol_size(addr: usize) -> Option<usize> {
+    // SAFETY: zeroed Dl_info is a valid out-value.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    let mut sym: *const libc::Elf64_Sym = core::ptr::null();
+    // SAFETY: dladdr1 writes the info and a pointer to the symbol's table entry.
+    let ok = unsafe {
+        libc::dladdr1(
+            addr as *const libc::c_void,
+            &mut info,
+            &mut sym as *mut *const libc::Elf64_Sym as *mut *mut libc::c_void,
+            RTLD_DL_SYMENT,
+        )
+    } != 0;
+    if !ok || sym.is_null() || info.dli_saddr as usize != addr {
+        return None;
+    }
+    // SAFETY: the loader's symbol table entry for this symbol.
+    let size = unsafe { (*sym).st_size } as usize;
+    (size > 0).then_some(size)
+}
+
+/// The instructions covering the first `PATCH` bytes of the function `body` (at `ip`), if
+/// they can be moved: nothing in them ends the function, and no branch of the function
+/// targets the bytes the patch overwrites.
+fn relocatable_prologue(body: &[u8], ip: u64) -> Result<Vec<Instruction>, String> {
+    let mut decoder = Decoder::with_ip(64, body, ip, DecoderOptions::NONE);
+    let mut prologue = Vec::new();
+    let mut len = 0usize;
+    while len < PATCH {
+        if !decoder.can_decode() {
+            return Err(format!("the function is shorter than the {PATCH}-byte patch"));
+        }
+        let ins = decoder.decode();
+        if ins.is_invalid() {
+            return Err(format!("undecodable bytes at offset {len} of its prologue"));
+        }
+        match ins.flow_control() {
+            FlowControl::Next | FlowControl::Call | FlowControl::ConditionalBranch => {}
+            _ if len + ins.len() >= PATCH && ins.flow_control() == FlowControl::UnconditionalBranch => {}
+            other => return Err(format!("its prologue ends or leaves the function early ({other:?})")),
+        }
+        len += ins.len();
+        prologue.push(ins);
+    }
+    // Every branch in the function must land outside the overwritten bytes (ip, ip + len).
+    let mut ins = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut ins);
+        if ins.is_invalid() {
+            continue;
+        }
+        if matches!(
+            ins.flow_control(),
+            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch | FlowControl::Call
+        ) {
+            let t = ins.near_branch_target();
+            if t > ip && t < ip + len as u64 {
+                return Err(format!("a branch at {:#x} targets the bytes the patch overwrites", ins.ip()));
+            }
+        }
+    }
+    Ok(prologue)
+}
+
+/// A fresh RW page within ±1.5 GiB of `near`.
+fn near_page(near: usize) -> Option<usize> {
+    let step = 1usize << 20;
+    let span = 3usize << 29;
+    let base = near & !(PAGE - 1);
+    let mut off = step;
+    while off < span {
+        for cand in [base.checked_sub(off), base.checked_add(off)].into_iter().flatten() {
+            // SAFETY: a hinted private anonymous mapping that must not replace anything.
+            let p = unsafe {
+                libc::mmap(
+                    cand as *mut libc::c_void,
+                    PAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                return Some(p as usize);
+            }
+        }
+        off += step;
+    }
+    None
+}
+
+/// Write `bytes` over text at `addr` under W^X: each page is made writable and not
+/// executable, written, and made executable and not writable again.
+fn write_text(addr: usize, bytes: &[u8]) -> Result<(), String> {
+    let first = addr & !(PAGE - 1);
+    let last = (addr + bytes.len() - 1) & !(PAGE - 1);
+    let span = last + PAGE - first;
+    // SAFETY: the pages hold the function's text (mapped); only their protection changes.
+    if unsafe { libc::mprotect(first as *mut libc::c_void, span, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+        return Err(format!("its text cannot be made writable: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the bytes lie in the pages just made writable; no other thread runs yet.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+    // SAFETY: as above.
+    if unsafe { libc::mprotect(first as *mut libc::c_void, span, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+        return Err(format!("its text cannot be made executable again: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
