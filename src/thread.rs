@@ -260,6 +260,13 @@ pub fn ensure_altstack() {
     })
 }
 
+/// A thread the program created is starting (the interposed `pthread_create`): give it its
+/// alternate signal stack, and the thread-exit hook that gives it back.
+pub fn thread_started() {
+    ensure_altstack();
+    crate::user::ensure_exit_hook_here();
+}
+
 /// Disable and unmap the alternate stack libvmsrs gave this thread (at thread exit).
 pub fn release_altstack() {
     with(|t| {

@@ -99,6 +99,11 @@ pub fn current() -> u64 {
     thread::with(|t| t.user.get())
 }
 
+/// Make sure this thread's exit ends its user and frees what libvmsrs gave it.
+pub fn ensure_exit_hook_here() {
+    thread::with(|t| ensure_exit_hook(t, false));
+}
+
 fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
     if t.exit_hook.get() {
         return;

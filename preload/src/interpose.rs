@@ -7,8 +7,11 @@
 //!   deferred until it leaves (`fault::chain`). glibc's `signal` calls its internal
 //!   `__sigaction` directly, so each name must be interposed on its own.
 //!
-//! These are also defined in Rust programs that link the rlib (the test binaries), where
-//! they are as transparent as in any C program.
+//! - `pthread_create`: each new thread gets its alternate signal stack and thread-exit
+//!   bookkeeping before the program's start routine runs.
+//!
+//! Real functions are reached without recursion: glibc's own `__sigaction`, and `dlvsym`
+//! for `pthread_create` (resolved once; no allocation on the way).
 
 use libc::{c_int, sighandler_t};
 use vmsrs_runtime::fault::chain;
@@ -55,4 +58,77 @@ pub extern "C" fn sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t
 #[no_mangle]
 pub extern "C" fn __sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t {
     chain::program_signal(sig, handler, true)
+}
+
+/// glibc's `pthread_create` (the GLIBC_2.34 version, where it moved into libc; the older
+/// one before), resolved once.
+fn real_pthread_create() -> Option<PthreadCreate> {
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let mut f = REAL.load(core::sync::atomic::Ordering::Acquire);
+    if f == 0 {
+        for version in [c"GLIBC_2.34", c"GLIBC_2.2.5"] {
+            // SAFETY: dlvsym with NUL-terminated names; RTLD_NEXT skips this object.
+            f = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"pthread_create".as_ptr(), version.as_ptr()) }
+                as usize;
+            if f != 0 {
+                break;
+            }
+        }
+        REAL.store(f, core::sync::atomic::Ordering::Release);
+    }
+    // SAFETY: a non-zero value is glibc's pthread_create, which has this signature.
+    (f != 0).then(|| unsafe { core::mem::transmute::<usize, PthreadCreate>(f) })
+}
+
+type StartRoutine = extern "C" fn(*mut libc::c_void) -> *mut libc::c_void;
+type PthreadCreate = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    StartRoutine,
+    *mut libc::c_void,
+) -> c_int;
+
+extern "C" {
+    fn __libc_malloc(n: usize) -> *mut libc::c_void;
+    fn __libc_free(p: *mut libc::c_void);
+}
+
+/// `pthread_create(3)`: the new thread gets its alternate signal stack (so a fault, even a
+/// stack overflow, is handled on it) and its thread-exit bookkeeping before the program's
+/// start routine runs.
+///
+/// # Safety
+/// pthread_create's contract.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: StartRoutine,
+    arg: *mut libc::c_void,
+) -> c_int {
+    let Some(real) = real_pthread_create() else { return libc::EAGAIN };
+    // SAFETY: glibc's allocator, not the interposed one; two words for the start routine.
+    let pair = unsafe { __libc_malloc(2 * core::mem::size_of::<usize>()) } as *mut usize;
+    if pair.is_null() {
+        // SAFETY: forwarded contract: the thread runs without the set-up, as plain.
+        return unsafe { real(thread, attr, start, arg) };
+    }
+    // SAFETY: `pair` holds two words.
+    unsafe {
+        pair.write(start as usize);
+        pair.add(1).write(arg as usize);
+        real(thread, attr, thread_start, pair as *mut libc::c_void)
+    }
+}
+
+extern "C" fn thread_start(pair: *mut libc::c_void) -> *mut libc::c_void {
+    let pair = pair as *mut usize;
+    // SAFETY: written by pthread_create above and owned by this thread now.
+    let (start, arg) = unsafe { (pair.read(), pair.add(1).read()) };
+    // SAFETY: allocated with __libc_malloc above.
+    unsafe { __libc_free(pair as *mut libc::c_void) };
+    vmsrs_runtime::thread::thread_started();
+    // SAFETY: the program's start routine, as it gave it.
+    let start = unsafe { core::mem::transmute::<usize, StartRoutine>(start) };
+    start(arg as *mut libc::c_void)
 }

@@ -80,6 +80,23 @@ pub enum Build {
     Libvmsrs,
     /// With `-DVMSRS_DISABLE`: every API call is the plain operation, no library linked.
     Disabled,
+    /// An unmodified program (it does not use vmsrs.h): no library linked, its functions
+    /// exported (`-rdynamic`) so an environment file can name them; run it with [`preload`].
+    Unmodified,
+}
+
+/// The environment that runs a program under `LD_PRELOAD=libvmsrs.so` (built first), plus
+/// `extra`.
+pub fn preload(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let so = build_libvmsrs();
+    let mut env = vec![("LD_PRELOAD".to_string(), so.display().to_string())];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+/// `preload(..)` as the `&[(&str, &str)]` that [`run`] and [`Spawned::start`] take.
+pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn gcc_version_check() {
@@ -120,6 +137,7 @@ pub fn c_example(name: &str, build: Build) -> PathBuf {
     let exe = out_dir.join(match build {
         Build::Libvmsrs => name.to_string(),
         Build::Disabled => format!("{name}-disabled"),
+        Build::Unmodified => format!("{name}-unmodified"),
     });
     // Compile to a private name, then rename: concurrent test binaries never see half a file.
     let tmp =
@@ -129,6 +147,9 @@ pub fn c_example(name: &str, build: Build) -> PathBuf {
     cmd.arg(format!("-I{}", root.join("include").display()));
     if build == Build::Disabled {
         cmd.arg("-DVMSRS_DISABLE");
+    }
+    if build == Build::Unmodified {
+        cmd.arg("-rdynamic");
     }
     cmd.arg(&src).arg("-o").arg(&tmp);
     if build == Build::Libvmsrs {

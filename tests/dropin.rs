@@ -1,0 +1,184 @@
+//! Drop-in mode (DESIGN §6): `LD_PRELOAD=libvmsrs.so` and an environment file keep an
+//! unmodified multi-threaded server (`c-examples/dropin_server.c`, which does not include
+//! vmsrs.h) serving through faulting requests; and start-up in an unmodified program reads its
+//! configuration loudly: verbose output, refused keys, symbols that cannot be hooked, strict
+//! mode, the children policy.
+
+mod common;
+
+use common::{c_example, env_refs, preload, root, run, Build, Spawned};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn server() -> std::path::PathBuf {
+    c_example("dropin_server", Build::Unmodified)
+}
+
+fn env_file() -> String {
+    root().join("c-examples/dropin_server.env").display().to_string()
+}
+
+/// A running dropin_server and its port.
+struct Server {
+    proc: Spawned,
+    port: u16,
+}
+
+impl Server {
+    fn start(env: &[(String, String)]) -> Server {
+        let proc = Spawned::start(&server(), &["0"], &env_refs(env), false);
+        let line = proc.wait_line(TIMEOUT, |l| l.starts_with("listening on 127.0.0.1:"));
+        let port = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("port");
+        Server { proc, port }
+    }
+
+    /// Send `lines` on one connection; the reply to each (None once the connection is gone).
+    fn session(&self, lines: &[&str]) -> Vec<Option<String>> {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        lines
+            .iter()
+            .map(|l| {
+                writeln!(w, "{l}").ok()?;
+                let mut reply = String::new();
+                match r.read_line(&mut reply) {
+                    Ok(n) if n > 0 => Some(reply.trim().to_string()),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+fn some(v: &[&str]) -> Vec<Option<String>> {
+    v.iter().map(|s| Some(s.to_string())).collect()
+}
+
+#[test]
+fn without_libvmsrs_a_faulting_request_kills_the_unmodified_server() {
+    let mut srv = Server::start(&[]);
+    assert_eq!(srv.session(&["SET a 1"]), some(&["OK"]));
+    let replies = srv.session(&["CRASH a 2"]);
+    assert_eq!(replies, vec![None], "the faulting request cannot be answered");
+    let status = srv.proc.wait_timeout(TIMEOUT).expect("the server dies");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{}", srv.proc.describe());
+}
+
+#[test]
+fn with_its_env_file_alone_the_unmodified_server_survives_faulting_requests() {
+    let mut srv = Server::start(&preload(&[("VMSRS_ENV_FILE", &env_file())]));
+    assert_eq!(srv.session(&["SET a 1"]), some(&["OK"]));
+    // The faulting requests fail, the connection and its worker thread go on.
+    assert_eq!(
+        srv.session(&["CRASH a 2", "TRAP", "SET b 5", "GET b"]),
+        some(&["ERR request failed", "ERR request failed", "OK", "VALUE 5"])
+    );
+    // Other connections, on the same reused worker threads, are served.
+    for i in 0..20 {
+        let key = format!("k{i}");
+        assert_eq!(
+            srv.session(&[&format!("SET {key} {i}"), &format!("GET {key}")]),
+            some(&["OK", &format!("VALUE {i}")])
+        );
+    }
+    assert_eq!(srv.session(&["QUIT"]), some(&["BYE"]));
+    let status = srv.proc.wait_timeout(TIMEOUT).expect("the server stops");
+    assert!(status.success(), "{}", srv.proc.describe());
+    let err = srv.proc.stderr();
+    assert_eq!(err.matches("contained SIGSEGV").count(), 1, "{err}");
+    assert_eq!(err.matches("contained SIGILL").count(), 1, "{err}");
+    assert_eq!(err.matches("unwind: returned to the recovery point").count(), 2, "{err}");
+}
+
+fn dropin_run(args: &[&str], extra: &[(&str, &str)]) -> common::RunOutput {
+    let env = preload(extra);
+    run(&server(), args, &env_refs(&env), TIMEOUT)
+}
+
+/// Start the server under `extra`, stop it at once, and return its output.
+fn start_and_quit(extra: &[(&str, &str)]) -> String {
+    let mut srv = Server::start(&preload(extra));
+    assert_eq!(srv.session(&["QUIT"]), some(&["BYE"]));
+    srv.proc.wait_timeout(TIMEOUT).expect("the server stops");
+    srv.proc.stderr()
+}
+
+#[test]
+fn verbose_prints_the_effective_configuration_once() {
+    let err = start_and_quit(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_VERBOSE", "1")]);
+    assert_eq!(err.matches("config VMSRS_USER_CALL=handle_request:-1").count(), 1, "{err}");
+    assert_eq!(err.matches("config VMSRS_POLICY=unwind").count(), 1, "{err}");
+}
+
+#[test]
+fn a_user_call_that_cannot_be_hooked_is_reported_and_the_program_runs() {
+    let err = start_and_quit(&[("VMSRS_USER_CALL", "no_such_function:1,request_done:0,handle_request:-1")]);
+    assert!(err.contains("cannot hook no_such_function: no loaded object defines it"), "{err}");
+    assert!(
+        err.contains("cannot hook request_done: its prologue ends or leaves the function early"),
+        "{err}"
+    );
+    assert!(!err.contains("cannot hook handle_request"), "{err}");
+}
+
+#[test]
+fn under_strict_mode_a_user_call_that_cannot_be_hooked_refuses_to_start() {
+    let out = dropin_run(&["0"], &[("VMSRS_USER_CALL", "no_such_function:1"), ("VMSRS_STRICT", "1")]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("refusing to start"), "{}", out.describe());
+    assert!(!out.stdout.contains("listening"), "{}", out.describe());
+}
+
+#[test]
+fn a_missing_env_file_is_reported_loudly_and_the_program_runs_without_libvmsrs() {
+    let err = start_and_quit(&[("VMSRS_ENV_FILE", "/nonexistent/vmsrs.env")]);
+    assert!(err.contains("/nonexistent/vmsrs.env"), "{err}");
+    assert!(err.contains("libvmsrs is NOT active in this process"), "{err}");
+    let out = dropin_run(&["0"], &[("VMSRS_ENV_FILE", "/nonexistent/vmsrs.env"), ("VMSRS_STRICT", "1")]);
+    assert_eq!(out.code(), Some(1), "strict mode refuses to start:\n{}", out.describe());
+}
+
+#[test]
+fn a_bad_value_is_an_error_never_a_default() {
+    let err = start_and_quit(&[("VMSRS_POLICY", "sometimes")]);
+    assert!(err.contains("VMSRS_POLICY=\"sometimes\" is invalid"), "{err}");
+    assert!(err.contains("NOT active"), "{err}");
+}
+
+#[test]
+fn keys_of_features_not_built_yet_are_refused_not_ignored() {
+    for (key, value) in
+        [("VMSRS_RANGES", "symbol:table"), ("VMSRS_RANGE_0", "symbol:table"), ("VMSRS_HOST", "process")]
+    {
+        let err = start_and_quit(&[(key, value)]);
+        assert!(err.contains("refusing to start") && err.contains("NOT active"), "{key}: {err}");
+    }
+}
+
+#[test]
+fn exec_children_lose_the_preload_unless_children_keep_it() {
+    let sh = std::path::Path::new("/bin/sh");
+    // `env` is a program sh execs: it prints the environment sh passed on.
+    let probe = ["-c", "env | grep '^LD_PRELOAD=' || echo NO_PRELOAD"];
+    let env = preload(&[]);
+    let out = run(sh, &probe, &env_refs(&env), TIMEOUT);
+    assert!(out.stdout.contains("NO_PRELOAD"), "{}", out.describe());
+    let env = preload(&[("VMSRS_CHILDREN", "keep")]);
+    let out = run(sh, &probe, &env_refs(&env), TIMEOUT);
+    assert!(out.stdout.contains("libvmsrs.so"), "{}", out.describe());
+}
+
+#[test]
+fn policy_abort_gives_the_plain_crash() {
+    let mut srv = Server::start(&preload(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_POLICY", "abort")]));
+    assert_eq!(srv.session(&["CRASH a 2"]), vec![None]);
+    let status = srv.proc.wait_timeout(TIMEOUT).expect("the server dies");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{}", srv.proc.describe());
+}
