@@ -3,8 +3,10 @@
 //!
 //! Each call of SYMBOL runs as one user: begun at entry, ended at return. A fault below it
 //! that must unwind (policy `unwind`, an escalated budget, a trap-only instruction) makes the
-//! call return RETVAL to its caller, with the caller's callee-saved registers and stack as
-//! they were at the call, and the user collected (G7). Nested calls run inside the outer user.
+//! call return RETVAL to its caller, with the caller's registers and stack as they were at the
+//! call, and the user collected (G7). Under `oblivious` a faulted call runs on suppressed to
+//! its return, and then returns RETVAL too: its caller always learns that it failed.
+//! Nested calls run inside the outer user.
 //!
 //! Mechanism (an inline hook of the unmodified binary):
 //! - SYMBOL's first instructions (at least 5 bytes) are decoded with iced-x86 and relocated
@@ -110,6 +112,7 @@ core::arch::global_asm!(
     "movdqu [rsp + 64], xmm4", "movdqu [rsp + 80], xmm5", "movdqu [rsp + 96], xmm6", "movdqu [rsp + 112], xmm7",
     "movdqu [rsp + 128], xmm8", "movdqu [rsp + 144], xmm9", "movdqu [rsp + 160], xmm10", "movdqu [rsp + 176], xmm11",
     "movdqu [rsp + 192], xmm12", "movdqu [rsp + 208], xmm13", "movdqu [rsp + 224], xmm14", "movdqu [rsp + 240], xmm15",
+    "lea rdi, [rsp + 264]",
     "call {leave}",
     "mov [rsp + 392], rax",
     "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]", "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
@@ -193,14 +196,23 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter
     })
 }
 
-/// Internal to the exit stub: the call returned; end its user and give back the caller's
-/// return address.
+/// Where the exit stub keeps rax among the registers it saved (r15 first ... rax, rflags).
+const SAVED_RAX: usize = 14;
+
+/// Internal to the exit stub: the call returned (`regs`: the registers the stub saved); end
+/// its user and give back the caller's return address. A user that faulted and ran on in
+/// suppression mode (oblivious) reaches its end point here: the call returns RETVAL, so its
+/// caller is told it failed (G4), as when it is unwound.
 #[no_mangle]
-extern "C" fn vmsrs__rescue_leave() -> usize {
+extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> usize {
     thread::with(|t| {
         thread::enter_in(t);
         let ret = t.rescue_ret.get();
-        user::end_for_rescue(t);
+        let index = (t.rescue.get() as usize).saturating_sub(1);
+        if user::end_for_rescue(t) {
+            // SAFETY: `regs` is the exit stub's save area on this thread's stack.
+            unsafe { *regs.add(SAVED_RAX) = RETVAL[index % MAX_HOOKS].load(Ordering::Acquire) as u64 };
+        }
         t.rescue.set(0);
         thread::leave_in(t);
         ret

@@ -165,16 +165,19 @@ pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
     true
 }
 
-/// End the user of a rescue call (committed, or collected if it faulted).
-pub fn end_for_rescue(t: &ThreadState) {
+/// End the user of a rescue call (committed, or collected if it faulted); `true` if it had
+/// faulted.
+pub fn end_for_rescue(t: &ThreadState) -> bool {
     let u = t.user.get();
-    if let (Some(hv), true) = (runtime::hv(), u != 0) {
-        let _ = hv.user_end(u);
-    }
+    let faulted = match (runtime::hv(), u != 0) {
+        (Some(hv), true) => hv.user_end(u) == Ok(EndKind::Faulted),
+        _ => false,
+    };
     t.user.set(0);
     t.explicit.set(false);
     t.armed.set(None);
     t.reset_budget();
+    faulted
 }
 
 fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
