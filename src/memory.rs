@@ -14,6 +14,18 @@ use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
 /// Live allocations made through `vmsrs_malloc` and friends: start → length.
 static BOUNDS: spin::Mutex<BTreeMap<usize, usize>> = spin::Mutex::new(BTreeMap::new());
 
+/// Take the bounds table around `fork` (see `crate::fork`).
+pub fn lock_for_fork() {
+    core::mem::forget(BOUNDS.lock());
+}
+
+/// Release the table taken by [`lock_for_fork`].
+pub fn unlock_after_fork() {
+    // SAFETY: taken by lock_for_fork on this thread (or, in the child, its copy), with its
+    // guard forgotten.
+    unsafe { BOUNDS.force_unlock() };
+}
+
 fn record(p: *mut c_void, n: usize) {
     let _e = thread::HvEntry::enter();
     if !p.is_null() {
