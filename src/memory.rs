@@ -53,6 +53,7 @@ fn suppressed() -> bool {
 /// `malloc`, with the allocation's bounds recorded.
 #[no_mangle]
 pub extern "C" fn vmsrs_malloc(n: usize) -> *mut c_void {
+    let _e = thread::HvEntry::enter();
     let p = real::malloc(n);
     record(p, n);
     p
@@ -61,6 +62,7 @@ pub extern "C" fn vmsrs_malloc(n: usize) -> *mut c_void {
 /// `calloc`, with the allocation's bounds recorded (NULL on overflow, as calloc).
 #[no_mangle]
 pub extern "C" fn vmsrs_calloc(n: usize, size: usize) -> *mut c_void {
+    let _e = thread::HvEntry::enter();
     let p = real::calloc(n, size);
     record(p, n.saturating_mul(size));
     p
@@ -74,6 +76,7 @@ pub extern "C" fn vmsrs_calloc(n: usize, size: usize) -> *mut c_void {
 /// `p` is NULL or a live allocation from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_realloc(p: *mut c_void, n: usize) -> *mut c_void {
+    let _e = thread::HvEntry::enter();
     if p.is_null() {
         return vmsrs_malloc(n);
     }
@@ -105,6 +108,7 @@ pub unsafe extern "C" fn vmsrs_realloc(p: *mut c_void, n: usize) -> *mut c_void 
 /// `p` is NULL or a live allocation from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_free(p: *mut c_void) {
+    let _e = thread::HvEntry::enter();
     if p.is_null() {
         return;
     }
@@ -134,7 +138,10 @@ pub unsafe extern "C" fn vmsrs_memset(dst: *mut c_void, c: i32, n: usize) -> *mu
         set_last(VMSRS_ENULL);
         return core::ptr::null_mut();
     }
-    let r = fill(dst as usize, c as u8, n);
+    let r = {
+        let _e = thread::HvEntry::enter();
+        fill(dst as usize, c as u8, n)
+    };
     returned_pointer(dst, r)
 }
 
@@ -190,7 +197,10 @@ fn copy(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void {
         set_last(VMSRS_ENULL);
         return core::ptr::null_mut();
     }
-    let r = access::assign(dst as usize, src as usize, n);
+    let r = {
+        let _e = thread::HvEntry::enter();
+        access::assign(dst as usize, src as usize, n)
+    };
     returned_pointer(dst, r)
 }
 
