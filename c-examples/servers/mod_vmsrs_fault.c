@@ -12,6 +12,7 @@
  *   GET /lock-fault   takes fault_lock (shared with /lock), then faults as /fault
  *   GET /lock?ms=N    takes fault_lock, sleeps N ms (default 0), releases it, 200 "locked"
  *   GET /inflight     200 with the number of /slow requests now sleeping in this child
+ *   GET /pid          200 with the pid of the child serving it
  *
  * Every 200 response carries a Content-Length, so a client can tell a complete response from
  * one cut off by the death of the child that served it.
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -118,6 +120,10 @@ static int vmsrs_fault_handler(request_rec *r)
     }
     if (strcmp(u, "/inflight") == 0) {
         apr_snprintf(buf, sizeof buf, "%ld", __atomic_load_n(&slow_inflight, __ATOMIC_SEQ_CST));
+        return reply(r, buf);
+    }
+    if (strcmp(u, "/pid") == 0) {
+        apr_snprintf(buf, sizeof buf, "%ld", (long)getpid());
         return reply(r, buf);
     }
     if (strcmp(u, "/lock-fault") == 0) {
