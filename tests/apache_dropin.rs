@@ -200,3 +200,19 @@ fn with_libvmsrs_later_requests_see_the_module_global_as_before_the_fault() {
         "the faulty request's write is not seen"
     );
 }
+
+/// `/lock-fault` takes a pthread mutex and faults while holding it; `/lock` needs that mutex.
+/// The fault must not leave the lock held: the next `/lock` is served (≤ 5 s).
+#[test]
+fn with_libvmsrs_a_lock_held_by_the_faulting_request_does_not_block_later_requests() {
+    let mut a = start(&[]);
+    let child = a.child(Duration::from_secs(10));
+    let r = a.get("/lock-fault");
+    assert_fault_answered("/lock-fault", &r, &a);
+    assert_eq!(
+        a.get_timeout("/lock", Duration::from_secs(5)).map(|r| (r.status, r.body)),
+        Ok((200, "locked".to_string())),
+        "a later request takes the lock the faulting one held"
+    );
+    assert_same_child(&mut a, child, "after the lock fault");
+}

@@ -210,3 +210,17 @@ fn with_libvmsrs_100_faults_leave_mariadbd_serving_with_bounded_memory_and_threa
     );
     assert!(after100.1 <= after10.1 + 8, "threads grew from {} to {} over 90 faults", after10.1, after100.1);
 }
+
+/// Mode 3 takes a pthread mutex and faults while holding it; mode 4 needs that mutex. The
+/// fault must not leave the lock held: the next session's mode 4 completes (≤ 10 s).
+#[test]
+fn with_libvmsrs_a_lock_held_by_the_faulting_udf_does_not_block_other_sessions() {
+    let mut m = start(&[]);
+    fault_in_session(&m, "SELECT vmsrs_fault(3)");
+    assert_eq!(
+        m.query_timeout("SELECT vmsrs_fault(4)", Duration::from_secs(10)).as_deref(),
+        Ok("4"),
+        "another session takes the lock the faulty one held"
+    );
+    assert_serving(&mut m, "after the lock fault");
+}

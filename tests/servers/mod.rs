@@ -369,7 +369,7 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(15));
+        self.stop(Duration::from_secs(10));
         if thread::panicking() {
             eprintln!(
                 "--- {} (pid {}) ended with {:?}; last lines of {} ---\n{}",
