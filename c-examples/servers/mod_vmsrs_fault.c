@@ -13,6 +13,7 @@
  *   GET /lock?ms=N    takes fault_lock, sleeps N ms (default 0), releases it, 200 "locked"
  *   GET /inflight     200 with the number of /slow requests now sleeping in this child
  *   GET /pid          200 with the pid of the child serving it
+ *   GET /served       200 with the number of /ok requests this child has served
  *
  * Every 200 response carries a Content-Length, so a client can tell a complete response from
  * one cut off by the death of the child that served it.
@@ -45,6 +46,9 @@ static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* /slow requests now sleeping (so a test knows they are in flight before it faults). */
 static long slow_inflight;
+
+/* /ok requests served (so a test knows a load generator is running). */
+static long ok_served;
 
 static void sleep_ms(long ms)
 {
@@ -95,8 +99,10 @@ static int vmsrs_fault_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, "vmsrs-fault") != 0)
         return DECLINED;
     const char *u = r->uri;
-    if (strcmp(u, "/ok") == 0)
+    if (strcmp(u, "/ok") == 0) {
+        __atomic_add_fetch(&ok_served, 1, __ATOMIC_SEQ_CST);
         return reply(r, "ok");
+    }
     if (strcmp(u, "/slow") == 0) {
         long ms = arg_ms(r, 1000);
         __atomic_add_fetch(&slow_inflight, 1, __ATOMIC_SEQ_CST);
@@ -120,6 +126,10 @@ static int vmsrs_fault_handler(request_rec *r)
     }
     if (strcmp(u, "/inflight") == 0) {
         apr_snprintf(buf, sizeof buf, "%ld", __atomic_load_n(&slow_inflight, __ATOMIC_SEQ_CST));
+        return reply(r, buf);
+    }
+    if (strcmp(u, "/served") == 0) {
+        apr_snprintf(buf, sizeof buf, "%ld", __atomic_load_n(&ok_served, __ATOMIC_SEQ_CST));
         return reply(r, buf);
     }
     if (strcmp(u, "/pid") == 0) {

@@ -448,7 +448,10 @@ fn mariadb_template() -> PathBuf {
     let md = fs::metadata(MARIADBD).expect("stat mariadbd");
     let stamp =
         md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
-    let tmpl = build_dir().join(format!("mariadb-template-{:x}-{stamp:x}", md.len()));
+    // Keyed by the server binary and the options the datadir is made with.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(md.len(), stamp, MARIADB_COMMON), &mut h);
+    let tmpl = build_dir().join(format!("mariadb-template-{:016x}", std::hash::Hasher::finish(&h)));
     if tmpl.join("mysql").is_dir() {
         return tmpl;
     }
