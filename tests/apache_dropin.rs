@@ -195,23 +195,6 @@ fn with_libvmsrs_100_faults_keep_the_child_serving_with_bounded_memory_and_threa
     );
 }
 
-/// The module's global (`vmsrs_fault_counter`, monitored) written by the faulting request is
-/// restored for the requests that follow: `/global` still says 0.
-#[test]
-fn with_libvmsrs_later_requests_see_the_module_global_as_before_the_fault() {
-    let mut a = start(&[("VMSRS_RANGE_0", "symbol:vmsrs_fault_counter")]);
-    let child = a.child(Duration::from_secs(10));
-    assert_eq!(a.get("/global").map(|r| r.body), Ok("0".to_string()));
-    let r = a.get("/fault");
-    assert_fault_answered("/fault", &r, &a);
-    assert_same_child(&mut a, child, "after the fault");
-    assert_eq!(
-        a.get("/global").map(|r| r.body),
-        Ok("0".to_string()),
-        "the faulty request's write is not seen"
-    );
-}
-
 /// `/lock-fault` takes a pthread mutex and faults while holding it; `/lock` needs that mutex.
 /// The fault must not leave the lock held: the next `/lock` is served (≤ 5 s).
 #[test]
