@@ -541,6 +541,24 @@ fn follows_call(ret: usize) -> bool {
     })
 }
 
+/// The start of the dynamic function symbol containing `pc`. Async-signal-safe.
+fn function_start(pc: usize) -> Option<usize> {
+    with_snapshot(|s| {
+        let m = s.and_then(|s| find(s, pc))?;
+        nearest_symbol(m, pc).map(|(addr, _)| addr)
+    })
+}
+
+/// The target of a `call rel32` that ends at `ret`. Async-signal-safe.
+fn direct_call_target(ret: usize) -> Option<usize> {
+    let mut b = [0u8; 5];
+    if ret < 5 || !safe_read(ret - 5, &mut b) || b[0] != 0xe8 {
+        return None;
+    }
+    let rel = i32::from_le_bytes([b[1], b[2], b[3], b[4]]) as isize;
+    Some(ret.wrapping_add_signed(rel))
+}
+
 /// Walk the frame-pointer chain from an interrupted context: `out[0] = pc`, then return
 /// addresses that pass every check in the module comment. Returns the number of frames.
 /// Async-signal-safe.
@@ -554,6 +572,18 @@ pub fn walk(pc: u64, rsp: u64, rbp: u64, out: &mut [u64; MAX_FRAMES]) -> usize {
     let ceiling = floor.saturating_add(MAX_STACK_SPAN);
     let mut lo = floor;
     let mut fp = rbp as usize;
+    // A frameless function (a leaf at -O2, even with -fno-omit-frame-pointer) leaves its
+    // return address at [rsp] and rbp pointing at its caller's frame. Take [rsp] only when it
+    // provably is that return address: a direct call ends there whose target is the start of
+    // the function containing pc.
+    if let (Some(start), Some(ret)) = (function_start(pc as usize), read_u64(floor)) {
+        let ret = ret as usize;
+        if direct_call_target(ret) == Some(start) && in_known_text(ret.wrapping_sub(1)) {
+            out[n] = ret as u64;
+            n += 1;
+            lo = floor + 8;
+        }
+    }
     while n < MAX_FRAMES {
         if fp < lo || fp >= ceiling || fp & 7 != 0 {
             break;
