@@ -404,9 +404,9 @@ pub fn drain() {
         }
         let lost = LOST.load(Ordering::Relaxed);
         if lost > st.lost_reported {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "{{\"event\":\"lost\",\"time\":\"{}\",\"pid\":{},\"lost\":{},\"lost_total\":{}}}\n",
+                "{{\"event\":\"lost\",\"time\":\"{}\",\"pid\":{},\"lost\":{},\"lost_total\":{}}}",
                 rfc3339(realtime_ns()),
                 std::process::id(),
                 lost - st.lost_reported,
@@ -500,7 +500,7 @@ pub fn rfc3339(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     let ms = (ns / 1_000_000) % 1000;
     let (mut days, rem) = (secs / 86_400, secs % 86_400);
-    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let mut year = 1970;
     loop {
         let len = if leap(year) { 366 } else { 365 };

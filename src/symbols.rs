@@ -366,15 +366,11 @@ fn gnu_hash_count(table: usize) -> Option<usize> {
         return Some(symoffset);
     }
     let chains = buckets + nbuckets * 4;
-    let mut idx = last;
-    for _ in 0..(1 << 24) {
-        let h = read_u32(chains + (idx - symoffset) * 4)?;
-        if h & 1 == 1 {
-            return Some(idx + 1);
-        }
-        idx += 1;
-    }
-    None
+    (last..last + (1 << 24)).find_map(|idx| match read_u32(chains + (idx - symoffset) * 4) {
+        Some(h) if h & 1 == 1 => Some(Some(idx + 1)),
+        Some(_) => None,
+        None => Some(None),
+    })?
 }
 
 /// A pc resolved to its module and nearest dynamic symbol (fixed buffers: no allocation).

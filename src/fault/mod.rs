@@ -169,7 +169,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
         return;
     }
 
-    report::enter_handler(uc);
+    // SAFETY: `uc` is the context the kernel handed to this handler.
+    unsafe { report::enter_handler(uc) };
     let action = contain(sig, code, addr, pc, uc);
     report::leave_handler();
     match action {

@@ -16,11 +16,14 @@ thread_local! {
 
 /// The fault handler starts deciding about the fault interrupted at `uc` (frames are walked
 /// from there). Async-signal-safe.
-pub fn enter_handler(uc: *const libc::ucontext_t) {
+///
+/// # Safety
+/// `uc` is null or the context the kernel handed to the running signal handler.
+pub unsafe fn enter_handler(uc: *const libc::ucontext_t) {
     if uc.is_null() {
         return;
     }
-    // SAFETY: the kernel's ucontext for the running handler.
+    // SAFETY: the kernel's ucontext for the running handler (caller's contract).
     let g = unsafe { &(*uc).uc_mcontext.gregs };
     let ctx = (g[libc::REG_RSP as usize] as u64, g[libc::REG_RBP as usize] as u64);
     CONTEXT.with(|c| c.set(ctx));
