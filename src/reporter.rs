@@ -31,9 +31,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Ring capacity (events).
-pub const RING: usize = 256;
+pub(crate) const RING: usize = 256;
 /// Longest x86-64 instruction.
-pub const INSN_MAX: usize = 15;
+pub(crate) const INSN_MAX: usize = 15;
 
 /// One fault, as recorded by the handler (plain data, no pointers).
 #[derive(Clone, Copy, Debug)]
@@ -140,16 +140,16 @@ pub fn validate(o: &Options) -> Result<(), String> {
 pub fn start(o: Options) {
     let o = OPTIONS.call_once(|| o);
     symbols::refresh();
+    // SAFETY: registering a plain extern "C" function (the symbols' refresh lock must be
+    // reset in a child even when nothing is reported).
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     if o.log_path.is_none() && o.metrics_path.is_none() {
         return;
     }
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-    // SAFETY: registering plain extern "C" functions.
-    unsafe {
-        libc::atexit(at_exit);
-        libc::pthread_atfork(None, None, Some(after_fork_child));
-    }
+    // SAFETY: registering a plain extern "C" function.
+    unsafe { libc::atexit(at_exit) };
     new_eventfd();
     spawn();
 }
@@ -193,8 +193,10 @@ extern "C" fn after_fork_child() {
     LOST.store(0, Ordering::Relaxed);
     WRITTEN.store(0, Ordering::Relaxed);
     CONSUMER.reset_after_fork();
-    new_eventfd();
-    ATTENTION.store(logging(), Ordering::Release);
+    if logging() {
+        new_eventfd();
+        ATTENTION.store(true, Ordering::Release);
+    }
 }
 
 fn spawn() {
@@ -281,6 +283,11 @@ extern "C" fn at_exit() {
     if metrics_owner() {
         write_metrics();
     }
+}
+
+/// Does anything consume fault events (a log is configured)? Async-signal-safe.
+pub fn wants_events() -> bool {
+    logging()
 }
 
 /// Record one event and wake the reporter. Async-signal-safe (atomics and `write(2)`).

@@ -32,11 +32,11 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize
 use libc::{c_int, c_void};
 
 /// At most this many frames are reported.
-pub const MAX_FRAMES: usize = 16;
+pub(crate) const MAX_FRAMES: usize = 16;
 /// A frame record further than this above the interrupted stack pointer ends the walk.
-pub const MAX_STACK_SPAN: usize = 64 << 20;
+const MAX_STACK_SPAN: usize = 64 << 20;
 /// The boundary-driven refresh check runs at most this often.
-pub const REFRESH_EVERY_NS: u64 = 200_000_000;
+const REFRESH_EVERY_NS: u64 = 200_000_000;
 
 const NAME_MAX: usize = 64;
 const SYM_MAX: usize = 128;

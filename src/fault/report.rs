@@ -149,6 +149,9 @@ fn hand_off(
     tid: u64,
     frames: &[u64],
 ) {
+    if !crate::reporter::wants_events() {
+        return;
+    }
     let mut ev = crate::reporter::Event {
         seq,
         time_ns: crate::reporter::now_realtime_ns(),
