@@ -10,6 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Run `f`, mapping `Err` and panics to a status code.
 pub fn boundary(f: impl FnOnce() -> Result<i32, VmsrsError>) -> i32 {
     let _inside = crate::thread::HvEntry::enter();
+    // A fork child starts its own reporter thread at its first call (one relaxed load).
+    crate::reporter::poll();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => e.code(),
