@@ -9,7 +9,7 @@ int main(void) {
     if (vmsrs_init_profile(NULL) != 0) return 2;
     long pg = sysconf(_SC_PAGESIZE);
     char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    munmap(m + pg, pg);
+    mprotect(m + pg, pg, PROT_NONE); /* guard page: nothing else can be mapped there */
     char *buf = m + pg - 4;
     memcpy(buf, "abcd", 4);              /* no NUL: the precision bounds the read */
     int r = vmsrs_printf("[%.*s]\n", 4, buf);

@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     if (vmsrs_init_profile(NULL) != 0) return 2;
     long pg = sysconf(_SC_PAGESIZE);
     char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    munmap(m + pg, pg);
+    mprotect(m + pg, pg, PROT_NONE); /* guard page: nothing else can be mapped there */
     end = m + pg;
     int pr = vmsrs_profile(m, pg, "tail");
     if (pr != 0) { fprintf(stderr, "profile: %d\n", pr); return 2; }

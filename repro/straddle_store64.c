@@ -11,7 +11,7 @@ int main(void) {
     if (vmsrs_init_profile(NULL) != 0) return 2;
     long pg = sysconf(_SC_PAGESIZE);
     char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    munmap(m + pg, pg);
+    mprotect(m + pg, pg, PROT_NONE); /* guard page: nothing else can be mapped there */
     char *end = m + pg;
     if (vmsrs_profile(m, pg, "tail") != 0) return 2;
     if (vmsrs_user_begin() != 0) return 2;
