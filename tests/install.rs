@@ -254,7 +254,8 @@ fn install_honours_destdir_prefix_and_libdir() {
 
 /// libc functions the drop-in mode will interpose (exported from libvmsrs.so under their
 /// own names). Add a name here when its interposer lands.
-const INTERPOSED: &[&str] = &["sigaction", "signal", "__sysv_signal", "bsd_signal", "sysv_signal", "ssignal", "pthread_create"];
+const INTERPOSED: &[&str] =
+    &["sigaction", "signal", "__sysv_signal", "bsd_signal", "sysv_signal", "ssignal", "pthread_create"];
 
 /// libvmsrs.so exports its API and nothing else (rustc's export list keeps Rust internals
 /// and dependencies local), and it exports everything the header's macros use.
