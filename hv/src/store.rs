@@ -147,11 +147,18 @@ impl Drop for HvBox {
     }
 }
 
+// Raw monitored memory is shared with lock-free readers (and with the program's own plain
+// accesses), so every access the store makes to it is a relaxed atomic of the access's width:
+// races are then defined under Rust's memory model (and clean under ThreadSanitizer), and on
+// x86-64 a relaxed atomic load or store of 1/2/4/8 bytes is the same single `mov` a volatile
+// access was. These are always `core` atomics, never loom's (`crate::sync`): loom cannot wrap
+// memory it does not own, and raw memory is not part of the protocols the loom models check.
+
+/// The whole granule at `gaddr`, in one access (granules of a profiled range lie in memory
+/// the program declared mapped; an 8-aligned granule never straddles a page).
 #[inline(always)]
 fn read_raw(gaddr: usize) -> u64 {
-    // SAFETY: granules of a profiled range lie in memory the program declared mapped;
-    // an 8-aligned granule never straddles a page.
-    unsafe { core::ptr::read_volatile(gaddr as *const u64) }
+    u64::load_relaxed(gaddr)
 }
 
 /// Write the bytes of `val` selected by `mask` into granule `g` as ONE memory access, so a
@@ -174,7 +181,7 @@ fn write_raw(gaddr: usize, mask: u8, val: u64) {
         (true, 1) => put(at, v as u8),
         _ => {
             // SAFETY: the granule is 8-aligned, mapped and writable; AtomicU64 has the
-            // layout of u64, and every other access to it is a single plain access.
+            // layout of u64, and every other access the store makes to it is atomic.
             let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(gaddr as *mut u64) };
             let bm = byte_mask(mask);
             let mut cur = word.load(core::sync::atomic::Ordering::Relaxed);
@@ -194,14 +201,46 @@ fn write_raw(gaddr: usize, mask: u8, val: u64) {
     }
 }
 
-/// One plain store of `v` at `addr`, which lies inside a monitored granule with every byte
-/// written in the store's mask and is aligned to `T` (so it stays inside the granule).
+/// One store of `v` at `addr` as a single relaxed atomic store of `T`'s width.
+///
+/// Contract of every [`RawWord`] access: `addr` is aligned to `T` and lies in guest memory
+/// the program vouches for (a granule of a profiled range, which the program declared
+/// mapped, or a span it passed to a monitored copy, as it would to `memcpy`); a store's
+/// bytes are ones the store means to write (inside the granule's mask, or the span).
 #[inline(always)]
-fn put<T>(addr: usize, v: T) {
-    // SAFETY: granules of a profiled range lie in memory the program declared mapped; the
-    // caller guarantees alignment and that the bytes belong to the range.
-    unsafe { core::ptr::write_volatile(addr as *mut T, v) }
+fn put<T: RawWord>(addr: usize, v: T) {
+    T::store_relaxed(addr, v)
 }
+
+/// A width the store reads and writes raw guest memory in: one relaxed atomic access each.
+trait RawWord: Copy {
+    fn store_relaxed(addr: usize, v: Self);
+    fn load_relaxed(addr: usize) -> Self;
+}
+
+macro_rules! raw_word {
+    ($t:ty, $atomic:ty) => {
+        impl RawWord for $t {
+            #[inline(always)]
+            fn store_relaxed(addr: usize, v: $t) {
+                // SAFETY: per the contract (see `put`) `addr` is mapped, writable and aligned
+                // to the type, whose atomic twin has the same size and alignment.
+                unsafe { <$atomic>::from_ptr(addr as *mut $t) }
+                    .store(v, core::sync::atomic::Ordering::Relaxed)
+            }
+
+            #[inline(always)]
+            fn load_relaxed(addr: usize) -> $t {
+                // SAFETY: as in `store_relaxed`, for a readable address.
+                unsafe { <$atomic>::from_ptr(addr as *mut $t) }.load(core::sync::atomic::Ordering::Relaxed)
+            }
+        }
+    };
+}
+raw_word!(u8, core::sync::atomic::AtomicU8);
+raw_word!(u16, core::sync::atomic::AtomicU16);
+raw_word!(u32, core::sync::atomic::AtomicU32);
+raw_word!(u64, core::sync::atomic::AtomicU64);
 
 /// Whose view a resolution computes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1101,17 +1140,44 @@ fn pack(g: usize, lo: usize, bytes: &[u8]) -> (u8, u64) {
     (span_mask(g, lo, lo + bytes.len()), v)
 }
 
+/// Copy `bytes` to guest memory at `dst`: whole aligned words as one relaxed atomic store
+/// each, other bytes one at a time. Guest memory near a range may share a granule with it
+/// (or be monitored memory read on the quiescent path), so it is never copied with a
+/// non-atomic `memcpy` that could race a concurrent store; callers reach here only for
+/// spans the caller vouches for exactly as it would for `memcpy` (src/ keeps spans far from
+/// every range away from the store).
 #[inline]
 fn plain_write(dst: usize, bytes: &[u8]) {
-    // SAFETY: an unmonitored store is the program's own plain store; the caller vouches for it
-    // exactly as it would for `memcpy`.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+    let mut i = 0;
+    while i < bytes.len() {
+        let a = dst + i;
+        if a.is_multiple_of(8) && bytes.len() - i >= 8 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            put(a, u64::from_ne_bytes(w));
+            i += 8;
+        } else {
+            put(a, bytes[i]);
+            i += 1;
+        }
+    }
 }
 
+/// Copy guest memory at `src` into `out`, as in [`plain_write`]: an aligned 8-byte word is
+/// read whole, so a granule is never seen torn (G5).
 #[inline]
 fn plain_read(src: usize, out: &mut [u8]) {
-    // SAFETY: as in plain_write, for a plain load.
-    unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
+    let mut i = 0;
+    while i < out.len() {
+        let a = src + i;
+        if a.is_multiple_of(8) && out.len() - i >= 8 {
+            out[i..i + 8].copy_from_slice(&u64::load_relaxed(a).to_ne_bytes());
+            i += 8;
+        } else {
+            out[i] = u8::load_relaxed(a);
+            i += 1;
+        }
+    }
 }
 
 /// Is every page of `addr..addr+len` mapped?
