@@ -158,11 +158,18 @@ impl Drop for HvBox {
     }
 }
 
+// Raw monitored memory is shared with lock-free readers (and with the program's own plain
+// accesses), so every access the store makes to it is a relaxed atomic of the access's width:
+// races are then defined under Rust's memory model (and clean under ThreadSanitizer), and on
+// x86-64 a relaxed atomic load or store of 1/2/4/8 bytes is the same single `mov` a volatile
+// access was. These are always `core` atomics, never loom's (`crate::sync`): loom cannot wrap
+// memory it does not own, and raw memory is not part of the protocols the loom models check.
+
+/// The whole granule at `gaddr`, in one access (granules of a profiled range lie in memory
+/// the program declared mapped; an 8-aligned granule never straddles a page).
 #[inline(always)]
 fn read_raw(gaddr: usize) -> u64 {
-    // SAFETY: granules of a profiled range lie in memory the program declared mapped;
-    // an 8-aligned granule never straddles a page.
-    unsafe { core::ptr::read_volatile(gaddr as *const u64) }
+    u64::load_relaxed(gaddr)
 }
 
 /// Write the bytes of `val` selected by `mask` into granule `g` as ONE memory access, so a
@@ -185,7 +192,7 @@ fn write_raw(gaddr: usize, mask: u8, val: u64) {
         (true, 1) => put(at, v as u8),
         _ => {
             // SAFETY: the granule is 8-aligned, mapped and writable; AtomicU64 has the
-            // layout of u64, and every other access to it is a single plain access.
+            // layout of u64, and every other access the store makes to it is atomic.
             let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(gaddr as *mut u64) };
             let bm = byte_mask(mask);
             let mut cur = word.load(core::sync::atomic::Ordering::Relaxed);
@@ -205,13 +212,15 @@ fn write_raw(gaddr: usize, mask: u8, val: u64) {
     }
 }
 
-/// One plain store of `v` at `addr`, which lies inside a monitored granule with every byte
-/// written in the store's mask and is aligned to `T` (so it stays inside the granule).
+/// One store of `v` at `addr` as a single relaxed atomic store of `T`'s width.
+///
+/// Contract of every [`RawWord`] access: `addr` is aligned to `T` and lies in guest memory
+/// the program vouches for (a granule of a profiled range, which the program declared
+/// mapped, or a span it passed to a monitored copy, as it would to `memcpy`); a store's
+/// bytes are ones the store means to write (inside the granule's mask, or the span).
 #[inline(always)]
-fn put<T>(addr: usize, v: T) {
-    // SAFETY: granules of a profiled range lie in memory the program declared mapped; the
-    // caller guarantees alignment and that the bytes belong to the range.
-    unsafe { core::ptr::write_volatile(addr as *mut T, v) }
+fn put<T: RawWord>(addr: usize, v: T) {
+    T::store_relaxed(addr, v)
 }
 
 /// How long `unprofile` waits for threads still inside the hv before keeping the metadata.
@@ -228,6 +237,36 @@ enum Writer<'a> {
     /// are made final at once (never withdrawn), so none is lost (G2).
     Anonymous,
 }
+
+/// A width the store reads and writes raw guest memory in: one relaxed atomic access each.
+trait RawWord: Copy {
+    fn store_relaxed(addr: usize, v: Self);
+    fn load_relaxed(addr: usize) -> Self;
+}
+
+macro_rules! raw_word {
+    ($t:ty, $atomic:ty) => {
+        impl RawWord for $t {
+            #[inline(always)]
+            fn store_relaxed(addr: usize, v: $t) {
+                // SAFETY: per the contract (see `put`) `addr` is mapped, writable and aligned
+                // to the type, whose atomic twin has the same size and alignment.
+                unsafe { <$atomic>::from_ptr(addr as *mut $t) }
+                    .store(v, core::sync::atomic::Ordering::Relaxed)
+            }
+
+            #[inline(always)]
+            fn load_relaxed(addr: usize) -> $t {
+                // SAFETY: as in `store_relaxed`, for a readable address.
+                unsafe { <$atomic>::from_ptr(addr as *mut $t) }.load(core::sync::atomic::Ordering::Relaxed)
+            }
+        }
+    };
+}
+raw_word!(u8, core::sync::atomic::AtomicU8);
+raw_word!(u16, core::sync::atomic::AtomicU16);
+raw_word!(u32, core::sync::atomic::AtomicU32);
+raw_word!(u64, core::sync::atomic::AtomicU64);
 
 /// Whose view a resolution computes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1258,21 +1297,26 @@ fn pack(g: usize, lo: usize, bytes: &[u8]) -> (u8, u64) {
     (span_mask(g, lo, lo + bytes.len()), v)
 }
 
-/// An unmonitored store: the program's own plain store, to an address the caller named.
+/// An unmonitored store: the program's own plain store, to an address the caller named,
+/// through a guarded copy (a bad destination is reported, not a crash) that writes whole
+/// aligned guest words with one access each: memory near a range may share a granule with
+/// it, so it is never written in a way that could tear a concurrent store (G5).
 #[inline]
 fn plain_write(dst: usize, bytes: &[u8]) -> HvResult<()> {
-    // SAFETY: a guarded copy from our own buffer; a bad destination is reported, not a crash.
-    unsafe { crate::uaccess::copy(dst as *mut u8, bytes.as_ptr(), bytes.len()) }.map_err(|_| VMSRS_EFAULT)
+    // SAFETY: a guest address the program names as it would to memcpy; never our memory
+    // (profiled ranges cannot cover libvmsrs's mappings).
+    unsafe { crate::uaccess::copy_to_guest(dst as *mut u8, bytes) }.map_err(|_| VMSRS_EFAULT)
 }
 
-/// An unmonitored load, as in `plain_write`.
+/// An unmonitored load (or a monitored one on the quiescent path), as in `plain_write`:
+/// an aligned guest word is read whole, so a granule is never seen torn (G5).
 #[inline]
 fn plain_read(src: usize, out: &mut [u8]) -> HvResult<()> {
-    // SAFETY: a guarded copy into our own buffer.
-    unsafe { crate::uaccess::copy(out.as_mut_ptr(), src as *const u8, out.len()) }.map_err(|_| VMSRS_EFAULT)
+    crate::uaccess::copy_from_guest(out, src as *const u8).map_err(|_| VMSRS_EFAULT)
 }
 
 /// Is every page of `addr..addr+len` mapped?
+#[cfg(not(miri))]
 fn is_mapped(addr: usize, len: usize) -> bool {
     let page = 4096;
     let start = addr & !(page - 1);
@@ -1281,6 +1325,13 @@ fn is_mapped(addr: usize, len: usize) -> bool {
     };
     // SAFETY: msync only inspects the mapping; it fails with ENOMEM on unmapped pages.
     unsafe { libc::msync(start as *mut libc::c_void, end - start, libc::MS_ASYNC) == 0 }
+}
+
+/// Miri has no `msync`; it checks every access against its allocations itself, so a range
+/// that is not memory is reported there at the first access.
+#[cfg(miri)]
+fn is_mapped(addr: usize, len: usize) -> bool {
+    addr.checked_add(len).is_some()
 }
 
 /// A per-process key for checksums, from the kernel's random source.

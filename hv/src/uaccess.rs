@@ -27,16 +27,38 @@ struct Outcome {
 core::arch::global_asm!(
     ".pushsection .text.vmsrs_uaccess,\"ax\",@progbits",
     ".p2align 4",
-    // copy(dst = rdi, src = rsi, n = rdx) -> (rest, addr)
+    // copy(dst = rdi, src = rsi, n = rdx, guest = rcx) -> (rest, addr). Bytes one by one
+    // until `guest` (the side in guest memory) is 8-aligned, then whole words: every aligned
+    // guest word is read or written with one access, never torn.
     ".globl vmsrs__uaccess_copy",
     ".hidden vmsrs__uaccess_copy",
     ".type vmsrs__uaccess_copy,@function",
     "vmsrs__uaccess_copy:",
+    "mov r8, rcx",
     "mov rcx, rdx",
-    ".globl vmsrs__uaccess_copy_insn",
-    ".hidden vmsrs__uaccess_copy_insn",
-    "vmsrs__uaccess_copy_insn:",
-    "rep movsb",
+    "2:",
+    "test rcx, rcx",
+    "jz 4f",
+    "test r8, 7",
+    "jnz 3f",
+    "cmp rcx, 8",
+    "jb 3f",
+    "mov rax, [rsi]",
+    "mov [rdi], rax",
+    "add rsi, 8",
+    "add rdi, 8",
+    "add r8, 8",
+    "sub rcx, 8",
+    "jmp 2b",
+    "3:",
+    "mov al, [rsi]",
+    "mov [rdi], al",
+    "inc rsi",
+    "inc rdi",
+    "inc r8",
+    "dec rcx",
+    "jmp 2b",
+    "4:",
     "xor eax, eax",
     "ret",
     ".globl vmsrs__uaccess_copy_fault",
@@ -52,17 +74,14 @@ core::arch::global_asm!(
     ".type vmsrs__uaccess_strnlen,@function",
     "vmsrs__uaccess_strnlen:",
     "xor eax, eax",
-    "2:",
+    "5:",
     "cmp rax, rsi",
-    "jae 3f",
-    ".globl vmsrs__uaccess_strnlen_insn",
-    ".hidden vmsrs__uaccess_strnlen_insn",
-    "vmsrs__uaccess_strnlen_insn:",
+    "jae 6f",
     "cmp byte ptr [rdi + rax], 0",
-    "je 3f",
+    "je 6f",
     "inc rax",
-    "jmp 2b",
-    "3:",
+    "jmp 5b",
+    "6:",
     "ret",
     ".globl vmsrs__uaccess_strnlen_fault",
     ".hidden vmsrs__uaccess_strnlen_fault",
@@ -75,24 +94,23 @@ core::arch::global_asm!(
 
 #[cfg(not(miri))]
 extern "C" {
-    fn vmsrs__uaccess_copy(dst: *mut u8, src: *const u8, n: usize) -> Outcome;
+    fn vmsrs__uaccess_copy(dst: *mut u8, src: *const u8, n: usize, guest: *const u8) -> Outcome;
     fn vmsrs__uaccess_strnlen(p: *const u8, max: usize) -> Outcome;
-    static vmsrs__uaccess_copy_insn: u8;
     static vmsrs__uaccess_copy_fault: u8;
-    static vmsrs__uaccess_strnlen_insn: u8;
     static vmsrs__uaccess_strnlen_fault: u8;
 }
 
-/// Where to resume after a fault at `pc`, if `pc` is one of the guarded instructions. The
-/// handler must also put the faulting address into `rdx`. Async-signal-safe.
+/// Where to resume after a fault at `pc`, if `pc` is inside one of the guarded routines.
+/// The handler must also put the faulting address into `rdx`. Async-signal-safe.
 #[cfg(not(miri))]
 pub fn fixup(pc: usize) -> Option<usize> {
     let at = |s: &u8| s as *const u8 as usize;
     // SAFETY: taking the addresses of labels in our own text; nothing is read.
     unsafe {
-        if pc == at(&vmsrs__uaccess_copy_insn) {
+        let copy = vmsrs__uaccess_copy as *const () as usize;
+        if (copy..at(&vmsrs__uaccess_copy_fault)).contains(&pc) {
             Some(at(&vmsrs__uaccess_copy_fault))
-        } else if pc == at(&vmsrs__uaccess_strnlen_insn) {
+        } else if (vmsrs__uaccess_strnlen as *const () as usize..at(&vmsrs__uaccess_strnlen_fault)).contains(&pc) {
             Some(at(&vmsrs__uaccess_strnlen_fault))
         } else {
             None
@@ -105,13 +123,40 @@ pub fn fixup(_pc: usize) -> Option<usize> {
     None
 }
 
-/// Copy `n` bytes from `src` to `dst`, either of which may be a caller's bad pointer.
+/// Copy `n` bytes from `src` to `dst`, either of which may be a caller's bad pointer;
+/// aligned words of `dst` are written whole.
 ///
 /// # Safety
 /// The ranges must not overlap memory whose Rust-level invariants a byte copy would break
 /// (libvmsrs passes its own bounce buffers on one side, a caller's address on the other).
 #[inline]
 pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) -> Result<(), BadAddress> {
+    // SAFETY: forwarded contract.
+    unsafe { copy_aligned_on(dst, src, n, dst) }
+}
+
+/// Copy guest memory at `src` into our buffer `out`: aligned guest words are read whole
+/// (never torn, G5). Safe for any `src`.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn copy_from_guest(out: &mut [u8], src: *const u8) -> Result<(), BadAddress> {
+    // SAFETY: `out` is our own buffer; `src` is only read, by the guarded routine.
+    unsafe { copy_aligned_on(out.as_mut_ptr(), src, out.len(), src) }
+}
+
+/// Copy our `bytes` to guest memory at `dst`: aligned guest words are written whole.
+///
+/// # Safety
+/// `dst` may be invalid (that is reported) but must not be memory Rust code holds a
+/// reference to.
+pub unsafe fn copy_to_guest(dst: *mut u8, bytes: &[u8]) -> Result<(), BadAddress> {
+    // SAFETY: forwarded contract; our own buffer on the other side.
+    unsafe { copy_aligned_on(dst, bytes.as_ptr(), bytes.len(), dst) }
+}
+
+/// # Safety
+/// As for [`copy`]; `guest` is `dst` or `src`.
+#[inline]
+unsafe fn copy_aligned_on(dst: *mut u8, src: *const u8, n: usize, guest: *const u8) -> Result<(), BadAddress> {
     if n == 0 {
         return Ok(());
     }
@@ -119,7 +164,7 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) -> Result<(), BadAddr
     {
         // SAFETY: the routine only touches `dst..dst+n` and `src..src+n`; a fault there is
         // turned into a return by the fault handler.
-        let o = unsafe { vmsrs__uaccess_copy(dst, src, n) };
+        let o = unsafe { vmsrs__uaccess_copy(dst, src, n, guest) };
         if o.rest == 0 {
             Ok(())
         } else {
@@ -128,6 +173,7 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, n: usize) -> Result<(), BadAddr
     }
     #[cfg(miri)]
     {
+        let _ = guest;
         // SAFETY: under Miri callers pass valid buffers (forwarded contract).
         unsafe { core::ptr::copy(src, dst, n) };
         Ok(())

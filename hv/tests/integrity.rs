@@ -4,11 +4,20 @@
 
 use vmsrs_hv::{EndKind, Hv, HvConfig};
 
-/// Monitored memory that outlives the store's use of it.
-fn memory() -> (Box<[u64; 4]>, usize) {
-    let m = Box::new([0x1111_1111_1111_1111u64; 4]);
-    let a = m.as_ptr() as usize;
-    (m, a)
+/// Monitored memory that outlives the store's use of it, reached by address only (a pointer
+/// derived from a shared borrow would let the store only read it; Miri checks this).
+struct Memory(*mut [u64; 4]);
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from Box::into_raw in `memory` and is freed once.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+fn memory() -> (Memory, usize) {
+    let p = Box::into_raw(Box::new([0x1111_1111_1111_1111u64; 4]));
+    (Memory(p), p as usize)
 }
 
 /// Damage the `bytes` word (offset 8) of the newest history entry of the granule at `addr`.

@@ -720,9 +720,19 @@ fn run(
 }
 
 fn config(default_cases: u32) -> ProptestConfig {
+    // Miri interprets every step: a few cases by default, and no regression file (its
+    // isolation has no file system; the persisted seeds run in the normal suite).
+    let default_cases = if cfg!(miri) { MIRI_CASES } else { default_cases };
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default_cases);
-    ProptestConfig { cases, max_shrink_iters: 20_000, ..ProptestConfig::default() }
+    let mut c = ProptestConfig { cases, max_shrink_iters: 20_000, ..ProptestConfig::default() };
+    if cfg!(miri) {
+        c.failure_persistence = None;
+    }
+    c
 }
+
+/// Cases per property under Miri (`PROPTEST_CASES` overrides it when forwarded to Miri).
+const MIRI_CASES: u32 = 2;
 
 proptest! {
     #![proptest_config(config(640))]
@@ -805,7 +815,8 @@ fn history_stays_bounded_when_two_active_users_alternate() {
     hv.profile(mem.addr(), 16, b"alt").unwrap();
     let a = hv.user_begin().unwrap();
     let b = hv.user_begin().unwrap();
-    for i in 0..1000u32 {
+    const N: u32 = if cfg!(miri) { 64 } else { 1000 };
+    for i in 0..N {
         let u = if i % 2 == 0 { a } else { b };
         hv.store(u, mem.addr() + 3, &[i as u8]).unwrap();
         let n = hv.stats().history_entries;
@@ -814,11 +825,11 @@ fn history_stays_bounded_when_two_active_users_alternate() {
     hv.crash_suppression(a).unwrap();
     let mut v = [0u8; 1];
     hv.load(0, mem.addr() + 3, &mut v).unwrap();
-    assert_eq!(v[0], 999u32 as u8, "b's last store is the visible value after a faults");
+    assert_eq!(v[0], (N - 1) as u8, "b's last store is the visible value after a faults");
     assert_eq!(hv.user_end(a).unwrap(), EndKind::Faulted);
     assert_eq!(hv.user_end(b).unwrap(), EndKind::Committed);
     assert_eq!(hv.stats().history_entries, 0);
-    assert_eq!(mem.read(3), 999u32 as u8);
+    assert_eq!(mem.read(3), (N - 1) as u8);
 }
 
 /// G8 for a reader that committed before the writer faulted: it loaded dirty data and acted
@@ -842,7 +853,8 @@ fn stale_user_ids_are_refused() {
     let mem = Mem::new();
     hv.profile(mem.addr(), 16, b"stale").unwrap();
     let mut old = Vec::new();
-    for _ in 0..5000 {
+    // Enough to reuse slots many times over (fewer under Miri, which interprets each one).
+    for _ in 0..if cfg!(miri) { 300 } else { 5000 } {
         let u = hv.user_begin().unwrap();
         hv.store(u, mem.addr(), &[1]).unwrap();
         assert_eq!(hv.user_end(u).unwrap(), EndKind::Committed);
@@ -863,9 +875,9 @@ fn stale_user_ids_are_refused() {
 /// thread with a deadline: a broken shadow table used to loop forever here.
 #[test]
 fn suppressed_user_sees_its_shadow_over_many_granules() {
-    const G: usize = 700;
+    const G: usize = if cfg!(miri) { 300 } else { 700 };
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let helper = std::thread::spawn(move || {
         let hv = Hv::create(HvConfig::default()).unwrap();
         let mem: Box<[u64]> = (0..G as u64).collect();
         let base = Box::into_raw(mem) as *mut u64 as usize;
@@ -896,6 +908,7 @@ fn suppressed_user_sees_its_shadow_over_many_granules() {
         tx.send(()).unwrap();
     });
     rx.recv_timeout(std::time::Duration::from_secs(60)).expect("shadow stores/loads did not finish (hang?)");
+    helper.join().unwrap();
 }
 
 /// G6 (in-process host): a wild write into a granule's recovery base, followed by another
