@@ -143,7 +143,8 @@ pub unsafe extern "C" fn vmsrs_init_profile(env_file: *const c_char) -> i32 {
 ///
 /// Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
 /// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
-/// mapped), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
+/// mapped readable and writable: libvmsrs writes monitored memory itself; it must stay so
+/// until unprofiled), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
 /// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`name` unreadable).
 ///
 /// # Safety

@@ -175,11 +175,17 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter
     let plain = Enter { saved: core::ptr::null_mut(), cont };
     let Some(rt) = runtime::get() else { return plain };
     thread::with(|t| {
+        thread::enter_in(t);
+        // A call at or above the frame of the one this thread is in means that one was left
+        // without returning (longjmp, an exception): it is over.
+        if t.rescue.get() != 0 && ret_slot as usize >= t.rescue_rsp.get() {
+            abandon(t);
+        }
         // Nested calls, and threads that run a linked-mode user, run plainly.
         if t.rescue.get() != 0 || (t.explicit.get() && t.user.get() != 0) {
+            thread::leave_in(t);
             return plain;
         }
-        thread::enter_in(t);
         let began = user::begin_for_rescue(rt.hv, t);
         if began {
             t.rescue.set(index as u32 + 1);
@@ -239,9 +245,45 @@ extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
     })
 }
 
-/// Is this thread inside a rescue call it could be unwound to?
-pub fn active() -> bool {
-    thread::with(|t| t.rescue.get() != 0)
+/// The rescue call this thread was in was left without returning through the exit stub
+/// (longjmp, an exception): end its user (as it ended: committed, or collected if it had
+/// faulted) and forget the frame.
+fn abandon(t: &thread::ThreadState) {
+    user::end_for_rescue(t);
+    t.rescue.set(0);
+}
+
+/// Is this thread inside a rescue call it could be unwound to, from code running at stack
+/// pointer `sp`? (Code of the call runs at or below the slot of its return address; a frame
+/// whose slot is below `sp` was left without returning, see [`abandon`].)
+pub fn active(sp: usize) -> bool {
+    thread::with(|t| {
+        if t.rescue.get() != 0 && sp > t.rescue_rsp.get() {
+            thread::enter_in(t);
+            abandon(t);
+            thread::leave_in(t);
+        }
+        t.rescue.get() != 0
+    })
+}
+
+/// An exception is about to unwind this thread's stack (the interposed
+/// `_Unwind_RaiseException`): the unwinder cannot step through the exit stub, so the call
+/// gets its real return address back and its user ends now, as if it had returned. (If the
+/// call catches the exception itself, it runs on as no user.)
+pub fn before_exception() {
+    thread::with(|t| {
+        if t.rescue.get() == 0 {
+            return;
+        }
+        thread::enter_in(t);
+        // SAFETY: the call is still on the stack (an exception is thrown from inside it, or
+        // the frame is stale and the write lands in dead stack): its return-address slot holds
+        // the exit stub's address, and gets the caller's back.
+        unsafe { *(t.rescue_rsp.get() as *mut usize) = t.rescue_ret.get() };
+        abandon(t);
+        thread::leave_in(t);
+    })
 }
 
 /// Make the interrupted context of a signal continue at the rescue landing, as if the

@@ -51,7 +51,7 @@ pub enum VmsrsError {
     VMSRS_ENOTSUP = -17,
     /// No fault has been recorded yet.
     VMSRS_ENOFAULT = -18,
-    /// The range is not mapped memory.
+    /// The range is not mapped, readable and writable memory.
     VMSRS_EBADRANGE = -19,
     /// A pointer argument could not be accessed. For the monitored-access, memory and output
     /// functions that is a memory error of the calling user, which is now faulted
@@ -98,7 +98,7 @@ impl VmsrsError {
             Self::VMSRS_EINTERNAL => "internal error in libvmsrs (no recovery data was changed)\0",
             Self::VMSRS_ENOTSUP => "not supported by this build or host\0",
             Self::VMSRS_ENOFAULT => "no fault has been recorded\0",
-            Self::VMSRS_EBADRANGE => "the range is not mapped memory\0",
+            Self::VMSRS_EBADRANGE => "the range is not mapped, readable and writable memory\0",
             Self::VMSRS_EFAULT => "a pointer argument could not be accessed (for access, memory and output calls, the calling user is now faulted)\0",
         }
     }

@@ -46,15 +46,38 @@ impl Reader {
         let d = self.depth.get();
         self.depth.set(d + 1);
         if d == 0 {
-            let v = self.seq.load(Ordering::Relaxed) | 1;
-            if MEMBARRIER.load(Ordering::Relaxed) == READY {
-                self.seq.store(v, Ordering::Relaxed);
-                core::sync::atomic::compiler_fence(Ordering::SeqCst);
-            } else {
-                self.seq.swap(v, Ordering::SeqCst);
+            self.open();
+            if FORKING.load(Ordering::Relaxed) {
+                self.wait_for_fork();
             }
         }
         Section(Ok(self))
+    }
+
+    #[inline(always)]
+    fn open(&self) {
+        let v = self.seq.load(Ordering::Relaxed) | 1;
+        if MEMBARRIER.load(Ordering::Relaxed) == READY {
+            self.seq.store(v, Ordering::Relaxed);
+            core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            self.seq.swap(v, Ordering::SeqCst);
+        }
+    }
+
+    /// A `fork` is waiting for every section to close (see [`quiesce_for_fork`]): step out,
+    /// wait until it is done, step back in.
+    #[cold]
+    fn wait_for_fork(&self) {
+        while FORKING.load(Ordering::Acquire) {
+            self.seq.store(self.seq.load(Ordering::Relaxed) + 1, Ordering::Release);
+            let mut spins = 0;
+            while FORKING.load(Ordering::Acquire) {
+                spins += 1;
+                relax(spins);
+            }
+            self.open();
+        }
     }
 
     /// In a child after `fork`: only the forking thread exists, and it was inside no section
@@ -86,9 +109,19 @@ impl Section<'_> {
     /// A section of an operation by no user (the shared counters).
     #[inline]
     pub fn shared() -> Section<'static> {
-        let e = (EPOCH.load(Ordering::SeqCst) & 1) as usize;
-        SHARED[e].fetch_add(1, Ordering::SeqCst);
-        Section(Err(e))
+        loop {
+            let e = (EPOCH.load(Ordering::SeqCst) & 1) as usize;
+            SHARED[e].fetch_add(1, Ordering::SeqCst);
+            if !FORKING.load(Ordering::SeqCst) {
+                return Section(Err(e));
+            }
+            SHARED[e].fetch_sub(1, Ordering::SeqCst);
+            let mut spins = 0;
+            while FORKING.load(Ordering::Acquire) {
+                spins += 1;
+                relax(spins);
+            }
+        }
     }
 }
 
@@ -102,6 +135,23 @@ impl Drop for Section<'_> {
             }
         }
     }
+}
+
+/// Set while a `fork` waits for every section to close: new sections wait until it is done.
+static FORKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Before `fork`: stop new sections and wait (at most `limit_ms`) until every open one has
+/// closed, so no thread that will not come along holds a granule lock mid-operation. `false`
+/// if one stayed open (a stopped thread): the fork goes on, and that lock stays held in the
+/// child. Ended by [`fork_done`].
+pub fn quiesce_for_fork<'a>(readers: impl Iterator<Item = &'a Reader>, limit_ms: u64) -> bool {
+    FORKING.store(true, Ordering::SeqCst);
+    synchronize(readers, None, limit_ms)
+}
+
+/// After `fork`, in the parent and in the child.
+pub fn fork_done() {
+    FORKING.store(false, Ordering::Release);
 }
 
 /// The shared counters' part of [`Reader::reset_after_fork`].

@@ -386,10 +386,9 @@ impl Hv {
         if addr == 0 {
             return Err(VMSRS_ENULL);
         }
-        let r = {
-            let _g = self.profile_lock.lock();
-            self.ranges.remove(addr)?
-        };
+        // Held to the end: `fork` takes it too, so it never copies a granule mid-retirement.
+        let _g = self.profile_lock.lock();
+        let r = self.ranges.remove(addr)?;
         // Restore and retire every granule that ever had state; late readers that looked the
         // range up before it went see DEAD and store plainly.
         for_touched_granules(&r, &mut |g| self.retire_granule(&r, g));
@@ -573,10 +572,14 @@ impl Hv {
         }
     }
 
-    /// Before `fork` (pthread_atfork prepare): take the store's table-wide locks (profile,
-    /// exposures, every entry pool), so the child never inherits one held mid-operation by a
-    /// thread that does not come along. Released by [`Hv::after_fork`].
+    /// Before `fork` (pthread_atfork prepare): let every hv operation in progress finish and
+    /// hold new ones back (so no granule lock is held mid-operation), then take the store's
+    /// table-wide locks (profile, exposures, every entry pool), so the child never inherits one
+    /// held by a thread that does not come along. Released by [`Hv::after_fork`].
     pub fn before_fork(&self) {
+        // No hv operation may be mid-way at the fork: it could hold a granule lock. (A thread
+        // stopped inside one past the limit keeps its lock in the child; nothing can help it.)
+        let _ = crate::grace::quiesce_for_fork(self.users.readers(), GRACE_LIMIT_MS);
         self.profile_lock.lock_raw();
         self.exposures.fork_lock().lock_raw();
         for st in &self.stripes {
@@ -599,6 +602,7 @@ impl Hv {
             self.users.readers().for_each(|r| r.reset_after_fork());
             crate::grace::reset_shared_after_fork();
         }
+        crate::grace::fork_done();
     }
 
     /// Who stores: a live user (suppressed or not), or nobody.
@@ -1315,7 +1319,8 @@ fn plain_read(src: usize, out: &mut [u8]) -> HvResult<()> {
     crate::uaccess::copy_from_guest(out, src as *const u8).map_err(|_| VMSRS_EFAULT)
 }
 
-/// Is every page of `addr..addr+len` mapped?
+/// Is every page of `addr..addr+len` mapped, readable and writable? (The store writes
+/// monitored memory itself: a read-only table, such as `.rodata`, cannot be profiled.)
 #[cfg(not(miri))]
 fn is_mapped(addr: usize, len: usize) -> bool {
     let page = 4096;
@@ -1324,7 +1329,35 @@ fn is_mapped(addr: usize, len: usize) -> bool {
         return false;
     };
     // SAFETY: msync only inspects the mapping; it fails with ENOMEM on unmapped pages.
-    unsafe { libc::msync(start as *mut libc::c_void, end - start, libc::MS_ASYNC) == 0 }
+    if unsafe { libc::msync(start as *mut libc::c_void, end - start, libc::MS_ASYNC) } != 0 {
+        return false;
+    }
+    writable(start, end)
+}
+
+/// Do the mappings of `/proc/self/maps` cover `start..end` with read and write permission?
+#[cfg(not(miri))]
+fn writable(start: usize, end: usize) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return false };
+    let mut covered = start;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let Some((lo, hi)) = range.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else {
+            continue;
+        };
+        if lo <= covered && covered < hi {
+            if !perms.starts_with("rw") {
+                return false;
+            }
+            covered = hi;
+            if covered >= end {
+                return true;
+            }
+        }
+    }
+    covered >= end
 }
 
 /// Miri has no `msync`; it checks every access against its allocations itself, so a range

@@ -110,7 +110,9 @@ pub fn fixup(pc: usize) -> Option<usize> {
         let copy = vmsrs__uaccess_copy as *const () as usize;
         if (copy..at(&vmsrs__uaccess_copy_fault)).contains(&pc) {
             Some(at(&vmsrs__uaccess_copy_fault))
-        } else if (vmsrs__uaccess_strnlen as *const () as usize..at(&vmsrs__uaccess_strnlen_fault)).contains(&pc) {
+        } else if (vmsrs__uaccess_strnlen as *const () as usize..at(&vmsrs__uaccess_strnlen_fault))
+            .contains(&pc)
+        {
             Some(at(&vmsrs__uaccess_strnlen_fault))
         } else {
             None
@@ -156,7 +158,12 @@ pub unsafe fn copy_to_guest(dst: *mut u8, bytes: &[u8]) -> Result<(), BadAddress
 /// # Safety
 /// As for [`copy`]; `guest` is `dst` or `src`.
 #[inline]
-unsafe fn copy_aligned_on(dst: *mut u8, src: *const u8, n: usize, guest: *const u8) -> Result<(), BadAddress> {
+unsafe fn copy_aligned_on(
+    dst: *mut u8,
+    src: *const u8,
+    n: usize,
+    guest: *const u8,
+) -> Result<(), BadAddress> {
     if n == 0 {
         return Ok(());
     }

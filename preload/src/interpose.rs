@@ -9,6 +9,8 @@
 //!
 //! - `pthread_create`: each new thread gets its alternate signal stack and thread-exit
 //!   bookkeeping before the program's start routine runs.
+//! - `_Unwind_RaiseException`: a C++ exception leaving a rescue call restores its return
+//!   address first (`rescue.rs`).
 //!
 //! Real functions are reached without recursion: glibc's own `__sigaction`, and `dlvsym`
 //! for `pthread_create` (resolved once; no allocation on the way).
@@ -131,4 +133,30 @@ extern "C" fn thread_start(pair: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: the program's start routine, as it gave it.
     let start = unsafe { core::mem::transmute::<usize, StartRoutine>(start) };
     start(arg as *mut libc::c_void)
+}
+
+type RaiseException = unsafe extern "C" fn(*mut libc::c_void) -> c_int;
+
+/// `_Unwind_RaiseException` (libgcc_s; what a C++ `throw` calls): a rescue call the
+/// exception leaves gets its real return address back first, because the unwinder cannot
+/// step through libvmsrs's exit stub (`vmsrs_runtime::rescue::before_exception`).
+///
+/// # Safety
+/// The unwinder's contract: `exception` is a live `_Unwind_Exception`.
+#[no_mangle]
+pub unsafe extern "C" fn _Unwind_RaiseException(exception: *mut libc::c_void) -> c_int {
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let mut f = REAL.load(core::sync::atomic::Ordering::Acquire);
+    if f == 0 {
+        // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT skips this object.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"_Unwind_RaiseException".as_ptr()) } as usize;
+        REAL.store(f, core::sync::atomic::Ordering::Release);
+    }
+    vmsrs_runtime::rescue::before_exception();
+    if f == 0 {
+        // No unwinder loaded: what libgcc returns when it cannot unwind (_URC_END_OF_STACK).
+        return 5;
+    }
+    // SAFETY: libgcc's _Unwind_RaiseException, with its own argument.
+    unsafe { core::mem::transmute::<usize, RaiseException>(f)(exception) }
 }

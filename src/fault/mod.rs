@@ -253,7 +253,9 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
         thread::with(|t| t.armed.set(None));
         return Some(Step::Unwind(buf));
     }
-    if crate::rescue::active() {
+    // SAFETY: the interrupted context of this signal.
+    let sp = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize;
+    if crate::rescue::active(sp) {
         bump(&COUNTERS.unwinds);
         report::fault(sig, code, addr, pc, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
         // SAFETY: `uc` is this signal's context and the thread is in a rescue call.
@@ -354,7 +356,8 @@ fn pointer_fault(addr: usize) {
             // hold no value with a destructor and no lock at this point.
             unsafe { siglongjmp(buf as *mut c_void, 1) }
         }
-        if crate::rescue::active() {
+        let here = 0u8;
+        if crate::rescue::active(&here as *const u8 as usize) {
             bump(&COUNTERS.unwinds);
             report::fault(sig, 0, addr as u64, 0, u, vmsrs_fault_action::VMSRS_ACTION_UNWOUND, 0);
             // SAFETY: the frames between here and the hooked call (the exported call) hold no
