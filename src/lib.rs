@@ -50,6 +50,7 @@ pub mod error;
 pub mod fault;
 mod ffi;
 pub mod hypervisor;
+pub mod interposed;
 pub mod memory;
 pub mod output;
 pub mod pointer;
