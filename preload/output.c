@@ -4,7 +4,8 @@
  * their ABI; these definitions stay hidden).
  *
  * Covered: printf, fprintf, vprintf, vfprintf, dprintf, vdprintf, puts, fputs, putchar (what
- * compilers emit for printf("x\n") and printf("x"): ECOSYSTEM pitfall 15), and the
+ * compilers emit for printf("x\n") and printf("x"): ECOSYSTEM pitfall 15), fwrite and fputc
+ * (what they emit for fputs/fprintf of a constant string or a single %c), and the
  * _FORTIFY_SOURCE forms __printf_chk, __fprintf_chk, __vprintf_chk, __vfprintf_chk,
  * __dprintf_chk, __vdprintf_chk (their flag is passed on to glibc's).
  *
@@ -54,6 +55,7 @@ int _IO_vfprintf(FILE *, const char *, va_list);
 int _IO_puts(const char *);
 int _IO_fputs(const char *, FILE *);
 int _IO_putc(int, FILE *);
+size_t _IO_fwrite(const void *, size_t, size_t, FILE *);
 
 typedef int (*vfprintf_fn)(FILE *, const char *, va_list);
 typedef int (*vfprintf_chk_fn)(FILE *, int, const char *, va_list);
@@ -62,6 +64,8 @@ typedef int (*vdprintf_chk_fn)(int, int, const char *, va_list);
 typedef int (*puts_fn)(const char *);
 typedef int (*fputs_fn)(const char *, FILE *);
 typedef int (*putchar_fn)(int);
+typedef size_t (*fwrite_fn)(const void *, size_t, size_t, FILE *);
+typedef int (*fputc_fn)(int, FILE *);
 
 static vfprintf_fn real_vfprintf;
 static vfprintf_chk_fn real_vfprintf_chk;
@@ -70,6 +74,8 @@ static vdprintf_chk_fn real_vdprintf_chk;
 static puts_fn real_puts;
 static fputs_fn real_fputs;
 static putchar_fn real_putchar;
+static fwrite_fn real_fwrite;
+static fputc_fn real_fputc;
 
 static void *next(const char *name) {
     void *p = dlsym(RTLD_NEXT, name);
@@ -93,6 +99,8 @@ void vmsrs_i_resolve(void) {
     STORE(real_puts, "puts");
     STORE(real_fputs, "fputs");
     STORE(real_putchar, "putchar");
+    STORE(real_fwrite, "fwrite");
+    STORE(real_fputc, "fputc");
 }
 
 /* The real function, resolving on first use (a call before our constructor ran). */
@@ -297,4 +305,35 @@ int vmsrs_i_putchar(int c) {
     int r = do_putchar(c);
     funlockfile(stdout);
     return r;
+}
+
+int vmsrs_i_fputc(int c, FILE *f) {
+    int m = mode();
+    fputc_fn r = REAL(real_fputc);
+    if (m == 0) return r ? r(c, f) : _IO_putc(c, f);
+    if (vmsrs__probe(f, sizeof *f) != 0) return bad(EOF);
+    if (m < 2) return r ? r(c, f) : _IO_putc(c, f);
+    flockfile(f);
+    prefix_stream(f, (unsigned long long)vmsrs_user_current());
+    int rc = r ? r(c, f) : _IO_putc(c, f);
+    funlockfile(f);
+    return rc;
+}
+
+size_t vmsrs_i_fwrite(const void *p, size_t size, size_t n, FILE *f) {
+    int m = mode();
+    fwrite_fn r = REAL(real_fwrite);
+    if (r == NULL) r = _IO_fwrite;
+    if (m == 0) return r(p, size, n, f);
+    size_t bytes = size * n;
+    if (vmsrs__probe(f, sizeof *f) != 0 || (n != 0 && bytes / n != size) || vmsrs__probe(p, bytes) != 0) {
+        bad(0);
+        return 0;
+    }
+    if (m < 2) return r(p, size, n, f);
+    flockfile(f);
+    prefix_stream(f, (unsigned long long)vmsrs_user_current());
+    size_t rc = r(p, size, n, f);
+    funlockfile(f);
+    return rc;
 }

@@ -290,6 +290,8 @@ const INTERPOSED: &[&str] = &[
     "puts",
     "fputs",
     "putchar",
+    "fwrite",
+    "fputc",
     "__printf_chk",
     "__fprintf_chk",
     "__vprintf_chk",

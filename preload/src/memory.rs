@@ -93,6 +93,18 @@ unsafe fn standing_back<T: Copy>(i: usize) -> Option<T> {
     (f != 0).then(|| unsafe { core::mem::transmute_copy::<usize, T>(&f) })
 }
 
+/// The next definition of family member `i` (glibc's, or the program's allocator when
+/// standing back), once found.
+///
+/// # Safety
+/// `T` is the C signature of family member `i`.
+#[inline(always)]
+unsafe fn next_fn<T: Copy>(i: usize) -> Option<T> {
+    let f = NEXT[i].load(Relaxed);
+    // SAFETY: as in `standing_back`.
+    (f != 0).then(|| unsafe { core::mem::transmute_copy::<usize, T>(&f) })
+}
+
 type Alloc1 = unsafe extern "C" fn(size_t) -> *mut c_void;
 type Alloc2 = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
 type Realloc = unsafe extern "C" fn(*mut c_void, size_t) -> *mut c_void;
@@ -197,11 +209,13 @@ pub extern "C" fn memalign(align: size_t, n: size_t) -> *mut c_void {
     }
 }
 
-/// `aligned_alloc(3)`: NULL with `EINVAL` unless `align` is a power of two (as glibc 2.36).
+/// `aligned_alloc(3)`: glibc's (found at load; its alignment rules are those of the glibc
+/// in use). A call before that: `memalign`, NULL with `EINVAL` unless `align` is a power of
+/// two.
 #[no_mangle]
 pub extern "C" fn aligned_alloc(align: size_t, n: size_t) -> *mut c_void {
     // SAFETY: ALIGNED_ALLOC's signature.
-    if let Some(f) = unsafe { standing_back::<Alloc2>(ALIGNED_ALLOC) } {
+    if let Some(f) = unsafe { next_fn::<Alloc2>(ALIGNED_ALLOC) } {
         // SAFETY: forwarded call.
         return unsafe { f(align, n) };
     }
@@ -213,15 +227,16 @@ pub extern "C" fn aligned_alloc(align: size_t, n: size_t) -> *mut c_void {
     unsafe { __libc_memalign(align, n) }
 }
 
-/// `posix_memalign(3)`: `EINVAL` unless `align` is a power of two multiple of
-/// `sizeof(void *)`, `ENOMEM` when out of memory; `*out` is set only on success.
+/// `posix_memalign(3)`: glibc's (found at load). A call before that: `EINVAL` unless
+/// `align` is a power of two multiple of `sizeof(void *)`, `ENOMEM` when out of memory;
+/// `*out` is set only on success.
 ///
 /// # Safety
 /// `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, n: size_t) -> c_int {
     // SAFETY: POSIX_MEMALIGN's signature.
-    if let Some(f) = unsafe { standing_back::<PosixMemalign>(POSIX_MEMALIGN) } {
+    if let Some(f) = unsafe { next_fn::<PosixMemalign>(POSIX_MEMALIGN) } {
         // SAFETY: forwarded contract.
         return unsafe { f(out, align, n) };
     }

@@ -18,6 +18,8 @@ extern "C" {
     fn vmsrs_i_puts();
     fn vmsrs_i_fputs();
     fn vmsrs_i_putchar();
+    fn vmsrs_i_fwrite();
+    fn vmsrs_i_fputc();
     fn vmsrs_i___printf_chk();
     fn vmsrs_i___fprintf_chk();
     fn vmsrs_i___vprintf_chk();
@@ -50,6 +52,8 @@ trampoline! {
     puts => vmsrs_i_puts,
     fputs => vmsrs_i_fputs,
     putchar => vmsrs_i_putchar,
+    fwrite => vmsrs_i_fwrite,
+    fputc => vmsrs_i_fputc,
     __printf_chk => vmsrs_i___printf_chk,
     __fprintf_chk => vmsrs_i___fprintf_chk,
     __vprintf_chk => vmsrs_i___vprintf_chk,
