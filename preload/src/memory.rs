@@ -319,10 +319,9 @@ static REAL_MEMSET: AtomicUsize = AtomicUsize::new(0);
 /// memcpy's contract.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
-    if interposed::may_be_monitored(d as usize, s as usize, n)
-        && interposed::monitored_copy(d as usize, s as usize, n)
-    {
-        return d;
+    if interposed::may_be_monitored(d as usize, s as usize, n) {
+        // SAFETY: forwarded contract.
+        return unsafe { copy_slow(d, s, n, &REAL_MEMCPY) };
     }
     let f = REAL_MEMCPY.load(Relaxed);
     if f != 0 {
@@ -339,10 +338,9 @@ pub unsafe extern "C" fn memcpy(d: *mut c_void, s: *const c_void, n: size_t) -> 
 /// memmove's contract.
 #[no_mangle]
 pub unsafe extern "C" fn memmove(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
-    if interposed::may_be_monitored(d as usize, s as usize, n)
-        && interposed::monitored_copy(d as usize, s as usize, n)
-    {
-        return d;
+    if interposed::may_be_monitored(d as usize, s as usize, n) {
+        // SAFETY: forwarded contract.
+        return unsafe { copy_slow(d, s, n, &REAL_MEMMOVE) };
     }
     let f = REAL_MEMMOVE.load(Relaxed);
     if f != 0 {
@@ -359,7 +357,47 @@ pub unsafe extern "C" fn memmove(d: *mut c_void, s: *const c_void, n: size_t) ->
 /// memset's contract.
 #[no_mangle]
 pub unsafe extern "C" fn memset(d: *mut c_void, c: c_int, n: size_t) -> *mut c_void {
-    if interposed::may_be_monitored(d as usize, 0, n) && interposed::monitored_fill(d as usize, c as u8, n) {
+    if interposed::may_be_monitored(d as usize, 0, n) {
+        // SAFETY: forwarded contract.
+        return unsafe { set_slow(d, c, n) };
+    }
+    let f = REAL_MEMSET.load(Relaxed);
+    if f != 0 {
+        // SAFETY: glibc's memset; forwarded contract.
+        return unsafe { core::mem::transmute::<usize, SetFn>(f)(d, c, n) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { early_set(d, c, n) }
+}
+
+/// `memcpy`/`memmove` whose buffers may be monitored: a range store of the calling user, or
+/// (inside libvmsrs) the plain copy. Out of line, so the no-fault path saves no registers.
+///
+/// # Safety
+/// memmove's contract.
+#[cold]
+#[inline(never)]
+unsafe fn copy_slow(d: *mut c_void, s: *const c_void, n: size_t, real: &AtomicUsize) -> *mut c_void {
+    if interposed::monitored_copy(d as usize, s as usize, n) {
+        return d;
+    }
+    let f = real.load(Relaxed);
+    if f != 0 {
+        // SAFETY: glibc's memcpy or memmove; forwarded contract.
+        return unsafe { core::mem::transmute::<usize, CopyFn>(f)(d, s, n) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { early_move(d, s, n) }
+}
+
+/// `memset` whose buffer may be monitored (see [`copy_slow`]).
+///
+/// # Safety
+/// memset's contract.
+#[cold]
+#[inline(never)]
+unsafe fn set_slow(d: *mut c_void, c: c_int, n: size_t) -> *mut c_void {
+    if interposed::monitored_fill(d as usize, c as u8, n) {
         return d;
     }
     let f = REAL_MEMSET.load(Relaxed);
@@ -367,6 +405,17 @@ pub unsafe extern "C" fn memset(d: *mut c_void, c: c_int, n: size_t) -> *mut c_v
         // SAFETY: glibc's memset; forwarded contract.
         return unsafe { core::mem::transmute::<usize, SetFn>(f)(d, c, n) };
     }
+    // SAFETY: forwarded contract.
+    unsafe { early_set(d, c, n) }
+}
+
+/// A fill before glibc's memset was found (a call from another library's constructor):
+/// `rep stosb`.
+///
+/// # Safety
+/// `d` is writable for `n` bytes.
+#[cold]
+unsafe fn early_set(d: *mut c_void, c: c_int, n: size_t) -> *mut c_void {
     // SAFETY: `d` is writable for `n` bytes (contract); rep stosb stores exactly those.
     unsafe {
         asm!("rep stosb", inout("rdi") d => _, inout("rcx") n => _, in("al") c as u8, options(nostack, preserves_flags));
