@@ -11,9 +11,7 @@
 
 mod common;
 
-use common::{
-    build_libvmsrs, c_example, env_refs, preload, release_dir, root, run, target_dir, Build, Spawned,
-};
+use common::{build_libvmsrs, c_example, env_refs, preload, root, run, target_dir, Build, Spawned};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
