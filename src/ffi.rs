@@ -1,12 +1,17 @@
 //! The C boundary: every exported function runs inside [`boundary`], so a panic becomes
-//! `VMSRS_EINTERNAL` instead of unwinding into C (release builds also abort on panic), and
-//! pointer arguments are checked here in one place.
+//! `VMSRS_EINTERNAL` instead of unwinding into C (release builds also abort on panic), the
+//! call counts as inside libvmsrs (asynchronous signals are deferred until it returns, so a
+//! handler may call libvmsrs whatever it interrupted: `thread.rs`), and pointer arguments are
+//! checked here in one place.
 
 use crate::error::VmsrsError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Run `f`, mapping `Err` and panics to a status code.
 pub fn boundary(f: impl FnOnce() -> Result<i32, VmsrsError>) -> i32 {
+    let _inside = crate::thread::HvEntry::enter();
+    // A fork child starts its own reporter thread at its first call (one relaxed load).
+    crate::reporter::poll();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => e.code(),

@@ -26,21 +26,15 @@ static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
 
 /// What `libvmsrs.so`'s constructor runs (preload/): build everything the fault handler
 /// needs, so the handler never allocates or waits on a table another thread is building
-/// (`fault::prepare`), and register the fork hook that forgets the hv bookkeeping of threads
-/// a child does not inherit. Idempotent.
+/// (`fault::prepare`), and register the fork hooks ([`fork`]). Idempotent.
 pub fn on_load() {
     fault::prepare();
     static ONCE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if ONCE.swap(true, core::sync::atomic::Ordering::AcqRel) {
         return;
     }
-    extern "C" fn child() {
-        if let Some(hv) = runtime::hv() {
-            hv.after_fork_child();
-        }
-    }
-    // SAFETY: registering a plain extern "C" function as the child-side fork hook.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    // SAFETY: registering plain extern "C" functions as fork hooks (ECOSYSTEM pitfall 7).
+    unsafe { libc::pthread_atfork(Some(fork::prepare), Some(fork::parent), Some(fork::child)) };
 }
 
 pub mod access;
@@ -49,13 +43,16 @@ pub mod dropin;
 pub mod error;
 pub mod fault;
 mod ffi;
+pub mod fork;
 pub mod hypervisor;
 pub mod interposed;
 pub mod memory;
 pub mod output;
 pub mod pointer;
 pub mod profile;
+pub mod reporter;
 pub mod rescue;
 pub mod runtime;
+pub mod symbols;
 pub mod thread;
 pub mod user;

@@ -14,6 +14,18 @@ use vmsrs_hv::{host::inproc::vmmcall, Hypercall};
 /// Live allocations made through `vmsrs_malloc` and friends: start → length.
 static BOUNDS: spin::Mutex<BTreeMap<usize, usize>> = spin::Mutex::new(BTreeMap::new());
 
+/// Take the bounds table around `fork` (see `crate::fork`).
+pub fn lock_for_fork() {
+    core::mem::forget(BOUNDS.lock());
+}
+
+/// Release the table taken by [`lock_for_fork`].
+pub fn unlock_after_fork() {
+    // SAFETY: taken by lock_for_fork on this thread (or, in the child, its copy), with its
+    // guard forgotten.
+    unsafe { BOUNDS.force_unlock() };
+}
+
 fn record(p: *mut c_void, n: usize) {
     let _e = thread::HvEntry::enter();
     if !p.is_null() {
@@ -41,6 +53,7 @@ fn suppressed() -> bool {
 /// `malloc`, with the allocation's bounds recorded.
 #[no_mangle]
 pub extern "C" fn vmsrs_malloc(n: usize) -> *mut c_void {
+    let _e = thread::HvEntry::enter();
     let p = real::malloc(n);
     record(p, n);
     p
@@ -49,6 +62,7 @@ pub extern "C" fn vmsrs_malloc(n: usize) -> *mut c_void {
 /// `calloc`, with the allocation's bounds recorded (NULL on overflow, as calloc).
 #[no_mangle]
 pub extern "C" fn vmsrs_calloc(n: usize, size: usize) -> *mut c_void {
+    let _e = thread::HvEntry::enter();
     let p = real::calloc(n, size);
     record(p, n.saturating_mul(size));
     p
@@ -62,6 +76,7 @@ pub extern "C" fn vmsrs_calloc(n: usize, size: usize) -> *mut c_void {
 /// `p` is NULL or a live allocation from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_realloc(p: *mut c_void, n: usize) -> *mut c_void {
+    let _e = thread::HvEntry::enter();
     if p.is_null() {
         return vmsrs_malloc(n);
     }
@@ -93,6 +108,7 @@ pub unsafe extern "C" fn vmsrs_realloc(p: *mut c_void, n: usize) -> *mut c_void 
 /// `p` is NULL or a live allocation from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn vmsrs_free(p: *mut c_void) {
+    let _e = thread::HvEntry::enter();
     if p.is_null() {
         return;
     }
@@ -122,7 +138,10 @@ pub unsafe extern "C" fn vmsrs_memset(dst: *mut c_void, c: i32, n: usize) -> *mu
         set_last(VMSRS_ENULL);
         return core::ptr::null_mut();
     }
-    let r = fill(dst as usize, c as u8, n);
+    let r = {
+        let _e = thread::HvEntry::enter();
+        fill(dst as usize, c as u8, n)
+    };
     returned_pointer(dst, r)
 }
 
@@ -178,7 +197,10 @@ fn copy(dst: *mut c_void, src: *const c_void, n: usize) -> *mut c_void {
         set_last(VMSRS_ENULL);
         return core::ptr::null_mut();
     }
-    let r = access::assign(dst as usize, src as usize, n);
+    let r = {
+        let _e = thread::HvEntry::enter();
+        access::assign(dst as usize, src as usize, n)
+    };
     returned_pointer(dst, r)
 }
 

@@ -39,6 +39,8 @@ void vmsrs__count_suppressed_output(void);
 long vmsrs__probe_cstr(const char *p);
 int vmsrs__probe(const void *p, size_t n);
 int vmsrs__settle(int status);
+void vmsrs__enter(void);
+void vmsrs__leave(void);
 void *__libc_malloc(size_t);
 void __libc_free(void *);
 
@@ -327,9 +329,11 @@ int vmsrs__check_format_args(const char *fmt, va_list ap) {
 
 /* The entry points settle a bad pointer (the user's fault) only here, with no lock held. */
 int vmsrs_c_vfprintf(FILE *f, const char *fmt, va_list ap) {
+    vmsrs__enter(); /* a signal handler that prints too waits until this call is done */
     vmsrs__in_output++;
     int r = vfprintf_checked(f, fmt, ap);
     vmsrs__in_output--;
+    vmsrs__leave();
     return vmsrs__settle(r);
 }
 

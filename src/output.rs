@@ -103,6 +103,19 @@ pub extern "C" fn vmsrs__probe(p: *const u8, n: usize) -> i32 {
     0
 }
 
+/// Internal to output.c: the call is inside libvmsrs from here to [`vmsrs__leave`]
+/// (asynchronous signals are deferred, see `thread.rs`).
+#[no_mangle]
+pub extern "C" fn vmsrs__enter() {
+    crate::thread::with(crate::thread::enter_in);
+}
+
+/// Internal to output.c: the end of [`vmsrs__enter`].
+#[no_mangle]
+pub extern "C" fn vmsrs__leave() {
+    crate::thread::with(crate::thread::leave_in);
+}
+
 /// Internal to output.c: the last step of an output call, with no lock held (see
 /// `fault::settle`): a noted bad pointer is contained as the user's fault.
 #[no_mangle]

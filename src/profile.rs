@@ -25,8 +25,9 @@ pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {
              available in this build; profile ranges with vmsrs_profile() instead"
         ));
     }
-    if let Some(p) = &cfg.log_path {
-        return refuse(format_args!("VMSRS_LOG_PATH={} is not available in this build", p.display()));
+    if let Err(why) = crate::reporter::validate(&report_options(cfg)) {
+        eprintln!("=={}==vmsrs: configuration error: {why}; refusing to start", std::process::id());
+        return Err(VMSRS_ECONFIG);
     }
     let mut signals = 0u64;
     for s in cfg.signals.iter() {
@@ -47,6 +48,15 @@ pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {
         contain_implicit: cfg.contain_implicit,
         verbose: cfg.verbose,
     })
+}
+
+/// Where fault events and metrics go.
+pub fn report_options(cfg: &config::Config) -> crate::reporter::Options {
+    crate::reporter::Options {
+        log_path: cfg.log_path.clone(),
+        metrics_path: cfg.metrics_path.clone(),
+        metrics_interval_ms: cfg.metrics_interval_ms,
+    }
 }
 
 fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
@@ -98,6 +108,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         return Err(VMSRS_ECONFIG);
     }
     let rt = runtime::start(settings)?;
+    crate::reporter::start(report_options(&cfg));
     if cfg.children == config::Children::Drop {
         crate::dropin::drop_preload_for_children();
     }
@@ -153,6 +164,7 @@ pub unsafe extern "C" fn vmsrs_profile(addr: *mut libc::c_void, len: usize, name
             unsafe { uaccess::copy(buf.as_mut_ptr(), name as *const u8, n) }.map_err(|_| VMSRS_EFAULT)?;
             &buf[..n]
         };
+        crate::symbols::refresh();
         let _e = thread::HvEntry::enter();
         // SAFETY: `name` is a live slice for the duration of the call.
         let r = unsafe {

@@ -252,8 +252,12 @@ pub struct Config {
     pub verbose: u8,
     /// `VMSRS_STRICT`: warnings are fatal.
     pub strict: bool,
-    /// `VMSRS_LOG_PATH`: JSON Lines log prefix.
+    /// `VMSRS_LOG_PATH`: JSON Lines log prefix (absolute).
     pub log_path: Option<PathBuf>,
+    /// `VMSRS_METRICS_PATH`: Prometheus textfile (absolute).
+    pub metrics_path: Option<PathBuf>,
+    /// `VMSRS_METRICS_INTERVAL_MS`: how often the metrics file is rewritten.
+    pub metrics_interval_ms: u64,
     /// `VMSRS_USER_CALL`: functions whose calls are users (rescue points).
     pub user_calls: Vec<UserCall>,
     /// `VMSRS_CHILDREN`.
@@ -303,6 +307,8 @@ impl Config {
             verbose: 0,
             strict: false,
             log_path: None,
+            metrics_path: None,
+            metrics_interval_ms: 0,
             user_calls: Vec::new(),
             children: Children::Drop,
             range_slots: BTreeMap::new(),
@@ -492,14 +498,35 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "VMSRS_LOG_PATH",
         default: "",
-        accepted: "file path prefix, or empty for none",
-        description: "Write one JSON Lines event per fault to PATH.<exe>.<pid>.",
+        accepted: "absolute file path prefix, or empty for none",
+        description: "Write one JSON Lines event per contained fault to PATH.<exe>.<pid> (each forked \
+                      child writes its own file). The directory must exist and be writable at start-up.",
         kind: KeyKind::Setting {
-            set: |c, v| {
-                c.log_path = (!v.is_empty()).then(|| PathBuf::from(v));
-                Ok(())
-            },
+            set: |c, v| parse_file_path(v).map(|x| c.log_path = x),
             show: |c| c.log_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+        },
+    },
+    KeySpec {
+        name: "VMSRS_METRICS_PATH",
+        default: "",
+        accepted: "absolute file path, or empty for none",
+        description: "Write libvmsrs's counters to this file in the Prometheus text format (for \
+                      node_exporter's textfile collector: name it *.prom in its directory), replaced \
+                      atomically every VMSRS_METRICS_INTERVAL_MS and at exit, by the process that \
+                      started libvmsrs. The directory must exist and be writable at start-up.",
+        kind: KeyKind::Setting {
+            set: |c, v| parse_file_path(v).map(|x| c.metrics_path = x),
+            show: |c| c.metrics_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+        },
+    },
+    KeySpec {
+        name: "VMSRS_METRICS_INTERVAL_MS",
+        default: "5000",
+        accepted: "decimal integer 10 ..= 86400000 (milliseconds)",
+        description: "How often the VMSRS_METRICS_PATH file is rewritten.",
+        kind: KeyKind::Setting {
+            set: |c, v| parse_interval_ms(v).map(|x| c.metrics_interval_ms = x),
+            show: |c| c.metrics_interval_ms.to_string(),
         },
     },
     KeySpec {
@@ -643,6 +670,28 @@ fn parse_positive_u32(value: &str) -> Result<u32, String> {
     match parse_u32(value)? {
         0 => Err("must be at least 1".to_owned()),
         n => Ok(n),
+    }
+}
+
+/// Empty (none), or an absolute path that names a file (does not end in `/`). Whether its
+/// directory exists is checked by the runtime at start-up.
+fn parse_file_path(value: &str) -> Result<Option<PathBuf>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if !value.starts_with('/') {
+        return Err("not an absolute path".to_owned());
+    }
+    if value.ends_with('/') || value.ends_with("/.") || value.ends_with("/..") {
+        return Err("names a directory, not a file".to_owned());
+    }
+    Ok(Some(PathBuf::from(value)))
+}
+
+fn parse_interval_ms(value: &str) -> Result<u64, String> {
+    match parse_decimal::<u64>(value)? {
+        n @ 10..=86_400_000 => Ok(n),
+        _ => Err("must be between 10 and 86400000".to_owned()),
     }
 }
 

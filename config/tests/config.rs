@@ -94,6 +94,8 @@ fn defaults_are_the_documented_values() {
         verbose: 0,
         strict: false,
         log_path: None,
+        metrics_path: None,
+        metrics_interval_ms: 5000,
         user_calls: Vec::new(),
         children: Children::Drop,
         range_slots: BTreeMap::new(),
@@ -168,6 +170,8 @@ fn describe_output_loads_back_to_the_same_config() {
         ("VMSRS_CONTAIN_IMPLICIT", "off"),
         ("VMSRS_VERBOSE", "2"),
         ("VMSRS_LOG_PATH", "/var/log/vmsrs/mysqld"),
+        ("VMSRS_METRICS_PATH", "/var/lib/node_exporter/vmsrs.prom"),
+        ("VMSRS_METRICS_INTERVAL_MS", "250"),
         ("VMSRS_USER_CALL", "do_command:1, _ZN3foo3barEv:-0x10"),
         ("VMSRS_CHILDREN", "keep"),
         ("VMSRS_RANGE_3", "symbol:max_connections:8"),
@@ -335,6 +339,29 @@ fn verbose_accepts_levels_zero_to_two() {
 fn log_path_is_optional_and_taken_verbatim() {
     assert_eq!(config_with("VMSRS_LOG_PATH", "/var/log/a b").log_path, Some(PathBuf::from("/var/log/a b")));
     assert_eq!(config_with("VMSRS_LOG_PATH", "").log_path, None);
+}
+
+#[test]
+fn report_paths_must_be_absolute_file_names() {
+    for key in ["VMSRS_LOG_PATH", "VMSRS_METRICS_PATH"] {
+        for bad in ["relative/x", "x", "/var/log/", "/var/log/.", "/var/log/.."] {
+            assert_bad_value(key, bad);
+        }
+    }
+    assert_eq!(
+        config_with("VMSRS_METRICS_PATH", "/var/lib/node_exporter/vmsrs.prom").metrics_path,
+        Some(PathBuf::from("/var/lib/node_exporter/vmsrs.prom"))
+    );
+    assert_eq!(config_with("VMSRS_METRICS_PATH", "").metrics_path, None);
+}
+
+#[test]
+fn metrics_interval_is_bounded() {
+    assert_eq!(config_with("VMSRS_METRICS_INTERVAL_MS", "10").metrics_interval_ms, 10);
+    assert_eq!(config_with("VMSRS_METRICS_INTERVAL_MS", "86400000").metrics_interval_ms, 86_400_000);
+    for bad in ["0", "9", "86400001", "-1", "1s", ""] {
+        assert_bad_value("VMSRS_METRICS_INTERVAL_MS", bad);
+    }
 }
 
 #[test]

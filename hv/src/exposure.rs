@@ -52,6 +52,11 @@ impl Exposures {
         }
     }
 
+    /// The table's lock, for `Hv::before_fork`/`Hv::after_fork`.
+    pub fn fork_lock(&self) -> &StripeLock {
+        &self.lock
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Tables) -> R) -> R {
         let _g = self.lock.lock();
         // SAFETY: the lock is held for the whole closure.

@@ -140,6 +140,11 @@ impl Pool {
         *live -= 1;
     }
 
+    /// The pool's lock, for `Hv::before_fork`/`Hv::after_fork`.
+    pub fn fork_lock(&self) -> &StripeLock {
+        &self.lock
+    }
+
     /// Entries in use.
     pub fn live(&self) -> u64 {
         let _l = self.lock.lock();

@@ -534,11 +534,32 @@ impl Hv {
         }
     }
 
-    /// In a child after `fork`: drop the grace-period sections of the threads that did not
-    /// come along (the forking thread was in none), so `unprofile` never waits for them.
-    pub fn after_fork_child(&self) {
-        self.users.readers().for_each(|r| r.reset_after_fork());
-        crate::grace::reset_shared_after_fork();
+    /// Before `fork` (pthread_atfork prepare): take the store's table-wide locks (profile,
+    /// exposures, every entry pool), so the child never inherits one held mid-operation by a
+    /// thread that does not come along. Released by [`Hv::after_fork`].
+    pub fn before_fork(&self) {
+        self.profile_lock.lock_raw();
+        self.exposures.fork_lock().lock_raw();
+        for st in &self.stripes {
+            st.pool.fork_lock().lock_raw();
+        }
+    }
+
+    /// After `fork`, in the parent and in the child: release what [`Hv::before_fork`] took.
+    /// In the child also drop the grace-period sections of the threads that did not come
+    /// along (the forking thread was inside none), so `unprofile` never waits for them. A
+    /// granule lock another thread held at the fork stays held in the child: servers fork
+    /// from threads that run no user.
+    pub fn after_fork(&self, child: bool) {
+        for st in &self.stripes {
+            st.pool.fork_lock().unlock_raw();
+        }
+        self.exposures.fork_lock().unlock_raw();
+        self.profile_lock.unlock_raw();
+        if child {
+            self.users.readers().for_each(|r| r.reset_after_fork());
+            crate::grace::reset_shared_after_fork();
+        }
     }
 
     /// Who stores: a live user (suppressed or not), or nobody.

@@ -36,6 +36,17 @@ impl StripeLock {
         StripeGuard { lock: self }
     }
 
+    /// Take the lock with no guard (for `fork`: taken before, released after by
+    /// [`StripeLock::unlock_raw`], in the parent and in the child).
+    pub fn lock_raw(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Release a lock taken with [`StripeLock::lock_raw`].
+    pub fn unlock_raw(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+
     #[cold]
     fn lock_slow(&self) {
         let mut spins = 0u32;

@@ -77,6 +77,18 @@ fn locked<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Take the table lock around `fork` (see `crate::fork`); the caller has blocked signals.
+pub fn lock_for_fork() {
+    while LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+}
+
+/// Release the lock taken by [`lock_for_fork`].
+pub fn unlock_after_fork() {
+    LOCK.store(false, Ordering::Release);
+}
+
 fn mask_to_bits(set: &libc::sigset_t) -> u64 {
     (1..NSIG as c_int)
         // SAFETY: sigismember reads a valid set.

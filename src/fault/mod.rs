@@ -169,7 +169,10 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
         return;
     }
 
+    // SAFETY: `uc` is the context the kernel handed to this handler.
+    unsafe { report::enter_handler(uc) };
     let action = contain(sig, code, addr, pc, uc);
+    report::leave_handler();
     match action {
         Some(Step::Return) => {}
         Some(Step::Unwind(buf)) => {
@@ -407,6 +410,7 @@ unsafe fn redirect_to_thread_end(uc: *mut libc::ucontext_t) {
 
 /// Ends the user of a thread that had no recovery point, then the thread itself.
 extern "C" fn thread_end_trampoline() -> ! {
+    crate::reporter::poll();
     if let Some(hv) = runtime::hv() {
         thread::with(|t| {
             let u = t.user.get();

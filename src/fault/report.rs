@@ -1,8 +1,69 @@
-//! Fault reports: the last-fault record (`vmsrs_last_fault`) and an ASan-style block on
-//! stderr, formatted into a stack buffer and written with one `write(2)` (no allocation).
+//! Fault reports: the last-fault record (`vmsrs_last_fault`), an ASan-style block on stderr
+//! (formatted into stack buffers, each line one `write(2)`, no allocation) with symbolized
+//! frames (`crate::symbols`), per-signal/per-action counters for the metrics, and the event
+//! handed to the reporter thread (`crate::reporter`) for the JSON log.
 
 use super::vmsrs_fault_action;
+use crate::symbols::{self, Symbolized, MAX_FRAMES};
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+thread_local! {
+    /// The interrupted context's (rsp, rbp) while this thread runs the fault handler; (0, 0)
+    /// in normal context. Const-initialised, no destructor: safe to touch in the handler.
+    static CONTEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The fault handler starts deciding about the fault interrupted at `uc` (frames are walked
+/// from there). Async-signal-safe.
+///
+/// # Safety
+/// `uc` is null or the context the kernel handed to the running signal handler.
+pub unsafe fn enter_handler(uc: *const libc::ucontext_t) {
+    if uc.is_null() {
+        return;
+    }
+    // SAFETY: the kernel's ucontext for the running handler (caller's contract).
+    let g = unsafe { &(*uc).uc_mcontext.gregs };
+    let ctx = (g[libc::REG_RSP as usize] as u64, g[libc::REG_RBP as usize] as u64);
+    CONTEXT.with(|c| c.set(ctx));
+}
+
+/// The handler is done with the fault (before it returns or unwinds). Async-signal-safe.
+pub fn leave_handler() {
+    CONTEXT.with(|c| c.set((0, 0)));
+}
+
+/// Signals as the metrics label them, and the index of each in [`BY_KIND`].
+const SIGNALS: [i32; 6] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGABRT, 0];
+const ACTIONS: [vmsrs_fault_action; 6] = [
+    vmsrs_fault_action::VMSRS_ACTION_SKIPPED,
+    vmsrs_fault_action::VMSRS_ACTION_UNWOUND,
+    vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED,
+    vmsrs_fault_action::VMSRS_ACTION_EXPLICIT,
+    vmsrs_fault_action::VMSRS_ACTION_SUPPRESSED,
+    vmsrs_fault_action::VMSRS_ACTION_REFUSED,
+];
+/// Contained faults by signal (row; the last row is every other kind) and action (column).
+static BY_KIND: [[AtomicU64; 6]; 6] = [const { [const { AtomicU64::new(0) }; 6] }; 6];
+
+fn kind_index(sig: i32) -> usize {
+    SIGNALS[..5].iter().position(|&s| s == sig).unwrap_or(5)
+}
+
+/// Non-zero counts of contained faults: (signal, action, count).
+pub fn fault_counts() -> Vec<(i32, vmsrs_fault_action, u64)> {
+    let mut v = Vec::new();
+    for (i, row) in BY_KIND.iter().enumerate() {
+        for (j, c) in row.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                v.push((SIGNALS[i], ACTIONS[j], n));
+            }
+        }
+    }
+    v
+}
 
 /// The last contained fault (`struct vmsrs_fault_info`).
 #[allow(non_camel_case_types)]
@@ -53,6 +114,17 @@ static COUNT: AtomicU64 = AtomicU64::new(0);
 pub fn fault(sig: i32, code: i32, addr: u64, pc: u64, user: u64, action: vmsrs_fault_action, len: u64) {
     let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     let tid = crate::thread::tid();
+    BY_KIND[kind_index(sig)][action as usize - 1].fetch_add(1, Ordering::Relaxed);
+    let mut frames = [0u64; MAX_FRAMES];
+    let nframes = match CONTEXT.with(|c| c.get()) {
+        _ if pc == 0 => 0,
+        (0, _) => {
+            frames[0] = pc;
+            1
+        }
+        (rsp, rbp) => symbols::walk(pc, rsp, rbp, &mut frames),
+    };
+    hand_off(n, sig, code, addr, pc, user, action, len, tid, &frames[..nframes]);
     // Seqlock write: odd while fields change.
     LAST.seq.fetch_add(1, Ordering::AcqRel);
     let vals = [sig as u32 as u64, code as u32 as u64, user, addr, pc, tid, action as u64 | len << 32, n];
@@ -60,7 +132,53 @@ pub fn fault(sig: i32, code: i32, addr: u64, pc: u64, user: u64, action: vmsrs_f
         f.store(v, Ordering::Relaxed);
     }
     LAST.seq.fetch_add(1, Ordering::Release);
-    print(sig, addr, pc, tid, user, action, len);
+    print(sig, addr, pc, tid, user, action, len, &frames[..nframes]);
+}
+
+/// Give the event to the reporter thread (JSON log). Async-signal-safe.
+#[allow(clippy::too_many_arguments)]
+fn hand_off(
+    seq: u64,
+    sig: i32,
+    code: i32,
+    addr: u64,
+    pc: u64,
+    user: u64,
+    action: vmsrs_fault_action,
+    len: u64,
+    tid: u64,
+    frames: &[u64],
+) {
+    if !crate::reporter::wants_events() {
+        return;
+    }
+    let mut ev = crate::reporter::Event {
+        seq,
+        time_ns: crate::reporter::now_realtime_ns(),
+        tid,
+        user,
+        sig,
+        code,
+        addr,
+        pc,
+        action,
+        skipped_len: len.min(255) as u8,
+        policy: crate::runtime::get().map_or(0, |rt| crate::reporter::policy_code(rt.settings.policy)),
+        insn_len: 0,
+        insn: [0; crate::reporter::INSN_MAX],
+        nframes: frames.len() as u8,
+        frames: [0; MAX_FRAMES],
+    };
+    ev.frames[..frames.len()].copy_from_slice(frames);
+    if pc != 0 {
+        // As many instruction bytes as are readable (an instruction may end a mapping).
+        let mut n = crate::reporter::INSN_MAX;
+        while n > 0 && !symbols::safe_read(pc as usize, &mut ev.insn[..n]) {
+            n -= 1;
+        }
+        ev.insn_len = n as u8;
+    }
+    crate::reporter::record(&ev);
 }
 
 /// A consistent copy of the last record, if any fault was recorded.
@@ -151,6 +269,17 @@ impl Line {
         l
     }
 
+    /// Append bytes, keeping printable ASCII only (symbol names come from mapped tables).
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        for &c in b {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = if c.is_ascii_graphic() { c } else { b'?' };
+                self.len += 1;
+            }
+        }
+        self
+    }
+
     pub fn write_stderr(&self) {
         // SAFETY: write(2) of an initialised stack buffer; async-signal-safe.
         unsafe { libc::write(2, self.buf.as_ptr() as *const libc::c_void, self.len) };
@@ -174,6 +303,18 @@ pub fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// The action's name in the JSON log and the metrics labels.
+pub fn action_name(a: vmsrs_fault_action) -> &'static str {
+    match a {
+        vmsrs_fault_action::VMSRS_ACTION_SKIPPED => "skipped",
+        vmsrs_fault_action::VMSRS_ACTION_UNWOUND => "unwound",
+        vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED => "thread_ended",
+        vmsrs_fault_action::VMSRS_ACTION_EXPLICIT => "explicit",
+        vmsrs_fault_action::VMSRS_ACTION_SUPPRESSED => "suppressed",
+        vmsrs_fault_action::VMSRS_ACTION_REFUSED => "refused",
+    }
+}
+
 fn action_text(a: vmsrs_fault_action) -> &'static str {
     match a {
         vmsrs_fault_action::VMSRS_ACTION_SKIPPED => "oblivious: faulting instruction skipped",
@@ -187,7 +328,17 @@ fn action_text(a: vmsrs_fault_action) -> &'static str {
     }
 }
 
-fn print(sig: i32, addr: u64, pc: u64, tid: u64, user: u64, action: vmsrs_fault_action, len: u64) {
+#[allow(clippy::too_many_arguments)]
+fn print(
+    sig: i32,
+    addr: u64,
+    pc: u64,
+    tid: u64,
+    user: u64,
+    action: vmsrs_fault_action,
+    len: u64,
+    frames: &[u64],
+) {
     let mut l = Line::prefixed();
     l.s("contained ").s(signal_name(sig)).s(" on address ").hex(addr).s(" pc ").hex(pc);
     l.s(" tid ").dec(tid).s(" user ").dec(user).s("\n");
@@ -199,14 +350,29 @@ fn print(sig: i32, addr: u64, pc: u64, tid: u64, user: u64, action: vmsrs_fault_
     }
     l.s("\n");
     l.write_stderr();
-    if pc != 0 {
-        let mut l = Line::prefixed();
-        l.s("    #0 ").hex(pc).s("\n");
-        l.write_stderr();
+    let mut sym = Symbolized::new();
+    for (i, &f) in frames.iter().enumerate() {
+        // A return address is looked up one byte back: the call may end its function.
+        symbols::symbolize(f as usize, if i == 0 { f } else { f - 1 } as usize, &mut sym);
+        frame_line(i, f, &sym);
     }
     let mut l = Line::prefixed();
     l.s("SUMMARY: vmsrs: ").s(signal_name(sig)).s(" contained; user ").dec(user);
     l.s(" suppressed; other users unaffected\n");
+    l.write_stderr();
+}
+
+/// `    #N 0xPC module+0xOFFSET (symbol+0xOFF)`; just `#N 0xPC` outside every known module.
+fn frame_line(i: usize, pc: u64, sym: &Symbolized) {
+    let mut l = Line::prefixed();
+    l.s("    #").dec(i as u64).s(" ").hex(pc);
+    if sym.found {
+        l.s(" ").bytes(sym.module_name()).s("+").hex(sym.offset);
+        if sym.symbol_len > 0 {
+            l.s(" (").bytes(sym.symbol_name()).s("+").hex(sym.symbol_offset).s(")");
+        }
+    }
+    l.s("\n");
     l.write_stderr();
 }
 
@@ -218,6 +384,21 @@ pub fn main_thread_lost(sig: i32, addr: u64, pc: u64, user: u64) {
     l.s("NOT contained: ").s(signal_name(sig)).s(" on address ").hex(addr).s(" pc ").hex(pc);
     l.s(" user ").dec(user).s(" on the main thread, which has no recovery point\n");
     l.write_stderr();
+    if pc != 0 {
+        let mut frames = [0u64; MAX_FRAMES];
+        let n = match CONTEXT.with(|c| c.get()) {
+            (0, _) => {
+                frames[0] = pc;
+                1
+            }
+            (rsp, rbp) => symbols::walk(pc, rsp, rbp, &mut frames),
+        };
+        let mut sym = Symbolized::new();
+        for (i, &f) in frames[..n].iter().enumerate() {
+            symbols::symbolize(f as usize, if i == 0 { f } else { f - 1 } as usize, &mut sym);
+            frame_line(i, f, &sym);
+        }
+    }
     let mut l = Line::prefixed();
     l.s("the main thread cannot be ended alone (the process would exit 0 without it); ");
     l.s("passing the fault to the program's handler or the default action\n");

@@ -116,10 +116,17 @@ fn gcc_version_check() {
 /// Compile `c-examples/<name>.c` once per test binary and return the executable's path:
 /// `target/c-examples/<name>` (Libvmsrs) or `target/c-examples/<name>-disabled` (Disabled).
 pub fn c_example(name: &str, build: Build) -> PathBuf {
+    c_example_flags(name, build, "", &[])
+}
+
+/// Like [`c_example`], with extra gcc flags; a non-empty `tag` names the executable
+/// `target/c-examples/<name>-<tag>` (with `-disabled` / `-unmodified` appended as usual).
+pub fn c_example_flags(name: &str, build: Build, tag: &str, flags: &[&str]) -> PathBuf {
     static CACHE: OnceLock<Mutex<HashMap<(String, Build), PathBuf>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = cache.get(&(name.to_string(), build)) {
+    let stem = if tag.is_empty() { name.to_string() } else { format!("{name}-{tag}") };
+    if let Some(p) = cache.get(&(stem.clone(), build)) {
         return p.clone();
     }
     gcc_version_check();
@@ -135,9 +142,9 @@ pub fn c_example(name: &str, build: Build) -> PathBuf {
     let out_dir = target_dir().join("c-examples");
     std::fs::create_dir_all(&out_dir).expect("create target/c-examples");
     let exe = out_dir.join(match build {
-        Build::Libvmsrs => name.to_string(),
-        Build::Disabled => format!("{name}-disabled"),
-        Build::Unmodified => format!("{name}-unmodified"),
+        Build::Libvmsrs => stem.clone(),
+        Build::Disabled => format!("{stem}-disabled"),
+        Build::Unmodified => format!("{stem}-unmodified"),
     });
     // Compile to a private name, then rename: concurrent test binaries never see half a file.
     let tmp =
@@ -151,6 +158,7 @@ pub fn c_example(name: &str, build: Build) -> PathBuf {
     if build == Build::Unmodified {
         cmd.arg("-rdynamic");
     }
+    cmd.args(flags);
     cmd.arg(&src).arg("-o").arg(&tmp);
     if build == Build::Libvmsrs {
         build_libvmsrs();
@@ -170,7 +178,7 @@ pub fn c_example(name: &str, build: Build) -> PathBuf {
         );
     }
     std::fs::rename(&tmp, &exe).expect("rename the compiled example into place");
-    cache.insert((name.to_string(), build), exe.clone());
+    cache.insert((stem, build), exe.clone());
     exe
 }
 
