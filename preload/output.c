@@ -9,8 +9,8 @@
  * _FORTIFY_SOURCE forms __printf_chk, __fprintf_chk, __vprintf_chk, __vfprintf_chk,
  * __dprintf_chk, __vdprintf_chk (their flag is passed on to glibc's).
  *
- * - On a thread that runs no user: glibc's function, after one call that reads the thread's
- *   user (vmsrs__output_mode).
+ * - In a program linked with -lvmsrs rather than preloaded, or on a thread that runs no
+ *   user: glibc's function, after one call that reads the thread's user (vmsrs__output_mode).
  * - On a thread that runs a user (DESIGN §5: a fault inside a libc call made on the user's
  *   behalf never unwinds across libc's locks): every pointer libc will dereference (the
  *   stream, the format, each %s/%ls argument, the string of puts/fputs) is checked through

@@ -330,6 +330,8 @@ fn linked_programs_reach_glibcs_functions_and_plain_memcpy_memset_on_profiled_me
 }
 
 // ----- 20: threads a preload starts block async signals ---------------------------------------
+// Generic: every thread whose name starts with "vmsrs" (today the reporter, started here by a
+// metrics path) must block every asynchronous signal.
 
 /// Signals that must be blocked in a libvmsrs thread: every asynchronous one (not the
 /// synchronous faults, not SIGKILL/SIGSTOP, which cannot be blocked).
@@ -360,11 +362,17 @@ const ASYNC: &[i32] = &[
 #[test]
 fn every_thread_libvmsrs_starts_blocks_every_asynchronous_signal() {
     let bin = unmodified("pitfall_idle");
-    let env = preload(&[]);
+    // A metrics path starts libvmsrs's reporter thread ("vmsrs-report").
+    let dir = target_dir().join("c-examples/pitfalls");
+    std::fs::create_dir_all(&dir).expect("create target/c-examples/pitfalls");
+    let metrics = dir.join(format!("idle-{}.prom", std::process::id()));
+    let metrics = metrics.display().to_string();
+    let env = preload(&[("VMSRS_METRICS_PATH", &metrics)]);
     let mut p = Spawned::start(&bin, &[], &env_refs(&env), true);
     p.wait_line(TIMEOUT, |l| l.starts_with("ready "));
     let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("/proc/PID/task");
     let mut seen = 0;
+    let mut ours = 0;
     for t in tasks.flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
         let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
@@ -372,6 +380,7 @@ fn every_thread_libvmsrs_starts_blocks_every_asynchronous_signal() {
         if !comm.trim().starts_with("vmsrs") {
             continue;
         }
+        ours += 1;
         let blk = status
             .lines()
             .find_map(|l| l.strip_prefix("SigBlk:"))
@@ -386,10 +395,15 @@ fn every_thread_libvmsrs_starts_blocks_every_asynchronous_signal() {
             );
         }
     }
-    assert!(seen >= 1, "no task seen");
+    assert!(
+        seen >= 2 && ours >= 1,
+        "{seen} tasks, {ours} of libvmsrs: the reporter thread did not start:\n{}",
+        p.describe()
+    );
     p.close_stdin();
     let st = p.wait_timeout(TIMEOUT).expect("the program ends");
     assert!(st.success(), "{}", p.describe());
+    let _ = std::fs::remove_file(&metrics);
 }
 
 // ----- DESIGN §5, class 3 in drop-in mode: withheld free -------------------------------------

@@ -3,9 +3,18 @@
 //! is exported here as a naked trampoline that jumps there with every argument register
 //! untouched (rustc's export list only exports Rust items, and variadic calls must keep their
 //! ABI). See output.c for what is checked and marked, and when.
+//!
+//! Only in drop-in mode (this object named in `LD_PRELOAD`): a program linked with `-lvmsrs`
+//! chose class 2 explicitly (`vmsrs_printf` marks and checks), and its plain printf stays
+//! plain.
 
 use core::arch::naked_asm;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::os::unix::ffi::OsStrExt;
 use vmsrs_runtime::interposed;
+
+/// This object was preloaded (see the module comment); set once at load.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
 
 extern "C" {
     fn vmsrs_i_resolve();
@@ -67,6 +76,9 @@ trampoline! {
 /// suppressed).
 #[no_mangle]
 pub extern "C" fn vmsrs__output_mode() -> i32 {
+    if !PRELOADED.load(Relaxed) {
+        return 0;
+    }
     interposed::output_mode()
 }
 
@@ -84,4 +96,28 @@ static RESOLVE: extern "C" fn() = resolve;
 extern "C" fn resolve() {
     // SAFETY: a plain C function taking no arguments.
     unsafe { vmsrs_i_resolve() };
+    PRELOADED.store(preloaded(), Relaxed);
+}
+
+/// Is this object named in `LD_PRELOAD` (by its path, or as `libvmsrs.so*`)? As ld.so reads
+/// the variable: entries separated by spaces or colons.
+fn preloaded() -> bool {
+    let Some(value) = std::env::var_os("LD_PRELOAD") else { return false };
+    // SAFETY: zeroed Dl_info is a valid out-value; dladdr on an address of this object.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::dladdr(resolve as *const () as *const libc::c_void, &mut info) } == 0
+        || info.dli_fname.is_null()
+    {
+        return false;
+    }
+    // SAFETY: the loader's NUL-terminated file name.
+    let own = unsafe { core::ffi::CStr::from_ptr(info.dli_fname) }.to_bytes();
+    let base = |p: &[u8]| -> Vec<u8> { p.rsplit(|&b| b == b'/').next().unwrap_or(p).to_vec() };
+    let ours = |p: &[u8]| base(p).starts_with(b"libvmsrs.so");
+    value
+        .as_bytes()
+        .split(|&b| b == b':' || b == b' ')
+        .filter(|e| !e.is_empty())
+        .any(|e| e == own || (ours(e) && ours(own)))
 }
