@@ -45,6 +45,7 @@ pub mod fault;
 mod ffi;
 pub mod fork;
 pub mod hypervisor;
+pub mod interposed;
 pub mod memory;
 pub mod output;
 pub mod pointer;

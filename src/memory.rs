@@ -145,7 +145,7 @@ pub unsafe extern "C" fn vmsrs_memset(dst: *mut c_void, c: i32, n: usize) -> *mu
     returned_pointer(dst, r)
 }
 
-fn fill(dst: usize, byte: u8, n: usize) -> Result<(), crate::error::VmsrsError> {
+pub(crate) fn fill(dst: usize, byte: u8, n: usize) -> Result<(), crate::error::VmsrsError> {
     match runtime::hv() {
         Some(hv) if hv.may_touch(dst, n) => {
             let _e = thread::HvEntry::enter();

@@ -311,10 +311,28 @@ static int vfprintf_checked(FILE *f, const char *fmt, va_list ap) {
     return total;
 }
 
+/* Non-zero while this thread runs vfprintf_checked: the interposed printf family
+ * (preload/output.c) is then plain, so the calls made here are neither checked nor marked
+ * twice. Initial-exec: reading it never allocates. */
+__thread int vmsrs__in_output __attribute__((tls_model("initial-exec")));
+
+/* For the interposed printf family (preload/output.c): check every pointer argument of `fmt`
+ * that libc will dereference (the format itself is checked by the caller). 0, VMSRS_EFAULT
+ * (noted as the calling user's bad pointer), or VMSRS_EINVAL for a format these checks do
+ * not parse (%n, unknown conversions): then nothing beyond the format was checked. */
+int vmsrs__check_format_args(const char *fmt, va_list ap) {
+    int positional;
+    int rc = check_format(fmt, &positional);
+    if (rc != 0) return rc;
+    return check_args(fmt, positional, ap);
+}
+
 /* The entry points settle a bad pointer (the user's fault) only here, with no lock held. */
 int vmsrs_c_vfprintf(FILE *f, const char *fmt, va_list ap) {
     vmsrs__enter(); /* a signal handler that prints too waits until this call is done */
+    vmsrs__in_output++;
     int r = vfprintf_checked(f, fmt, ap);
+    vmsrs__in_output--;
     vmsrs__leave();
     return vmsrs__settle(r);
 }

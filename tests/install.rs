@@ -254,8 +254,51 @@ fn install_honours_destdir_prefix_and_libdir() {
 
 /// libc functions the drop-in mode will interpose (exported from libvmsrs.so under their
 /// own names). Add a name here when its interposer lands.
-const INTERPOSED: &[&str] =
-    &["sigaction", "signal", "__sysv_signal", "bsd_signal", "sysv_signal", "ssignal", "pthread_create"];
+const INTERPOSED: &[&str] = &[
+    "sigaction",
+    "signal",
+    "__sysv_signal",
+    "bsd_signal",
+    "sysv_signal",
+    "ssignal",
+    "pthread_create",
+    // The allocator family and mem* (preload/src/memory.rs).
+    "malloc",
+    "calloc",
+    "realloc",
+    "reallocarray",
+    "free",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "pvalloc",
+    "malloc_usable_size",
+    "memcpy",
+    "memmove",
+    "memset",
+    "__memcpy_chk",
+    "__memmove_chk",
+    "__memset_chk",
+    // The printf family (preload/src/output.rs).
+    "printf",
+    "fprintf",
+    "vprintf",
+    "vfprintf",
+    "dprintf",
+    "vdprintf",
+    "puts",
+    "fputs",
+    "putchar",
+    "fwrite",
+    "fputc",
+    "__printf_chk",
+    "__fprintf_chk",
+    "__vprintf_chk",
+    "__vfprintf_chk",
+    "__dprintf_chk",
+    "__vdprintf_chk",
+];
 
 /// libvmsrs.so exports its API and nothing else (rustc's export list keeps Rust internals
 /// and dependencies local), and it exports everything the header's macros use.

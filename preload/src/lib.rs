@@ -11,6 +11,8 @@
 //! interposed symbols nor the constructor.
 
 pub mod interpose;
+pub mod memory;
+pub mod output;
 
 // Every C entry point (`vmsrs_*`) lives in the runtime; linking it here exports them.
 pub use vmsrs_runtime;
