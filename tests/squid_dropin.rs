@@ -182,3 +182,26 @@ fn with_libvmsrs_foreground_the_kid_runs_without_libvmsrs() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The deployment that keeps the kid: `--foreground` started as squid's own user (never
+/// root), with VMSRS_CHILDREN=keep. The kid execs without secure mode and loads libvmsrs; a
+/// faulting request is contained in the same kid, which keeps serving. (The kid's stderr,
+/// where libvmsrs reports, is squid's /dev/null.)
+#[test]
+fn with_libvmsrs_foreground_as_the_squid_user_with_children_kept_the_kid_survives() {
+    let env_file = servers::env_file("squid").display().to_string();
+    let mut s = start_with(&env_file, &[("VMSRS_CHILDREN", "keep")], SquidMode::MasterKidAsUser);
+    let kid = s.worker().expect("one kid");
+    let maps = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    assert!(maps(kid).contains("libvmsrs.so"), "the kid has libvmsrs");
+    let stderr = std::fs::read_link(format!("/proc/{kid}/fd/2")).map(|p| p.display().to_string());
+    eprintln!("the kid's stderr: {stderr:?}");
+    thread::scope(|sc| {
+        let slow = sc.spawn(|| s.get("/slow?ms=2000"));
+        wait_slow(&s, 1);
+        assert_fault_outcome(&s, "/fault");
+        assert_eq!(slow.join().expect("slow").map(|r| r.status), Ok(200), "in flight: served");
+    });
+    assert_fault_outcome(&s, "/trap");
+    assert_same_squid(&mut s, kid, "after /fault and /trap");
+}

@@ -1018,9 +1018,12 @@ impl Drop for Origin {
 pub enum SquidMode {
     /// `squid -N`: one process, master and worker at once ("Process Roles: master worker").
     NoDaemon,
-    /// `squid --foreground` (as Debian's systemd unit runs it): a master that forks and execs
-    /// one worker kid, and starts a new kid when it dies.
+    /// `squid --foreground` (as Debian's systemd unit runs it), started as root: a master
+    /// that forks and execs one worker kid, and starts a new kid when it dies.
     MasterKid,
+    /// `squid --foreground` started as [`SQUID_USER`] itself (as a unit with `User=proxy`
+    /// would): master and kid as above, never root.
+    MasterKidAsUser,
 }
 
 /// A private squid 5 (`-N` or `--foreground`, `-f` its own squid.conf): `http_port` on a free
@@ -1029,9 +1032,9 @@ pub enum SquidMode {
 /// in /dev/shm, removed on drop), and `ecap_vmsrs_fault.so` as a REQMOD service on every
 /// request, proxying to its own [`Origin`].
 ///
-/// squid starts as root and switches to `proxy`; that change of credentials clears
-/// `PR_SET_PDEATHSIG`, so a squid whose test process is SIGKILLed is not killed by the
-/// kernel (every other ending of the test stops it).
+/// squid starts as root (except [`SquidMode::MasterKidAsUser`]) and switches to `proxy`; that
+/// change of credentials clears `PR_SET_PDEATHSIG`, so a squid whose test process is
+/// SIGKILLed is not killed by the kernel (every other ending of the test stops it).
 pub struct Squid {
     // Field order: the server stops before the origin and the directory go.
     pub server: ServerProcess,
@@ -1063,8 +1066,11 @@ impl Squid {
             let mut cmd = Command::new(SQUID);
             cmd.arg(match mode {
                 SquidMode::NoDaemon => "-N",
-                SquidMode::MasterKid => "--foreground",
+                SquidMode::MasterKid | SquidMode::MasterKidAsUser => "--foreground",
             });
+            if mode == SquidMode::MasterKidAsUser {
+                cmd.uid(uid).gid(gid);
+            }
             cmd.arg("-n").arg(&service).arg("-f").arg(&conf).current_dir(d.path());
             server_env(&mut cmd, preload);
             let server = ServerProcess::spawn(
@@ -1117,7 +1123,7 @@ impl Squid {
     pub fn worker(&self) -> Option<u32> {
         match self.mode {
             SquidMode::NoDaemon => pid_alive(self.pid()).then(|| self.pid()),
-            SquidMode::MasterKid => match children_of(self.pid())[..] {
+            SquidMode::MasterKid | SquidMode::MasterKidAsUser => match children_of(self.pid())[..] {
                 [kid] => Some(kid),
                 _ => None,
             },
