@@ -884,3 +884,338 @@ DocumentRoot "{d}"
         max_spare = APACHE_THREADS * 2,
     )
 }
+
+// ---------------------------------------------------------------------------------------
+// Squid
+// ---------------------------------------------------------------------------------------
+
+pub const SQUID: &str = "/usr/sbin/squid";
+/// The user squid switches to (`cache_effective_user`): it refuses to serve as root.
+pub const SQUID_USER: &str = "proxy";
+
+/// `target/servers/ecap_vmsrs_fault.so`, built with g++ from
+/// `c-examples/servers/ecap_vmsrs_fault.cpp` against libecap3-dev.
+pub fn ecap_adapter() -> PathBuf {
+    require_file("/usr/include/libecap/adapter/service.h", "libecap3-dev");
+    let src = common::root().join("c-examples/servers/ecap_vmsrs_fault.cpp");
+    build_once(&build_dir().join("ecap_vmsrs_fault.so"), &src, |tmp| {
+        output_of(
+            Command::new("g++")
+                .args(["-O2", "-g", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"])
+                .arg(&src)
+                .arg("-o")
+                .arg(tmp)
+                .arg("-lecap"),
+        )
+        .map(drop)
+    })
+}
+
+/// The uid and gid of a user, from the passwd database.
+fn user_ids(name: &str) -> (u32, u32) {
+    let c = std::ffi::CString::new(name).expect("user name");
+    // SAFETY: getpwnam with a valid C string; the fields are read before any other call.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    assert!(!pw.is_null(), "no user {name}: install the Debian package squid (run scripts/setup.sh as root)");
+    // SAFETY: pw is a valid passwd record (checked above).
+    unsafe { ((*pw).pw_uid, (*pw).pw_gid) }
+}
+
+/// The origin server squid proxies to: a thread answering every `GET /path` over HTTP/1.0
+/// with `200 "origin /path"` (Content-Length set), after sleeping N ms for `/slow?ms=N`.
+/// Each connection is served by its own thread; dropping it stops accepting and joins.
+pub struct Origin {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    slow_inflight: std::sync::Arc<AtomicU32>,
+    served: std::sync::Arc<AtomicU32>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl Origin {
+    pub fn start() -> Origin {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the origin on 127.0.0.1:0");
+        let port = l.local_addr().expect("origin address").port();
+        l.set_nonblocking(true).expect("nonblocking listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let slow_inflight = Arc::new(AtomicU32::new(0));
+        let served = Arc::new(AtomicU32::new(0));
+        let (st, sl, sv) = (stop.clone(), slow_inflight.clone(), served.clone());
+        let accept = thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !st.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        let (sl, sv) = (sl.clone(), sv.clone());
+                        conns.push(thread::spawn(move || Origin::serve(s, &sl, &sv)));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(2))
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+                conns.retain(|h: &thread::JoinHandle<()>| !h.is_finished());
+            }
+            for h in conns {
+                let _ = h.join();
+            }
+        });
+        Origin { port, stop, slow_inflight, served, accept: Some(accept) }
+    }
+
+    fn serve(mut s: TcpStream, slow_inflight: &AtomicU32, served: &AtomicU32) {
+        let _ = s.set_nonblocking(false);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let target = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("/").to_string();
+        if let Some(ms) = target.strip_prefix("/slow?ms=").and_then(|v| v.parse::<u64>().ok()) {
+            slow_inflight.fetch_add(1, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(ms.min(30_000)));
+            slow_inflight.fetch_sub(1, Ordering::SeqCst);
+        }
+        let body = format!("origin {target}");
+        let _ = write!(
+            s,
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        served.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `/slow` requests the origin is sleeping on now.
+    pub fn slow_inflight(&self) -> u32 {
+        self.slow_inflight.load(Ordering::SeqCst)
+    }
+
+    /// Responses the origin has sent.
+    pub fn served(&self) -> u32 {
+        self.served.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// How squid runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SquidMode {
+    /// `squid -N`: one process, master and worker at once ("Process Roles: master worker").
+    NoDaemon,
+    /// `squid --foreground` (as Debian's systemd unit runs it), started as root: a master
+    /// that forks and execs one worker kid, and starts a new kid when it dies.
+    MasterKid,
+    /// `squid --foreground` started as [`SQUID_USER`] itself (as a unit with `User=proxy`
+    /// would): master and kid as above, never root.
+    MasterKidAsUser,
+}
+
+/// A private squid 5 (`-N` or `--foreground`, `-f` its own squid.conf): `http_port` on a free
+/// loopback port, no cache, logs and pid file in its temporary directory (owned by
+/// [`SQUID_USER`]), a unique service name (`-n`, which also names its shared-memory segments
+/// in /dev/shm, removed on drop), and `ecap_vmsrs_fault.so` as a REQMOD service on every
+/// request, proxying to its own [`Origin`].
+///
+/// squid starts as root (except [`SquidMode::MasterKidAsUser`]) and switches to `proxy`; that
+/// change of credentials clears `PR_SET_PDEATHSIG`, so a squid whose test process is
+/// SIGKILLed is not killed by the kernel (every other ending of the test stops it).
+pub struct Squid {
+    // Field order: the server stops before the origin and the directory go.
+    pub server: ServerProcess,
+    pub port: u16,
+    pub mode: SquidMode,
+    pub origin: Origin,
+    service: String,
+    dir: TempDir,
+}
+
+impl Squid {
+    /// `squid -N` (`preload` as given), serving once a request through it is answered (≤ 60 s).
+    pub fn start(preload: Preload) -> Squid {
+        Squid::start_mode(preload, SquidMode::NoDaemon)
+    }
+
+    pub fn start_mode(preload: Preload, mode: SquidMode) -> Squid {
+        require(SQUID, "squid");
+        let adapter = ecap_adapter();
+        let (uid, gid) = user_ids(SQUID_USER);
+        for attempt in 0..3 {
+            let d = TempDir::new("squid");
+            std::os::unix::fs::chown(d.path(), Some(uid), Some(gid)).expect("chown the squid directory");
+            // Letters and digits only; unique among the squids of all test processes.
+            let service = format!("vmsrs{}x{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed));
+            let port = free_port();
+            let conf = d.path().join("squid.conf");
+            fs::write(&conf, squid_conf(d.path(), port, &adapter)).expect("write squid.conf");
+            let mut cmd = Command::new(SQUID);
+            cmd.arg(match mode {
+                SquidMode::NoDaemon => "-N",
+                SquidMode::MasterKid | SquidMode::MasterKidAsUser => "--foreground",
+            });
+            if mode == SquidMode::MasterKidAsUser {
+                cmd.uid(uid).gid(gid);
+            }
+            cmd.arg("-n").arg(&service).arg("-f").arg(&conf).current_dir(d.path());
+            server_env(&mut cmd, preload);
+            let server = ServerProcess::spawn(
+                &format!("squid {mode:?} {}", describe_preload(preload)),
+                cmd,
+                &d.path().join("squid.out"),
+            );
+            let mut s = Squid { server, port, mode, origin: Origin::start(), service, dir: d };
+            let Err(e) = s.wait_ready(Duration::from_secs(60)) else { return s };
+            let log = format!("{}\n{}", s.server.log(), s.cache_log());
+            if !log.contains("Address already in use") || attempt == 2 {
+                s.server.stop(Duration::from_secs(10));
+                panic!(
+                    "squid {} did not start: {e}\n--- output and cache.log ---\n{log}",
+                    describe_preload(preload)
+                );
+            }
+            // Lost the port to another process: again on another (drop stops it, cleans up).
+        }
+        unreachable!()
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.server.try_status() {
+                return Err(format!("squid exited during start-up: {st}"));
+            }
+            let last = match self.get_timeout("/ready", Duration::from_secs(2)) {
+                Ok(r) if r.status == 200 && r.body == "origin /ready" && self.worker().is_some() => {
+                    return Ok(())
+                }
+                Ok(r) => format!("{r:?}"),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                return Err(format!("/ready not served after {timeout:?}: {last}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The process started (with `-N` the one that serves; with `--foreground` the master).
+    pub fn pid(&self) -> u32 {
+        self.server.pid()
+    }
+
+    /// The process that serves requests: the squid itself (`-N`), or the master's one live kid
+    /// (`--foreground`; None while there is none, or more than one).
+    pub fn worker(&self) -> Option<u32> {
+        match self.mode {
+            SquidMode::NoDaemon => pid_alive(self.pid()).then(|| self.pid()),
+            SquidMode::MasterKid | SquidMode::MasterKidAsUser => match children_of(self.pid())[..] {
+                [kid] => Some(kid),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cache_log(&self) -> String {
+        fs::read(self.dir.path().join("cache.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        fs::read(self.dir.path().join("access.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The origin's URL for `path`.
+    pub fn origin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.origin.port)
+    }
+
+    /// `GET path` of the origin through the proxy (10 s timeouts; see [`Squid::get_via_proxy`]).
+    pub fn get(&self, path: &str) -> Result<Response, String> {
+        self.get_via_proxy(&self.origin_url(path))
+    }
+
+    pub fn get_timeout(&self, path: &str, timeout: Duration) -> Result<Response, String> {
+        http_get(self.port, &self.origin_url(path), timeout)
+    }
+
+    /// `GET url` through the proxy over a new connection (HTTP/1.0, read to EOF, 10 s timeouts).
+    /// Err when the connection fails, is reset, times out, or ends before a complete response.
+    pub fn get_via_proxy(&self, url: &str) -> Result<Response, String> {
+        http_get(self.port, url, Duration::from_secs(10))
+    }
+
+    fn remove_shm(&self) {
+        let prefix = format!("{}-", self.service);
+        if let Ok(d) = fs::read_dir("/dev/shm") {
+            for e in d.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        self.server.stop(Duration::from_secs(10));
+        // A squid that died leaves its segments behind (one that stops removes them).
+        self.remove_shm();
+    }
+}
+
+fn squid_conf(dir: &Path, port: u16, adapter: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Generated by tests/servers/mod.rs: a private squid, nothing from /etc/squid.
+http_port 127.0.0.1:{port}
+visible_hostname vmsrs-test
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log stdio:{d}/access.log
+cache_store_log none
+coredump_dir {d}
+netdb_filename none
+# It serves as this user (the temporary directory is its own); it refuses to serve as root.
+cache_effective_user {user}
+# No cache: every request goes to the origin, through the adapter.
+cache deny all
+cache_mem 4 MB
+# Loopback only: origins are named by address; nothing is resolved, no ICMP pinger helper.
+dns_nameservers 127.0.0.1
+pinger_enable off
+http_access allow localhost
+http_access deny all
+shutdown_lifetime 1 seconds
+# The fault adapter, a REQMOD service on every request; no bypass: its failure fails the request.
+loadable_modules {adapter}
+ecap_enable on
+ecap_service vmsrsFault reqmod_precache uri=ecap://vmsrs.invalid/fault bypass=off
+adaptation_access vmsrsFault allow all
+"#,
+        user = SQUID_USER,
+        adapter = adapter.display(),
+    )
+}
