@@ -95,7 +95,7 @@ enum vmsrs_error
   VMSRS_ENOTSUP = -17,
   // No fault has been recorded yet.
   VMSRS_ENOFAULT = -18,
-  // The range is not mapped memory.
+  // The range is not mapped, readable and writable memory.
   VMSRS_EBADRANGE = -19,
   // A pointer argument could not be accessed. For the monitored-access, memory and output
   // functions that is a memory error of the calling user, which is now faulted
@@ -426,7 +426,8 @@ int32_t vmsrs_init_profile(const char *env_file);
 //
 // Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
 // `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
-// mapped), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
+// mapped readable and writable: libvmsrs writes monitored memory itself; it must stay so
+// until unprofiled), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
 // `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`name` unreadable).
 //
 // # Safety
