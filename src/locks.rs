@@ -761,8 +761,11 @@ mod tests {
         let mut locks: Vec<Box<pthread_spinlock_t>> = (0..CAPACITY + 10).map(|_| Box::new(0)).collect();
         let base = depth();
         let before = COUNTERS.locks_untracked.load(Ordering::Relaxed);
-        // SAFETY: spinlocks owned by this test (0 is unlocked in glibc).
+        // SAFETY: spinlocks owned by this test, initialised first.
         unsafe {
+            for l in locks.iter_mut() {
+                assert_eq!(libc::pthread_spin_init(&mut **l, libc::PTHREAD_PROCESS_PRIVATE), 0);
+            }
             for l in locks.iter_mut() {
                 assert_eq!(spin_lock(&mut **l), 0);
             }

@@ -254,8 +254,32 @@ fn install_honours_destdir_prefix_and_libdir() {
 
 /// libc functions the drop-in mode will interpose (exported from libvmsrs.so under their
 /// own names). Add a name here when its interposer lands.
-const INTERPOSED: &[&str] =
-    &["sigaction", "signal", "__sysv_signal", "bsd_signal", "sysv_signal", "ssignal", "pthread_create"];
+const INTERPOSED: &[&str] = &[
+    "sigaction",
+    "signal",
+    "__sysv_signal",
+    "bsd_signal",
+    "sysv_signal",
+    "ssignal",
+    "pthread_create",
+    "pthread_mutex_lock",
+    "pthread_mutex_trylock",
+    "pthread_mutex_timedlock",
+    "pthread_mutex_clocklock",
+    "pthread_mutex_unlock",
+    "pthread_rwlock_rdlock",
+    "pthread_rwlock_wrlock",
+    "pthread_rwlock_tryrdlock",
+    "pthread_rwlock_trywrlock",
+    "pthread_rwlock_timedrdlock",
+    "pthread_rwlock_timedwrlock",
+    "pthread_rwlock_clockrdlock",
+    "pthread_rwlock_clockwrlock",
+    "pthread_rwlock_unlock",
+    "pthread_spin_lock",
+    "pthread_spin_trylock",
+    "pthread_spin_unlock",
+];
 
 /// libvmsrs.so exports its API and nothing else (rustc's export list keeps Rust internals
 /// and dependencies local), and it exports everything the header's macros use.
