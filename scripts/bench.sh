@@ -41,7 +41,8 @@ $CC "${CFLAGS[@]}" c-examples/bench_micro.c -o "$OUT/bench_micro" "${LINK[@]}"
 $CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_micro.c -o "$OUT/bench_micro_plain"
 $CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_fig14.c -o "$OUT/bench_fig14_plain"
 $CC "${CFLAGS[@]}" c-examples/bench_fig14.c -o "$OUT/bench_fig14" "${LINK[@]}"
-echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain}"
+$CC "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_locks}"
 echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
 
 if [ "$SELFCHECK" = 1 ]; then
@@ -57,6 +58,10 @@ echo "== bench_micro =="
 # in a file, count them.
 "$OUT/bench_micro" 2>"$OUT/bench_micro.stderr" | tee "$OUT/bench_micro.txt"
 echo "(libvmsrs stderr: $(grep -c 'SUMMARY: vmsrs' "$OUT/bench_micro.stderr" || true) fault reports in $OUT/bench_micro.stderr)"
+
+echo
+echo "== bench_locks (lock tracking per lock/unlock pair: LD_PRELOAD=libvmsrs.so vs plain) =="
+"$OUT/bench_locks" -l "$LIB/libvmsrs.so" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt"
 
 if [ "$FIG14" = 1 ]; then
     echo
@@ -82,7 +87,7 @@ fi
 
 echo
 echo "== results (copy of the summary blocks) =="
-grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" || true
+grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" "$OUT/bench_locks.txt" || true
 if [ "$FIG14" = 1 ]; then grep -hE '^BAR ' "$OUT/bench_fig14.txt" || true; fi
 echo "full outputs in $OUT/ (bench_micro.txt, bench_fig14.txt)"
 exit 0
