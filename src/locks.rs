@@ -427,10 +427,9 @@ fn resolve(i: usize) -> usize {
     }
     let (name, version) = NAMES[i];
     let mut p = 0usize;
-    for handle in [libc::RTLD_NEXT, libc_handle()] {
-        if handle.is_null() {
-            continue;
-        }
+    for handle in [Some(libc::RTLD_NEXT), None] {
+        // libc's handle only when RTLD_NEXT found nothing: dlopen is not free.
+        let Some(handle) = handle.or_else(libc_handle) else { continue };
         for v in [version, c"GLIBC_2.34"] {
             // SAFETY: dlvsym with NUL-terminated names on a valid handle (or RTLD_NEXT).
             p = unsafe { libc::dlvsym(handle, name.as_ptr(), v.as_ptr()) } as usize;
@@ -455,9 +454,10 @@ fn resolve(i: usize) -> usize {
 }
 
 /// libc's own handle (it is always loaded), for when `RTLD_NEXT` finds nothing.
-fn libc_handle() -> *mut libc::c_void {
+fn libc_handle() -> Option<*mut libc::c_void> {
     // SAFETY: dlopen with RTLD_NOLOAD only returns an already loaded object.
-    unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) }
+    let h = unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    (!h.is_null()).then_some(h)
 }
 
 #[cold]
