@@ -56,7 +56,7 @@ use core::sync::atomic::{compiler_fence, AtomicUsize, Ordering};
 use libc::{c_int, clockid_t, pthread_mutex_t, pthread_rwlock_t, pthread_spinlock_t, timespec};
 
 /// Locks recorded per thread; acquisitions beyond are counted, not recorded.
-pub const CAPACITY: usize = 64;
+const CAPACITY: usize = 64;
 
 /// What kind of lock an entry is (kept in the low bits of its address: every lock type is at
 /// least 4-byte aligned).

@@ -220,9 +220,9 @@ extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> usize {
     })
 }
 
-/// Internal to the landing: the call was unwound; end (collect) its user, release the locks
-/// it took, put the caller's return address and the call's value in the frame, and give the
-/// frame back.
+/// Internal to the landing: the call was unwound; end (collect) its user, put the caller's
+/// return address and the call's value in the frame, and give the frame back.
+// (It also releases the locks the call took: `locks::release_armed`.)
 #[no_mangle]
 extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
     thread::with(|t| {

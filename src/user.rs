@@ -278,7 +278,8 @@ pub extern "C" fn vmsrs__user_begin_rp() -> i32 {
 }
 
 /// Internal to `VMSRS_USER_BEGIN()`: the user was unwound to its recovery point after a
-/// fault. Ends (collects) it, releases the locks it took, and returns `VMSRS_FAULTED`.
+/// fault. Ends (collects) it and returns `VMSRS_FAULTED`.
+// (Then releases the locks the user took since its recovery point: `locks::release_armed`.)
 #[no_mangle]
 pub extern "C" fn vmsrs__user_unwound() -> i32 {
     let rc = boundary(|| {
