@@ -43,6 +43,8 @@ $CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_fig14.c -o "$OUT/bench_fig14
 $CC "${CFLAGS[@]}" c-examples/bench_fig14.c -o "$OUT/bench_fig14" "${LINK[@]}"
 $CC "${CFLAGS[@]}" c-examples/bench_interpose.c -o "$OUT/bench_interpose"
 echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_interpose}"
+$CC "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_locks}"
 echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
 
 if [ "$SELFCHECK" = 1 ]; then
@@ -63,6 +65,8 @@ echo
 echo "== bench_interpose: no-fault cost of the interposed malloc/free, memcpy, printf (drop-in) =="
 if [ "$QUICK" = 1 ]; then BI=(-r 5); else BI=(-r 21); fi
 "$OUT/bench_interpose" -p "$LIB/libvmsrs.so" "${BI[@]}" | tee "$OUT/bench_interpose.txt"
+echo "== bench_locks (lock tracking per lock/unlock pair: LD_PRELOAD=libvmsrs.so vs plain) =="
+"$OUT/bench_locks" -l "$LIB/libvmsrs.so" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt"
 
 if [ "$FIG14" = 1 ]; then
     echo
@@ -90,6 +94,7 @@ echo
 echo "== results (copy of the summary blocks) =="
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" || true
 grep -hE '^INFO ' "$OUT/bench_interpose.txt" || true
+grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" "$OUT/bench_locks.txt" || true
 if [ "$FIG14" = 1 ]; then grep -hE '^BAR ' "$OUT/bench_fig14.txt" || true; fi
 echo "full outputs in $OUT/ (bench_micro.txt, bench_fig14.txt)"
 exit 0

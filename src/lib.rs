@@ -24,10 +24,12 @@
 #[global_allocator]
 static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
 
-/// What `libvmsrs.so`'s constructor runs (preload/): build everything the fault handler
-/// needs, so the handler never allocates or waits on a table another thread is building
-/// (`fault::prepare`), and register the fork hooks ([`fork`]). Idempotent.
+/// What `libvmsrs.so`'s constructor runs (preload/): resolve the real lock functions
+/// ([`locks::resolve_all`]), build everything the fault handler needs, so the handler never
+/// allocates or waits on a table another thread is building (`fault::prepare`), and register
+/// the fork hooks ([`fork`]). Idempotent.
 pub fn on_load() {
+    locks::resolve_all();
     fault::prepare();
     static ONCE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if ONCE.swap(true, core::sync::atomic::Ordering::AcqRel) {
@@ -46,6 +48,7 @@ mod ffi;
 pub mod fork;
 pub mod hypervisor;
 pub mod interposed;
+pub mod locks;
 pub mod memory;
 pub mod output;
 pub mod pointer;

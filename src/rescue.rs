@@ -192,6 +192,7 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter
             t.rescue_rsp.set(ret_slot as usize);
             // SAFETY: the stub passes the address of the caller's return address on its stack.
             t.rescue_ret.set(unsafe { *ret_slot });
+            crate::locks::arm();
         }
         thread::leave_in(t);
         if began {
@@ -227,6 +228,7 @@ extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> usize {
 
 /// Internal to the landing: the call was unwound; end (collect) its user, put the caller's
 /// return address and the call's value in the frame, and give the frame back.
+// (It also releases the locks the call took: `locks::release_armed`.)
 #[no_mangle]
 extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
     thread::with(|t| {
@@ -241,6 +243,7 @@ extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
             (*frame)[F_VALUE] = RETVAL[index % MAX_HOOKS].load(Ordering::Acquire) as u64;
         }
         thread::leave_in(t);
+        crate::locks::release_armed();
         frame as *const u64
     })
 }

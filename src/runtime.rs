@@ -141,6 +141,10 @@ pub struct Counters {
     pub frees_withheld: AtomicU64,
     pub suppressed_outputs: AtomicU64,
     pub bounds_faults: AtomicU64,
+    /// Locks an unwound user (or an ended thread) held, unlocked by libvmsrs (`locks`).
+    pub locks_released: AtomicU64,
+    /// Lock acquisitions not recorded because a thread's record was full (`locks`).
+    pub locks_untracked: AtomicU64,
 }
 
 pub static COUNTERS: Counters = Counters {
@@ -152,6 +156,8 @@ pub static COUNTERS: Counters = Counters {
     frees_withheld: AtomicU64::new(0),
     suppressed_outputs: AtomicU64::new(0),
     bounds_faults: AtomicU64::new(0),
+    locks_released: AtomicU64::new(0),
+    locks_untracked: AtomicU64::new(0),
 };
 
 pub fn bump(c: &AtomicU64) {

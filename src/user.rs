@@ -270,18 +270,25 @@ pub extern "C" fn vmsrs__recovery_point() -> *mut libc::c_void {
 #[no_mangle]
 pub extern "C" fn vmsrs__user_begin_rp() -> i32 {
     let idx = thread::with(|t| t.staging().0);
-    boundary(|| begin(Some(idx)))
+    let rc = boundary(|| begin(Some(idx)));
+    if rc == 0 {
+        crate::locks::arm();
+    }
+    rc
 }
 
 /// Internal to `VMSRS_USER_BEGIN()`: the user was unwound to its recovery point after a
 /// fault. Ends (collects) it and returns `VMSRS_FAULTED`.
+// (Then releases the locks the user took since its recovery point: `locks::release_armed`.)
 #[no_mangle]
 pub extern "C" fn vmsrs__user_unwound() -> i32 {
-    boundary(|| {
+    let rc = boundary(|| {
         let r = end();
         match r {
             Ok(_) | Err(VMSRS_ENOUSER) => Ok(VMSRS_FAULTED.code()),
             Err(e) => Err(e),
         }
-    })
+    });
+    crate::locks::release_armed();
+    rc
 }

@@ -298,6 +298,24 @@ const INTERPOSED: &[&str] = &[
     "__vfprintf_chk",
     "__dprintf_chk",
     "__vdprintf_chk",
+    // Lock tracking (src/locks.rs).
+    "pthread_mutex_lock",
+    "pthread_mutex_trylock",
+    "pthread_mutex_timedlock",
+    "pthread_mutex_clocklock",
+    "pthread_mutex_unlock",
+    "pthread_rwlock_rdlock",
+    "pthread_rwlock_wrlock",
+    "pthread_rwlock_tryrdlock",
+    "pthread_rwlock_trywrlock",
+    "pthread_rwlock_timedrdlock",
+    "pthread_rwlock_timedwrlock",
+    "pthread_rwlock_clockrdlock",
+    "pthread_rwlock_clockwrlock",
+    "pthread_rwlock_unlock",
+    "pthread_spin_lock",
+    "pthread_spin_trylock",
+    "pthread_spin_unlock",
 ];
 
 /// libvmsrs.so exports its API and nothing else (rustc's export list keeps Rust internals

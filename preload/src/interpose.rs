@@ -12,8 +12,14 @@
 //! - `_Unwind_RaiseException`: a C++ exception leaving a rescue call restores its return
 //!   address first (`rescue.rs`).
 //!
+//! - `pthread_mutex_{lock,trylock,timedlock,clocklock,unlock}`,
+//!   `pthread_rwlock_{rd,wr,tryrd,trywr,timedrd,timedwr,clockrd,clockwr,un}lock` and
+//!   `pthread_spin_{lock,trylock,unlock}`: each thread's record of the locks it holds, so the
+//!   locks of an unwound user are released (`vmsrs_runtime::locks`). `pthread_cond_*wait`
+//!   re-acquire their mutex before returning and are not interposed (see there).
+//!
 //! Real functions are reached without recursion: glibc's own `__sigaction`, and `dlvsym`
-//! for `pthread_create` (resolved once; no allocation on the way).
+//! for `pthread_create` and the lock functions (resolved once; no allocation on the way).
 
 use libc::{c_int, sighandler_t};
 use vmsrs_runtime::fault::chain;
@@ -160,3 +166,57 @@ pub unsafe extern "C" fn _Unwind_RaiseException(exception: *mut libc::c_void) ->
     // SAFETY: libgcc's _Unwind_RaiseException, with its own argument.
     unsafe { core::mem::transmute::<usize, RaiseException>(f)(exception) }
 }
+// ----- locks (vmsrs_runtime::locks) ---------------------------------------------------------
+
+use libc::{clockid_t, pthread_mutex_t, pthread_rwlock_t, pthread_spinlock_t, timespec};
+use vmsrs_runtime::locks;
+
+/// Defines an interposed lock function forwarding to `locks::$body` with the same arguments.
+macro_rules! lock_fn {
+    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The libc function's contract.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
+            // SAFETY: forwarded contract.
+            unsafe { locks::$body($($arg),*) }
+        }
+    };
+}
+
+lock_fn!(/// `pthread_mutex_lock(3)`, recorded.
+    pthread_mutex_lock => mutex_lock(m: *mut pthread_mutex_t));
+lock_fn!(/// `pthread_mutex_trylock(3)`, recorded when it succeeds.
+    pthread_mutex_trylock => mutex_trylock(m: *mut pthread_mutex_t));
+lock_fn!(/// `pthread_mutex_timedlock(3)`, recorded when it succeeds.
+    pthread_mutex_timedlock => mutex_timedlock(m: *mut pthread_mutex_t, t: *const timespec));
+lock_fn!(/// `pthread_mutex_clocklock(3)`, recorded when it succeeds.
+    pthread_mutex_clocklock => mutex_clocklock(m: *mut pthread_mutex_t, c: clockid_t, t: *const timespec));
+lock_fn!(/// `pthread_mutex_unlock(3)`, recorded.
+    pthread_mutex_unlock => mutex_unlock(m: *mut pthread_mutex_t));
+lock_fn!(/// `pthread_rwlock_rdlock(3)`, recorded.
+    pthread_rwlock_rdlock => rwlock_rdlock(l: *mut pthread_rwlock_t));
+lock_fn!(/// `pthread_rwlock_wrlock(3)`, recorded.
+    pthread_rwlock_wrlock => rwlock_wrlock(l: *mut pthread_rwlock_t));
+lock_fn!(/// `pthread_rwlock_tryrdlock(3)`, recorded when it succeeds.
+    pthread_rwlock_tryrdlock => rwlock_tryrdlock(l: *mut pthread_rwlock_t));
+lock_fn!(/// `pthread_rwlock_trywrlock(3)`, recorded when it succeeds.
+    pthread_rwlock_trywrlock => rwlock_trywrlock(l: *mut pthread_rwlock_t));
+lock_fn!(/// `pthread_rwlock_timedrdlock(3)`, recorded when it succeeds.
+    pthread_rwlock_timedrdlock => rwlock_timedrdlock(l: *mut pthread_rwlock_t, t: *const timespec));
+lock_fn!(/// `pthread_rwlock_timedwrlock(3)`, recorded when it succeeds.
+    pthread_rwlock_timedwrlock => rwlock_timedwrlock(l: *mut pthread_rwlock_t, t: *const timespec));
+lock_fn!(/// `pthread_rwlock_clockrdlock(3)`, recorded when it succeeds.
+    pthread_rwlock_clockrdlock => rwlock_clockrdlock(l: *mut pthread_rwlock_t, c: clockid_t, t: *const timespec));
+lock_fn!(/// `pthread_rwlock_clockwrlock(3)`, recorded when it succeeds.
+    pthread_rwlock_clockwrlock => rwlock_clockwrlock(l: *mut pthread_rwlock_t, c: clockid_t, t: *const timespec));
+lock_fn!(/// `pthread_rwlock_unlock(3)` (read or write), recorded.
+    pthread_rwlock_unlock => rwlock_unlock(l: *mut pthread_rwlock_t));
+lock_fn!(/// `pthread_spin_lock(3)`, recorded.
+    pthread_spin_lock => spin_lock(s: *mut pthread_spinlock_t));
+lock_fn!(/// `pthread_spin_trylock(3)`, recorded when it succeeds.
+    pthread_spin_trylock => spin_trylock(s: *mut pthread_spinlock_t));
+lock_fn!(/// `pthread_spin_unlock(3)`, recorded.
+    pthread_spin_unlock => spin_unlock(s: *mut pthread_spinlock_t));

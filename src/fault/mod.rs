@@ -411,7 +411,8 @@ unsafe fn redirect_to_thread_end(uc: *mut libc::ucontext_t) {
     }
 }
 
-/// Ends the user of a thread that had no recovery point, then the thread itself.
+/// Ends the user of a thread that had no recovery point, releases every lock the thread
+/// holds, then ends the thread itself.
 extern "C" fn thread_end_trampoline() -> ! {
     crate::reporter::poll();
     if let Some(hv) = runtime::hv() {
@@ -424,6 +425,7 @@ extern "C" fn thread_end_trampoline() -> ! {
             }
         });
     }
+    crate::locks::release_since(0, "the ended thread");
     bump(&COUNTERS.threads_ended);
     // SAFETY: ending the calling thread; no Rust frame with destructors is above us.
     unsafe { libc::pthread_exit(core::ptr::null_mut()) }
