@@ -298,6 +298,8 @@ const INTERPOSED: &[&str] = &[
     "__vfprintf_chk",
     "__dprintf_chk",
     "__vdprintf_chk",
+    // C++ exceptions leaving a rescue call (preload/src/interpose.rs).
+    "_Unwind_RaiseException",
     // Lock tracking (src/locks.rs).
     "pthread_mutex_lock",
     "pthread_mutex_trylock",
