@@ -122,7 +122,7 @@ fn store_scalar<const N: usize>(a: usize, v: u64, plain: impl FnOnce()) {
 
 #[inline(never)]
 fn store_scalar_slow(hv: &Hv, a: usize, v: u64, n: usize) {
-    thread::with(|t| {
+    let status = thread::with(|t| {
         thread::enter_in(t);
         let mut u = t.user.get();
         if u == 0 {
@@ -133,7 +133,14 @@ fn store_scalar_slow(hv: &Hv, a: usize, v: u64, n: usize) {
         // SAFETY: StoreScalar takes no buffers; the user is this thread's.
         unsafe { svm_exit_handler(&mut frame, hv) };
         thread::leave_in(t);
-    })
+        frame.ret()
+    });
+    if status == VmsrsError::VMSRS_EFAULT.code() as i64 {
+        // Bytes outside the range were not writable (a store straddling a range's end): the
+        // plain store would have faulted, so it is the user's fault, and nothing was written.
+        note_bad_pointer(a);
+        settle(0);
+    }
 }
 
 // Scalar loads and stores: each is the plain access on unmonitored memory, and a bad

@@ -35,7 +35,7 @@ fn after(child: bool) {
         hv.after_fork(child);
     }
     crate::memory::unlock_after_fork();
-    crate::fault::chain::unlock_after_fork();
+    crate::fault::chain::unlock_after_fork(child);
     if let Some(old) = SAVED.with(|s| s.take()) {
         // SAFETY: restoring the mask saved by prepare on this thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };

@@ -35,7 +35,9 @@ fn record(p: *mut c_void, n: usize) {
 
 fn forget(p: *mut c_void) -> Option<usize> {
     let _e = thread::HvEntry::enter();
-    BOUNDS.lock().remove(&(p as usize))
+    // Bound to a local: the guard must go before `_e` (a tail temporary would outlive it).
+    let removed = BOUNDS.lock().remove(&(p as usize));
+    removed
 }
 
 /// The allocation containing `addr`: (start, len).

@@ -37,6 +37,8 @@ int vmsrs__needs_view(const void *p);
 size_t vmsrs__view_cstr(const char *p, char *out, size_t cap);
 void vmsrs__count_suppressed_output(void);
 long vmsrs__probe_cstr(const char *p);
+long vmsrs__probe_cstr_n(const char *p, size_t max);
+int vmsrs__bad_pointer(const void *p);
 int vmsrs__probe(const void *p, size_t n);
 int vmsrs__settle(int status);
 void vmsrs__enter(void);
@@ -51,6 +53,7 @@ struct spec {
     const char *start;
     size_t len;
     int star_width, star_prec;
+    long prec; /* a literal precision, or -1 */
     enum arg_kind kind;
 };
 
@@ -59,13 +62,16 @@ static int parse_spec(const char *p, struct spec *s) {
     const char *q = p + 1;
     memset(s, 0, sizeof *s);
     s->start = p;
+    s->prec = -1;
     if (*q == '%') { s->kind = A_NONE; s->len = 2; return 0; }
     while (*q && strchr("-+ #0'I", *q)) q++;
     if (*q == '*') { s->star_width = 1; q++; } else while (*q >= '0' && *q <= '9') q++;
     if (*q == '$') return -2;
     if (*q == '.') {
         q++;
-        if (*q == '*') { s->star_prec = 1; q++; } else while (*q >= '0' && *q <= '9') q++;
+        s->prec = 0;
+        if (*q == '*') { s->star_prec = 1; q++; }
+        else while (*q >= '0' && *q <= '9') s->prec = s->prec < 100000000 ? s->prec * 10 + (*q++ - '0') : (q++, s->prec);
     }
     int h = 0, l = 0, L = 0, z = 0, j = 0, t = 0;
     for (;; q++) {
@@ -94,6 +100,7 @@ static int parse_spec(const char *p, struct spec *s) {
     default: return -1;
     }
     s->len = (size_t)(q - p) + 1;
+    if (s->len > 62) return -1; /* print_one copies a conversion into 64 bytes */
     return 0;
 }
 
@@ -110,18 +117,24 @@ static int check_format(const char *fmt, int *positional) {
     return 0;
 }
 
-/* Check a string argument libc will read: 0, or VMSRS_EFAULT (noted as a bad pointer). */
-static int check_str(enum arg_kind k, const void *str) {
+/* Check a string argument libc will read, up to its precision `prec` (-1: to its NUL):
+ * 0, or VMSRS_EFAULT (noted as a bad pointer). */
+static int check_str(enum arg_kind k, const void *str, long prec) {
     if (str == NULL) return 0; /* glibc prints "(null)" */
-    if (k == A_STR) return vmsrs__probe_cstr(str) < 0 ? VMSRS_EFAULT : 0;
-    for (const wchar_t *w = str;; w++) {
+    if (k == A_STR) {
+        long n = prec >= 0 ? vmsrs__probe_cstr_n(str, (size_t)prec) : vmsrs__probe_cstr(str);
+        return n < 0 ? VMSRS_EFAULT : 0;
+    }
+    long i = 0;
+    for (const wchar_t *w = str; prec < 0 || i < prec; w++, i++) {
         if (vmsrs__probe(w, sizeof *w) != 0) return VMSRS_EFAULT;
         if (*w == 0) return 0;
     }
+    return 0;
 }
 
 /* Consume one argument of kind k from ap, checking it if libc will dereference it. */
-static int check_arg(enum arg_kind k, va_list *ap) {
+static int check_arg(enum arg_kind k, va_list *ap, long prec) {
     switch (k) {
     case A_NONE: return 0;
     case A_INT: case A_WINT: (void)va_arg(*ap, int); return 0;
@@ -133,7 +146,7 @@ static int check_arg(enum arg_kind k, va_list *ap) {
     case A_DOUBLE: (void)va_arg(*ap, double); return 0;
     case A_LDOUBLE: (void)va_arg(*ap, long double); return 0;
     case A_PTR: (void)va_arg(*ap, void *); return 0;
-    case A_STR: case A_WSTR: return check_str(k, va_arg(*ap, const void *));
+    case A_STR: case A_WSTR: return check_str(k, va_arg(*ap, const void *), prec);
     default: return VMSRS_EINVAL;
     }
 }
@@ -194,7 +207,7 @@ static int check_positional(const char *fmt, va_list ap) {
     va_list aq;
     va_copy(aq, ap);
     int rc = 0;
-    for (int i = 1; i <= max && rc == 0; i++) rc = check_arg(kinds[i] == A_NONE ? A_INT : kinds[i], &aq);
+    for (int i = 1; i <= max && rc == 0; i++) rc = check_arg(kinds[i] == A_NONE ? A_INT : kinds[i], &aq, -1);
     va_end(aq);
     return rc;
 }
@@ -209,8 +222,12 @@ static int check_args(const char *fmt, int positional, va_list ap) {
         struct spec s;
         parse_spec(p, &s);
         if (s.star_width) (void)va_arg(aq, int);
-        if (s.star_prec) (void)va_arg(aq, int);
-        rc = check_arg(s.kind, &aq);
+        long prec = s.prec;
+        if (s.star_prec) {
+            int v = va_arg(aq, int);
+            prec = v < 0 ? -1 : v; /* a negative precision is taken as omitted */
+        }
+        rc = check_arg(s.kind, &aq, prec);
         p += s.len;
     }
     va_end(aq);
@@ -269,6 +286,9 @@ static int print_one(FILE *f, const struct spec *s, va_list *ap) {
 static int vfprintf_checked(FILE *f, const char *fmt, va_list ap) {
     if (f == NULL || fmt == NULL) return VMSRS_ENULL;
     if (vmsrs__probe(f, sizeof *f) != 0 || vmsrs__probe_cstr(fmt) < 0) return VMSRS_EFAULT;
+    /* A stream is a glibc FILE: its flags carry _IO_MAGIC, and libc will take its lock. */
+    if (((unsigned)f->_flags & 0xFFFF0000u) != 0xFBAD0000u) return vmsrs__bad_pointer(f);
+    if (f->_lock != NULL && vmsrs__probe(f->_lock, 16) != 0) return VMSRS_EFAULT;
     int positional;
     int rc = check_format(fmt, &positional);
     if (rc != 0) return rc;

@@ -85,6 +85,26 @@ pub extern "C" fn vmsrs__probe_cstr(p: *const u8) -> isize {
     }
 }
 
+/// Internal to output.c: [`vmsrs__probe_cstr`] that reads at most `max` bytes (a `%.Ns`
+/// conversion reads no further, so the string need not be terminated).
+#[no_mangle]
+pub extern "C" fn vmsrs__probe_cstr_n(p: *const u8, max: usize) -> isize {
+    match vmsrs_hv::uaccess::strnlen(p, max) {
+        Ok(n) => n as isize,
+        Err(b) => {
+            fault::note_bad_pointer(b.0);
+            -1
+        }
+    }
+}
+
+/// Internal to output.c: `p` is not what the call needs (a `FILE *` that is no stream): the
+/// calling user's bad pointer, as if an access through it had faulted. Returns `VMSRS_EFAULT`.
+#[no_mangle]
+pub extern "C" fn vmsrs__bad_pointer(p: *const u8) -> i32 {
+    fault::note_bad_pointer(p as usize).code()
+}
+
 /// Internal to output.c: 0 if `n` bytes at `p` can be read, else -1 (noted as for
 /// `vmsrs__probe_cstr`).
 #[no_mangle]

@@ -67,7 +67,8 @@ fn init(env_file: *const c_char) -> Result<i32, VmsrsError> {
     let path = if env_file.is_null() {
         None
     } else {
-        let s = uaccess::read_cstr(env_file as *const u8, &mut buf).map_err(|e| match e {
+        // No fault handler is installed yet: a guarded copy could not recover.
+        let s = uaccess::read_cstr_before_handlers(env_file as *const u8, &mut buf).map_err(|e| match e {
             Some(_) => VMSRS_EFAULT,
             None => VMSRS_EINVAL,
         })?;

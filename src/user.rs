@@ -184,6 +184,7 @@ fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
     let rt = runtime::require()?;
     let _e = thread::HvEntry::enter();
     thread::with(|t| {
+        t.forwarded.set(0);
         if t.explicit.get() && t.user.get() != 0 {
             return Err(VMSRS_EINUSER);
         }

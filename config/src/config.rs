@@ -532,7 +532,10 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "VMSRS_USER_CALL",
         default: "",
-        accepted: "comma list of SYMBOL:RETVAL (RETVAL a decimal or 0x integer, may be negative), or empty",
+        accepted:
+            "comma list of SYMBOL:RETVAL (RETVAL a decimal or 0x integer, may be negative: the integer \
+                   or pointer the function returns in rax; functions returning floating-point values or \
+                   structs in registers cannot be rescue points), or empty",
         description:
             "User boundaries in an unmodified program: each call of SYMBOL (a dynamic symbol of the \
                       executable or a library; C++ mangled names accepted) runs as one user, begun at entry \

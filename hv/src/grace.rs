@@ -154,10 +154,13 @@ pub fn fork_done() {
     FORKING.store(false, Ordering::Release);
 }
 
-/// The shared counters' part of [`Reader::reset_after_fork`].
+/// The shared counters' part of [`Reader::reset_after_fork`]. A child is a new process
+/// for membarrier: it registers again at its next grace period.
 pub fn reset_shared_after_fork() {
     SHARED[0].store(0, Ordering::Relaxed);
     SHARED[1].store(0, Ordering::Relaxed);
+    MEMBARRIER.store(UNKNOWN, Ordering::Release);
+    init();
 }
 
 const UNKNOWN: u8 = 0;
@@ -192,14 +195,19 @@ pub fn synchronize<'a>(
     limit_ms: u64,
 ) -> bool {
     init();
-    if MEMBARRIER.load(Ordering::Acquire) == READY {
-        #[cfg(not(miri))]
-        // SAFETY: as in init.
-        unsafe {
-            libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-        }
-    } else {
+    #[cfg(not(miri))]
+    // SAFETY: as in init.
+    let barrier = MEMBARRIER.load(Ordering::Acquire) == READY
+        && unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) } == 0;
+    #[cfg(miri)]
+    let barrier = false;
+    if !barrier {
+        // Readers that stored their sequence plainly may not be visible yet: refuse to hand
+        // memory back (the caller keeps it) rather than guess.
         core::sync::atomic::fence(Ordering::SeqCst);
+        if MEMBARRIER.load(Ordering::Acquire) == READY {
+            return false;
+        }
     }
     let start = now_ms();
     let mut spins = 0u32;

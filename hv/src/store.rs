@@ -548,19 +548,23 @@ impl Hv {
             Writer::User { slot, .. } => slot.reader.enter(),
             Writer::Anonymous => Section::shared(),
         };
+        // The plain (unmonitored) spans first: if one of them is not writable the store
+        // fails before any monitored byte changed, as the plain access would have faulted.
         let mut result = Ok(());
         self.for_spans(dst, src.len(), &mut |span, r| {
-            if result.is_err() {
-                return;
-            }
-            let off = span.0 - dst;
-            let bytes = &src[off..off + (span.1 - span.0)];
-            match r {
-                None => result = plain_write(span.0, bytes),
-                Some(r) => self.store_in_range(&w, &r, span.0, bytes),
+            if result.is_ok() && r.is_none() {
+                let off = span.0 - dst;
+                result = plain_write(span.0, &src[off..off + (span.1 - span.0)]);
             }
         });
-        result
+        result?;
+        self.for_spans(dst, src.len(), &mut |span, r| {
+            if let Some(r) = r {
+                let off = span.0 - dst;
+                self.store_in_range(&w, &r, span.0, &src[off..off + (span.1 - span.0)]);
+            }
+        });
+        Ok(())
     }
 
     /// The grace-period section of an operation by `u` (by no user if `u` is not live).

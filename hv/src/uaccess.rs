@@ -270,3 +270,29 @@ pub fn read_cstr(p: *const u8, out: &mut [u8]) -> Result<&[u8], Option<BadAddres
     unsafe { copy(out.as_mut_ptr(), p, n) }.map_err(Some)?;
     Ok(&out[..n])
 }
+
+/// [`read_cstr`] for when no fault handler may be installed yet (before
+/// `vmsrs_init_profile` has run): the bytes are read with `process_vm_readv` on this very
+/// process, which reports an unreadable address as an error instead of faulting.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn read_cstr_before_handlers(p: *const u8, out: &mut [u8]) -> Result<&[u8], Option<BadAddress>> {
+    let mut n = 0usize;
+    while n < out.len() {
+        let at = p as usize + n;
+        // Never cross a page in one read: a string may end just before an unmapped page.
+        let k = (out.len() - n).min(4096 - at % 4096);
+        let local = libc::iovec { iov_base: out[n..].as_mut_ptr() as *mut libc::c_void, iov_len: k };
+        let remote = libc::iovec { iov_base: at as *mut libc::c_void, iov_len: k };
+        // SAFETY: reads at most `k` bytes into our own buffer; the kernel checks the source.
+        let got = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if got <= 0 {
+            return Err(Some(BadAddress(at)));
+        }
+        let got = got as usize;
+        if let Some(z) = out[n..n + got].iter().position(|&b| b == 0) {
+            return Ok(&out[..n + z]);
+        }
+        n += got;
+    }
+    Err(None)
+}

@@ -77,6 +77,25 @@ fn locked<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// The process the table belongs to (set by the first use, and by the child after `fork`).
+static OWNER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// Make this process the table's owner (at load, before any child can exist).
+pub fn claim_table() {
+    let _ = in_vfork_child();
+}
+
+/// Is this a child that shares its parent's memory (vfork, clone with CLONE_VM), where
+/// the table is the parent's?
+fn in_vfork_child() -> bool {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    match OWNER.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => false,
+        Err(owner) => owner != pid,
+    }
+}
+
 /// Take the table lock around `fork` (see `crate::fork`); the caller has blocked signals.
 pub fn lock_for_fork() {
     while LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -84,8 +103,12 @@ pub fn lock_for_fork() {
     }
 }
 
-/// Release the lock taken by [`lock_for_fork`].
-pub fn unlock_after_fork() {
+/// Release the lock taken by [`lock_for_fork`]; in a child, it owns its copy of the table.
+pub fn unlock_after_fork(child: bool) {
+    if child {
+        // SAFETY: getpid has no preconditions.
+        OWNER.store(unsafe { libc::getpid() }, Ordering::Release);
+    }
     LOCK.store(false, Ordering::Release);
 }
 
@@ -189,7 +212,9 @@ fn set_errno(e: c_int) {
 /// # Safety
 /// sigaction's contract (bad pointers are reported as EFAULT, not dereferenced).
 pub unsafe fn program_sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
-    if !(1..NSIG as c_int).contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+    if !(1..NSIG as c_int).contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP || in_vfork_child()
+    {
+        // A vfork child shares this memory with its parent: it must not touch the table.
         // SAFETY: forwarded; glibc reports EINVAL (or does what it does for these).
         return unsafe { __sigaction(sig, act, old) };
     }
@@ -312,15 +337,26 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
 /// `info` and `uc` are the arguments the kernel passed to the current signal handler.
 pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     bump(&COUNTERS.faults_chained);
-    crate::thread::with(|t| t.forwarded.set(t.forwarded.get() | bit(sig)));
     // SAFETY: the kernel's siginfo.
     let code = unsafe { (*info).si_code };
+    if code > 0 {
+        // The handler of a real fault may re-raise it to die: that is not contained again.
+        crate::thread::with(|t| t.forwarded.set(t.forwarded.get() | bit(sig)));
+    }
     let (h, _, _) = program(sig);
     if h == libc::SIG_IGN && code <= 0 {
         return;
     }
+    // The program's handler may leave by longjmp: while it runs, this thread is not inside
+    // libvmsrs (if the fault came from there), or signals would stay deferred for ever.
+    let inside = crate::thread::with(|t| (t.depth.replace(0), t.deferred.replace(0)));
     // SAFETY: forwarded arguments.
-    if unsafe { call_program(sig, info, uc) } {
+    let handled = unsafe { call_program(sig, info, uc) };
+    crate::thread::with(|t| {
+        t.depth.set(inside.0);
+        t.deferred.set(t.deferred.get() | inside.1);
+    });
+    if handled {
         return;
     }
     // Default action (an ignored synchronous fault gets it too, as the kernel would): give

@@ -80,6 +80,7 @@ pub fn prepare() {
     }
     // Decoding one instruction builds the decoder's tables (they allocate).
     let _ = decode::plan(&[0x48, 0x8b, 0x01], 0);
+    chain::claim_table();
     context::init();
     find_own_text();
     crate::user::create_exit_key();
@@ -213,10 +214,13 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
         thread::with(|t| t.forwarded.set(forwarded & !(1u64 << sig)));
         return None;
     }
+    if code > 0 {
+        // A new synchronous fault: a re-raise the program's handler owed is long gone.
+        thread::with(|t| t.forwarded.set(0));
+    }
     let u = fault_user(rt)?;
-    {
-        let _e = thread::HvEntry::enter();
-        rt.hv.crash_suppression(u).ok()?;
+    if !suppress(rt, u) {
+        return None;
     }
     bump(&COUNTERS.faults_contained);
     let escalate = charge_budget(rt, pc);
@@ -273,7 +277,9 @@ fn contain(sig: c_int, code: c_int, addr: u64, pc: u64, uc: *mut libc::ucontext_
 }
 
 /// The user a fault of this thread belongs to (its implicit user if it never began one and
-/// the policy contains those); `None`: not containable.
+/// the policy contains those); `Some(0)`: contained, though no user could be created (the
+/// table is full: the thread's stores were final, so there is nothing to withdraw); `None`:
+/// not containable.
 fn fault_user(rt: &runtime::Runtime) -> Option<u64> {
     let u = crate::user::current();
     if u != 0 {
@@ -282,9 +288,14 @@ fn fault_user(rt: &runtime::Runtime) -> Option<u64> {
     if !rt.settings.contain_implicit {
         return None;
     }
-    match crate::user::implicit_in_handler(rt.hv) {
-        0 => None,
-        u => Some(u),
+    Some(crate::user::implicit_in_handler(rt.hv))
+}
+
+/// Enter suppression for `u` (nothing to do for `0`, see [`fault_user`]).
+fn suppress(rt: &runtime::Runtime, u: u64) -> bool {
+    u == 0 || {
+        let _e = thread::HvEntry::enter();
+        rt.hv.crash_suppression(u).is_ok()
     }
 }
 
@@ -336,11 +347,8 @@ pub fn settle(status: i32) -> i32 {
 fn pointer_fault(addr: usize) {
     let Some(rt) = runtime::get().filter(|rt| rt.settings.policy != Policy::Abort) else { return };
     let Some(u) = fault_user(rt) else { return };
-    {
-        let _e = thread::HvEntry::enter();
-        if rt.hv.crash_suppression(u).is_err() {
-            return;
-        }
+    if !suppress(rt, u) {
+        return;
     }
     bump(&COUNTERS.faults_contained);
     let escalate = charge_budget(rt, 0);
@@ -419,9 +427,11 @@ extern "C" fn thread_end_trampoline() -> ! {
         thread::with(|t| {
             let u = t.user.get();
             if u != 0 {
+                let _e = thread::HvEntry::enter();
                 let _ = hv.user_end(u);
                 t.user.set(0);
                 t.explicit.set(false);
+                t.rescue.set(0);
             }
         });
     }

@@ -14,7 +14,7 @@ static atomic_int stop;
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static long rss_kib(void) { long a = 0, b = 0; FILE *f = fopen("/proc/self/statm", "r"); if (f) { if (fscanf(f, "%ld %ld", &a, &b) != 2) b = 0; fclose(f); } return b * 4; }
 static void *storer(void *a) {
-    unsigned long seed = (unsigned long)a * 7919 + 1;
+    volatile unsigned long seed = (unsigned long)a * 7919 + 1;
     while (!atomic_load(&stop)) {
         if (VMSRS_USER_BEGIN() == VMSRS_FAULTED) continue;
         for (int i = 0; i < 200; i++) {

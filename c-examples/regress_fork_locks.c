@@ -2,7 +2,7 @@
  * unprofile, malloc bookkeeping), then use the API in the child. libvmsrs registers only a
  * child-side atfork hook; its spin locks (granule, pool, stripe, bounds table) held by a
  * thread that did not come along stay locked in the child forever.
- * Expected: every child finishes its API calls and exits 0 within 2 s.
+ * Expected: every child finishes its API calls and exits 0 (within 20 s even on a loaded machine).
  * Usage: fork_locks [forks] */
 #define _GNU_SOURCE
 #include <vmsrs.h>
@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
         usleep(500);
         pid_t pid = fork();
         if (pid == 0) {
-            alarm(5);
+            alarm(30); /* a hang, not a slow machine */
             if (vmsrs_user_begin() != 0) _exit(3);
             for (int i = 0; i < 64; i++) vmsrs_store64(&table[i], 42);
             for (int i = 0; i < 64; i++) (void)vmsrs_load64(&table[i]);
@@ -69,12 +69,12 @@ int main(int argc, char **argv) {
             vmsrs_user_end();
             _exit(0);
         }
-        int rc = wait_child(pid, 2000);
+        int rc = wait_child(pid, 20000);
         if (rc == -1) hung++;
         else if (rc != 0) { failed++; fprintf(stderr, "child %d exit %d\n", f, rc); }
     }
     atomic_store(&stop, 1);
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-    fprintf(stderr, "forks=%d hung(>2s)=%d failed=%d\n", forks, hung, failed);
+    fprintf(stderr, "forks=%d hung=%d failed=%d\n", forks, hung, failed);
     return hung || failed;
 }

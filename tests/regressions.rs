@@ -1,0 +1,164 @@
+//! Regressions from the second hostile review of the recovery core (the programs are
+//! `c-examples/regress_*.c`, each a minimal reproducer that died, hung, lost a store or broke
+//! a guarantee before its fix). Every run is bounded, so a hang fails.
+
+mod common;
+
+use common::{c_example, env_refs, preload, root, run, target_dir, Build, RunOutput};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn linked(name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+    run(&c_example(name, Build::Libvmsrs), args, env, TIMEOUT)
+}
+
+fn exits_0(name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
+    let out = linked(name, args, env);
+    out.assert_success();
+    out
+}
+
+fn both_policies(name: &str, args: &[&str], extra: &[(&str, &str)]) {
+    for policy in ["oblivious", "unwind"] {
+        let mut env = vec![("VMSRS_POLICY", policy)];
+        env.extend_from_slice(extra);
+        exits_0(name, args, &env);
+    }
+}
+
+#[test]
+fn signal_handlers_reentering_the_allocator_never_deadlock_or_corrupt_the_heap() {
+    let out = exits_0("regress_sig_malloc_reentry", &[], &[]);
+    assert!(out.stderr.contains("done:"), "{}", out.describe());
+}
+
+#[test]
+fn signal_handlers_reentering_stats_and_exposures_never_deadlock() {
+    for what in ["stats", "exposures"] {
+        let out = exits_0("regress_sig_stats_reentry", &[what], &[]);
+        assert!(out.stderr.contains("done:"), "{what}: {}", out.describe());
+    }
+}
+
+#[test]
+fn signal_handlers_reentering_output_and_every_call_never_deadlock() {
+    for op in ["printf", "mix"] {
+        exits_0("regress_sig_hammer", &[op, "2"], &[]);
+    }
+}
+
+#[test]
+fn children_forked_while_other_threads_store_never_hang() {
+    let out = exits_0("regress_fork_locks", &["100"], &[]);
+    assert!(out.stderr.contains("hung=0 failed=0"), "{}", out.describe());
+}
+
+#[test]
+fn a_fault_of_a_thread_without_user_is_contained_when_the_user_table_is_full() {
+    for policy in ["oblivious", "unwind"] {
+        let out = exits_0("regress_table_full_fault", &[], &[("VMSRS_POLICY", policy)]);
+        assert!(out.stderr.contains("survived"), "{policy}: {}", out.describe());
+    }
+}
+
+#[test]
+fn signal_in_a_vfork_child_never_changes_the_parents_dispositions() {
+    exits_0("regress_vfork_signal", &[], &[]);
+}
+
+#[test]
+fn printf_precision_bounds_the_string_check_so_a_correct_user_is_not_faulted() {
+    both_policies("regress_printf_precision", &[], &[]);
+}
+
+#[test]
+fn a_readable_non_stream_file_pointer_is_a_contained_bad_pointer() {
+    for policy in ["oblivious", "unwind"] {
+        let out = exits_0("regress_fprintf_fake_file", &[], &[("VMSRS_POLICY", policy)]);
+        assert!(out.stderr.contains("main: done"), "{policy}: {}", out.describe());
+        assert!(out.stderr.contains("returned -20") || out.stderr.contains("unwound"), "{}", out.describe());
+    }
+}
+
+#[test]
+fn a_scalar_store_straddling_a_range_end_into_a_guard_page_faults_and_writes_nothing() {
+    both_policies("regress_straddle_store64", &[], &[]);
+}
+
+#[test]
+fn a_forwarded_signal_does_not_stop_later_ones_from_being_contained() {
+    exits_0("regress_forwarded_sticky", &[], &[("VMSRS_CONTAIN_IMPLICIT", "0")]);
+}
+
+#[test]
+fn init_profile_with_a_wild_path_returns_efault() {
+    let out = exits_0("regress_badptr_sweep", &["init_wild"], &[]);
+    assert!(out.stderr.contains("init_wild: returned -20"), "{}", out.describe());
+}
+
+#[test]
+fn stores_made_final_by_userless_threads_keep_g2_g3_g7_byte_by_byte() {
+    let out = exits_0("regress_oracle_userless", &[], &[]);
+    assert!(out.stderr.contains("PASS"), "{}", out.describe());
+}
+
+#[test]
+fn unprofile_racing_stores_and_faults_finishes_and_memory_stays_bounded() {
+    exits_0("regress_unprofile_race", &["5"], &[]);
+}
+
+fn dropin(name: &str, calls: &str, policy: &str) -> RunOutput {
+    let exe = if name.ends_with(".cpp") { cpp_program(name) } else { c_example(name, Build::Unmodified) };
+    let env = preload(&[("VMSRS_USER_CALL", calls), ("VMSRS_POLICY", policy)]);
+    run(&exe, &[], &env_refs(&env), TIMEOUT)
+}
+
+/// A C++ program of c-examples/, unmodified (no vmsrs.h), its functions exported.
+fn cpp_program(file: &str) -> PathBuf {
+    let src = root().join("c-examples").join(file);
+    let out_dir = target_dir().join("c-examples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join(file.trim_end_matches(".cpp"));
+    let st = Command::new("g++")
+        .args(["-O2", "-g", "-rdynamic", "-pthread"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("g++ is required (scripts/setup.sh installs it)");
+    assert!(st.success(), "g++ failed on {}", src.display());
+    exe
+}
+
+#[test]
+fn a_rescue_call_left_by_longjmp_never_resumes_twice_or_runs_later_calls_suppressed() {
+    for policy in ["unwind", "oblivious"] {
+        let out = dropin("regress_dropin_longjmp", "handle:-1", policy);
+        let got: Vec<&str> = out.lines();
+        assert_eq!(
+            got,
+            ["step 1 longjmp'd out", "step 2: -1", "step 3: 7", "step 4: -1", "step 5: 7", "end"],
+            "{policy}: {}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn a_cpp_exception_through_a_rescue_call_is_caught_as_without_libvmsrs() {
+    for policy in ["unwind", "oblivious"] {
+        let out = dropin("regress_dropin_throw.cpp", "handle:-1", policy);
+        out.assert_success();
+        assert!(out.stdout.contains("caught: bad request"), "{policy}: {}", out.describe());
+    }
+}
+
+#[test]
+fn rescue_calls_of_unusual_shapes_return_the_right_values_from_many_threads() {
+    let out = dropin("regress_dropin_shapes", "many_args:-1,vsum:-1,redzone:-1,tail:-1", "unwind");
+    out.assert_success();
+    assert!(out.stdout.contains("bad=0"), "{}", out.describe());
+}
