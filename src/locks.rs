@@ -90,6 +90,11 @@ impl LockKind {
     }
 }
 
+/// The report name of a lock kind given by its number (the low bits of a recorded word).
+pub fn kind_name(bits: usize) -> &'static str {
+    LockKind::from_bits(bits).name()
+}
+
 /// One lock this thread holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeldLock {

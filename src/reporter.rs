@@ -55,7 +55,13 @@ pub struct Event {
     pub insn: [u8; INSN_MAX],
     pub nframes: u8,
     pub frames: [u64; MAX_FRAMES],
+    /// The locks the unwind releases (address | kind in the low 2 bits), when it unwinds.
+    pub nlocks: u8,
+    pub locks: [u64; MAX_LOCKS],
 }
+
+/// Locks listed per event (more are released, and counted, but not listed).
+pub const MAX_LOCKS: usize = 8;
 
 struct Slot {
     /// `2 * lap` free for the producer of that lap, `2 * lap + 1` holds that lap's event.
@@ -631,7 +637,15 @@ pub fn event_json(ev: &Event) -> String {
         json_location(&mut o, pc, if i == 0 { pc } else { pc - 1 }, "offset");
         o.push('}');
     }
-    o.push_str("],\"locks_released\":[]}");
+    o.push_str("],\"locks_released\":[");
+    for (i, &w) in ev.locks[..ev.nlocks as usize].iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        let kind = crate::locks::kind_name(w as usize & 3);
+        let _ = write!(o, "{{\"kind\":\"{kind}\",\"address\":\"{:#x}\"}}", w & !3);
+    }
+    o.push_str("]}");
     o
 }
 

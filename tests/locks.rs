@@ -124,3 +124,38 @@ fn dropin_a_spinlock_held_by_an_unwound_rescue_call_is_released() {
 fn dropin_a_lock_taken_before_the_rescue_call_stays_held_by_its_thread() {
     check(&dropin("before"), "locks_dropin before: PASS", &[("pthread_mutex", "user")], UNWOUND);
 }
+
+#[test]
+fn the_json_fault_event_lists_the_locks_the_unwind_releases() {
+    let dir = std::env::temp_dir().join(format!("vmsrs-locks-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("events");
+    let exe = c_example("locks_dropin", Build::Unmodified);
+    let env = preload(&[
+        ("VMSRS_POLICY", "unwind"),
+        ("VMSRS_USER_CALL", "handle_request:-1"),
+        ("VMSRS_LOG_PATH", prefix.to_str().unwrap()),
+    ]);
+    let out = run(&exe, &["mutex"], &env_refs(&env), TIMEOUT);
+    out.assert_success();
+    let addr = addresses(&out);
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("events."))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap_or_else(|| panic!("no JSON log in {}:\n{}", dir.display(), out.describe()));
+    std::fs::remove_dir_all(&dir).ok();
+    let fault: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .find(|e| e["event"] == "fault")
+        .unwrap_or_else(|| panic!("no fault event in\n{log}"));
+    let released = fault["locks_released"].as_array().expect("an array");
+    let want = addr.values().next().expect("the program prints its lock's address");
+    assert!(
+        released.iter().any(|l| l["kind"] == "pthread_mutex" && l["address"].as_str() == Some(want.as_str())),
+        "{fault}\n{}",
+        out.describe()
+    );
+}

@@ -168,8 +168,22 @@ fn hand_off(
         insn: [0; crate::reporter::INSN_MAX],
         nframes: frames.len() as u8,
         frames: [0; MAX_FRAMES],
+        nlocks: 0,
+        locks: [0; crate::reporter::MAX_LOCKS],
     };
     ev.frames[..frames.len()].copy_from_slice(frames);
+    // An unwind releases the locks taken since the recovery point; an ended thread, all.
+    let since = match action {
+        vmsrs_fault_action::VMSRS_ACTION_UNWOUND => Some(crate::locks::armed_mark()),
+        vmsrs_fault_action::VMSRS_ACTION_THREAD_ENDED => Some(0),
+        _ => None,
+    };
+    if let Some(mark) = since {
+        for l in crate::locks::held_since(mark).take(crate::reporter::MAX_LOCKS) {
+            ev.locks[ev.nlocks as usize] = l.addr as u64 | l.kind as u64;
+            ev.nlocks += 1;
+        }
+    }
     if pc != 0 {
         // As many instruction bytes as are readable (an instruction may end a mapping).
         let mut n = crate::reporter::INSN_MAX;
