@@ -14,7 +14,7 @@
 //! - `MTR_PARALLEL=N` (default 1), `MTR_RUN_TIMEOUT_MIN=M` (default 30, per run).
 //!
 //! Each run has its own `--vardir` in a temporary directory (kept with `SERVERS_KEEP_DIRS=1`);
-//! ports come from mtr's own allocator (`--build-thread=auto`, lock files in
+//! ports come from mtr's own allocator (build thread `auto`: MTR_* variables are cleared; lock files in
 //! `/tmp/mysql-unique-ids`). mtr is the leader of its own process group, killed with its
 //! servers if it overruns.
 
@@ -230,7 +230,7 @@ struct MtrRun {
     /// mariadbd processes of this run seen while it ran, and how many had libvmsrs.so mapped.
     servers_seen: usize,
     servers_with_libvmsrs: usize,
-    /// Lines of the servers' error logs that mention libvmsrs.
+    /// Lines of the servers' error logs written by libvmsrs (`==PID==vmsrs: ...`).
     vmsrs_log_lines: Vec<String>,
 }
 
@@ -293,11 +293,14 @@ fn parse_results(output: &str) -> BTreeMap<String, Outcome> {
     m
 }
 
-/// The executable and memory maps of every `mariadbd` whose command line mentions `vardir`:
-/// returns (pid, has libvmsrs.so mapped).
+/// The test servers of one mtr run, by /proc: every `mariadbd` started with
+/// `--defaults-file=<vardir>/my.cnf` (mtr's bootstrap and `--help` probes are not servers and
+/// get no `--mysqld-env`), once its loader has mapped libc (preloaded objects are mapped
+/// before it). Returns (pid, libvmsrs.so is mapped).
 fn mtr_servers(vardir: &str, lib: &Path) -> Vec<(u32, bool)> {
     let mut v = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else { return v };
+    let cnf = format!("--defaults-file={vardir}/my.cnf");
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) else { continue };
@@ -305,10 +308,15 @@ fn mtr_servers(vardir: &str, lib: &Path) -> Vec<(u32, bool)> {
             continue;
         }
         let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        if !String::from_utf8_lossy(&cmdline).contains(vardir) {
+        let args: Vec<String> =
+            cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if !args.iter().any(|a| *a == cnf) || args.iter().any(|a| a == "--bootstrap") {
             continue;
         }
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else { continue };
+        if !maps.contains("/libc.so") {
+            continue;
+        }
         v.push((pid, maps.contains(&*lib.to_string_lossy())));
     }
     v
@@ -355,7 +363,7 @@ fn run_mtr(sel: &Selection, preload: Option<(&Path, &Path)>, lib: &Path) -> MtrR
     let mut cmd = Command::new(MTR);
     cmd.current_dir(MTR_DIR)
         .arg(format!("--vardir={vardir_s}"))
-        .args(["--force", "--max-test-fail=0", "--retry=0", "--build-thread=auto"])
+        .args(["--force", "--max-test-fail=0", "--retry=0"])
         .arg(format!("--parallel={}", env_number("MTR_PARALLEL", 1)))
         // mtr's own per-test limit, in minutes; the whole run is bounded below.
         .arg("--testcase-timeout=10");
@@ -426,7 +434,11 @@ fn run_mtr(sel: &Selection, preload: Option<(&Path, &Path)>, lib: &Path) -> MtrR
             let p = e.path();
             if p.extension().is_some_and(|x| x == "err") {
                 let text = fs::read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-                vmsrs_log_lines.extend(text.lines().filter(|l| l.contains("vmsrs")).map(String::from));
+                vmsrs_log_lines.extend(
+                    text.lines()
+                        .filter(|l| l.contains("==vmsrs:") || l.contains("libvmsrs"))
+                        .map(String::from),
+                );
             }
         }
     }
@@ -463,6 +475,10 @@ fn mariadb_test_suite_gives_the_same_results_with_libvmsrs_as_without() {
     eprintln!("without libvmsrs: {}", base.summary());
     let pre = run_mtr(&sel, Some((&lib, &env_file)), &lib);
     eprintln!("with libvmsrs:    {}", pre.summary());
+    eprintln!(
+        "test servers seen: {} without libvmsrs ({} with it mapped), {} with libvmsrs ({} with it mapped)",
+        base.servers_seen, base.servers_with_libvmsrs, pre.servers_seen, pre.servers_with_libvmsrs
+    );
     for l in &pre.vmsrs_log_lines {
         eprintln!("server log: {l}");
     }
