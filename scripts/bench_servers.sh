@@ -23,7 +23,8 @@
 # stopped (SIGTERM, then SIGKILL) when the script ends, also on error or Ctrl-C. Each
 # alternation runs "without" and "with" back to back, in ABBA order (odd rounds start without
 # libvmsrs, even rounds with it), so slow drifts of the shared machine's load cancel out.
-# Reported: per-run figures, medians, ratios (with/without). Nothing is asserted about
+# Reported: per-run figures, medians, and the median of the per-round with/without ratios
+# (the figure in the final table; each pair ran back to back). Nothing is asserted about
 # timing: the script fails only if a server does not start, a client fails, or a fault is
 # not contained. Full outputs land in target/bench/servers/.
 set -euo pipefail
@@ -100,6 +101,20 @@ free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 
 median() { sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "nan" }'; }
 pct() { awk -v r="$1" 'BEGIN { if (r == "nan") print "nan"; else printf "%+.1f %%", (r - 1) * 100 }'; }
+# summarize WHAT UNIT: from TPS[without], TPS[with] (one figure per round) and PAIRS (each
+# round's with/without ratio): print the medians, the ratio of the medians and the median of
+# the per-round ratios (the figure reported: each pair ran back to back, so it is the least
+# sensitive to the machine's load drifting over the run); add a RESULTS row.
+summarize() {
+    local a b rt pr
+    a=$(tr ' ' '\n' <<<"${TPS[without]}" | grep . | median)
+    b=$(tr ' ' '\n' <<<"${TPS[with]}" | grep . | median)
+    rt=$(ratio "$a" "$b")
+    pr=$(tr ' ' '\n' <<<"$PAIRS" | grep . | median)
+    echo "  per-round ratios (with / without): $PAIRS"
+    echo "  median: without $a, with $b $2; ratio of medians $rt ($(pct "$rt")); median per-round ratio $pr ($(pct "$pr"))"
+    RESULTS+=("$1 $2, median of $ROUNDS|$a|$b|$pr ($(pct "$pr"))|drop <= 2 %")
+}
 
 echo "== build"
 cargo build --release -p vmsrs --lib 2>&1 | tail -n 1
@@ -186,7 +201,8 @@ if want mariadb; then
     for wl in oltp_read_only oltp_read_write; do
         echo
         echo "== MariaDB sysbench $wl, $SB_THREADS threads, $ROUNDS x ${SB_TIME} s per server, alternated"
-        declare -A TPS=([without]="" [with]="")
+        declare -A TPS=([without]="" [with]="") R1=()
+        PAIRS=""
         # One short warm-up run each (buffer pool, thread cache), not counted.
         for k in without with; do
             sb "${MDIR[$k]}" --threads="$SB_THREADS" --time=$((SB_TIME / 4 + 1)) "$wl" run >/dev/null 2>&1 || true
@@ -198,15 +214,12 @@ if want mariadb; then
                     { cat "$f" >&2; echo "bench_servers.sh: sysbench failed ($k)" >&2; exit 1; }
                 t=$(sb_tps "$f")
                 [[ -n $t ]] || { cat "$f" >&2; exit 1; }
-                TPS[$k]+="$t "
+                TPS[$k]+="$t " R1[$k]=$t
                 printf '  round %d %-8s %10s tps  (%s)\n' "$r" "$k" "$t" "$(grep -o 'ignored errors: *[0-9]*' "$f" | head -n1 | tr -s ' ')"
             done
+            PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
         done
-        a=$(tr ' ' '\n' <<<"${TPS[without]}" | grep . | median)
-        b=$(tr ' ' '\n' <<<"${TPS[with]}" | grep . | median)
-        rt=$(ratio "$a" "$b")
-        echo "  median: without $a tps, with $b tps, ratio $rt ($(pct "$rt"))"
-        RESULTS+=("MariaDB sysbench $wl tps (median of $ROUNDS)|$a|$b|$rt ($(pct "$rt"))|drop <= 2 %")
+        summarize "MariaDB sysbench $wl" tps
     done
     for k in without with; do
         kill -0 "${MPID[$k]}" 2>/dev/null || { echo "bench_servers.sh: mariadbd ($k) died" >&2; exit 1; }
@@ -297,7 +310,8 @@ if want apache; then
     echo "httpd without: port ${APORTS[without]}, with libvmsrs: port ${APORTS[with]}"
     echo
     echo "== Apache wrk -t2 -c$WRK_CONNS -d${WRK_TIME}s /ok, $ROUNDS rounds per server, alternated"
-    declare -A RPS=([without]="" [with]="")
+    declare -A TPS=([without]="" [with]="") R1=()
+    PAIRS=""
     for k in without with; do # warm-up, not counted
         timeout 60 wrk -t2 -c"$WRK_CONNS" -d2s "http://127.0.0.1:${APORTS[$k]}/ok" >/dev/null 2>&1 || true
     done
@@ -311,15 +325,12 @@ if want apache; then
             if grep -qE 'Non-2xx|Socket errors' "$f"; then
                 echo "  round $r $k: wrk reports errors:"; grep -E 'Non-2xx|Socket errors' "$f"
             fi
-            RPS[$k]+="$t "
+            TPS[$k]+="$t " R1[$k]=$t
             printf '  round %d %-8s %10s requests/s\n' "$r" "$k" "$t"
         done
+        PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
     done
-    a=$(tr ' ' '\n' <<<"${RPS[without]}" | grep . | median)
-    b=$(tr ' ' '\n' <<<"${RPS[with]}" | grep . | median)
-    rt=$(ratio "$a" "$b")
-    echo "  median: without $a, with $b requests/s, ratio $rt ($(pct "$rt"))"
-    RESULTS+=("Apache wrk /ok requests/s (median of $ROUNDS)|$a|$b|$rt ($(pct "$rt"))|drop <= 2 %")
+    summarize "Apache wrk /ok" requests/s
     for k in without with; do stop "${APID[$k]}"; done
 fi
 
@@ -383,7 +394,7 @@ fi
 echo
 echo "== results (DESIGN §8; machine: $(nproc) CPUs, load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 {
-    echo "measure|without|with libvmsrs|ratio / delta|bar"
+    echo "measure|without|with libvmsrs|with/without, or delta|bar"
     for r in "${RESULTS[@]}"; do echo "$r"; done
-} | awk -F'|' '{ printf "%-48s %12s %14s %-18s %s\n", $1, $2, $3, $4, $5 }' | tee "$OUT/summary.txt"
+} | awk -F'|' '{ printf "%-52s %10s %13s %-22s %s\n", $1, $2, $3, $4, $5 }' | tee "$OUT/summary.txt"
 echo "full outputs in $OUT/"
