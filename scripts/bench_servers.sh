@@ -9,7 +9,8 @@
 #   (c) the latency of a faulting request against a normal one: c-examples/dropin_server
 #       (CRASH vs SET, preloaded with c-examples/dropin_server.env) and mariadbd
 #       (SELECT vmsrs_fault(1, 151) vs SELECT vmsrs_fault(0), on fresh connections);
-#   (d) lock tracking cost (c-examples/bench_locks.c, when it exists).
+#   (d) lock tracking cost: c-examples/bench_locks.c (an uncontended pthread mutex and spin
+#       lock/unlock pair, preloaded vs plain, in the same run; also run by scripts/bench.sh).
 #
 #   scripts/bench_servers.sh [--quick] [--only mariadb|apache|latency|locks]...
 #
@@ -380,14 +381,15 @@ fi
 if want locks; then
     echo
     if [[ -f c-examples/bench_locks.c ]]; then
-        echo "== lock tracking: c-examples/bench_locks.c"
-        gcc "${CFLAGS[@]}" -I"$ROOT/include" c-examples/bench_locks.c -o "$OUT/bench_locks" \
-            -L"$ROOT/target/release" -lvmsrs -Wl,-rpath,"$ROOT/target/release"
-        "$OUT/bench_locks" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt"
-        RESULTS+=("lock tracking (bench_locks)|see above|||")
+        echo "== lock tracking: c-examples/bench_locks.c (uncontended lock/unlock pair, preloaded vs plain)"
+        gcc "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
+        "$OUT/bench_locks" -l "$LIB" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt" | sed 's/^/  /'
+        row() { sed -n "s/^  $1 *plain *\([0-9.]*\) ns *libvmsrs *\([0-9.]*\) ns *\(+ *[0-9.]*\) ns *ratio *\([0-9.]*x\).*/\1|\2|\4 (\3 ns)/p" "$OUT/bench_locks.txt"; }
+        RESULTS+=("lock tracking: pthread_mutex lock/unlock pair, ns|$(row pthread_mutex)|-")
+        RESULTS+=("lock tracking: pthread_spin lock/unlock pair, ns|$(row pthread_spin)|-")
     else
-        echo "== lock tracking: not measured (c-examples/bench_locks.c is not in this tree yet)"
-        RESULTS+=("lock tracking cost|-|-|not measured (no c-examples/bench_locks.c)|")
+        echo "== lock tracking: not measured (c-examples/bench_locks.c is not in this tree)"
+        RESULTS+=("lock tracking cost|-|-|not measured|-")
     fi
 fi
 
