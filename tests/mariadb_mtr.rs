@@ -310,7 +310,7 @@ fn mtr_servers(vardir: &str, lib: &Path) -> Vec<(u32, bool)> {
         let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         let args: Vec<String> =
             cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if !args.iter().any(|a| *a == cnf) || args.iter().any(|a| a == "--bootstrap") {
+        if !args.contains(&cnf) || args.iter().any(|a| a == "--bootstrap") {
             continue;
         }
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else { continue };
