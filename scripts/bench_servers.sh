@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# bench_servers.sh -- drop-in containment on real servers, measured in one run (DESIGN §8):
+#
+#   (a) MariaDB (Debian's mariadbd, unmodified) under sysbench oltp_read_write and
+#       oltp_read_only, 8 threads: the same server without and with
+#       LD_PRELOAD=libvmsrs.so + VMSRS_ENV_FILE=preload/mariadb.env, runs alternated;
+#   (b) Apache httpd (event MPM, the tests' mod_vmsrs_fault /ok handler) under wrk, alternated
+#       the same way with preload/apache2.env;
+#   (c) the latency of a faulting request against a normal one: c-examples/dropin_server
+#       (CRASH vs SET, preloaded with c-examples/dropin_server.env) and mariadbd
+#       (SELECT vmsrs_fault(1, 151) vs SELECT vmsrs_fault(0), on fresh connections);
+#   (d) lock tracking cost: c-examples/bench_locks.c (an uncontended pthread mutex and spin
+#       lock/unlock pair, preloaded vs plain, in the same run; also run by scripts/bench.sh).
+#
+#   scripts/bench_servers.sh [--quick] [--only mariadb|apache|latency|locks]...
+#
+#   --quick   2 alternations of 5 s (sysbench) and 3 s (wrk), 50 latency pairs: a smoke run
+#   ROUNDS=5 SB_TIME=20 SB_THREADS=8 SB_TABLES=4 SB_TABLE_SIZE=10000 WRK_TIME=10
+#   WRK_CONNS=8 LAT_N=300 override the defaults; KEEP=1 keeps the work directory.
+#
+# Servers run as root in a private directory under $TMPDIR (datadirs, sockets, logs,
+# generated httpd.conf; nothing from /etc or /var/lib), mariadbd on a Unix socket only
+# (--skip-networking), httpd and dropin_server on 127.0.0.1; each is its own process group,
+# stopped (SIGTERM, then SIGKILL) when the script ends, also on error or Ctrl-C. Each
+# alternation runs "without" and "with" back to back, in ABBA order (odd rounds start without
+# libvmsrs, even rounds with it), so slow drifts of the shared machine's load cancel out.
+# Reported: per-run figures, medians, and the median of the per-round with/without ratios
+# (the figure in the final table; each pair ran back to back). Nothing is asserted about
+# timing: the script fails only if a server does not start, a client fails, or a fault is
+# not contained. Full outputs land in target/bench/servers/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/bench/servers
+ROUNDS=${ROUNDS:-5} SB_TIME=${SB_TIME:-20} SB_THREADS=${SB_THREADS:-8} SB_TABLES=${SB_TABLES:-4}
+SB_TABLE_SIZE=${SB_TABLE_SIZE:-10000} WRK_TIME=${WRK_TIME:-10} WRK_CONNS=${WRK_CONNS:-8}
+LAT_N=${LAT_N:-300}
+ONLY=()
+while (($#)); do
+    case $1 in
+        --quick) ROUNDS=2 SB_TIME=5 WRK_TIME=3 LAT_N=50 ;;
+        --only) ONLY+=("$2"); shift ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        *) echo "bench_servers.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+want() { ((${#ONLY[@]} == 0)) || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
+
+# Nothing inherited: only the servers started "with" get the preload.
+unset LD_PRELOAD LD_LIBRARY_PATH
+for v in $(compgen -e | grep '^VMSRS_' || true); do unset "$v"; done
+
+need() { command -v "$1" >/dev/null || { echo "bench_servers.sh: $1 missing: run scripts/setup.sh (package $2)" >&2; exit 1; }; }
+need gcc gcc; need perl perl
+MARIADBD=/usr/sbin/mariadbd APACHE2=/usr/sbin/apache2 APACHE_MODULES=/usr/lib/apache2/modules
+if want mariadb || want latency; then
+    need mariadb-install-db mariadb-server; need mariadb mariadb-client; need mariadb_config libmariadb-dev
+    [[ -x $MARIADBD ]] || { echo "bench_servers.sh: $MARIADBD missing: run scripts/setup.sh" >&2; exit 1; }
+fi
+want mariadb && need sysbench sysbench
+if want apache; then need apxs apache2-dev; need wrk wrk; [[ -x $APACHE2 ]] || { echo "bench_servers.sh: $APACHE2 missing" >&2; exit 1; }; fi
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmsrs-bench-XXXXXX")
+chmod 755 "$WORK" # httpd's children (www-data) read their directory
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    PIDS=()
+    if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# spawn LOG CMD...: start CMD as the leader of its own process group (setsid does not fork:
+# a background job of this non-interactive shell is no group leader), output to LOG; sets PID.
+spawn() {
+    local log=$1; shift
+    setsid "$@" </dev/null >>"$log" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+}
+# stop PID: SIGTERM its group, SIGKILL after 30 s.
+stop() {
+    local p=$1 q=()
+    kill -TERM -- "-$p" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for x in "${PIDS[@]}"; do [[ $x == "$p" ]] || q+=("$x"); done
+    PIDS=("${q[@]}")
+}
+free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport'; }
+median() { sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "nan" }'; }
+pct() { awk -v r="$1" 'BEGIN { if (r == "nan") print "nan"; else printf "%+.1f %%", (r - 1) * 100 }'; }
+# summarize WHAT UNIT: from TPS[without], TPS[with] (one figure per round) and PAIRS (each
+# round's with/without ratio): print the medians, the ratio of the medians and the median of
+# the per-round ratios (the figure reported: each pair ran back to back, so it is the least
+# sensitive to the machine's load drifting over the run); add a RESULTS row.
+summarize() {
+    local a b rt pr
+    a=$(tr ' ' '\n' <<<"${TPS[without]}" | grep . | median)
+    b=$(tr ' ' '\n' <<<"${TPS[with]}" | grep . | median)
+    rt=$(ratio "$a" "$b")
+    pr=$(tr ' ' '\n' <<<"$PAIRS" | grep . | median)
+    echo "  per-round ratios (with / without): $PAIRS"
+    echo "  median: without $a, with $b $2; ratio of medians $rt ($(pct "$rt")); median per-round ratio $pr ($(pct "$pr"))"
+    RESULTS+=("$1 $2, median of $ROUNDS|$a|$b|$pr ($(pct "$pr"))|drop <= 2 %")
+}
+
+echo "== build"
+cargo build --release -p vmsrs --lib 2>&1 | tail -n 1
+LIB=$ROOT/target/release/libvmsrs.so
+[[ -f $LIB ]] || { echo "bench_servers.sh: $LIB missing" >&2; exit 1; }
+CFLAGS=(-O2 -g -Wall -Wextra -Werror -pthread)
+mkdir -p "$OUT/plugin"
+gcc "${CFLAGS[@]}" -rdynamic c-examples/dropin_server.c -o "$OUT/dropin_server"
+if want mariadb || want latency; then
+    gcc "${CFLAGS[@]}" -shared -fPIC c-examples/servers/udf_fault.c -o "$OUT/plugin/udf_fault.so"
+    # shellcheck disable=SC2046 # mariadb_config prints several words
+    gcc "${CFLAGS[@]}" -DWITH_MYSQL $(mariadb_config --cflags) c-examples/bench_servers_latency.c \
+        -o "$OUT/bench_servers_latency" $(mariadb_config --libs)
+else
+    gcc "${CFLAGS[@]}" c-examples/bench_servers_latency.c -o "$OUT/bench_servers_latency"
+fi
+echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv preload 2>/dev/null || echo ' + uncommitted changes')"
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (shared: figures are noisy)"
+echo "work directory: $WORK"
+
+RESULTS=() # "name|without|with|unit|bar" rows of the final table
+
+# ---------------------------------------------------------------------------------------
+# MariaDB
+# ---------------------------------------------------------------------------------------
+MARIADB_OPTS=(--innodb-log-file-size=8M --innodb-buffer-pool-size=64M)
+mariadb_install() { # DIR: a fresh datadir in DIR/data
+    mariadb-install-db --no-defaults --datadir="$1/data" --user=root --auth-root-authentication-method=normal \
+        --skip-test-db "${MARIADB_OPTS[@]}" >"$1/install.log" 2>&1 ||
+        { cat "$1/install.log" >&2; echo "bench_servers.sh: mariadb-install-db failed" >&2; exit 1; }
+}
+# mariadb_start DIR with|without: start mariadbd on DIR/data, socket DIR/s; sets PID.
+mariadb_start() {
+    local d=$1 env=()
+    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/mariadb.env")
+    spawn "$d/mariadbd.log" env "${env[@]}" "$MARIADBD" --no-defaults --datadir="$d/data" --socket="$d/s" \
+        --skip-networking --user=root --plugin-dir="$OUT/plugin" --pid-file="$d/mariadbd.pid" --tmpdir="$d" \
+        "${MARIADB_OPTS[@]}" --skip-log-bin --skip-name-resolve --innodb-flush-log-at-trx-commit=2 \
+        --max-connections=151
+    for _ in $(seq 600); do
+        kill -0 "$PID" 2>/dev/null || { tail -n 30 "$d/mariadbd.log" >&2; echo "bench_servers.sh: mariadbd ($2) exited" >&2; exit 1; }
+        [[ -S $d/s ]] && sql "$d" "SELECT 1" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    tail -n 30 "$d/mariadbd.log" >&2; echo "bench_servers.sh: mariadbd ($2) did not start in 60 s" >&2; exit 1
+}
+sql() { timeout 60 mariadb --no-defaults --socket="$1/s" --user=root --batch --skip-column-names -e "$2"; }
+sb() { # DIR ARGS...
+    local d=$1; shift
+    timeout $((SB_TIME + 120)) sysbench --db-driver=mysql --mysql-user=root --mysql-db=sbtest \
+        --mysql-socket="$d/s" --tables="$SB_TABLES" --table-size="$SB_TABLE_SIZE" "$@"
+}
+# The number after "transactions:" ... "(X per sec.)".
+sb_tps() { sed -n 's/.*transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$1"; }
+
+# ab_order ROUND: "without with" on odd rounds, "with without" on even ones.
+ab_order() { if (($1 % 2)); then echo without with; else echo with without; fi; }
+
+if want mariadb || want latency; then
+    echo
+    echo "== MariaDB: install, start without and with libvmsrs"
+    M0=$WORK/m-without M1=$WORK/m-with
+    mkdir -p "$M0" "$M1"
+    mariadb_install "$M0"
+    cp -a "$M0/data" "$M1/data"
+    declare -A MDIR=([without]=$M0 [with]=$M1) MPID=()
+    for k in without with; do
+        mariadb_start "${MDIR[$k]}" $k
+        MPID[$k]=$PID
+        sql "${MDIR[$k]}" "CREATE FUNCTION vmsrs_fault RETURNS INTEGER SONAME 'udf_fault.so'"
+    done
+    grep -q libvmsrs "/proc/${MPID[with]}/maps" || { echo "bench_servers.sh: libvmsrs.so not mapped in mariadbd" >&2; exit 1; }
+    grep -q libvmsrs "/proc/${MPID[without]}/maps" && { echo "bench_servers.sh: libvmsrs.so mapped in the plain mariadbd" >&2; exit 1; }
+    echo "mariadbd without: pid ${MPID[without]}, with libvmsrs: pid ${MPID[with]}"
+fi
+
+if want mariadb; then
+    for k in without with; do
+        sql "${MDIR[$k]}" "CREATE DATABASE sbtest"
+        sb "${MDIR[$k]}" --threads=4 oltp_read_write prepare >"$OUT/sysbench-prepare-$k.txt" 2>&1 ||
+            { cat "$OUT/sysbench-prepare-$k.txt" >&2; exit 1; }
+    done
+    echo "sysbench tables: $SB_TABLES x $SB_TABLE_SIZE rows, prepared once per server"
+    for wl in oltp_read_only oltp_read_write; do
+        echo
+        echo "== MariaDB sysbench $wl, $SB_THREADS threads, $ROUNDS x ${SB_TIME} s per server, alternated"
+        declare -A TPS=([without]="" [with]="") R1=()
+        PAIRS=""
+        # One short warm-up run each (buffer pool, thread cache), not counted.
+        for k in without with; do
+            sb "${MDIR[$k]}" --threads="$SB_THREADS" --time=$((SB_TIME / 4 + 1)) "$wl" run >/dev/null 2>&1 || true
+        done
+        for r in $(seq "$ROUNDS"); do
+            for k in $(ab_order "$r"); do
+                f=$OUT/sysbench-$wl-$k-$r.txt
+                sb "${MDIR[$k]}" --threads="$SB_THREADS" --time="$SB_TIME" --report-interval=0 "$wl" run >"$f" 2>&1 ||
+                    { cat "$f" >&2; echo "bench_servers.sh: sysbench failed ($k)" >&2; exit 1; }
+                t=$(sb_tps "$f")
+                [[ -n $t ]] || { cat "$f" >&2; exit 1; }
+                TPS[$k]+="$t " R1[$k]=$t
+                printf '  round %d %-8s %10s tps  (%s)\n' "$r" "$k" "$t" "$(grep -o 'ignored errors: *[0-9]*' "$f" | head -n1 | tr -s ' ')"
+            done
+            PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
+        done
+        summarize "MariaDB sysbench $wl" tps
+    done
+    for k in without with; do
+        kill -0 "${MPID[$k]}" 2>/dev/null || { echo "bench_servers.sh: mariadbd ($k) died" >&2; exit 1; }
+    done
+fi
+
+# ---------------------------------------------------------------------------------------
+# Apache httpd
+# ---------------------------------------------------------------------------------------
+apache_conf() { # DIR PORT MODULE
+    cat <<EOF
+# Generated by scripts/bench_servers.sh: a private httpd, nothing from /etc/apache2.
+ServerRoot "$1"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$2
+PidFile "$1/httpd.pid"
+ErrorLog "$1/error.log"
+LogLevel warn
+DefaultRuntimeDir "$1"
+LoadModule mpm_event_module $APACHE_MODULES/mod_mpm_event.so
+LoadModule authz_core_module $APACHE_MODULES/mod_authz_core.so
+LoadModule vmsrs_fault_module $3
+User www-data
+Group www-data
+# As in the tests (tests/servers/mod.rs): one child of 25 threads; keep-alive on for wrk.
+StartServers 1
+ServerLimit 1
+ThreadLimit 25
+ThreadsPerChild 25
+MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 50
+MaxConnectionsPerChild 0
+Timeout 10
+KeepAlive On
+MaxKeepAliveRequests 0
+DocumentRoot "$1"
+<Location "/">
+    SetHandler vmsrs-fault
+    Require all granted
+</Location>
+EOF
+}
+# http_ok PORT: GET /ok answers 200 (a subshell: a failed /dev/tcp redirection ends only it).
+http_ok() (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'GET /ok HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    timeout 5 head -n1 <&3 | grep -q ' 200 '
+)
+# apache_start DIR with|without: sets PID and APORT.
+apache_start() {
+    local d=$1 env=() attempt
+    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/apache2.env")
+    for attempt in 1 2 3; do
+        APORT=$(free_port)
+        apache_conf "$d" "$APORT" "$OUT/mod_vmsrs_fault.so" >"$d/httpd.conf"
+        rm -f "$d/error.log"
+        spawn "$d/apache2.out" env "${env[@]}" "$APACHE2" -f "$d/httpd.conf" -DFOREGROUND
+        for _ in $(seq 300); do
+            kill -0 "$PID" 2>/dev/null || break
+            http_ok "$APORT" 2>/dev/null && return 0
+            sleep 0.1
+        done
+        if grep -qs 'Address already in use' "$d/error.log" "$d/apache2.out" && ((attempt < 3)); then
+            stop "$PID"; continue
+        fi
+        cat "$d/apache2.out" "$d/error.log" >&2 || true
+        echo "bench_servers.sh: apache2 ($2) did not start" >&2; exit 1
+    done
+}
+
+if want apache; then
+    echo
+    echo "== Apache httpd: build mod_vmsrs_fault, start without and with libvmsrs"
+    (
+        w=$WORK/apxs
+        mkdir -p "$w" && cp c-examples/servers/mod_vmsrs_fault.c "$w/" && cd "$w" &&
+            apxs -Wc,-Wall -Wc,-Wextra -Wc,-Werror -c mod_vmsrs_fault.c >apxs.log 2>&1 ||
+            { cat apxs.log >&2; exit 1; }
+        cp .libs/mod_vmsrs_fault.so "$OUT/mod_vmsrs_fault.so"
+    )
+    declare -A ADIR=([without]=$WORK/a-without [with]=$WORK/a-with) APID=() APORTS=()
+    for k in without with; do
+        mkdir -p "${ADIR[$k]}" && chmod 755 "${ADIR[$k]}"
+        apache_start "${ADIR[$k]}" $k
+        APID[$k]=$PID APORTS[$k]=$APORT
+    done
+    echo "httpd without: port ${APORTS[without]}, with libvmsrs: port ${APORTS[with]}"
+    echo
+    echo "== Apache wrk -t2 -c$WRK_CONNS -d${WRK_TIME}s /ok, $ROUNDS rounds per server, alternated"
+    declare -A TPS=([without]="" [with]="") R1=()
+    PAIRS=""
+    for k in without with; do # warm-up, not counted
+        timeout 60 wrk -t2 -c"$WRK_CONNS" -d2s "http://127.0.0.1:${APORTS[$k]}/ok" >/dev/null 2>&1 || true
+    done
+    for r in $(seq "$ROUNDS"); do
+        for k in $(ab_order "$r"); do
+            f=$OUT/wrk-$k-$r.txt
+            timeout $((WRK_TIME + 60)) wrk -t2 -c"$WRK_CONNS" -d"${WRK_TIME}s" "http://127.0.0.1:${APORTS[$k]}/ok" >"$f" 2>&1 ||
+                { cat "$f" >&2; echo "bench_servers.sh: wrk failed ($k)" >&2; exit 1; }
+            t=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$f")
+            [[ -n $t ]] || { cat "$f" >&2; exit 1; }
+            if grep -qE 'Non-2xx|Socket errors' "$f"; then
+                echo "  round $r $k: wrk reports errors:"; grep -E 'Non-2xx|Socket errors' "$f"
+            fi
+            TPS[$k]+="$t " R1[$k]=$t
+            printf '  round %d %-8s %10s requests/s\n' "$r" "$k" "$t"
+        done
+        PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
+    done
+    summarize "Apache wrk /ok" requests/s
+    for k in without with; do stop "${APID[$k]}"; done
+fi
+
+# ---------------------------------------------------------------------------------------
+# Fault to answer
+# ---------------------------------------------------------------------------------------
+lat_field() { sed -n "s/^$2 .* $3=\([0-9.]*\).*/\1/p" "$1"; }
+if want latency; then
+    echo
+    echo "== fault to answer: dropin_server (unwind), $LAT_N pairs of SET / CRASH on one connection"
+    D=$WORK/dropin
+    mkdir -p "$D"
+    spawn "$D/out" env LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/c-examples/dropin_server.env" "$OUT/dropin_server" 0
+    DPID=$PID
+    for _ in $(seq 100); do grep -qs 'listening on' "$D/out" && break; sleep 0.1; done
+    port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$D/out")
+    [[ -n $port ]] || { cat "$D/out" >&2; exit 1; }
+    f=$OUT/latency-dropin.txt
+    timeout 300 "$OUT/bench_servers_latency" tcp "$port" "$LAT_N" >"$f" 2>&1 || { cat "$f" >&2; exit 1; }
+    sed 's/^/  /' "$f"
+    n=$(grep -c 'SUMMARY: vmsrs: SIGSEGV contained' "$D/out" || true)
+    echo "  libvmsrs reports: $n contained faults (expected $((LAT_N + 10)), with warm-up)"
+    ((n == LAT_N + 10)) || { echo "bench_servers.sh: not every fault was contained" >&2; exit 1; }
+    stop "$DPID"
+    RESULTS+=("dropin_server: CRASH vs SET request, median us|$(lat_field "$f" normal median_us)|$(lat_field "$f" fault median_us)|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
+
+    echo
+    echo "== fault to answer: mariadbd (oblivious), $LAT_N pairs of vmsrs_fault(0) / vmsrs_fault(1, 151), fresh connections"
+    f=$OUT/latency-mariadb.txt
+    before=$(grep -c 'SUMMARY: vmsrs: SIGSEGV contained' "$M1/mariadbd.log" || true)
+    timeout 600 "$OUT/bench_servers_latency" mysql "$M1/s" "$LAT_N" >"$f" 2>&1 || { cat "$f" >&2; tail -n 20 "$M1/mariadbd.log" >&2; exit 1; }
+    sed 's/^/  /' "$f"
+    after=$(grep -c 'SUMMARY: vmsrs: SIGSEGV contained' "$M1/mariadbd.log" || true)
+    echo "  libvmsrs reports: $((after - before)) contained faults (expected $((LAT_N + 10)), with warm-up)"
+    kill -0 "${MPID[with]}" && [[ $(sql "$M1" "SELECT vmsrs_fault(0)") == 0 ]] ||
+        { echo "bench_servers.sh: mariadbd did not survive the faults" >&2; exit 1; }
+    ((after - before == LAT_N + 10)) || { echo "bench_servers.sh: not every fault was contained" >&2; exit 1; }
+    RESULTS+=("mariadbd: vmsrs_fault(1) vs (0) query, median us|$(lat_field "$f" normal median_us)|$(lat_field "$f" fault median_us)|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
+fi
+if want mariadb || want latency; then
+    for k in without with; do stop "${MPID[$k]}"; done
+fi
+
+# ---------------------------------------------------------------------------------------
+# Lock tracking
+# ---------------------------------------------------------------------------------------
+if want locks; then
+    echo
+    if [[ -f c-examples/bench_locks.c ]]; then
+        echo "== lock tracking: c-examples/bench_locks.c (uncontended lock/unlock pair, preloaded vs plain)"
+        gcc "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
+        "$OUT/bench_locks" -l "$LIB" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt" | sed 's/^/  /'
+        row() { sed -n "s/^  $1 *plain *\([0-9.]*\) ns *libvmsrs *\([0-9.]*\) ns *\(+ *[0-9.]*\) ns *ratio *\([0-9.]*x\).*/\1|\2|\4 (\3 ns)/p" "$OUT/bench_locks.txt"; }
+        RESULTS+=("lock tracking: pthread_mutex lock/unlock pair, ns|$(row pthread_mutex)|-")
+        RESULTS+=("lock tracking: pthread_spin lock/unlock pair, ns|$(row pthread_spin)|-")
+    else
+        echo "== lock tracking: not measured (c-examples/bench_locks.c is not in this tree)"
+        RESULTS+=("lock tracking cost|-|-|not measured|-")
+    fi
+fi
+
+echo
+echo "== results (DESIGN §8; machine: $(nproc) CPUs, load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+{
+    echo "measure|without|with libvmsrs|with/without, or delta|bar"
+    for r in "${RESULTS[@]}"; do echo "$r"; done
+} | awk -F'|' '{ printf "%-52s %10s %13s %-22s %s\n", $1, $2, $3, $4, $5 }' | tee "$OUT/summary.txt"
+echo "full outputs in $OUT/"
