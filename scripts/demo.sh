@@ -68,3 +68,44 @@ else
     echo "plain server: exited with status $status"
 fi
 "$OUT/tcp_client" "$pport" --name bob LIST 2>&1 || true
+
+printf '\n== drop-in: an unmodified server (c-examples/dropin_server.c, no vmsrs.h), under LD_PRELOAD\n'
+gcc -O2 -g -Wall -Wextra -pthread -rdynamic c-examples/dropin_server.c -o "$OUT/dropin_server"
+# Talk to the server: one connection, one line per request, print each reply.
+talk() {
+    python3 - "$@" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+try:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = s.makefile("rw")
+    for line in sys.argv[2:]:
+        f.write(line + "\n"); f.flush()
+        reply = f.readline().strip()
+        print(f"  {line:<14} -> {reply if reply else '(connection closed)'}")
+        if not reply:
+            break
+except OSError as e:
+    print(f"  (no connection: {e})")
+PY
+}
+start_dropin() {
+    local log=$1; shift
+    env "$@" "$OUT/dropin_server" 0 >"$log" 2>&1 &
+    dserver=$!
+    for _ in $(seq 100); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.05; done
+    dport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+}
+step "without libvmsrs: one faulting request kills it"
+start_dropin "$OUT/dropin_plain.log"
+talk "$dport" "SET a 1" "CRASH a 2"
+set +e; wait "$dserver"; status=$?; set -e
+[ "$status" -gt 128 ] && echo "  server killed by signal $((status - 128)) ($(kill -l $((status - 128))))"
+step "with LD_PRELOAD=libvmsrs.so and c-examples/dropin_server.env (VMSRS_USER_CALL=handle_request:-1)"
+start_dropin "$OUT/dropin.log" LD_PRELOAD="$PWD/target/release/libvmsrs.so" \
+    VMSRS_ENV_FILE="$PWD/c-examples/dropin_server.env"
+talk "$dport" "SET a 1" "CRASH a 2" "TRAP" "SET b 5" "GET b"
+talk "$dport" "GET b" "QUIT"
+set +e; wait "$dserver"; status=$?; set -e
+echo "  server exited with status $status after QUIT; its libvmsrs report:"
+grep "==vmsrs:" "$OUT/dropin.log" | sed 's/^/    /'
