@@ -222,6 +222,8 @@ fn spawn() {
         let rc = libc::pthread_create(&mut t, core::ptr::null(), thread_main, core::ptr::null_mut());
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if rc == 0 {
+            // Named here too, so the name is there as soon as start-up returns.
+            libc::pthread_setname_np(t, c"vmsrs-report".as_ptr());
             libc::pthread_detach(t);
         } else {
             RUNNING_PID.store(0, Ordering::Release);

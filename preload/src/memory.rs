@@ -319,17 +319,8 @@ static REAL_MEMSET: AtomicUsize = AtomicUsize::new(0);
 /// memcpy's contract.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
-    if interposed::may_be_monitored(d as usize, s as usize, n) {
-        // SAFETY: forwarded contract.
-        return unsafe { copy_slow(d, s, n, &REAL_MEMCPY) };
-    }
-    let f = REAL_MEMCPY.load(Relaxed);
-    if f != 0 {
-        // SAFETY: glibc's memcpy; forwarded contract.
-        return unsafe { core::mem::transmute::<usize, CopyFn>(f)(d, s, n) };
-    }
     // SAFETY: forwarded contract.
-    unsafe { early_move(d, s, n) }
+    unsafe { copy_via(&REAL_MEMCPY, d, s, n) }
 }
 
 /// `memmove(3)`: as `memcpy`, overlap allowed.
@@ -338,13 +329,24 @@ pub unsafe extern "C" fn memcpy(d: *mut c_void, s: *const c_void, n: size_t) -> 
 /// memmove's contract.
 #[no_mangle]
 pub unsafe extern "C" fn memmove(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { copy_via(&REAL_MEMMOVE, d, s, n) }
+}
+
+/// `memcpy`/`memmove` through `real` (glibc's, once resolved): the range store on monitored
+/// memory, else the real function, else (before resolution) a plain byte move.
+///
+/// # Safety
+/// memmove's contract.
+#[inline(always)]
+unsafe fn copy_via(real: &AtomicUsize, d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
     if interposed::may_be_monitored(d as usize, s as usize, n) {
         // SAFETY: forwarded contract.
-        return unsafe { copy_slow(d, s, n, &REAL_MEMMOVE) };
+        return unsafe { copy_slow(d, s, n, real) };
     }
-    let f = REAL_MEMMOVE.load(Relaxed);
+    let f = real.load(Relaxed);
     if f != 0 {
-        // SAFETY: glibc's memmove; forwarded contract.
+        // SAFETY: glibc's function of this signature; forwarded contract.
         return unsafe { core::mem::transmute::<usize, CopyFn>(f)(d, s, n) };
     }
     // SAFETY: forwarded contract.
