@@ -26,6 +26,8 @@ pub struct JmpBuf(pub UnsafeCell<[u8; JMP_BUF_BYTES]>);
 pub struct ThreadState {
     /// The user this thread runs (0: none yet).
     pub user: Cell<u64>,
+    /// The last user this thread began: the next one is begun in its slot if it is free.
+    pub last_user: Cell<u64>,
     /// Whether `user` was begun explicitly (else it is the thread's implicit user).
     pub explicit: Cell<bool>,
     /// Nesting depth of calls into the hypervisor component; a fault at depth > 0 inside
@@ -66,6 +68,7 @@ thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
             user: Cell::new(0),
+            last_user: Cell::new(0),
             explicit: Cell::new(false),
             depth: Cell::new(0),
             jmp: [JmpBuf(UnsafeCell::new([0; JMP_BUF_BYTES])), JmpBuf(UnsafeCell::new([0; JMP_BUF_BYTES]))],

@@ -59,9 +59,10 @@ fn implicit_with_altstack(hv: &Hv, t: &ThreadState) -> u64 {
 #[cold]
 #[inline(never)]
 fn implicit(hv: &Hv, t: &ThreadState, in_handler: bool) -> u64 {
-    match hv.user_begin() {
+    match hv.user_begin_after(t.last_user.get()) {
         Ok(u) => {
             t.user.set(u);
+            t.last_user.set(u);
             t.explicit.set(false);
             t.reset_budget();
             ensure_exit_hook(t, in_handler);
@@ -152,11 +153,12 @@ fn end_implicit(hv: &Hv, t: &ThreadState) {
 /// `false` when none can be created (the call then runs plainly).
 pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
     end_implicit(hv, t);
-    let Ok(u) = hv.user_begin() else {
+    let Ok(u) = hv.user_begin_after(t.last_user.get()) else {
         table_full_warning();
         return false;
     };
     t.user.set(u);
+    t.last_user.set(u);
     t.explicit.set(true);
     t.armed.set(None);
     t.reset_budget();
@@ -191,9 +193,10 @@ fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
         end_implicit(rt.hv, t);
         let u = {
             let _e = thread::HvEntry::enter();
-            rt.hv.user_begin()?
+            rt.hv.user_begin_after(t.last_user.get())?
         };
         t.user.set(u);
+        t.last_user.set(u);
         t.explicit.set(true);
         t.armed.set(arm);
         t.reset_budget();

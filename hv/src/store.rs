@@ -434,6 +434,14 @@ impl Hv {
         Ok(id)
     }
 
+    /// [`Hv::user_begin`] in the slot of `previous` (the calling thread's last user) if it is
+    /// free: a request begins where the last one on its thread ended, warm in cache.
+    pub fn user_begin_after(&self, previous: UserId) -> HvResult<UserId> {
+        let (id, _) = self.users.alloc_near(previous as usize).ok_or(VMSRS_ETOOMANY)?;
+        self.counters.begun.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
     /// End a user at its end point: commit it, or (if it faulted) collect it (G7).
     ///
     /// Must run on the thread that runs `u`.
