@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
+#include "check.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -28,15 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fputc('\n', stderr);                                                                  \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
 
 static uint64_t shared[4] = {11, 22, 33, 44};
 static volatile int *volatile wild = (int *)16;

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,15 +33,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fputc('\n', stderr);                                                                  \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
 
 static volatile int *volatile wild = (int *)16;
 

@@ -20,6 +20,8 @@
  * waiter times out).
  */
 #define _GNU_SOURCE
+#include "check.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,15 +30,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fputc('\n', stderr);                                                                  \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
 
 static volatile int *volatile wild = (int *)16;
 static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -30,15 +31,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fputc('\n', stderr);                                                                  \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
 
 static uint64_t shared[8];
 static volatile int *volatile null_ptr = NULL;
