@@ -671,6 +671,8 @@ fn decode(ev: &Event) -> Option<(String, usize)> {
 
 /// The metrics file's contents (Prometheus text exposition format).
 pub fn metrics_text() -> String {
+    const COUNTER: &str = "counter";
+    const GAUGE: &str = "gauge";
     let mut m = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(m, "# HELP {name} {help}");
@@ -679,126 +681,113 @@ pub fn metrics_text() -> String {
             let _ = writeln!(m, "{name}{labels} {v}");
         }
     };
-    let one = |v: u64| vec![(String::new(), v)];
-    let mut by = Vec::new();
-    for (sig, action, n) in crate::fault::report::fault_counts() {
-        by.push((format!("{{signal=\"{}\",action=\"{}\"}}", signal_name(sig), action_name(action)), n));
-    }
+    let by: Vec<(String, u64)> = crate::fault::report::fault_counts()
+        .into_iter()
+        .map(|(sig, action, n)| {
+            (format!("{{signal=\"{}\",action=\"{}\"}}", signal_name(sig), action_name(action)), n)
+        })
+        .collect();
     family(
         "vmsrs_faults_contained_total",
-        "counter",
+        COUNTER,
         "Faults contained, by signal and by the action applied.",
         &by,
     );
     let c = &crate::runtime::COUNTERS;
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    family(
-        "vmsrs_faults_chained_total",
-        "counter",
-        "Faults passed on to the program's own handler.",
-        &one(l(&c.faults_chained)),
-    );
-    family(
-        "vmsrs_instructions_skipped_total",
-        "counter",
-        "Faulting instructions skipped (oblivious policy).",
-        &one(l(&c.instructions_skipped)),
-    );
-    family("vmsrs_unwinds_total", "counter", "Users unwound to their recovery point.", &one(l(&c.unwinds)));
-    family(
-        "vmsrs_threads_ended_total",
-        "counter",
-        "Threads ended for lack of a recovery point.",
-        &one(l(&c.threads_ended)),
-    );
-    family(
-        "vmsrs_frees_withheld_total",
-        "counter",
-        "free() calls of suppressed users not performed.",
-        &one(l(&c.frees_withheld)),
-    );
-    family(
-        "vmsrs_suppressed_outputs_total",
-        "counter",
-        "Output calls marked as a suppressed user's.",
-        &one(l(&c.suppressed_outputs)),
-    );
-    family("vmsrs_bounds_faults_total", "counter", "Pointer bounds faults.", &one(l(&c.bounds_faults)));
+    // The families of one unlabelled sample: name, type, help, value. The hv's exist once the
+    // runtime does.
+    let mut single = vec![
+        (
+            "vmsrs_faults_chained_total",
+            COUNTER,
+            "Faults passed on to the program's own handler.",
+            l(&c.faults_chained),
+        ),
+        (
+            "vmsrs_instructions_skipped_total",
+            COUNTER,
+            "Faulting instructions skipped (oblivious policy).",
+            l(&c.instructions_skipped),
+        ),
+        ("vmsrs_unwinds_total", COUNTER, "Users unwound to their recovery point.", l(&c.unwinds)),
+        (
+            "vmsrs_threads_ended_total",
+            COUNTER,
+            "Threads ended for lack of a recovery point.",
+            l(&c.threads_ended),
+        ),
+        (
+            "vmsrs_frees_withheld_total",
+            COUNTER,
+            "free() calls of suppressed users not performed.",
+            l(&c.frees_withheld),
+        ),
+        (
+            "vmsrs_suppressed_outputs_total",
+            COUNTER,
+            "Output calls marked as a suppressed user's.",
+            l(&c.suppressed_outputs),
+        ),
+        ("vmsrs_bounds_faults_total", COUNTER, "Pointer bounds faults.", l(&c.bounds_faults)),
+    ];
     if let Some(rt) = crate::runtime::get() {
         let h = rt.hv.stats();
-        family("vmsrs_users_begun_total", "counter", "Users begun.", &one(h.users_begun));
-        family(
-            "vmsrs_users_committed_total",
-            "counter",
-            "Users ended without a fault.",
-            &one(h.users_committed),
-        );
-        family(
-            "vmsrs_users_faulted_total",
-            "counter",
-            "Users that entered suppression mode.",
-            &one(h.users_faulted),
-        );
-        family(
-            "vmsrs_users_collected_total",
-            "counter",
-            "Faulted users whose end point ran (cleanup done).",
-            &one(h.users_collected),
-        );
-        family("vmsrs_users_live", "gauge", "Users live now.", &one(h.users_live));
-        family("vmsrs_users_suppressed", "gauge", "Users in suppression mode now.", &one(h.faulted_now));
-        family("vmsrs_ranges", "gauge", "Profiled ranges now.", &one(h.ranges));
-        family(
-            "vmsrs_history_entries",
-            "gauge",
-            "Recovery history entries held now.",
-            &one(h.history_entries),
-        );
-        family("vmsrs_restorations_total", "counter", "Granules restored.", &one(h.restorations));
-        family(
-            "vmsrs_recovery_data_corruptions_total",
-            "counter",
-            "Recovery data found corrupt (never restored from).",
-            &one(h.corruptions),
-        );
-        family(
-            "vmsrs_unrecorded_stores_total",
-            "counter",
-            "Monitored stores that could not be recorded.",
-            &one(h.unrecorded),
-        );
-        family(
-            "vmsrs_shadow_stores_total",
-            "counter",
-            "Stores that went to a suppressed user's shadow.",
-            &one(h.shadow_stores),
-        );
-        family("vmsrs_exposures_total", "counter", "Exposures reported.", &one(h.exposures));
-        family(
-            "vmsrs_exposures_dropped_total",
-            "counter",
-            "Exposures lost to a full table.",
-            &one(h.exposures_dropped),
-        );
+        single.extend([
+            ("vmsrs_users_begun_total", COUNTER, "Users begun.", h.users_begun),
+            ("vmsrs_users_committed_total", COUNTER, "Users ended without a fault.", h.users_committed),
+            ("vmsrs_users_faulted_total", COUNTER, "Users that entered suppression mode.", h.users_faulted),
+            (
+                "vmsrs_users_collected_total",
+                COUNTER,
+                "Faulted users whose end point ran (cleanup done).",
+                h.users_collected,
+            ),
+            ("vmsrs_users_live", GAUGE, "Users live now.", h.users_live),
+            ("vmsrs_users_suppressed", GAUGE, "Users in suppression mode now.", h.faulted_now),
+            ("vmsrs_ranges", GAUGE, "Profiled ranges now.", h.ranges),
+            ("vmsrs_history_entries", GAUGE, "Recovery history entries held now.", h.history_entries),
+            ("vmsrs_restorations_total", COUNTER, "Granules restored.", h.restorations),
+            (
+                "vmsrs_recovery_data_corruptions_total",
+                COUNTER,
+                "Recovery data found corrupt (never restored from).",
+                h.corruptions,
+            ),
+            (
+                "vmsrs_unrecorded_stores_total",
+                COUNTER,
+                "Monitored stores that could not be recorded.",
+                h.unrecorded,
+            ),
+            (
+                "vmsrs_shadow_stores_total",
+                COUNTER,
+                "Stores that went to a suppressed user's shadow.",
+                h.shadow_stores,
+            ),
+            ("vmsrs_exposures_total", COUNTER, "Exposures reported.", h.exposures),
+            (
+                "vmsrs_exposures_dropped_total",
+                COUNTER,
+                "Exposures lost to a full table.",
+                h.exposures_dropped,
+            ),
+        ]);
     }
-    family(
-        "vmsrs_report_events_written_total",
-        "counter",
-        "Fault events written to the log.",
-        &one(WRITTEN.load(Ordering::Relaxed)),
-    );
-    family(
-        "vmsrs_report_events_lost_total",
-        "counter",
-        "Fault events lost to a full ring.",
-        &one(LOST.load(Ordering::Relaxed)),
-    );
-    family(
-        "vmsrs_report_write_errors_total",
-        "counter",
-        "Fault events that could not be written to the log.",
-        &one(WRITE_ERRORS.load(Ordering::Relaxed)),
-    );
+    single.extend([
+        ("vmsrs_report_events_written_total", COUNTER, "Fault events written to the log.", l(&WRITTEN)),
+        ("vmsrs_report_events_lost_total", COUNTER, "Fault events lost to a full ring.", l(&LOST)),
+        (
+            "vmsrs_report_write_errors_total",
+            COUNTER,
+            "Fault events that could not be written to the log.",
+            l(&WRITE_ERRORS),
+        ),
+    ]);
+    for (name, kind, help, v) in single {
+        family(name, kind, help, &[(String::new(), v)]);
+    }
     m
 }
 
