@@ -15,19 +15,6 @@ use servers::{pid_alive, Apache};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Wait (≤ 10 s) until `n` `/slow` requests are sleeping in the child.
-pub fn wait_inflight(a: &Apache, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = a.get("/inflight");
-        if matches!(&r, Ok(r) if r.body == n.to_string()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{n} /slow requests never were in flight (last /inflight: {r:?})");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn faulting_request_kills_the_child(path: &str, signal_text: &str) {
     let a = Apache::start(None);
     let child = a.child(Duration::from_secs(10));
@@ -35,7 +22,7 @@ fn faulting_request_kills_the_child(path: &str, signal_text: &str) {
 
     thread::scope(|s| {
         let slow: Vec<_> = (0..5).map(|_| s.spawn(|| a.get("/slow?ms=5000"))).collect();
-        wait_inflight(&a, 5);
+        a.wait_inflight(5);
         let fault = a.get(path);
         assert!(fault.is_err(), "the faulting request gets no response: {fault:?}");
         for h in slow {

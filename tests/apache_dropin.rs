@@ -22,19 +22,6 @@ fn start(extra: &[(&str, &str)]) -> Apache {
     Apache::start(Some((&lib, &env)))
 }
 
-/// Wait (≤ 10 s) until `n` `/slow` requests are sleeping in the child.
-fn wait_inflight(a: &Apache, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = a.get("/inflight");
-        if matches!(&r, Ok(r) if r.body == n.to_string()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{n} /slow requests never were in flight (last /inflight: {r:?})");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The faulting request gets a 500, or its connection is closed without a response; never
 /// a success.
 fn assert_fault_answered(path: &str, r: &Result<Response, String>, a: &Apache) {
@@ -68,7 +55,7 @@ fn faulting_request_is_contained(path: &str) {
     let child = a.child(Duration::from_secs(10));
     thread::scope(|s| {
         let slow: Vec<_> = (0..5).map(|_| s.spawn(|| a.get("/slow?ms=2000"))).collect();
-        wait_inflight(&a, 5);
+        a.wait_inflight(5);
         let fault = a.get(path);
         eprintln!("GET {path}: {:?}", fault.as_ref().map(|r| r.status));
         assert_fault_answered(path, &fault, &a);

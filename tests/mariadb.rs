@@ -13,20 +13,7 @@ mod servers;
 use servers::{Mariadb, MAX_CONNECTIONS};
 use std::os::unix::process::ExitStatusExt;
 use std::thread;
-use std::time::{Duration, Instant};
-
-/// Wait (≤ 10 s) until a session's `SELECT vmsrs_fault(5, ...)` is executing.
-pub fn wait_slow_query_running(m: &Mariadb) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sql = "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT vmsrs_fault(5,%'";
-    loop {
-        if m.query(sql).as_deref() == Ok("1") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the slow query never showed up in the processlist");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::time::Duration;
 
 /// Mode 1 (NULL store) or 2 (ud2) kills mariadbd by `signal`, and the concurrent session's
 /// in-flight query and every later connection fail.
@@ -43,7 +30,7 @@ fn faulting_udf_kills_mariadbd(mode: u32, signal: i32) {
 
     thread::scope(|s| {
         let slow = s.spawn(|| m.query("SELECT vmsrs_fault(5, 8000)"));
-        wait_slow_query_running(&m);
+        m.wait_slow_query_running();
         let fault = m.query(&format!("SELECT vmsrs_fault({mode})"));
         let e = fault.expect_err("the faulting query cannot succeed");
         assert!(e.contains("ERROR 2013"), "the faulty session loses its connection: {e}");

@@ -11,7 +11,7 @@ mod servers;
 use servers::Mariadb;
 use std::path::PathBuf;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn preload_env() -> (PathBuf, String) {
     (servers::libvmsrs(), servers::env_file("mariadb").display().to_string())
@@ -26,19 +26,6 @@ fn start(extra: &[(&str, &str)]) -> Mariadb {
     m.create_udf();
     assert_eq!(m.query("SELECT vmsrs_fault(0)").as_deref(), Ok("0"), "a normal UDF call");
     m
-}
-
-/// Wait (≤ 10 s) until a session's `SELECT vmsrs_fault(5, ...)` is executing.
-fn wait_slow_query_running(m: &Mariadb) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sql = "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT vmsrs_fault(5,%'";
-    loop {
-        if m.query(sql).as_deref() == Ok("1") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the slow query never showed up in the processlist");
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Run a faulting statement in a session that then asks for one more result on the same
@@ -72,7 +59,7 @@ fn faulting_udf_is_contained(mode: u32) {
     let mut m = start(&[]);
     thread::scope(|s| {
         let slow = s.spawn(|| m.query("SELECT vmsrs_fault(5, 3000)"));
-        wait_slow_query_running(&m);
+        m.wait_slow_query_running();
         fault_in_session(&m, &format!("SELECT vmsrs_fault({mode})"));
         let other = slow.join().expect("slow-query thread");
         assert_eq!(other.as_deref(), Ok("5"), "the concurrent session's in-flight query completes");

@@ -504,6 +504,20 @@ pub struct Mariadb {
 }
 
 impl Mariadb {
+    /// Wait (≤ 10 s) until a session's `SELECT vmsrs_fault(5, ...)` is executing.
+    pub fn wait_slow_query_running(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let sql =
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT vmsrs_fault(5,%'";
+        loop {
+            if self.query(sql).as_deref() == Ok("1") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the slow query never showed up in the processlist");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Start a server (`preload` as given) and wait until it accepts connections (≤ 60 s).
     pub fn start(preload: Preload) -> Mariadb {
         require(MARIADBD, "mariadb-server");
@@ -790,6 +804,22 @@ impl Apache {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Wait (≤ 10 s) until `n` `/slow` requests are sleeping in the child.
+    pub fn wait_inflight(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get("/inflight");
+            if matches!(&r, Ok(r) if r.body == n.to_string()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} /slow requests never were in flight (last /inflight: {r:?})"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `GET path` over a new connection (HTTP/1.0, read to EOF, 10 s timeouts). Err when the
