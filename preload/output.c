@@ -162,6 +162,9 @@ static int prefix_stream(FILE *f, ...) {
     return r;
 }
 
+/* Mark the calling user's output on f (f's lock held): the prefix, counted. */
+static int mark_stream(FILE *f) { return prefix_stream(f, (unsigned long long)vmsrs_user_current()); }
+
 static int prefix_fd(int fd, ...) {
     va_list ap;
     va_start(ap, fd);
@@ -189,7 +192,7 @@ static int slow_vfprintf(FILE *f, int flag, const char *fmt, va_list ap, int m) 
     if (vmsrs__probe(f, sizeof *f) != 0 || check_format(fmt, ap) != 0) return bad(-1);
     if (m < 2) return do_vfprintf(f, flag, fmt, ap);
     flockfile(f);
-    int p = prefix_stream(f, (unsigned long long)vmsrs_user_current());
+    int p = mark_stream(f);
     int r = do_vfprintf(f, flag, fmt, ap);
     funlockfile(f);
     return r < 0 || p < 0 ? r : r + p;
@@ -202,15 +205,12 @@ static int slow_vdprintf(int fd, int flag, const char *fmt, va_list ap, int m) {
     return r < 0 || p < 0 ? r : r + p;
 }
 
-int vmsrs_i_vfprintf(FILE *f, const char *fmt, va_list ap) {
-    int m = mode();
-    return m == 0 ? do_vfprintf(f, -1, fmt, ap) : slow_vfprintf(f, -1, fmt, ap, m);
-}
-
 int vmsrs_i___vfprintf_chk(FILE *f, int flag, const char *fmt, va_list ap) {
     int m = mode();
     return m == 0 ? do_vfprintf(f, flag, fmt, ap) : slow_vfprintf(f, flag, fmt, ap, m);
 }
+
+int vmsrs_i_vfprintf(FILE *f, const char *fmt, va_list ap) { return vmsrs_i___vfprintf_chk(f, -1, fmt, ap); }
 
 int vmsrs_i_vprintf(const char *fmt, va_list ap) { return vmsrs_i_vfprintf(stdout, fmt, ap); }
 
@@ -248,15 +248,12 @@ int vmsrs_i___fprintf_chk(FILE *f, int flag, const char *fmt, ...) {
     return r;
 }
 
-int vmsrs_i_vdprintf(int fd, const char *fmt, va_list ap) {
-    int m = mode();
-    return m == 0 ? do_vdprintf(fd, -1, fmt, ap) : slow_vdprintf(fd, -1, fmt, ap, m);
-}
-
 int vmsrs_i___vdprintf_chk(int fd, int flag, const char *fmt, va_list ap) {
     int m = mode();
     return m == 0 ? do_vdprintf(fd, flag, fmt, ap) : slow_vdprintf(fd, flag, fmt, ap, m);
 }
+
+int vmsrs_i_vdprintf(int fd, const char *fmt, va_list ap) { return vmsrs_i___vdprintf_chk(fd, -1, fmt, ap); }
 
 int vmsrs_i_dprintf(int fd, const char *fmt, ...) {
     va_list ap;
@@ -280,7 +277,7 @@ int vmsrs_i_fputs(const char *s, FILE *f) {
     if (vmsrs__probe(f, sizeof *f) != 0 || vmsrs__probe_cstr(s) < 0) return bad(EOF);
     if (m < 2) return do_fputs(s, f);
     flockfile(f);
-    prefix_stream(f, (unsigned long long)vmsrs_user_current());
+    mark_stream(f);
     int r = do_fputs(s, f);
     funlockfile(f);
     return r;
@@ -292,7 +289,7 @@ int vmsrs_i_puts(const char *s) {
     if (vmsrs__probe_cstr(s) < 0) return bad(EOF);
     if (m < 2) return do_puts(s);
     flockfile(stdout);
-    prefix_stream(stdout, (unsigned long long)vmsrs_user_current());
+    mark_stream(stdout);
     int r = do_puts(s);
     funlockfile(stdout);
     return r;
@@ -301,7 +298,7 @@ int vmsrs_i_puts(const char *s) {
 int vmsrs_i_putchar(int c) {
     if (mode() < 2) return do_putchar(c);
     flockfile(stdout);
-    prefix_stream(stdout, (unsigned long long)vmsrs_user_current());
+    mark_stream(stdout);
     int r = do_putchar(c);
     funlockfile(stdout);
     return r;
@@ -314,7 +311,7 @@ int vmsrs_i_fputc(int c, FILE *f) {
     if (vmsrs__probe(f, sizeof *f) != 0) return bad(EOF);
     if (m < 2) return r ? r(c, f) : _IO_putc(c, f);
     flockfile(f);
-    prefix_stream(f, (unsigned long long)vmsrs_user_current());
+    mark_stream(f);
     int rc = r ? r(c, f) : _IO_putc(c, f);
     funlockfile(f);
     return rc;
@@ -332,7 +329,7 @@ size_t vmsrs_i_fwrite(const void *p, size_t size, size_t n, FILE *f) {
     }
     if (m < 2) return r(p, size, n, f);
     flockfile(f);
-    prefix_stream(f, (unsigned long long)vmsrs_user_current());
+    mark_stream(f);
     size_t rc = r(p, size, n, f);
     funlockfile(f);
     return rc;
