@@ -157,12 +157,7 @@ pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
         table_full_warning();
         return false;
     };
-    t.user.set(u);
-    t.last_user.set(u);
-    t.explicit.set(true);
-    t.armed.set(None);
-    t.reset_budget();
-    ensure_exit_hook(t, false);
+    adopt_explicit(t, u, None);
     thread::ensure_altstack();
     true
 }
@@ -175,11 +170,26 @@ pub fn end_for_rescue(t: &ThreadState) -> bool {
         (Some(hv), true) => hv.user_end(u) == Ok(EndKind::Faulted),
         _ => false,
     };
+    drop_explicit(t);
+    faulted
+}
+
+/// Make `u` this thread's explicit user, armed with `arm`, with a fresh fault budget.
+fn adopt_explicit(t: &ThreadState, u: u64, arm: Option<u8>) {
+    t.user.set(u);
+    t.last_user.set(u);
+    t.explicit.set(true);
+    t.armed.set(arm);
+    t.reset_budget();
+    ensure_exit_hook(t, false);
+}
+
+/// This thread runs no user any more (its last one has ended).
+fn drop_explicit(t: &ThreadState) {
     t.user.set(0);
     t.explicit.set(false);
     t.armed.set(None);
     t.reset_budget();
-    faulted
 }
 
 fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
@@ -191,16 +201,8 @@ fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
             return Err(VMSRS_EINUSER);
         }
         end_implicit(rt.hv, t);
-        let u = {
-            let _e = thread::HvEntry::enter();
-            rt.hv.user_begin_after(t.last_user.get())?
-        };
-        t.user.set(u);
-        t.last_user.set(u);
-        t.explicit.set(true);
-        t.armed.set(arm);
-        t.reset_budget();
-        ensure_exit_hook(t, false);
+        let u = rt.hv.user_begin_after(t.last_user.get())?;
+        adopt_explicit(t, u, arm);
         Ok(())
     })?;
     thread::ensure_altstack();
@@ -215,14 +217,8 @@ fn end() -> Result<i32, VmsrsError> {
         if u == 0 || !t.explicit.get() {
             return Err(VMSRS_ENOUSER);
         }
-        let kind = {
-            let _e = thread::HvEntry::enter();
-            rt.hv.user_end(u)?
-        };
-        t.user.set(0);
-        t.explicit.set(false);
-        t.armed.set(None);
-        t.reset_budget();
+        let kind = rt.hv.user_end(u)?;
+        drop_explicit(t);
         Ok(match kind {
             EndKind::Committed => 0,
             EndKind::Faulted => VMSRS_FAULTED.code(),
