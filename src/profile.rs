@@ -95,7 +95,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     let settings = settings_from(&cfg)?;
     let mut hook_errors = 0;
     for call in &cfg.user_calls {
-        if let Err(why) = crate::rescue::install(&call.symbol, call.retval) {
+        if let Err(why) = crate::rescue::install(&call.symbol, call.on_fault) {
             hook_errors += 1;
             eprintln!(
                 "=={pid}==vmsrs: {}VMSRS_USER_CALL: cannot hook {}: {why}; its calls are not users",

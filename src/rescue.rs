@@ -6,6 +6,8 @@
 //! call return RETVAL to its caller, with the caller's registers and stack as they were at the
 //! call, and the user collected (G7). Under `oblivious` a faulted call runs on suppressed to
 //! its return, and then returns RETVAL too: its caller always learns that it failed.
+//! With `throw` in place of RETVAL the call instead throws a C++ `std::runtime_error` into its
+//! caller, for C++ servers that fail one request by an exception (squid's job dialer).
 //! Nested calls run inside the outer user.
 //!
 //! Mechanism (an inline hook of the unmodified binary):
@@ -26,13 +28,18 @@
 //! - To unwind, the fault handler rewrites the interrupted context (or, outside a handler,
 //!   [`resume`] jumps) to `vmsrs__rescue_landing` with the stack as at the call; the landing
 //!   ends the user, restores every register of the call but rax, and returns RETVAL.
+//! - A `throw` hook leaves both stubs with the stack as just before the `ret` to the caller,
+//!   the caller's callee-saved registers restored, and jumps to `vmsrs__rescue_throw`
+//!   (src/rescue.c): to the unwinder it was called from the call site of SYMBOL, so the
+//!   exception goes where one thrown by SYMBOL would (its caller's handler or cleanups).
 
 use crate::{runtime, thread, user};
-use core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction,
     InstructionBlock,
 };
+use vmsrs_config::config::OnFault;
 
 /// Hooks one process can have.
 pub const MAX_HOOKS: usize = 16;
@@ -45,16 +52,19 @@ const ZERO_I64: AtomicI64 = AtomicI64::new(0);
 /// Per hook: where the relocated prologue continues, and the value an unwound call returns.
 static TRAMPOLINE: [AtomicUsize; MAX_HOOKS] = [ZERO_USIZE; MAX_HOOKS];
 static RETVAL: [AtomicI64; MAX_HOOKS] = [ZERO_I64; MAX_HOOKS];
+/// Per hook: does a faulted call throw (`throw`) instead of returning RETVAL?
+static THROWS: [AtomicBool; MAX_HOOKS] = [const { AtomicBool::new(false) }; MAX_HOOKS];
 static NHOOKS: AtomicUsize = AtomicUsize::new(0);
 
 /// The thread's frame of a rescue call: every register at the call (as the entry stub pushed
-/// them: r15 down to rax, then rflags), xmm0-15, the caller's return address, and the value
-/// an unwound call returns. Compilers may keep values in caller-saved registers across a call
+/// them: r15 down to rax, then rflags), xmm0-15, the caller's return address, the value
+/// an unwound call returns, and whether it throws instead. Compilers may keep values in caller-saved registers across a call
 /// when they know the callee leaves them alone, so the stubs preserve everything, and an
 /// unwound call gives the caller back every register but rax.
-pub const FRAME_WORDS: usize = 16 + 32 + 2;
+pub const FRAME_WORDS: usize = 16 + 32 + 3;
 const F_RET: usize = 48;
 const F_VALUE: usize = 49;
+const F_THROW: usize = 50;
 
 core::arch::global_asm!(
     ".pushsection .text.vmsrs_rescue,\"ax\",@progbits",
@@ -115,6 +125,8 @@ core::arch::global_asm!(
     "lea rdi, [rsp + 264]",
     "call {leave}",
     "mov [rsp + 392], rax",
+    "test rdx, rdx",
+    "jnz 3f",
     "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]", "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
     "movdqu xmm4, [rsp + 64]", "movdqu xmm5, [rsp + 80]", "movdqu xmm6, [rsp + 96]", "movdqu xmm7, [rsp + 112]",
     "movdqu xmm8, [rsp + 128]", "movdqu xmm9, [rsp + 144]", "movdqu xmm10, [rsp + 160]", "movdqu xmm11, [rsp + 176]",
@@ -124,6 +136,15 @@ core::arch::global_asm!(
     "pop rdi", "pop rsi", "pop rbp", "pop rbx", "pop rdx", "pop rcx", "pop rax",
     "popfq",
     "ret",
+    // A `throw` hook whose user faulted: the callee-saved registers as the function left
+    // them (the unwinder restores the caller's from them), then throw from the return site.
+    "3:",
+    "lea rsp, [rsp + 264]",
+    "pop r15", "pop r14", "pop r13", "pop r12",
+    "lea rsp, [rsp + 48]",
+    "pop rbp", "pop rbx",
+    "lea rsp, [rsp + 32]",
+    "jmp {throw}",
     // Unwound: rsp is the caller's (just after the call). End the user, then give the caller
     // back every register of the call but rax, which holds the value the call returns.
     ".globl vmsrs__rescue_landing",
@@ -139,7 +160,9 @@ core::arch::global_asm!(
     "mov r11, [rax + 32]", "mov r10, [rax + 40]", "mov r9, [rax + 48]", "mov r8, [rax + 56]",
     "mov rdi, [rax + 64]", "mov rsi, [rax + 72]", "mov rbp, [rax + 80]", "mov rbx, [rax + 88]",
     "mov rdx, [rax + 96]", "mov rcx, [rax + 104]",
+    "cmp qword ptr [rax + 400], 0",
     "mov rax, [rax + 392]",
+    "jne {throw}",
     "ret",
     // resume(rsp = rdi): the landing, from normal (non-handler) context.
     ".globl vmsrs__rescue_resume",
@@ -151,12 +174,18 @@ core::arch::global_asm!(
     enter = sym vmsrs__rescue_enter,
     leave = sym vmsrs__rescue_leave,
     unwound = sym vmsrs__rescue_unwound,
+    throw = sym vmsrs__rescue_throw,
 );
 
 extern "C" {
     static vmsrs__rescue_entry: u8;
     static vmsrs__rescue_landing: u8;
     fn vmsrs__rescue_resume(rsp: usize) -> !;
+    /// src/rescue.c: throw the C++ exception of a faulted `throw` call. Entered by a jump with
+    /// the caller's return address on top of the stack, as if called from the call site.
+    fn vmsrs__rescue_throw() -> !;
+    /// src/rescue.c: find the C++ runtime's exception functions; 0 when they are all there.
+    fn vmsrs__rescue_throw_init() -> libc::c_int;
 }
 
 /// What `vmsrs__rescue_entry` gets back: where to keep the registers of the call (the
@@ -206,23 +235,33 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter
 /// Where the exit stub keeps rax among the registers it saved (r15 first ... rax, rflags).
 const SAVED_RAX: usize = 14;
 
+/// What the exit stub gets back (in rax:rdx): the caller's return address, and whether the
+/// call throws instead of returning.
+#[repr(C)]
+pub struct Leave {
+    ret: usize,
+    throw: usize,
+}
+
 /// Internal to the exit stub: the call returned (`regs`: the registers the stub saved); end
 /// its user and give back the caller's return address. A user that faulted and ran on in
-/// suppression mode (oblivious) reaches its end point here: the call returns RETVAL, so its
-/// caller is told it failed (G4), as when it is unwound.
+/// suppression mode (oblivious) reaches its end point here: the call returns RETVAL (or
+/// throws), so its caller is told it failed (G4), as when it is unwound.
 #[no_mangle]
-extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> usize {
+extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> Leave {
     thread::with(|t| {
         thread::enter_in(t);
         let ret = t.rescue_ret.get();
-        let index = (t.rescue.get() as usize).saturating_sub(1);
+        let index = (t.rescue.get() as usize).saturating_sub(1) % MAX_HOOKS;
+        let mut throw = false;
         if user::end_for_rescue(t) {
+            throw = THROWS[index].load(Ordering::Acquire);
             // SAFETY: `regs` is the exit stub's save area on this thread's stack.
-            unsafe { *regs.add(SAVED_RAX) = RETVAL[index % MAX_HOOKS].load(Ordering::Acquire) as u64 };
+            unsafe { *regs.add(SAVED_RAX) = RETVAL[index].load(Ordering::Acquire) as u64 };
         }
         t.rescue.set(0);
         thread::leave_in(t);
-        ret
+        Leave { ret, throw: throw as usize }
     })
 }
 
@@ -233,14 +272,15 @@ extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> usize {
 extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
     thread::with(|t| {
         thread::enter_in(t);
-        let index = (t.rescue.get() as usize).saturating_sub(1);
+        let index = (t.rescue.get() as usize).saturating_sub(1) % MAX_HOOKS;
         user::end_for_rescue(t);
         t.rescue.set(0);
         let frame = t.rescue_frame.get();
         // SAFETY: the thread's own frame; nothing else touches it now.
         unsafe {
             (*frame)[F_RET] = t.rescue_ret.get() as u64;
-            (*frame)[F_VALUE] = RETVAL[index % MAX_HOOKS].load(Ordering::Acquire) as u64;
+            (*frame)[F_VALUE] = RETVAL[index].load(Ordering::Acquire) as u64;
+            (*frame)[F_THROW] = THROWS[index].load(Ordering::Acquire) as u64;
         }
         thread::leave_in(t);
         crate::locks::release_armed();
@@ -323,12 +363,22 @@ const RTLD_DL_SYMENT: libc::c_int = 1;
 const PATCH: usize = 5;
 
 /// Install a rescue point on `symbol` (a dynamic symbol of the executable or a loaded
-/// library). Call only while the process has one thread (the constructor). The error says
-/// why the symbol cannot be hooked.
-pub fn install(symbol: &str, retval: i64) -> Result<(), String> {
+/// library), whose faulted calls end as `on_fault` says. Call only while the process has one
+/// thread (the constructor). The error says why the symbol cannot be hooked.
+pub fn install(symbol: &str, on_fault: OnFault) -> Result<(), String> {
     let index = NHOOKS.load(Ordering::Relaxed);
     if index == MAX_HOOKS {
         return Err(format!("at most {MAX_HOOKS} user calls can be hooked"));
+    }
+    let (retval, throws) = match on_fault {
+        OnFault::Return(v) => (v, false),
+        OnFault::Throw => (0, true),
+    };
+    // SAFETY: looks symbols up with dlsym; no other thread runs yet.
+    if throws && unsafe { vmsrs__rescue_throw_init() } != 0 {
+        return Err("`throw` needs the C++ runtime (libstdc++: __cxa_throw, std::runtime_error), \
+                    which this process has not loaded"
+            .to_owned());
     }
     let cname = std::ffi::CString::new(symbol).map_err(|_| "the name contains a NUL byte".to_owned())?;
     // SAFETY: dlsym on a NUL-terminated name; RTLD_DEFAULT searches the global scope.
@@ -381,6 +431,7 @@ pub fn install(symbol: &str, retval: i64) -> Result<(), String> {
     }
     TRAMPOLINE[index].store(tramp, Ordering::Release);
     RETVAL[index].store(retval, Ordering::Release);
+    THROWS[index].store(throws, Ordering::Release);
     NHOOKS.store(index + 1, Ordering::Release);
 
     let rel = thunk as i64 - (target as i64 + PATCH as i64);

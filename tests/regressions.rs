@@ -156,6 +156,20 @@ fn a_cpp_exception_through_a_rescue_call_is_caught_as_without_libvmsrs() {
     }
 }
 
+/// `SYMBOL:throw`: a faulted call throws std::runtime_error into its caller, which catches it
+/// with its cleanups run and its callee-saved registers intact (4 threads, 40 calls each, 20 faulting:
+/// NULL stores, ud2, the program's own exceptions). Without `throw` the faulted calls would
+/// answer (oblivious) or return 0 (unwind), and the program counts them as bad.
+#[test]
+fn a_throw_rescue_point_fails_the_faulted_call_by_a_cpp_exception_its_caller_catches() {
+    for policy in ["unwind", "oblivious"] {
+        let out = dropin("regress_dropin_throw_on_fault.cpp", "handle:throw", policy);
+        out.assert_success();
+        assert_eq!(out.lines().last().copied(), Some("end bad=0"), "{policy}: {}", out.describe());
+        assert_eq!(out.stderr.matches("vmsrs: contained SIG").count(), 80, "{policy}: {}", out.describe());
+    }
+}
+
 #[test]
 fn rescue_calls_of_unusual_shapes_return_the_right_values_from_many_threads() {
     let out = dropin("regress_dropin_shapes", "many_args:-1,vsum:-1,redzone:-1,tail:-1", "unwind");

@@ -97,16 +97,35 @@ named_enum! {
 }
 
 /// One user boundary in an unmodified program (`VMSRS_USER_CALL`): each call of `symbol`
-/// runs as one user; a fault below it that must unwind makes the call return `retval`.
+/// runs as one user; a call whose user faulted ends as `on_fault` says.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserCall {
     pub symbol: String,
-    pub retval: i64,
+    pub on_fault: OnFault,
+}
+
+/// How a rescue call whose user faulted tells its caller (the part after `SYMBOL:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnFault {
+    /// The call returns this integer or pointer (in rax).
+    Return(i64),
+    /// The call throws a C++ `std::runtime_error` into its caller (`throw`), for C++ servers
+    /// that fail one request by an exception their caller catches.
+    Throw,
+}
+
+impl fmt::Display for OnFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OnFault::Return(v) => write!(f, "{v}"),
+            OnFault::Throw => f.write_str("throw"),
+        }
+    }
 }
 
 impl fmt::Display for UserCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.symbol, self.retval)
+        write!(f, "{}:{}", self.symbol, self.on_fault)
     }
 }
 
@@ -535,11 +554,13 @@ pub static KEYS: &[KeySpec] = &[
         accepted:
             "comma list of SYMBOL:RETVAL (RETVAL a decimal or 0x integer, may be negative: the integer \
                    or pointer the function returns in rax; functions returning floating-point values or \
-                   structs in registers cannot be rescue points), or empty",
+                   structs in registers cannot be rescue points; or `throw`: the call throws a C++ \
+                   std::runtime_error into its caller, which must catch it), or empty",
         description:
             "User boundaries in an unmodified program: each call of SYMBOL (a dynamic symbol of the \
                       executable or a library; C++ mangled names accepted) runs as one user, begun at entry \
-                      and ended at return; a fault below it that must unwind makes it return RETVAL.",
+                      and ended at return; a fault below it that must unwind makes it return RETVAL \
+                      (or throw).",
         kind: KeyKind::Setting {
             set: |c, v| parse_user_calls(v).map(|x| c.user_calls = x),
             show: |c| c.user_calls.iter().map(UserCall::to_string).collect::<Vec<_>>().join(","),
@@ -765,7 +786,11 @@ fn parse_user_calls(value: &str) -> Result<Vec<UserCall>, String> {
         let item = item.trim();
         let (symbol, retval) =
             item.rsplit_once(':').ok_or_else(|| format!("{item:?} is not SYMBOL:RETVAL"))?;
-        let call = UserCall { symbol: parse_symbol(symbol)?, retval: parse_retval(retval)? };
+        let on_fault = match retval {
+            "throw" => OnFault::Throw,
+            value => OnFault::Return(parse_retval(value)?),
+        };
+        let call = UserCall { symbol: parse_symbol(symbol)?, on_fault };
         if calls.iter().any(|c| c.symbol == call.symbol) {
             return Err(format!("{symbol:?} is named twice"));
         }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vmsrs_config::config::{
-    self, environ_snapshot, keys, load, Children, Config, ConfigError, ExposurePolicy, Host, Loaded, Policy,
-    RangeSpec, Signal, SignalSet, Source, UserCall, VMSRS_ECONFIG, VMSRS_EIO,
+    self, environ_snapshot, keys, load, Children, Config, ConfigError, ExposurePolicy, Host, Loaded, OnFault,
+    Policy, RangeSpec, Signal, SignalSet, Source, UserCall, VMSRS_ECONFIG, VMSRS_EIO,
 };
 use vmsrs_config::envfile::{ErrorKind, Reason};
 
@@ -366,14 +366,35 @@ fn metrics_interval_is_bounded() {
 
 #[test]
 fn user_call_accepts_symbol_retval_lists_and_empty() {
-    let call = |s: &str, r: i64| UserCall { symbol: s.to_owned(), retval: r };
+    let call = |s: &str, r: i64| UserCall { symbol: s.to_owned(), on_fault: OnFault::Return(r) };
     assert_eq!(config_with("VMSRS_USER_CALL", "do_command:1").user_calls, vec![call("do_command", 1)]);
+    let throws = config_with("VMSRS_USER_CALL", "_ZN10Adaptation4Ecap10XactionRep5startEv:throw");
+    assert_eq!(
+        throws.user_calls,
+        vec![UserCall {
+            symbol: "_ZN10Adaptation4Ecap10XactionRep5startEv".to_owned(),
+            on_fault: OnFault::Throw
+        }]
+    );
+    assert_eq!(throws.user_calls[0].to_string(), "_ZN10Adaptation4Ecap10XactionRep5startEv:throw");
     assert_eq!(
         config_with("VMSRS_USER_CALL", "_ZN3foo6rescueEv:-1, ap_invoke_handler:0x1f4").user_calls,
         vec![call("_ZN3foo6rescueEv", -1), call("ap_invoke_handler", 500)]
     );
     assert_eq!(config_with("VMSRS_USER_CALL", "").user_calls, vec![]);
-    for bad in ["has space:1", "1abc:0", "f", "f:", "f:x", "f()", "f:1,f:2", "f:99999999999999999999", ":1"] {
+    for bad in [
+        "has space:1",
+        "1abc:0",
+        "f",
+        "f:",
+        "f:x",
+        "f()",
+        "f:1,f:2",
+        "f:99999999999999999999",
+        ":1",
+        "f:Throw",
+        "f:throw:1",
+    ] {
         assert_bad_value("VMSRS_USER_CALL", bad);
     }
 }
