@@ -66,6 +66,119 @@ const F_RET: usize = 48;
 const F_VALUE: usize = 49;
 const F_THROW: usize = 50;
 
+/// The general registers and flags as the stubs keep them: pushed flags first, then rax down
+/// to r15, so that r15 is lowest (word 0 of the saved block, as in the frame).
+macro_rules! push_registers {
+    () => {
+        "pushfq\n push rax\n push rcx\n push rdx\n push rbx\n push rbp\n push rsi\n push rdi\n \
+         push r8\n push r9\n push r10\n push r11\n push r12\n push r13\n push r14\n push r15"
+    };
+}
+
+/// Undo [`push_registers`].
+macro_rules! pop_registers {
+    () => {
+        "pop r15\n pop r14\n pop r13\n pop r12\n pop r11\n pop r10\n pop r9\n pop r8\n \
+         pop rdi\n pop rsi\n pop rbp\n pop rbx\n pop rdx\n pop rcx\n pop rax\n popfq"
+    };
+}
+
+/// xmm0-15 to the 256 bytes at `[BASE]` (xmm*i* at `BASE + 16*i`).
+macro_rules! store_xmm {
+    ($base:literal) => {
+        concat!(
+            "movdqu [",
+            $base,
+            "], xmm0\n movdqu [",
+            $base,
+            " + 16], xmm1\n",
+            "movdqu [",
+            $base,
+            " + 32], xmm2\n movdqu [",
+            $base,
+            " + 48], xmm3\n",
+            "movdqu [",
+            $base,
+            " + 64], xmm4\n movdqu [",
+            $base,
+            " + 80], xmm5\n",
+            "movdqu [",
+            $base,
+            " + 96], xmm6\n movdqu [",
+            $base,
+            " + 112], xmm7\n",
+            "movdqu [",
+            $base,
+            " + 128], xmm8\n movdqu [",
+            $base,
+            " + 144], xmm9\n",
+            "movdqu [",
+            $base,
+            " + 160], xmm10\n movdqu [",
+            $base,
+            " + 176], xmm11\n",
+            "movdqu [",
+            $base,
+            " + 192], xmm12\n movdqu [",
+            $base,
+            " + 208], xmm13\n",
+            "movdqu [",
+            $base,
+            " + 224], xmm14\n movdqu [",
+            $base,
+            " + 240], xmm15",
+        )
+    };
+}
+
+/// xmm0-15 from the 256 bytes at `[BASE]` (see [`store_xmm`]).
+macro_rules! load_xmm {
+    ($base:literal) => {
+        concat!(
+            "movdqu xmm0, [",
+            $base,
+            "]\n movdqu xmm1, [",
+            $base,
+            " + 16]\n",
+            "movdqu xmm2, [",
+            $base,
+            " + 32]\n movdqu xmm3, [",
+            $base,
+            " + 48]\n",
+            "movdqu xmm4, [",
+            $base,
+            " + 64]\n movdqu xmm5, [",
+            $base,
+            " + 80]\n",
+            "movdqu xmm6, [",
+            $base,
+            " + 96]\n movdqu xmm7, [",
+            $base,
+            " + 112]\n",
+            "movdqu xmm8, [",
+            $base,
+            " + 128]\n movdqu xmm9, [",
+            $base,
+            " + 144]\n",
+            "movdqu xmm10, [",
+            $base,
+            " + 160]\n movdqu xmm11, [",
+            $base,
+            " + 176]\n",
+            "movdqu xmm12, [",
+            $base,
+            " + 192]\n movdqu xmm13, [",
+            $base,
+            " + 208]\n",
+            "movdqu xmm14, [",
+            $base,
+            " + 224]\n movdqu xmm15, [",
+            $base,
+            " + 240]",
+        )
+    };
+}
+
 core::arch::global_asm!(
     ".pushsection .text.vmsrs_rescue,\"ax\",@progbits",
     ".p2align 4",
@@ -73,14 +186,9 @@ core::arch::global_asm!(
     ".hidden vmsrs__rescue_entry",
     // [rsp] = hook index (pushed by the thunk), [rsp + 8] = the caller's return address.
     "vmsrs__rescue_entry:",
-    "pushfq",
-    "push rax", "push rcx", "push rdx", "push rbx", "push rbp", "push rsi", "push rdi",
-    "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+    push_registers!(),
     "lea rsp, [rsp - 256]",
-    "movdqu [rsp], xmm0", "movdqu [rsp + 16], xmm1", "movdqu [rsp + 32], xmm2", "movdqu [rsp + 48], xmm3",
-    "movdqu [rsp + 64], xmm4", "movdqu [rsp + 80], xmm5", "movdqu [rsp + 96], xmm6", "movdqu [rsp + 112], xmm7",
-    "movdqu [rsp + 128], xmm8", "movdqu [rsp + 144], xmm9", "movdqu [rsp + 160], xmm10", "movdqu [rsp + 176], xmm11",
-    "movdqu [rsp + 192], xmm12", "movdqu [rsp + 208], xmm13", "movdqu [rsp + 224], xmm14", "movdqu [rsp + 240], xmm15",
+    store_xmm!("rsp"),
     "mov rdi, [rsp + 384]",
     "lea rsi, [rsp + 392]",
     "call {enter}",
@@ -99,14 +207,9 @@ core::arch::global_asm!(
     "lea rcx, [rip + vmsrs__rescue_exit]",
     "mov [rsp + 392], rcx",
     "2:",
-    "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]", "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
-    "movdqu xmm4, [rsp + 64]", "movdqu xmm5, [rsp + 80]", "movdqu xmm6, [rsp + 96]", "movdqu xmm7, [rsp + 112]",
-    "movdqu xmm8, [rsp + 128]", "movdqu xmm9, [rsp + 144]", "movdqu xmm10, [rsp + 160]", "movdqu xmm11, [rsp + 176]",
-    "movdqu xmm12, [rsp + 192]", "movdqu xmm13, [rsp + 208]", "movdqu xmm14, [rsp + 224]", "movdqu xmm15, [rsp + 240]",
+    load_xmm!("rsp"),
     "lea rsp, [rsp + 256]",
-    "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-    "pop rdi", "pop rsi", "pop rbp", "pop rbx", "pop rdx", "pop rcx", "pop rax",
-    "popfq",
+    pop_registers!(),
     "ret",
     // The hooked function returned here: end the user, return to the caller, every register
     // as the function left it.
@@ -114,27 +217,17 @@ core::arch::global_asm!(
     ".hidden vmsrs__rescue_exit",
     "vmsrs__rescue_exit:",
     "lea rsp, [rsp - 8]",
-    "pushfq",
-    "push rax", "push rcx", "push rdx", "push rbx", "push rbp", "push rsi", "push rdi",
-    "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+    push_registers!(),
     "lea rsp, [rsp - 264]",
-    "movdqu [rsp], xmm0", "movdqu [rsp + 16], xmm1", "movdqu [rsp + 32], xmm2", "movdqu [rsp + 48], xmm3",
-    "movdqu [rsp + 64], xmm4", "movdqu [rsp + 80], xmm5", "movdqu [rsp + 96], xmm6", "movdqu [rsp + 112], xmm7",
-    "movdqu [rsp + 128], xmm8", "movdqu [rsp + 144], xmm9", "movdqu [rsp + 160], xmm10", "movdqu [rsp + 176], xmm11",
-    "movdqu [rsp + 192], xmm12", "movdqu [rsp + 208], xmm13", "movdqu [rsp + 224], xmm14", "movdqu [rsp + 240], xmm15",
+    store_xmm!("rsp"),
     "lea rdi, [rsp + 264]",
     "call {leave}",
     "mov [rsp + 392], rax",
     "test rdx, rdx",
     "jnz 3f",
-    "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]", "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
-    "movdqu xmm4, [rsp + 64]", "movdqu xmm5, [rsp + 80]", "movdqu xmm6, [rsp + 96]", "movdqu xmm7, [rsp + 112]",
-    "movdqu xmm8, [rsp + 128]", "movdqu xmm9, [rsp + 144]", "movdqu xmm10, [rsp + 160]", "movdqu xmm11, [rsp + 176]",
-    "movdqu xmm12, [rsp + 192]", "movdqu xmm13, [rsp + 208]", "movdqu xmm14, [rsp + 224]", "movdqu xmm15, [rsp + 240]",
+    load_xmm!("rsp"),
     "lea rsp, [rsp + 264]",
-    "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-    "pop rdi", "pop rsi", "pop rbp", "pop rbx", "pop rdx", "pop rcx", "pop rax",
-    "popfq",
+    pop_registers!(),
     "ret",
     // A `throw` hook whose user faulted: the callee-saved registers as the function left
     // them (the unwinder restores the caller's from them), then throw from the return site.
@@ -152,10 +245,7 @@ core::arch::global_asm!(
     "vmsrs__rescue_landing:",
     "call {unwound}",
     "push qword ptr [rax + 384]",
-    "movdqu xmm0, [rax + 128]", "movdqu xmm1, [rax + 144]", "movdqu xmm2, [rax + 160]", "movdqu xmm3, [rax + 176]",
-    "movdqu xmm4, [rax + 192]", "movdqu xmm5, [rax + 208]", "movdqu xmm6, [rax + 224]", "movdqu xmm7, [rax + 240]",
-    "movdqu xmm8, [rax + 256]", "movdqu xmm9, [rax + 272]", "movdqu xmm10, [rax + 288]", "movdqu xmm11, [rax + 304]",
-    "movdqu xmm12, [rax + 320]", "movdqu xmm13, [rax + 336]", "movdqu xmm14, [rax + 352]", "movdqu xmm15, [rax + 368]",
+    load_xmm!("rax + 128"),
     "mov r15, [rax]", "mov r14, [rax + 8]", "mov r13, [rax + 16]", "mov r12, [rax + 24]",
     "mov r11, [rax + 32]", "mov r10, [rax + 40]", "mov r9, [rax + 48]", "mov r8, [rax + 56]",
     "mov rdi, [rax + 64]", "mov rsi, [rax + 72]", "mov rbp, [rax + 80]", "mov rbx, [rax + 88]",
