@@ -24,6 +24,9 @@
 # stopped (SIGTERM, then SIGKILL) when the script ends, also on error or Ctrl-C. Each
 # alternation runs "without" and "with" back to back, in ABBA order (odd rounds start without
 # libvmsrs, even rounds with it), so slow drifts of the shared machine's load cancel out.
+# Reported for each server: throughput and the server's CPU time (user + system, all its
+# processes) per transaction or per 1000 requests; throughput on a shared 2-CPU machine swings
+# by ±10 % from run to run, while CPU time per unit of work measures what libvmsrs adds.
 # Reported: per-run figures, medians, and the median of the per-round with/without ratios
 # (the figure in the final table; each pair ran back to back). Nothing is asserted about
 # timing: the script fails only if a server does not start, a client fails, or a fault is
@@ -102,20 +105,30 @@ free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 
 median() { sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "nan" }'; }
 pct() { awk -v r="$1" 'BEGIN { if (r == "nan") print "nan"; else printf "%+.1f %%", (r - 1) * 100 }'; }
-# summarize WHAT UNIT: from TPS[without], TPS[with] (one figure per round) and PAIRS (each
-# round's with/without ratio): print the medians, the ratio of the medians and the median of
-# the per-round ratios (the figure reported: each pair ran back to back, so it is the least
-# sensitive to the machine's load drifting over the run); add a RESULTS row.
+# summarize WHAT UNIT WITHOUT WITH PAIRS BAR: from the figures without and with libvmsrs (one
+# per round, space-separated) and PAIRS (each round's with/without ratio): print the medians,
+# the ratio of the medians and the median of the per-round ratios (the figure reported: each
+# pair ran back to back, so it is the least sensitive to the machine's load drifting over the
+# run); add a RESULTS row.
 summarize() {
     local a b rt pr
-    a=$(tr ' ' '\n' <<<"${TPS[without]}" | grep . | median)
-    b=$(tr ' ' '\n' <<<"${TPS[with]}" | grep . | median)
+    a=$(tr ' ' '\n' <<<"$3" | grep . | median)
+    b=$(tr ' ' '\n' <<<"$4" | grep . | median)
     rt=$(ratio "$a" "$b")
-    pr=$(tr ' ' '\n' <<<"$PAIRS" | grep . | median)
-    echo "  per-round ratios (with / without): $PAIRS"
+    pr=$(tr ' ' '\n' <<<"$5" | grep . | median)
+    echo "  $1 per-round ratios (with / without): $5"
     echo "  median: without $a, with $b $2; ratio of medians $rt ($(pct "$rt")); median per-round ratio $pr ($(pct "$pr"))"
-    RESULTS+=("$1 $2, median of $ROUNDS|$a|$b|$pr ($(pct "$pr"))|drop <= 2 %")
+    RESULTS+=("$1 $2, median of $ROUNDS|$a|$b|$pr ($(pct "$pr"))|$6")
 }
+# group_ticks PGID: the CPU time (user + system, clock ticks) the live processes of process
+# group PGID have used. Throughput on a shared 2-CPU machine swings by ±10 % between runs; the
+# server's CPU time per transaction is what libvmsrs adds to the work, and varies far less.
+group_ticks() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" '{ sub(/^.*\) /, ""); if ($3 == g) t += $12 + $13 } END { print t + 0 }'
+}
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_us TICKS COUNT: CPU microseconds per unit of work.
+cpu_us() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "nan" }'; }
 
 echo "== build"
 cargo build --release -p vmsrs --lib 2>&1 | tail -n 1
@@ -168,8 +181,9 @@ sb() { # DIR ARGS...
     timeout $((SB_TIME + 120)) sysbench --db-driver=mysql --mysql-user=root --mysql-db=sbtest \
         --mysql-socket="$d/s" --tables="$SB_TABLES" --table-size="$SB_TABLE_SIZE" "$@"
 }
-# The number after "transactions:" ... "(X per sec.)".
+# The number after "transactions:" ... "(X per sec.)", and the count before it.
 sb_tps() { sed -n 's/.*transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$1"; }
+sb_tx() { sed -n 's/.*transactions: *\([0-9]*\) *(.*/\1/p' "$1"; }
 
 # ab_order ROUND: "without with" on odd rounds, "with without" on even ones.
 ab_order() { if (($1 % 2)); then echo without with; else echo with without; fi; }
@@ -202,8 +216,8 @@ if want mariadb; then
     for wl in oltp_read_only oltp_read_write; do
         echo
         echo "== MariaDB sysbench $wl, $SB_THREADS threads, $ROUNDS x ${SB_TIME} s per server, alternated"
-        declare -A TPS=([without]="" [with]="") R1=()
-        PAIRS=""
+        declare -A TPS=([without]="" [with]="") CPU=([without]="" [with]="") R1=() C1=()
+        PAIRS="" CPAIRS=""
         # One short warm-up run each (buffer pool, thread cache), not counted.
         for k in without with; do
             sb "${MDIR[$k]}" --threads="$SB_THREADS" --time=$((SB_TIME / 4 + 1)) "$wl" run >/dev/null 2>&1 || true
@@ -211,16 +225,21 @@ if want mariadb; then
         for r in $(seq "$ROUNDS"); do
             for k in $(ab_order "$r"); do
                 f=$OUT/sysbench-$wl-$k-$r.txt
+                c0=$(group_ticks "${MPID[$k]}")
                 sb "${MDIR[$k]}" --threads="$SB_THREADS" --time="$SB_TIME" --report-interval=0 "$wl" run >"$f" 2>&1 ||
                     { cat "$f" >&2; echo "bench_servers.sh: sysbench failed ($k)" >&2; exit 1; }
+                c=$(cpu_us $(($(group_ticks "${MPID[$k]}") - c0)) "$(sb_tx "$f")")
                 t=$(sb_tps "$f")
                 [[ -n $t ]] || { cat "$f" >&2; exit 1; }
-                TPS[$k]+="$t " R1[$k]=$t
-                printf '  round %d %-8s %10s tps  (%s)\n' "$r" "$k" "$t" "$(grep -o 'ignored errors: *[0-9]*' "$f" | head -n1 | tr -s ' ')"
+                TPS[$k]+="$t " R1[$k]=$t CPU[$k]+="$c " C1[$k]=$c
+                printf '  round %d %-8s %10s tps %8s CPU µs/transaction  (%s)\n' "$r" "$k" "$t" "$c" \
+                    "$(grep -o 'ignored errors: *[0-9]*' "$f" | head -n1 | tr -s ' ')"
             done
             PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
+            CPAIRS+="$(ratio "${C1[without]}" "${C1[with]}") "
         done
-        summarize "MariaDB sysbench $wl" tps
+        summarize "MariaDB sysbench $wl" tps "${TPS[without]}" "${TPS[with]}" "$PAIRS" "drop <= 2 %"
+        summarize "MariaDB $wl mariadbd CPU" µs/transaction "${CPU[without]}" "${CPU[with]}" "$CPAIRS" "rise <= 2 %"
     done
     for k in without with; do
         kill -0 "${MPID[$k]}" 2>/dev/null || { echo "bench_servers.sh: mariadbd ($k) died" >&2; exit 1; }
@@ -311,27 +330,32 @@ if want apache; then
     echo "httpd without: port ${APORTS[without]}, with libvmsrs: port ${APORTS[with]}"
     echo
     echo "== Apache wrk -t2 -c$WRK_CONNS -d${WRK_TIME}s /ok, $ROUNDS rounds per server, alternated"
-    declare -A TPS=([without]="" [with]="") R1=()
-    PAIRS=""
+    declare -A TPS=([without]="" [with]="") CPU=([without]="" [with]="") R1=() C1=()
+    PAIRS="" CPAIRS=""
     for k in without with; do # warm-up, not counted
         timeout 60 wrk -t2 -c"$WRK_CONNS" -d2s "http://127.0.0.1:${APORTS[$k]}/ok" >/dev/null 2>&1 || true
     done
     for r in $(seq "$ROUNDS"); do
         for k in $(ab_order "$r"); do
             f=$OUT/wrk-$k-$r.txt
+            c0=$(group_ticks "${APID[$k]}")
             timeout $((WRK_TIME + 60)) wrk -t2 -c"$WRK_CONNS" -d"${WRK_TIME}s" "http://127.0.0.1:${APORTS[$k]}/ok" >"$f" 2>&1 ||
                 { cat "$f" >&2; echo "bench_servers.sh: wrk failed ($k)" >&2; exit 1; }
             t=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$f")
             [[ -n $t ]] || { cat "$f" >&2; exit 1; }
+            n=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$f")
+            c=$(cpu_us $(($(group_ticks "${APID[$k]}") - c0)) "$((n / 1000))")
             if grep -qE 'Non-2xx|Socket errors' "$f"; then
                 echo "  round $r $k: wrk reports errors:"; grep -E 'Non-2xx|Socket errors' "$f"
             fi
-            TPS[$k]+="$t " R1[$k]=$t
-            printf '  round %d %-8s %10s requests/s\n' "$r" "$k" "$t"
+            TPS[$k]+="$t " R1[$k]=$t CPU[$k]+="$c " C1[$k]=$c
+            printf '  round %d %-8s %10s requests/s %8s httpd CPU µs/1000 requests\n' "$r" "$k" "$t" "$c"
         done
         PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
+        CPAIRS+="$(ratio "${C1[without]}" "${C1[with]}") "
     done
-    summarize "Apache wrk /ok" requests/s
+    summarize "Apache wrk /ok" requests/s "${TPS[without]}" "${TPS[with]}" "$PAIRS" "drop <= 2 %"
+    summarize "Apache /ok httpd CPU" "µs/1000 requests" "${CPU[without]}" "${CPU[with]}" "$CPAIRS" "rise <= 2 %"
     for k in without with; do stop "${APID[$k]}"; done
 fi
 
