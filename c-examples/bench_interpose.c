@@ -1,7 +1,10 @@
 /*
  * bench_interpose.c -- the no-fault cost of libvmsrs's interposed libc functions (drop-in
- * mode): a malloc/free pair (64 B), memcpy of 16 B and of 4 KiB, and printf to /dev/null,
- * in an unmodified program, with and without LD_PRELOAD=libvmsrs.so, in the same run.
+ * mode): a malloc/free pair (64 B), memcpy of 16 B and of 4 KiB, printf to /dev/null, and
+ * a call of a rescue point (an empty function hooked by VMSRS_USER_CALL=bench_hooked:0: the
+ * begin and end of one user, the cost a server pays per request), in an unmodified program,
+ * with and without LD_PRELOAD=libvmsrs.so, in the same run. Build with -rdynamic (the hooked
+ * function must be in the dynamic symbol table).
  *
  *   bench_interpose -p /path/to/libvmsrs.so [-r ROUNDS]
  *
@@ -27,9 +30,17 @@
 
 extern char **environ;
 
-#define OPS 4
-static const char *names[OPS] = {"malloc+free 64B", "memcpy 16B", "memcpy 4KiB", "printf /dev/null"};
-static const long iters[OPS] = {4000000, 8000000, 1000000, 1000000};
+#define OPS 5
+static const char *names[OPS] = {"malloc+free 64B", "memcpy 16B", "memcpy 4KiB", "printf /dev/null",
+                                 "rescue call"};
+static const long iters[OPS] = {4000000, 8000000, 1000000, 1000000, 2000000};
+
+/* The rescue point of op 4: a request that counts itself. */
+volatile long requests;
+__attribute__((noinline, visibility("default"))) long bench_hooked(long i) {
+    requests++;
+    return i + 1;
+}
 
 static double now_ns(void) {
     struct timespec ts;
@@ -73,6 +84,12 @@ static int child(void) {
             for (long i = 0; i < n; i++) printf("%ld %s\n", i, "abc");
             fflush(stdout);
             break;
+        case 4: {
+            long acc = 0;
+            for (long i = 0; i < n; i++) acc += bench_hooked(i);
+            __asm__ volatile("" : : "r"(acc));
+            break;
+        }
         }
         r[op] = (now_ns() - t0) / (double)n;
     }
@@ -91,14 +108,16 @@ static int run_child(const char *self, const char *preload, double out[OPS]) {
     posix_spawn_file_actions_addclose(&fa, fds[0]);
     size_t n = 0;
     while (environ[n]) n++;
-    char **env = calloc(n + 2, sizeof *env);
+    char **env = calloc(n + 3, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0) env[k++] = environ[i];
     char pre[4200];
+    char hook[] = "VMSRS_USER_CALL=bench_hooked:0";
     if (preload) {
         snprintf(pre, sizeof pre, "LD_PRELOAD=%s", preload);
         env[k++] = pre;
+        env[k++] = hook;
     }
     env[k] = NULL;
     char *argv[] = {(char *)self, "-c", NULL};
