@@ -21,7 +21,7 @@
 //!   made writable and not executable, written, then executable and not writable again.
 //!   Hooks are installed by the constructor, before `main`, while the process has one thread.
 //! - `vmsrs__rescue_entry` (assembly below) saves every register, asks
-//!   [`vmsrs__rescue_enter`] to begin the user, keeps the registers of the call in the
+//!   [`vmsrs__rescue_enter`] to begin the user and keep the registers of the call in the
 //!   thread's rescue frame, replaces the return address with `vmsrs__rescue_exit`, and
 //!   continues in the trampoline. The exit stub ends the user and returns to the real caller.
 //!   No stub changes a register the hooked function would not have changed.
@@ -84,97 +84,35 @@ macro_rules! pop_registers {
 }
 
 /// xmm0-15 to the 256 bytes at `[BASE]` (xmm*i* at `BASE + 16*i`).
+#[rustfmt::skip]
 macro_rules! store_xmm {
     ($base:literal) => {
         concat!(
-            "movdqu [",
-            $base,
-            "], xmm0\n movdqu [",
-            $base,
-            " + 16], xmm1\n",
-            "movdqu [",
-            $base,
-            " + 32], xmm2\n movdqu [",
-            $base,
-            " + 48], xmm3\n",
-            "movdqu [",
-            $base,
-            " + 64], xmm4\n movdqu [",
-            $base,
-            " + 80], xmm5\n",
-            "movdqu [",
-            $base,
-            " + 96], xmm6\n movdqu [",
-            $base,
-            " + 112], xmm7\n",
-            "movdqu [",
-            $base,
-            " + 128], xmm8\n movdqu [",
-            $base,
-            " + 144], xmm9\n",
-            "movdqu [",
-            $base,
-            " + 160], xmm10\n movdqu [",
-            $base,
-            " + 176], xmm11\n",
-            "movdqu [",
-            $base,
-            " + 192], xmm12\n movdqu [",
-            $base,
-            " + 208], xmm13\n",
-            "movdqu [",
-            $base,
-            " + 224], xmm14\n movdqu [",
-            $base,
-            " + 240], xmm15",
+            "movdqu [", $base, "], xmm0\n movdqu [", $base, " + 16], xmm1\n",
+            "movdqu [", $base, " + 32], xmm2\n movdqu [", $base, " + 48], xmm3\n",
+            "movdqu [", $base, " + 64], xmm4\n movdqu [", $base, " + 80], xmm5\n",
+            "movdqu [", $base, " + 96], xmm6\n movdqu [", $base, " + 112], xmm7\n",
+            "movdqu [", $base, " + 128], xmm8\n movdqu [", $base, " + 144], xmm9\n",
+            "movdqu [", $base, " + 160], xmm10\n movdqu [", $base, " + 176], xmm11\n",
+            "movdqu [", $base, " + 192], xmm12\n movdqu [", $base, " + 208], xmm13\n",
+            "movdqu [", $base, " + 224], xmm14\n movdqu [", $base, " + 240], xmm15",
         )
     };
 }
 
 /// xmm0-15 from the 256 bytes at `[BASE]` (see [`store_xmm`]).
+#[rustfmt::skip]
 macro_rules! load_xmm {
     ($base:literal) => {
         concat!(
-            "movdqu xmm0, [",
-            $base,
-            "]\n movdqu xmm1, [",
-            $base,
-            " + 16]\n",
-            "movdqu xmm2, [",
-            $base,
-            " + 32]\n movdqu xmm3, [",
-            $base,
-            " + 48]\n",
-            "movdqu xmm4, [",
-            $base,
-            " + 64]\n movdqu xmm5, [",
-            $base,
-            " + 80]\n",
-            "movdqu xmm6, [",
-            $base,
-            " + 96]\n movdqu xmm7, [",
-            $base,
-            " + 112]\n",
-            "movdqu xmm8, [",
-            $base,
-            " + 128]\n movdqu xmm9, [",
-            $base,
-            " + 144]\n",
-            "movdqu xmm10, [",
-            $base,
-            " + 160]\n movdqu xmm11, [",
-            $base,
-            " + 176]\n",
-            "movdqu xmm12, [",
-            $base,
-            " + 192]\n movdqu xmm13, [",
-            $base,
-            " + 208]\n",
-            "movdqu xmm14, [",
-            $base,
-            " + 224]\n movdqu xmm15, [",
-            $base,
-            " + 240]",
+            "movdqu xmm0, [", $base, "]\n movdqu xmm1, [", $base, " + 16]\n",
+            "movdqu xmm2, [", $base, " + 32]\n movdqu xmm3, [", $base, " + 48]\n",
+            "movdqu xmm4, [", $base, " + 64]\n movdqu xmm5, [", $base, " + 80]\n",
+            "movdqu xmm6, [", $base, " + 96]\n movdqu xmm7, [", $base, " + 112]\n",
+            "movdqu xmm8, [", $base, " + 128]\n movdqu xmm9, [", $base, " + 144]\n",
+            "movdqu xmm10, [", $base, " + 160]\n movdqu xmm11, [", $base, " + 176]\n",
+            "movdqu xmm12, [", $base, " + 192]\n movdqu xmm13, [", $base, " + 208]\n",
+            "movdqu xmm14, [", $base, " + 224]\n movdqu xmm15, [", $base, " + 240]",
         )
     };
 }
@@ -191,19 +129,13 @@ core::arch::global_asm!(
     store_xmm!("rsp"),
     "mov rdi, [rsp + 384]",
     "lea rsi, [rsp + 392]",
+    "mov rdx, rsp",
     "call {enter}",
     // Continue in the relocated prologue: `ret` to it once every register is back.
     "mov [rsp + 384], rdx",
     "test rax, rax",
     "jz 2f",
-    // A user began: keep every register of the call in the frame, and return through exit.
-    "mov rdi, rax",
-    "lea rsi, [rsp + 256]",
-    "mov ecx, 16",
-    "rep movsq",
-    "lea rsi, [rsp]",
-    "mov ecx, 32",
-    "rep movsq",
+    // A user began (enter kept every register of the call in the frame): return via exit.
     "lea rcx, [rip + vmsrs__rescue_exit]",
     "mov [rsp + 392], rcx",
     "2:",
@@ -278,20 +210,25 @@ extern "C" {
     fn vmsrs__rescue_throw_init() -> libc::c_int;
 }
 
-/// What `vmsrs__rescue_entry` gets back: where to keep the registers of the call (the
-/// thread's frame; null: run the call plainly), and where the relocated prologue is.
+/// What `vmsrs__rescue_entry` gets back: whether a user began (nonzero: return through the
+/// exit stub; 0: run the call plainly), and where the relocated prologue is.
 #[repr(C)]
 pub struct Enter {
-    saved: *mut u64,
+    began: usize,
     cont: usize,
 }
 
+/// Words of the entry stub's save area: xmm0-15 (32 words), then r15 ... rax and rflags (16).
+const STUB_XMM_WORDS: usize = 32;
+const STUB_GPR_WORDS: usize = 16;
+
 /// Internal to the entry stub: begin the user of one call of hook `index`, whose return
-/// address is at `ret_slot`.
+/// address is at `ret_slot`, and keep the registers of the call (`regs`: the stub's save area)
+/// in the thread's frame.
 #[no_mangle]
-extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter {
+extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize, regs: *const u64) -> Enter {
     let cont = TRAMPOLINE[index % MAX_HOOKS].load(Ordering::Acquire);
-    let plain = Enter { saved: core::ptr::null_mut(), cont };
+    let plain = Enter { began: 0, cont };
     let Some(rt) = runtime::get() else { return plain };
     thread::with(|t| {
         thread::enter_in(t);
@@ -307,6 +244,16 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter
         }
         let began = user::begin_for_rescue(rt.hv, t);
         if began {
+            // The frame first: from the moment `rescue` is set a fault (even in a handler of
+            // a signal that arrives then) may unwind to it.
+            let frame = t.rescue_frame.get() as *mut u64;
+            // SAFETY: `regs` is the stub's save area on this thread's stack (STUB_XMM_WORDS +
+            // STUB_GPR_WORDS words); the frame is this thread's, FRAME_WORDS long: general
+            // registers first, then xmm0-15.
+            unsafe {
+                core::ptr::copy_nonoverlapping(regs.add(STUB_XMM_WORDS), frame, STUB_GPR_WORDS);
+                core::ptr::copy_nonoverlapping(regs, frame.add(STUB_GPR_WORDS), STUB_XMM_WORDS);
+            }
             t.rescue.set(index as u32 + 1);
             t.rescue_rsp.set(ret_slot as usize);
             // SAFETY: the stub passes the address of the caller's return address on its stack.
@@ -314,11 +261,7 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize) -> Enter
             crate::locks::arm();
         }
         thread::leave_in(t);
-        if began {
-            Enter { saved: t.rescue_frame.get() as *mut u64, cont }
-        } else {
-            plain
-        }
+        Enter { began: began as usize, cont }
     })
 }
 

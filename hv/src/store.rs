@@ -95,8 +95,6 @@ struct Stripe {
 
 #[derive(Default)]
 struct Counters {
-    begun: AtomicU64,
-    committed: AtomicU64,
     faulted: AtomicU64,
     collected: AtomicU64,
     corruptions: AtomicU64,
@@ -430,7 +428,6 @@ impl Hv {
 
     pub fn user_begin(&self) -> HvResult<UserId> {
         let (id, _) = self.users.alloc().ok_or(VMSRS_ETOOMANY)?;
-        self.counters.begun.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
 
@@ -438,7 +435,6 @@ impl Hv {
     /// free: a request begins where the last one on its thread ended, warm in cache.
     pub fn user_begin_after(&self, previous: UserId) -> HvResult<UserId> {
         let (id, _) = self.users.alloc_near(previous as usize).ok_or(VMSRS_ETOOMANY)?;
-        self.counters.begun.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
 
@@ -463,9 +459,9 @@ impl Hv {
                 if self.exposure_on.load(Ordering::Relaxed) {
                     self.exposures.on_commit(u);
                 }
+                slot.note_committed();
                 drop(section); // before the slot can pass to another thread
                 self.users.free(slot);
-                self.counters.committed.fetch_add(1, Ordering::Relaxed);
                 Ok(EndKind::Committed)
             }
             users::FAULTED => {
@@ -1242,10 +1238,11 @@ impl Hv {
         }
         let c = &self.counters;
         let (_, nexp) = self.exposures.reported(0, &mut []);
+        let (users_begun, users_committed) = self.users.totals();
         HvStats {
             ranges: self.ranges.count() as u64,
-            users_begun: c.begun.load(Ordering::Relaxed),
-            users_committed: c.committed.load(Ordering::Relaxed),
+            users_begun,
+            users_committed,
             users_faulted: c.faulted.load(Ordering::Relaxed),
             users_collected: c.collected.load(Ordering::Relaxed),
             users_live: self.users.live() as u64,

@@ -51,6 +51,12 @@ pub struct UserSlot {
     /// Set by another user's fault under the `cascade` exposure policy; the user faults itself
     /// at its next monitored operation.
     pub doomed: AtomicBool,
+    /// Users this slot has held, and how many of them ended committed. Written only by the
+    /// slot's occupant (at its claim and at its end, both ordered by the claim's acquire and
+    /// the free's release), so each is a plain load and store, no locked read-modify-write on
+    /// a process-wide line; `stats` sums them over the table.
+    begun: AtomicU64,
+    committed: AtomicU64,
     owned: UnsafeCell<Owned>,
 }
 
@@ -65,6 +71,8 @@ impl UserSlot {
             state: AtomicU32::new(FREE),
             reader: crate::grace::Reader::new(),
             doomed: AtomicBool::new(false),
+            begun: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
             owned: UnsafeCell::new(Owned { log: Log::new(), shadow: Shadow::new() }),
         }
     }
@@ -80,6 +88,11 @@ impl UserSlot {
 
     pub fn set_state(&self, s: u32) {
         self.state.store(s, Ordering::SeqCst);
+    }
+
+    /// Count the occupant's user as committed. Only the occupant calls this (see `begun`).
+    pub fn note_committed(&self) {
+        bump(&self.committed);
     }
 
     /// The user's private log and shadow.
@@ -140,6 +153,7 @@ impl UserTable {
             return None;
         }
         self.live.fetch_add(1, Ordering::Relaxed);
+        bump(&s.begun);
         let gen = next_generation(s.id.load(Ordering::Relaxed));
         let id = (gen << SLOT_BITS) | i as u64;
         s.doomed.store(false, Ordering::Relaxed);
@@ -181,6 +195,15 @@ impl UserTable {
         self.live.load(Ordering::Relaxed) as usize
     }
 
+    /// Users begun and users committed, over the life of the table. Each figure only grows
+    /// (every slot's counters do). Committed is summed first, and each count it includes was
+    /// published (release) after that user's begin, so begun is never below committed.
+    pub fn totals(&self) -> (u64, u64) {
+        let committed = self.slots.iter().map(|s| s.committed.load(Ordering::Acquire)).sum();
+        let begun = self.slots.iter().map(|s| s.begun.load(Ordering::Acquire)).sum();
+        (begun, committed)
+    }
+
     /// Every slot's grace-period reader.
     pub fn readers(&self) -> impl Iterator<Item = &crate::grace::Reader> {
         self.slots.iter().map(|s| &s.reader)
@@ -193,4 +216,9 @@ const GEN_MASK: u64 = (1u64 << (63 - SLOT_BITS)) - 1;
 fn next_generation(prev_id: u64) -> u64 {
     let n = ((prev_id >> SLOT_BITS) & GEN_MASK).wrapping_add(1) & GEN_MASK;
     n.max(1)
+}
+
+/// Add one to a counter only its slot's occupant writes (no other writer can race it).
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
