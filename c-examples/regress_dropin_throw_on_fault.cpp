@@ -4,9 +4,10 @@
 //   env VMSRS_USER_CALL=handle:throw LD_PRELOAD=$PWD/../target/release/libvmsrs.so ./throw_on_fault
 // Expected: per thread, request kinds 0 (ok), 1 (NULL store: SIGSEGV), 2 (ud2: SIGILL) and 3
 // (a std::logic_error of the program's own) in turn. 0 answers 7; 1 and 2 are caught as the
-// std::runtime_error libvmsrs throws; 3 as the program's exception. The guard in the caller's
-// try block is destroyed every time (the unwinder ran the caller's cleanups), and the values
-// the caller keeps in callee-saved registers across the calls are intact. Last line: "end bad=0".
+// std::runtime_error libvmsrs throws (its what() names handle); 3 as the program's exception.
+// The guard in the caller's try block is destroyed every time (the unwinder ran the caller's
+// cleanups), and the values the caller keeps in callee-saved registers across the calls are
+// intact. Last line: "end bad=0".
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -45,7 +46,7 @@ static void worker(int id)
             sum += handle(kind);
             got = "ok";
         } catch (const std::runtime_error &e) {
-            got = std::strncmp(e.what(), "vmsrs:", 6) == 0 ? "vmsrs" : e.what();
+            got = std::strncmp(e.what(), "vmsrs: handle faulted;", 22) == 0 ? "vmsrs" : e.what();
         } catch (const std::logic_error &) {
             got = "own";
         }

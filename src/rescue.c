@@ -44,9 +44,14 @@ int vmsrs__rescue_throw_init(void)
     return 0;
 }
 
-__attribute__((noreturn)) void vmsrs__rescue_throw(void)
+const char *vmsrs__rescue_message(size_t hook);
+
+/* Realigns its stack: the call site it stands in for may have called SYMBOL with the stack 8
+ * bytes off (a compiler may, for a callee it knows needs no alignment). `hook` is the hook's
+ * index + 1; what() names its SYMBOL. */
+__attribute__((noreturn, force_align_arg_pointer)) void vmsrs__rescue_throw(size_t hook)
 {
     void *e = cxa_allocate_exception(RUNTIME_ERROR_SIZE);
-    runtime_error_ctor(e, "vmsrs: this call faulted; libvmsrs contained the fault and ended the call");
+    runtime_error_ctor(e, vmsrs__rescue_message(hook));
     cxa_throw(e, runtime_error_typeinfo, runtime_error_dtor);
 }

@@ -24,7 +24,9 @@
 //!   [`vmsrs__rescue_enter`] to begin the user and keep the registers of the call in the
 //!   thread's rescue frame, replaces the return address with `vmsrs__rescue_exit`, and
 //!   continues in the trampoline. The exit stub ends the user and returns to the real caller.
-//!   No stub changes a register the hooked function would not have changed.
+//!   No stub changes a register the hooked function would not have changed. The stubs align
+//!   the stack before calling into libvmsrs: a compiler may call a function it knows needs
+//!   no alignment with the stack 8 bytes off (gcc does, within one file).
 //! - To unwind, the fault handler rewrites the interrupted context (or, outside a handler,
 //!   [`resume`] jumps) to `vmsrs__rescue_landing` with the stack as at the call; the landing
 //!   ends the user, restores every register of the call but rax, and returns RETVAL.
@@ -34,7 +36,7 @@
 //!   exception goes where one thrown by SYMBOL would (its caller's handler or cleanups).
 
 use crate::{runtime, thread, user};
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicUsize, Ordering};
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction,
     InstructionBlock,
@@ -52,8 +54,22 @@ const ZERO_I64: AtomicI64 = AtomicI64::new(0);
 /// Per hook: where the relocated prologue continues, and the value an unwound call returns.
 static TRAMPOLINE: [AtomicUsize; MAX_HOOKS] = [ZERO_USIZE; MAX_HOOKS];
 static RETVAL: [AtomicI64; MAX_HOOKS] = [ZERO_I64; MAX_HOOKS];
-/// Per hook: does a faulted call throw (`throw`) instead of returning RETVAL?
+/// Per hook: does a faulted call throw (`throw`) instead of returning RETVAL, and the
+/// exception's message (NUL-terminated, made once at install and never freed).
 static THROWS: [AtomicBool; MAX_HOOKS] = [const { AtomicBool::new(false) }; MAX_HOOKS];
+static MESSAGE: [AtomicPtr<libc::c_char>; MAX_HOOKS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_HOOKS];
+
+/// Internal to src/rescue.c: the what() of the exception hook `hook - 1` throws.
+#[no_mangle]
+extern "C" fn vmsrs__rescue_message(hook: usize) -> *const libc::c_char {
+    let m = MESSAGE[hook.wrapping_sub(1) % MAX_HOOKS].load(Ordering::Acquire);
+    if m.is_null() {
+        c"vmsrs: a contained fault ended this call".as_ptr()
+    } else {
+        m
+    }
+}
 static NHOOKS: AtomicUsize = AtomicUsize::new(0);
 
 /// The thread's frame of a rescue call: every register at the call (as the entry stub pushed
@@ -130,7 +146,10 @@ core::arch::global_asm!(
     "mov rdi, [rsp + 384]",
     "lea rsi, [rsp + 392]",
     "mov rdx, rsp",
+    "mov rbx, rsp",
+    "and rsp, -16",
     "call {enter}",
+    "mov rsp, rbx",
     // Continue in the relocated prologue: `ret` to it once every register is back.
     "mov [rsp + 384], rdx",
     "test rax, rax",
@@ -153,7 +172,10 @@ core::arch::global_asm!(
     "lea rsp, [rsp - 264]",
     store_xmm!("rsp"),
     "lea rdi, [rsp + 264]",
+    "mov rbx, rsp",
+    "and rsp, -16",
     "call {leave}",
+    "mov rsp, rbx",
     "mov [rsp + 392], rax",
     "test rdx, rdx",
     "jnz 3f",
@@ -164,6 +186,7 @@ core::arch::global_asm!(
     // A `throw` hook whose user faulted: the callee-saved registers as the function left
     // them (the unwinder restores the caller's from them), then throw from the return site.
     "3:",
+    "mov rdi, rdx",
     "lea rsp, [rsp + 264]",
     "pop r15", "pop r14", "pop r13", "pop r12",
     "lea rsp, [rsp + 48]",
@@ -175,7 +198,10 @@ core::arch::global_asm!(
     ".globl vmsrs__rescue_landing",
     ".hidden vmsrs__rescue_landing",
     "vmsrs__rescue_landing:",
+    "mov rbx, rsp",
+    "and rsp, -16",
     "call {unwound}",
+    "mov rsp, rbx",
     "push qword ptr [rax + 384]",
     load_xmm!("rax + 128"),
     "mov r15, [rax]", "mov r14, [rax + 8]", "mov r13, [rax + 16]", "mov r12, [rax + 24]",
@@ -183,9 +209,12 @@ core::arch::global_asm!(
     "mov rdi, [rax + 64]", "mov rsi, [rax + 72]", "mov rbp, [rax + 80]", "mov rbx, [rax + 88]",
     "mov rdx, [rax + 96]", "mov rcx, [rax + 104]",
     "cmp qword ptr [rax + 400], 0",
+    "jne 5f",
     "mov rax, [rax + 392]",
-    "jne {throw}",
     "ret",
+    "5:",
+    "mov rdi, [rax + 400]",
+    "jmp {throw}",
     // resume(rsp = rdi): the landing, from normal (non-handler) context.
     ".globl vmsrs__rescue_resume",
     ".hidden vmsrs__rescue_resume",
@@ -203,9 +232,10 @@ extern "C" {
     static vmsrs__rescue_entry: u8;
     static vmsrs__rescue_landing: u8;
     fn vmsrs__rescue_resume(rsp: usize) -> !;
-    /// src/rescue.c: throw the C++ exception of a faulted `throw` call. Entered by a jump with
-    /// the caller's return address on top of the stack, as if called from the call site.
-    fn vmsrs__rescue_throw() -> !;
+    /// src/rescue.c: throw the C++ exception of a faulted call of hook `hook - 1`. Entered by a
+    /// jump with the caller's return address on top of the stack, as if called from the call
+    /// site.
+    fn vmsrs__rescue_throw(hook: usize) -> !;
     /// src/rescue.c: find the C++ runtime's exception functions; 0 when they are all there.
     fn vmsrs__rescue_throw_init() -> libc::c_int;
 }
@@ -269,7 +299,7 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize, regs: *c
 const SAVED_RAX: usize = 14;
 
 /// What the exit stub gets back (in rax:rdx): the caller's return address, and whether the
-/// call throws instead of returning.
+/// call throws instead of returning (0: it returns; else the hook's index + 1).
 #[repr(C)]
 pub struct Leave {
     ret: usize,
@@ -286,15 +316,15 @@ extern "C" fn vmsrs__rescue_leave(regs: *mut u64) -> Leave {
         thread::enter_in(t);
         let ret = t.rescue_ret.get();
         let index = (t.rescue.get() as usize).saturating_sub(1) % MAX_HOOKS;
-        let mut throw = false;
+        let mut throw = 0;
         if user::end_for_rescue(t) {
-            throw = THROWS[index].load(Ordering::Acquire);
+            throw = if THROWS[index].load(Ordering::Acquire) { index + 1 } else { 0 };
             // SAFETY: `regs` is the exit stub's save area on this thread's stack.
             unsafe { *regs.add(SAVED_RAX) = RETVAL[index].load(Ordering::Acquire) as u64 };
         }
         t.rescue.set(0);
         thread::leave_in(t);
-        Leave { ret, throw: throw as usize }
+        Leave { ret, throw }
     })
 }
 
@@ -313,7 +343,7 @@ extern "C" fn vmsrs__rescue_unwound() -> *const u64 {
         unsafe {
             (*frame)[F_RET] = t.rescue_ret.get() as u64;
             (*frame)[F_VALUE] = RETVAL[index].load(Ordering::Acquire) as u64;
-            (*frame)[F_THROW] = THROWS[index].load(Ordering::Acquire) as u64;
+            (*frame)[F_THROW] = if THROWS[index].load(Ordering::Acquire) { index as u64 + 1 } else { 0 };
         }
         thread::leave_in(t);
         crate::locks::release_armed();
@@ -465,6 +495,11 @@ pub fn install(symbol: &str, on_fault: OnFault) -> Result<(), String> {
     TRAMPOLINE[index].store(tramp, Ordering::Release);
     RETVAL[index].store(retval, Ordering::Release);
     THROWS[index].store(throws, Ordering::Release);
+    if throws {
+        let what = format!("vmsrs: {symbol} faulted; libvmsrs contained the fault and ended the call");
+        let what = std::ffi::CString::new(what).map_err(|_| "the name contains a NUL byte".to_owned())?;
+        MESSAGE[index].store(what.into_raw(), Ordering::Release);
+    }
     NHOOKS.store(index + 1, Ordering::Release);
 
     let rel = thunk as i64 - (target as i64 + PATCH as i64);

@@ -786,9 +786,12 @@ fn parse_user_calls(value: &str) -> Result<Vec<UserCall>, String> {
         let item = item.trim();
         let (symbol, retval) =
             item.rsplit_once(':').ok_or_else(|| format!("{item:?} is not SYMBOL:RETVAL"))?;
+        let (symbol, retval) = (symbol.trim(), retval.trim());
         let on_fault = match retval {
             "throw" => OnFault::Throw,
-            value => OnFault::Return(parse_retval(value)?),
+            value => OnFault::Return(
+                parse_retval(value).map_err(|e| format!("{e} (RETVAL is an integer or `throw`)"))?,
+            ),
         };
         let call = UserCall { symbol: parse_symbol(symbol)?, on_fault };
         if calls.iter().any(|c| c.symbol == call.symbol) {

@@ -378,6 +378,10 @@ fn user_call_accepts_symbol_retval_lists_and_empty() {
     );
     assert_eq!(throws.user_calls[0].to_string(), "_ZN10Adaptation4Ecap10XactionRep5startEv:throw");
     assert_eq!(
+        config_with("VMSRS_USER_CALL", "f : throw , g: -2").user_calls,
+        vec![UserCall { symbol: "f".to_owned(), on_fault: OnFault::Throw }, call("g", -2)]
+    );
+    assert_eq!(
         config_with("VMSRS_USER_CALL", "_ZN3foo6rescueEv:-1, ap_invoke_handler:0x1f4").user_calls,
         vec![call("_ZN3foo6rescueEv", -1), call("ap_invoke_handler", 500)]
     );
