@@ -154,9 +154,8 @@ core::arch::global_asm!(
     "mov [rsp + 384], rdx",
     "test rax, rax",
     "jz 2f",
-    // A user began (enter kept every register of the call in the frame): return via exit.
-    "lea rcx, [rip + vmsrs__rescue_exit]",
-    "mov [rsp + 392], rcx",
+    // (A user began: enter kept every register of the call in the frame and made the call
+    // return through the exit stub.)
     "2:",
     load_xmm!("rsp"),
     "lea rsp, [rsp + 256]",
@@ -230,6 +229,7 @@ core::arch::global_asm!(
 
 extern "C" {
     static vmsrs__rescue_entry: u8;
+    static vmsrs__rescue_exit: u8;
     static vmsrs__rescue_landing: u8;
     fn vmsrs__rescue_resume(rsp: usize) -> !;
     /// src/rescue.c: throw the C++ exception of a faulted call of hook `hook - 1`. Entered by a
@@ -246,6 +246,12 @@ extern "C" {
 pub struct Enter {
     began: usize,
     cont: usize,
+}
+
+/// The exit stub's address: what a live rescue call's return-address slot holds.
+fn exit_stub() -> usize {
+    // SAFETY: only the address of the stub is taken.
+    unsafe { &vmsrs__rescue_exit as *const u8 as usize }
 }
 
 /// Words of the entry stub's save area: xmm0-15 (32 words), then r15 ... rax and rflags (16).
@@ -274,6 +280,8 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize, regs: *c
         }
         let began = user::begin_for_rescue(rt.hv, t);
         if began {
+            // SAFETY: the stub passes the address of the caller's return address on its stack.
+            let ret = unsafe { *ret_slot };
             // The frame first: from the moment `rescue` is set a fault (even in a handler of
             // a signal that arrives then) may unwind to it.
             let frame = t.rescue_frame.get() as *mut u64;
@@ -284,10 +292,15 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize, regs: *c
                 core::ptr::copy_nonoverlapping(regs.add(STUB_XMM_WORDS), frame, STUB_GPR_WORDS);
                 core::ptr::copy_nonoverlapping(regs, frame.add(STUB_GPR_WORDS), STUB_XMM_WORDS);
             }
-            t.rescue.set(index as u32 + 1);
+            t.rescue_ret.set(ret);
             t.rescue_rsp.set(ret_slot as usize);
-            // SAFETY: the stub passes the address of the caller's return address on its stack.
-            t.rescue_ret.set(unsafe { *ret_slot });
+            t.rescue_in_flight.set(false);
+            t.rescue_handler_depth.set(t.handler_depth.get());
+            // SAFETY: as above; the call now returns through the exit stub. Before `rescue` is
+            // set: from then on the slot holding the stub's address is how a live call is told
+            // from one left by longjmp (`active`).
+            unsafe { *(ret_slot as *mut usize) = exit_stub() };
+            t.rescue.set(index as u32 + 1);
             crate::locks::arm();
         }
         thread::leave_in(t);
@@ -361,10 +374,12 @@ fn abandon(t: &thread::ThreadState) {
 
 /// Is this thread inside a rescue call it could be unwound to, from code running at stack
 /// pointer `sp`? (Code of the call runs at or below the slot of its return address; a frame
-/// whose slot is below `sp` was left without returning, see [`abandon`].)
+/// whose slot is below `sp` was left without returning, see [`abandon`]. So was one whose slot
+/// no longer holds the exit stub's address while no exception is in flight: the call was left
+/// by longjmp and later frames reused its stack, even if the fault is deeper down.)
 pub fn active(sp: usize) -> bool {
     thread::with(|t| {
-        if t.rescue.get() != 0 && sp > t.rescue_rsp.get() {
+        if t.rescue.get() != 0 && (sp > t.rescue_rsp.get() || !slot_intact(t)) {
             thread::enter_in(t);
             abandon(t);
             thread::leave_in(t);
@@ -373,20 +388,84 @@ pub fn active(sp: usize) -> bool {
     })
 }
 
+/// Does the rescue call's return-address slot still hold the exit stub's address (or the
+/// caller's, while an exception is unwound through it)? Async-signal-safe.
+fn slot_intact(t: &thread::ThreadState) -> bool {
+    // SAFETY: the slot is a word of this thread's stack, above the current frame (callers
+    // check `sp <= rescue_rsp` first or are on the call's own stack).
+    let held = unsafe { *(t.rescue_rsp.get() as *const usize) };
+    held == exit_stub() || (t.rescue_in_flight.get() && held == t.rescue_ret.get())
+}
+
 /// An exception is about to unwind this thread's stack (the interposed
-/// `_Unwind_RaiseException`): the unwinder cannot step through the exit stub, so the call
-/// gets its real return address back and its user ends now, as if it had returned. (If the
-/// call catches the exception itself, it runs on as no user.)
+/// `_Unwind_RaiseException` and `_Unwind_Resume_or_Rethrow`): the unwinder cannot step
+/// through the exit stub, so the call gets its real return address back while the exception
+/// is in flight. Its user goes on: [`caught`] decides, when a handler catches it, whether the
+/// call goes on (re-armed) or was left (its user ends as if it had returned).
 pub fn before_exception() {
     thread::with(|t| {
         if t.rescue.get() == 0 {
             return;
         }
         thread::enter_in(t);
-        // SAFETY: the call is still on the stack (an exception is thrown from inside it, or
-        // the frame is stale and the write lands in dead stack): its return-address slot holds
-        // the exit stub's address, and gets the caller's back.
-        unsafe { *(t.rescue_rsp.get() as *mut usize) = t.rescue_ret.get() };
+        if t.rescue_rsp.get() <= sp_of(t) || !slot_intact(t) {
+            // A frame left earlier (longjmp): nothing to restore into dead stack.
+            abandon(t);
+        } else {
+            // SAFETY: the call is on the stack and its slot holds the exit stub's address.
+            unsafe { *(t.rescue_rsp.get() as *mut usize) = t.rescue_ret.get() };
+            t.rescue_in_flight.set(true);
+        }
+        thread::leave_in(t);
+    })
+}
+
+/// The stack pointer of code running now on this thread (an address in the current frame).
+#[inline(always)]
+fn sp_of(_t: &thread::ThreadState) -> usize {
+    let here = 0u8;
+    &here as *const u8 as usize
+}
+
+/// A handler is catching an exception (the interposed `__cxa_begin_catch`, called by the
+/// catching function, whose stack pointer at that call was `sp`). Caught inside the rescue
+/// call (below its return-address slot): the call goes on, and returns through the exit stub
+/// again. Caught above: the exception left the call, whose user ends as if it had returned.
+///
+/// `uncaught`: the exceptions in flight on this thread, this one included. While another is
+/// still being unwound (this one was thrown and caught inside a destructor run by it), the
+/// slot keeps the caller's address for that one.
+pub fn caught(sp: usize, uncaught: u32) {
+    thread::with(|t| {
+        if t.rescue.get() == 0 || !t.rescue_in_flight.get() || uncaught > 1 {
+            return;
+        }
+        thread::enter_in(t);
+        t.rescue_in_flight.set(false);
+        if sp <= t.rescue_rsp.get() {
+            // SAFETY: the call is on the stack (the catching frame is below its slot).
+            unsafe { *(t.rescue_rsp.get() as *mut usize) = exit_stub() };
+        } else {
+            abandon(t);
+        }
+        thread::leave_in(t);
+    })
+}
+
+/// A forced unwind (the interposed `pthread_exit`) is about to unwind this thread's stack to
+/// its end: the call gets its real return address
+/// back, so the destructors and cleanups of its caller's frames run, and its user ends now.
+pub fn before_forced_unwind() {
+    thread::with(|t| {
+        if t.rescue.get() == 0 {
+            return;
+        }
+        thread::enter_in(t);
+        if slot_intact(t) && t.rescue_rsp.get() > sp_of(t) {
+            // SAFETY: the call is on the stack and its slot holds the exit stub's address.
+            unsafe { *(t.rescue_rsp.get() as *mut usize) = t.rescue_ret.get() };
+        }
+        t.rescue_in_flight.set(false);
         abandon(t);
         thread::leave_in(t);
     })
@@ -398,13 +477,29 @@ pub fn before_exception() {
 /// # Safety
 /// `uc` is the context of the current signal, delivered to this thread, and [`active`].
 pub unsafe fn unwind_context(uc: *mut libc::ucontext_t) {
-    let rsp = thread::with(|t| t.rescue_rsp.get() + 8);
+    let (rsp, mask) = unwound_handlers();
     // SAFETY: the context belongs to this signal; the landing restores the other registers.
     unsafe {
         let g = &mut (*uc).uc_mcontext.gregs;
         g[libc::REG_RSP as usize] = rsp as i64;
         g[libc::REG_RIP as usize] = &vmsrs__rescue_landing as *const u8 as i64;
+        if let Some(bits) = mask {
+            (*uc).uc_sigmask = crate::fault::chain::bits_to_mask(bits);
+        }
     }
+}
+
+/// The landing's stack pointer, and the signal mask to restore: program signal handlers that
+/// began inside the call are unwound with it, so the mask goes back to the one of the code the
+/// outermost of them interrupted (None: no handler is unwound, the mask stays).
+fn unwound_handlers() -> (usize, Option<u64>) {
+    thread::with(|t| {
+        let (inside, now) = (t.rescue_handler_depth.get(), t.handler_depth.get());
+        let mask = (now > inside && (inside as usize) < thread::HANDLER_MARKS)
+            .then(|| t.handler_masks.get()[inside as usize]);
+        t.handler_depth.set(inside.min(now));
+        (t.rescue_rsp.get() + 8, mask)
+    })
 }
 
 /// Unwind to the rescue landing from normal context (no signal frame). Never returns.
@@ -413,7 +508,12 @@ pub unsafe fn unwind_context(uc: *mut libc::ucontext_t) {
 /// [`active`], and no frame between here and the hooked call holds a value with a destructor
 /// or a lock.
 pub unsafe fn resume() -> ! {
-    let rsp = thread::with(|t| t.rescue_rsp.get() + 8);
+    let (rsp, mask) = unwound_handlers();
+    if let Some(bits) = mask {
+        let set = crate::fault::chain::bits_to_mask(bits);
+        // SAFETY: a local set; pthread_sigmask is async-signal-safe.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut()) };
+    }
     // SAFETY: continues at the landing on the caller's stack at the hooked call (contract).
     unsafe { vmsrs__rescue_resume(rsp) }
 }

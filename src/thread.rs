@@ -62,7 +62,20 @@ pub struct ThreadState {
     pub rescue_ret: Cell<usize>,
     pub rescue_rsp: Cell<usize>,
     pub rescue_frame: UnsafeCell<[u64; crate::rescue::FRAME_WORDS]>,
+    /// A C++ exception is being unwound through the rescue call: its return-address slot
+    /// holds the caller's address (not the exit stub's) until a handler catches it.
+    pub rescue_in_flight: Cell<bool>,
+    /// The program's signal handlers running on this thread (`fault::chain`), outermost
+    /// first: the signal mask of the code each one interrupted (signals 1-64), kept for the
+    /// first `HANDLER_MARKS`; and how many were running when the rescue call began. An unwind
+    /// out of a handler that interrupted the rescue call restores that handler's mask.
+    pub handler_masks: Cell<[u64; HANDLER_MARKS]>,
+    pub handler_depth: Cell<u32>,
+    pub rescue_handler_depth: Cell<u32>,
 }
+
+/// Nested program signal handlers whose interrupted masks a thread keeps.
+pub const HANDLER_MARKS: usize = 4;
 
 thread_local! {
     static STATE: ThreadState = const {
@@ -87,6 +100,10 @@ thread_local! {
             rescue_ret: Cell::new(0),
             rescue_rsp: Cell::new(0),
             rescue_frame: UnsafeCell::new([0; crate::rescue::FRAME_WORDS]),
+            rescue_in_flight: Cell::new(false),
+            handler_masks: Cell::new([0; HANDLER_MARKS]),
+            handler_depth: Cell::new(0),
+            rescue_handler_depth: Cell::new(0),
         }
     };
 }

@@ -298,8 +298,11 @@ const INTERPOSED: &[&str] = &[
     "__vfprintf_chk",
     "__dprintf_chk",
     "__vdprintf_chk",
-    // C++ exceptions leaving a rescue call (preload/src/interpose.rs).
+    // C++ exceptions and pthread_exit passing through a rescue call (preload/src/interpose.rs).
     "_Unwind_RaiseException",
+    "_Unwind_Resume_or_Rethrow",
+    "__cxa_begin_catch",
+    "pthread_exit",
     // Lock tracking (src/locks.rs).
     "pthread_mutex_lock",
     "pthread_mutex_trylock",

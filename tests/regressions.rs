@@ -5,6 +5,7 @@
 mod common;
 
 use common::{c_example, env_refs, preload, root, run, target_dir, Build, RunOutput};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -117,7 +118,8 @@ fn dropin(name: &str, calls: &str, policy: &str) -> RunOutput {
 }
 
 /// A C++ program of c-examples/, unmodified (no vmsrs.h), its functions exported; a C file of
-/// the same name, if there is one, is compiled with gcc -O2 and linked in.
+/// the same name, if there is one, is compiled with gcc -O2 and linked in, and a C++ file
+/// NAME_lib.cpp too.
 fn cpp_program(file: &str) -> PathBuf {
     let src = root().join("c-examples").join(file);
     let c_half = src.with_extension("c");
@@ -126,6 +128,10 @@ fn cpp_program(file: &str) -> PathBuf {
     let exe = out_dir.join(file.trim_end_matches(".cpp"));
     let mut cmd = Command::new("g++");
     cmd.args(["-O2", "-g", "-rdynamic", "-pthread"]).arg(&src);
+    let cpp_half = root().join("c-examples").join(file.replace(".cpp", "_lib.cpp"));
+    if cpp_half.is_file() {
+        cmd.arg(cpp_half);
+    }
     if c_half.is_file() {
         let obj = out_dir.join(format!("{}.o", file.trim_end_matches(".cpp")));
         let st = Command::new("gcc")
@@ -190,6 +196,64 @@ fn a_throw_rescue_point_called_with_a_misaligned_stack_still_throws() {
         out.assert_success();
         assert_eq!(out.lines().last().copied(), Some("end bad=0"), "{policy}: {}", out.describe());
     }
+}
+
+fn throw_edges(mode: &str, policy: &str) -> RunOutput {
+    let exe = cpp_program("regress_dropin_throw_edges.cpp");
+    let env = preload(&[("VMSRS_USER_CALL", "handle:throw"), ("VMSRS_POLICY", policy)]);
+    run(&exe, &[mode], &env_refs(&env), TIMEOUT)
+}
+
+/// Exceptions thrown and caught inside a `throw` rescue call (also rethrown there) leave it a
+/// rescue call: a fault after them still fails it. Before the fix the first internal throw
+/// ended the call's user: the fault was not contained (unwind) or the call returned 7
+/// (oblivious).
+#[test]
+fn exceptions_caught_inside_a_rescue_call_leave_it_a_rescue_call() {
+    for policy in ["unwind", "oblivious"] {
+        let out = throw_edges("catch", policy);
+        out.assert_success();
+        assert_eq!(
+            out.lines(),
+            ["kind 0: 7", "kind 1: vmsrs", "kind 2: vmsrs", "kind 3: vmsrs", "kind 4: vmsrs", "end"],
+            "{policy}: {}",
+            out.describe()
+        );
+    }
+}
+
+/// A rescue call left by longjmp is dead: a later fault deeper in the stack than its frame is
+/// not unwound into that frame (before the fix it was, and control came back through garbage
+/// return addresses); it is the main thread's fault without a recovery point.
+#[test]
+fn a_fault_below_a_rescue_frame_left_by_longjmp_is_not_unwound_into_it() {
+    let out = throw_edges("longjmp", "unwind");
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{}", out.describe());
+    assert_eq!(out.lines(), ["after longjmp: 7", "deep"], "{}", out.describe());
+    assert!(out.stderr.contains("NOT contained"), "{}", out.describe());
+    assert!(!out.stderr.contains("vmsrs: contained SIG"), "unwound into the dead frame: {}", out.describe());
+}
+
+/// pthread_exit inside a rescue call: the caller's destructors run (its lock_guard unlocks).
+#[test]
+fn pthread_exit_inside_a_rescue_call_runs_the_callers_destructors() {
+    let out = throw_edges("pexit", "unwind");
+    out.assert_success();
+    assert_eq!(out.lines(), ["exit value 1, mutex free", "end"], "{}", out.describe());
+}
+
+/// A program signal handler that faults inside a rescue call is unwound with the call, and
+/// the signal mask goes back to the call's: SIGALRM is not left blocked.
+#[test]
+fn unwinding_out_of_a_signal_handler_inside_a_rescue_call_restores_the_signal_mask() {
+    let out = throw_edges("signal", "unwind");
+    out.assert_success();
+    assert_eq!(
+        out.lines(),
+        ["round 0: 7, blocked no", "round 1: vmsrs, blocked no", "raised 3", "end"],
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]

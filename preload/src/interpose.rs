@@ -9,8 +9,10 @@
 //!
 //! - `pthread_create`: each new thread gets its alternate signal stack and thread-exit
 //!   bookkeeping before the program's start routine runs.
-//! - `_Unwind_RaiseException`: a C++ exception leaving a rescue call restores its return
-//!   address first (`rescue.rs`).
+//! - `_Unwind_RaiseException`, `_Unwind_Resume_or_Rethrow`, `__cxa_begin_catch` and
+//!   `pthread_exit`: a C++ exception (or `pthread_exit`'s forced unwind) passing through a
+//!   rescue call finds its real return address in place of the exit stub's; a catch inside
+//!   the call puts the exit stub back (`vmsrs_runtime::rescue`).
 //!
 //! - `pthread_mutex_{lock,trylock,timedlock,clocklock,unlock}`,
 //!   `pthread_rwlock_{rd,wr,tryrd,trywr,timedrd,timedwr,clockrd,clockwr,un}lock` and
@@ -142,6 +144,108 @@ extern "C" fn thread_start(pair: *mut libc::c_void) -> *mut libc::c_void {
 }
 
 type RaiseException = unsafe extern "C" fn(*mut libc::c_void) -> c_int;
+
+/// The next definition of `name` after this object, found once (`slot` caches it; 0: none).
+fn next_symbol(slot: &core::sync::atomic::AtomicUsize, name: &core::ffi::CStr) -> usize {
+    let mut f = slot.load(core::sync::atomic::Ordering::Acquire);
+    if f == 0 {
+        // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT skips this object.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        slot.store(f, core::sync::atomic::Ordering::Release);
+    }
+    f
+}
+
+/// `_Unwind_Resume_or_Rethrow` (libgcc_s; what `throw;` and `std::rethrow_exception` call):
+/// as `_Unwind_RaiseException`.
+///
+/// # Safety
+/// The unwinder's contract: `exception` is a live `_Unwind_Exception`.
+#[no_mangle]
+pub unsafe extern "C" fn _Unwind_Resume_or_Rethrow(exception: *mut libc::c_void) -> c_int {
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let f = next_symbol(&REAL, c"_Unwind_Resume_or_Rethrow");
+    vmsrs_runtime::rescue::before_exception();
+    if f == 0 {
+        return 5; // _URC_END_OF_STACK, as _Unwind_RaiseException below
+    }
+    // SAFETY: libgcc's _Unwind_Resume_or_Rethrow, with its own argument.
+    unsafe { core::mem::transmute::<usize, RaiseException>(f)(exception) }
+}
+
+/// `pthread_exit(3)`: a rescue call on the stack gets its real return address back and its
+/// user ends before glibc's forced unwind runs, so the destructors and cleanups of the
+/// call's caller's frames run (`vmsrs_runtime::rescue::before_forced_unwind`). (glibc reaches
+/// libgcc's `_Unwind_ForcedUnwind` through its own pointer, so that is no place to step in;
+/// a cancellation acted on inside a rescue call still stops at the exit stub.)
+///
+/// # Safety
+/// pthread_exit's contract.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_exit(retval: *mut libc::c_void) -> ! {
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let f = next_symbol(&REAL, c"pthread_exit");
+    vmsrs_runtime::rescue::before_forced_unwind();
+    if f == 0 {
+        std::process::abort();
+    }
+    // SAFETY: glibc's pthread_exit, with its own argument.
+    unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut libc::c_void) -> !>(f)(retval) }
+}
+
+/// `__cxa_begin_catch` (libstdc++; the first call of every `catch` block): tells libvmsrs
+/// where the handler runs (its caller's stack pointer), then jumps to the real one with the
+/// registers as they came. A handler inside a rescue call puts the call's exit stub back
+/// (`vmsrs_runtime::rescue::caught`).
+///
+/// # Safety
+/// libstdc++'s contract: `exception` is the caught exception's header.
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn __cxa_begin_catch(exception: *mut libc::c_void) -> *mut libc::c_void {
+    core::arch::naked_asm!(
+        "push rdi",
+        "push rbx",
+        "mov rbx, rsp",
+        "and rsp, -16",
+        // The catching function's stack pointer before its call: above our two pushes and
+        // its return address.
+        "lea rdi, [rbx + 24]",
+        "call {hook}",
+        "mov rsp, rbx",
+        "pop rbx",
+        "pop rdi",
+        "jmp rax",
+        hook = sym begin_catch_hook,
+    )
+}
+
+/// `__cxa_begin_catch`'s work before the real one: returns the real one's address.
+extern "C" fn begin_catch_hook(sp: usize) -> usize {
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    static GLOBALS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let f = next_symbol(&REAL, c"__cxa_begin_catch");
+    // libstdc++'s per-thread exception globals: { caught exceptions, uncaught count }.
+    let g = next_symbol(&GLOBALS, c"__cxa_get_globals");
+    let uncaught = if g == 0 {
+        1
+    } else {
+        #[repr(C)]
+        struct Globals {
+            caught: *mut libc::c_void,
+            uncaught: u32,
+        }
+        // SAFETY: libstdc++'s __cxa_get_globals returns this thread's globals (never null).
+        unsafe { (*core::mem::transmute::<usize, extern "C" fn() -> *const Globals>(g)()).uncaught }
+    };
+    vmsrs_runtime::rescue::caught(sp, uncaught);
+    if f == 0 {
+        // Unreachable in practice (a catch block runs with libstdc++ loaded): abort as a
+        // missing symbol would.
+        std::process::abort();
+    }
+    f
+}
 
 /// `_Unwind_RaiseException` (libgcc_s; what a C++ `throw` calls): a rescue call the
 /// exception leaves gets its real return address back first, because the unwinder cannot

@@ -119,7 +119,7 @@ fn mask_to_bits(set: &libc::sigset_t) -> u64 {
         .fold(0, |m, s| m | bit(s))
 }
 
-fn bits_to_mask(bits: u64) -> libc::sigset_t {
+pub(crate) fn bits_to_mask(bits: u64) -> libc::sigset_t {
     // SAFETY: an empty set on the stack.
     let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
     // SAFETY: sigemptyset/sigaddset on the local set.
@@ -315,6 +315,20 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
             libc::pthread_sigmask(libc::SIG_UNBLOCK, &want, core::ptr::null_mut());
         }
     }
+    // The mask of the code this handler interrupted, should a fault in the handler unwind out
+    // of it (`rescue::unwind_context`).
+    // SAFETY: `uc` is the kernel's context of this signal.
+    let interrupted = mask_to_bits(unsafe { &(*(uc as *const libc::ucontext_t)).uc_sigmask });
+    let depth = crate::thread::with(|t| {
+        let d = t.handler_depth.get();
+        if (d as usize) < crate::thread::HANDLER_MARKS {
+            let mut marks = t.handler_masks.get();
+            marks[d as usize] = interrupted;
+            t.handler_masks.set(marks);
+        }
+        t.handler_depth.set(d + 1);
+        d
+    });
     if flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the program installed this as an SA_SIGINFO handler.
         let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(h) };
@@ -324,6 +338,7 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
         let f: extern "C" fn(c_int) = unsafe { core::mem::transmute::<usize, extern "C" fn(c_int)>(h) };
         f(sig);
     }
+    crate::thread::with(|t| t.handler_depth.set(depth));
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, core::ptr::null_mut()) };
     true
