@@ -42,9 +42,11 @@ $CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_micro.c -o "$OUT/bench_micro
 $CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_fig14.c -o "$OUT/bench_fig14_plain"
 $CC "${CFLAGS[@]}" c-examples/bench_fig14.c -o "$OUT/bench_fig14" "${LINK[@]}"
 $CC "${CFLAGS[@]}" -rdynamic c-examples/bench_interpose.c -o "$OUT/bench_interpose"
-echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_interpose}"
 $CC "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
-echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_locks}"
+# The floor: the minimal recorder, a shared library called through the PLT like libvmsrs.
+$CC "${CFLAGS[@]}" -shared -fPIC c-examples/minrec.c -o "$OUT/libminrec.so"
+$CC "${CFLAGS[@]}" c-examples/bench_floor.c -o "$OUT/bench_floor" -L"$OUT" -lminrec -Wl,-rpath,"$OUT" "${LINK[@]}"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_interpose,bench_locks,bench_floor}"
 echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
 
 if [ "$SELFCHECK" = 1 ]; then
@@ -60,6 +62,11 @@ echo "== bench_micro =="
 # in a file, count them.
 "$OUT/bench_micro" 2>"$OUT/bench_micro.stderr" | tee "$OUT/bench_micro.txt"
 echo "(libvmsrs stderr: $(grep -c 'SUMMARY: vmsrs' "$OUT/bench_micro.stderr" || true) fault reports in $OUT/bench_micro.stderr)"
+
+echo
+echo "== bench_floor: libvmsrs's store against the minimal recorder (c-examples/minrec.c) and the plain store =="
+if [ "$QUICK" = 1 ]; then BF=(-r 5); else BF=(-r 15); fi
+"$OUT/bench_floor" "${BF[@]}" 2>"$OUT/bench_floor.stderr" | tee "$OUT/bench_floor.txt"
 
 echo
 echo "== bench_interpose: no-fault cost of the interposed malloc/free, memcpy, printf (drop-in) =="
@@ -93,7 +100,7 @@ fi
 echo
 echo "== results (copy of the summary blocks) =="
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" || true
-grep -hE '^INFO ' "$OUT/bench_interpose.txt" || true
+grep -hE '^INFO ' "$OUT/bench_floor.txt" "$OUT/bench_interpose.txt" || true
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" "$OUT/bench_locks.txt" || true
 if [ "$FIG14" = 1 ]; then grep -hE '^BAR ' "$OUT/bench_fig14.txt" || true; fi
 echo "full outputs in $OUT/ (bench_micro.txt, bench_fig14.txt)"
