@@ -53,6 +53,9 @@ extern "C" int handle(int kind)
     case 7: // a signal handler runs inside the call (main's handler may fault)
         raise(SIGALRM);
         break;
+    case 8: // an exception leaves the call (the caller catches it)
+        inner_may_throw(1);
+        break;
     }
     return 7;
 }

@@ -270,7 +270,7 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize, regs: *c
         thread::enter_in(t);
         // A call at or above the frame of the one this thread is in means that one was left
         // without returning (longjmp, an exception): it is over.
-        if t.rescue.get() != 0 && ret_slot as usize >= t.rescue_rsp.get() {
+        if t.rescue.get() != 0 && (ret_slot as usize >= t.rescue_rsp.get() || !slot_intact(t)) {
             abandon(t);
         }
         // Nested calls, and threads that run a linked-mode user, run plainly.
@@ -400,8 +400,8 @@ fn slot_intact(t: &thread::ThreadState) -> bool {
 /// An exception is about to unwind this thread's stack (the interposed
 /// `_Unwind_RaiseException` and `_Unwind_Resume_or_Rethrow`): the unwinder cannot step
 /// through the exit stub, so the call gets its real return address back while the exception
-/// is in flight. Its user goes on: [`caught`] decides, when a handler catches it, whether the
-/// call goes on (re-armed) or was left (its user ends as if it had returned).
+/// is in flight. Its user goes on: [`handler_found`] decides, once the search phase has found
+/// the catching frame, whether the call goes on (re-armed) or is left (its user ends).
 pub fn before_exception() {
     thread::with(|t| {
         if t.rescue.get() == 0 {
@@ -427,29 +427,71 @@ fn sp_of(_t: &thread::ThreadState) -> usize {
     &here as *const u8 as usize
 }
 
-/// A handler is catching an exception (the interposed `__cxa_begin_catch`, called by the
-/// catching function, whose stack pointer at that call was `sp`). Caught inside the rescue
-/// call (below its return-address slot): the call goes on, and returns through the exit stub
-/// again. Caught above: the exception left the call, whose user ends as if it had returned.
-///
-/// `uncaught`: the exceptions in flight on this thread, this one included. While another is
-/// still being unwound (this one was thrown and caught inside a destructor run by it), the
-/// slot keeps the caller's address for that one.
-pub fn caught(sp: usize, uncaught: u32) {
+/// The search phase of an exception in flight found the frame that catches it (the
+/// interposed `__gxx_personality_v0`); `sp` is that frame's stack pointer at its call site
+/// (libgcc's `_Unwind_GetCFA` of the context handed to the personality routine). Below the
+/// call's return-address slot (the hooked function or a frame it called): the exception stays
+/// inside, and the call goes on; the exit stub goes back in its slot at once, since neither
+/// phase of this exception's unwinding goes past the catching frame. Above (the caller, whose
+/// stack pointer at the call is just above the slot, or further up): the exception leaves the
+/// call, whose user ends now as if it had returned (its slot keeps the caller's address for
+/// the unwinder).
+pub fn handler_found(sp: usize) {
     thread::with(|t| {
-        if t.rescue.get() == 0 || !t.rescue_in_flight.get() || uncaught > 1 {
+        if t.rescue.get() == 0 || !t.rescue_in_flight.get() {
             return;
         }
         thread::enter_in(t);
         t.rescue_in_flight.set(false);
         if sp <= t.rescue_rsp.get() {
-            // SAFETY: the call is on the stack (the catching frame is below its slot).
+            // SAFETY: the call is on the stack (the catching frame is inside it).
             unsafe { *(t.rescue_rsp.get() as *mut usize) = exit_stub() };
         } else {
             abandon(t);
         }
         thread::leave_in(t);
     })
+}
+
+/// A `longjmp` to `env` is about to be taken (the interposed longjmp family). A rescue call
+/// whose frame lies below where it lands is left: its user ends (as if it had returned), and
+/// the program signal handlers running below that point are left too.
+///
+/// # Safety
+/// `env` is a glibc `jmp_buf` filled by `setjmp`.
+pub unsafe fn before_longjmp(env: *const u64) {
+    // SAFETY: the contract; see `jmp_buf_sp`.
+    let target = unsafe { jmp_buf_sp(env) };
+    thread::with(|t| {
+        thread::enter_in(t);
+        if t.rescue.get() != 0 && target > t.rescue_rsp.get() {
+            t.rescue_in_flight.set(false);
+            abandon(t);
+        }
+        let marks = t.handler_frames.get();
+        let depth = t.handler_depth.get();
+        if let Some(i) = (0..(depth as usize).min(thread::HANDLER_MARKS)).find(|&i| marks[i] < target) {
+            t.handler_depth.set(i as u32);
+        }
+        thread::leave_in(t);
+    })
+}
+
+/// The stack pointer a glibc `jmp_buf` resumes at. glibc keeps it (word 6 of the buffer)
+/// mangled with the thread's pointer guard (`PTR_MANGLE` on x86-64: xor with the guard at
+/// `%fs:0x30`, then rotate left by 17).
+///
+/// # Safety
+/// `env` is a `jmp_buf` filled by glibc's `setjmp` on this thread's process.
+unsafe fn jmp_buf_sp(env: *const u64) -> usize {
+    let guard: u64;
+    // SAFETY: reads the pointer guard from the thread control block (glibc's tcbhead_t).
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[0x30]", out(reg) guard, options(nostack, readonly, preserves_flags))
+    };
+    // SAFETY: the buffer holds 8 words of registers (the contract).
+    let mangled = unsafe { *env.add(6) };
+    (mangled.rotate_right(17) ^ guard) as usize
 }
 
 /// A forced unwind (the interposed `pthread_exit`) is about to unwind this thread's stack to

@@ -70,6 +70,8 @@ pub struct ThreadState {
     /// first `HANDLER_MARKS`; and how many were running when the rescue call began. An unwind
     /// out of a handler that interrupted the rescue call restores that handler's mask.
     pub handler_masks: Cell<[u64; HANDLER_MARKS]>,
+    /// The address of each of those handlers' frames (a `longjmp` above one leaves it).
+    pub handler_frames: Cell<[usize; HANDLER_MARKS]>,
     pub handler_depth: Cell<u32>,
     pub rescue_handler_depth: Cell<u32>,
 }
@@ -102,6 +104,7 @@ thread_local! {
             rescue_frame: UnsafeCell::new([0; crate::rescue::FRAME_WORDS]),
             rescue_in_flight: Cell::new(false),
             handler_masks: Cell::new([0; HANDLER_MARKS]),
+            handler_frames: Cell::new([0; HANDLER_MARKS]),
             handler_depth: Cell::new(0),
             rescue_handler_depth: Cell::new(0),
         }

@@ -298,11 +298,15 @@ const INTERPOSED: &[&str] = &[
     "__vfprintf_chk",
     "__dprintf_chk",
     "__vdprintf_chk",
-    // C++ exceptions and pthread_exit passing through a rescue call (preload/src/interpose.rs).
+    // C++ exceptions, pthread_exit and longjmp leaving a rescue call (preload/src/interpose.rs).
     "_Unwind_RaiseException",
     "_Unwind_Resume_or_Rethrow",
-    "__cxa_begin_catch",
+    "__gxx_personality_v0",
     "pthread_exit",
+    "longjmp",
+    "_longjmp",
+    "siglongjmp",
+    "__longjmp_chk",
     // Lock tracking (src/locks.rs).
     "pthread_mutex_lock",
     "pthread_mutex_trylock",

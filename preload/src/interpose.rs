@@ -9,10 +9,13 @@
 //!
 //! - `pthread_create`: each new thread gets its alternate signal stack and thread-exit
 //!   bookkeeping before the program's start routine runs.
-//! - `_Unwind_RaiseException`, `_Unwind_Resume_or_Rethrow`, `__cxa_begin_catch` and
+//! - `_Unwind_RaiseException`, `_Unwind_Resume_or_Rethrow`, `__gxx_personality_v0` and
 //!   `pthread_exit`: a C++ exception (or `pthread_exit`'s forced unwind) passing through a
-//!   rescue call finds its real return address in place of the exit stub's; a catch inside
-//!   the call puts the exit stub back (`vmsrs_runtime::rescue`).
+//!   rescue call finds its real return address in place of the exit stub's; once the search
+//!   phase has found the catching frame, a catch inside the call puts the exit stub back and a
+//!   catch above it ends the call's user (`vmsrs_runtime::rescue`).
+//! - `longjmp`, `_longjmp`, `siglongjmp`, `__longjmp_chk`: a jump out of a rescue call ends
+//!   its user (and of the program's signal handlers it leaves).
 //!
 //! - `pthread_mutex_{lock,trylock,timedlock,clocklock,unlock}`,
 //!   `pthread_rwlock_{rd,wr,tryrd,trywr,timedrd,timedwr,clockrd,clockwr,un}lock` and
@@ -193,62 +196,81 @@ pub unsafe extern "C" fn pthread_exit(retval: *mut libc::c_void) -> ! {
     unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut libc::c_void) -> !>(f)(retval) }
 }
 
-/// `__cxa_begin_catch` (libstdc++; the first call of every `catch` block): tells libvmsrs
-/// where the handler runs (its caller's stack pointer), then jumps to the real one with the
-/// registers as they came. A handler inside a rescue call puts the call's exit stub back
-/// (`vmsrs_runtime::rescue::caught`).
+/// `__gxx_personality_v0` (libstdc++; the unwinder calls it for every C++ frame an exception
+/// meets): when the search phase finds the frame that catches the exception, libvmsrs learns
+/// where that frame is (its CFA), and so whether the exception stays inside a rescue call or
+/// leaves it (`vmsrs_runtime::rescue::handler_found`).
 ///
 /// # Safety
-/// libstdc++'s contract: `exception` is the caught exception's header.
-#[unsafe(naked)]
+/// The unwinder's contract (the Itanium C++ ABI's personality routine).
 #[no_mangle]
-pub unsafe extern "C" fn __cxa_begin_catch(exception: *mut libc::c_void) -> *mut libc::c_void {
-    core::arch::naked_asm!(
-        "push rdi",
-        "push rbx",
-        "mov rbx, rsp",
-        "and rsp, -16",
-        // The catching function's stack pointer before its call: above our two pushes and
-        // its return address.
-        "lea rdi, [rbx + 24]",
-        "call {hook}",
-        "mov rsp, rbx",
-        "pop rbx",
-        "pop rdi",
-        "jmp rax",
-        hook = sym begin_catch_hook,
-    )
+pub unsafe extern "C" fn __gxx_personality_v0(
+    version: c_int,
+    actions: c_int,
+    class: u64,
+    exception: *mut libc::c_void,
+    context: *mut libc::c_void,
+) -> c_int {
+    type Personality = unsafe extern "C" fn(c_int, c_int, u64, *mut libc::c_void, *mut libc::c_void) -> c_int;
+    type GetCfa = unsafe extern "C" fn(*mut libc::c_void) -> usize;
+    const UA_SEARCH_PHASE: c_int = 1;
+    const URC_HANDLER_FOUND: c_int = 6;
+    const URC_FATAL_PHASE1_ERROR: c_int = 3;
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    static GET_CFA: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let f = next_symbol(&REAL, c"__gxx_personality_v0");
+    if f == 0 {
+        return URC_FATAL_PHASE1_ERROR;
+    }
+    // SAFETY: libstdc++'s personality routine, with the unwinder's own arguments.
+    let r =
+        unsafe { core::mem::transmute::<usize, Personality>(f)(version, actions, class, exception, context) };
+    if actions & UA_SEARCH_PHASE != 0 && r == URC_HANDLER_FOUND {
+        let get_cfa = next_symbol(&GET_CFA, c"_Unwind_GetCFA");
+        if get_cfa != 0 {
+            // SAFETY: libgcc's _Unwind_GetCFA on the context the unwinder passed us.
+            let cfa = unsafe { core::mem::transmute::<usize, GetCfa>(get_cfa)(context) };
+            vmsrs_runtime::rescue::handler_found(cfa);
+        }
+    }
+    r
 }
 
-/// `__cxa_begin_catch`'s work before the real one: returns the real one's address.
-extern "C" fn begin_catch_hook(sp: usize) -> usize {
-    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    static GLOBALS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    let f = next_symbol(&REAL, c"__cxa_begin_catch");
-    // libstdc++'s per-thread exception globals: { caught exceptions, uncaught count }.
-    let g = next_symbol(&GLOBALS, c"__cxa_get_globals");
-    let uncaught = if g == 0 {
-        1
-    } else {
-        #[repr(C)]
-        struct Globals {
-            caught: *mut libc::c_void,
-            uncaught: u32,
+/// Defines an interposed `longjmp`-family function: tells libvmsrs where the jump lands (a
+/// rescue call it leaves is over: `vmsrs_runtime::rescue::before_longjmp`), then jumps.
+macro_rules! longjmp_fn {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// longjmp's contract: `env` was filled by a setjmp whose frame is still live.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(env: *mut libc::c_void, val: c_int) -> ! {
+            static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+            let name = concat!(stringify!($name), "\0");
+            let f = next_symbol(&REAL, core::ffi::CStr::from_bytes_with_nul(name.as_bytes()).unwrap_or(c"longjmp"));
+            // SAFETY: `env` is a jmp_buf filled by setjmp (the contract).
+            unsafe { vmsrs_runtime::rescue::before_longjmp(env as *const u64) };
+            if f == 0 {
+                std::process::abort();
+            }
+            // SAFETY: glibc's own function, with its own arguments.
+            unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut libc::c_void, c_int) -> !>(f)(env, val) }
         }
-        // SAFETY: libstdc++'s __cxa_get_globals returns this thread's globals (never null).
-        unsafe { (*core::mem::transmute::<usize, extern "C" fn() -> *const Globals>(g)()).uncaught }
     };
-    vmsrs_runtime::rescue::caught(sp, uncaught);
-    if f == 0 {
-        // Unreachable in practice (a catch block runs with libstdc++ loaded): abort as a
-        // missing symbol would.
-        std::process::abort();
-    }
-    f
 }
+
+longjmp_fn!(/// `longjmp(3)`.
+    longjmp);
+longjmp_fn!(/// `_longjmp(3)`.
+    _longjmp);
+longjmp_fn!(/// `siglongjmp(3)`.
+    siglongjmp);
+longjmp_fn!(/// `__longjmp_chk` (`longjmp` under `_FORTIFY_SOURCE`).
+    __longjmp_chk);
 
 /// `_Unwind_RaiseException` (libgcc_s; what a C++ `throw` calls): a rescue call the
-/// exception leaves gets its real return address back first, because the unwinder cannot
+/// exception may leave gets its real return address back first, because the unwinder cannot
 /// step through libvmsrs's exit stub (`vmsrs_runtime::rescue::before_exception`).
 ///
 /// # Safety
@@ -256,12 +278,7 @@ extern "C" fn begin_catch_hook(sp: usize) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn _Unwind_RaiseException(exception: *mut libc::c_void) -> c_int {
     static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    let mut f = REAL.load(core::sync::atomic::Ordering::Acquire);
-    if f == 0 {
-        // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT skips this object.
-        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"_Unwind_RaiseException".as_ptr()) } as usize;
-        REAL.store(f, core::sync::atomic::Ordering::Release);
-    }
+    let f = next_symbol(&REAL, c"_Unwind_RaiseException");
     vmsrs_runtime::rescue::before_exception();
     if f == 0 {
         // No unwinder loaded: what libgcc returns when it cannot unwind (_URC_END_OF_STACK).

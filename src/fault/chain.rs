@@ -325,6 +325,9 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
             let mut marks = t.handler_masks.get();
             marks[d as usize] = interrupted;
             t.handler_masks.set(marks);
+            let mut frames = t.handler_frames.get();
+            frames[d as usize] = &interrupted as *const u64 as usize;
+            t.handler_frames.set(frames);
         }
         t.handler_depth.set(d + 1);
         d
