@@ -408,7 +408,7 @@ pub fn before_exception() {
             return;
         }
         thread::enter_in(t);
-        if t.rescue_rsp.get() <= sp_of(t) || !slot_intact(t) {
+        if t.rescue_rsp.get() <= current_sp() || !slot_intact(t) {
             // A frame left earlier (longjmp): nothing to restore into dead stack.
             abandon(t);
         } else {
@@ -422,7 +422,7 @@ pub fn before_exception() {
 
 /// The stack pointer of code running now on this thread (an address in the current frame).
 #[inline(always)]
-fn sp_of(_t: &thread::ThreadState) -> usize {
+fn current_sp() -> usize {
     let here = 0u8;
     &here as *const u8 as usize
 }
@@ -503,7 +503,7 @@ pub fn before_forced_unwind() {
             return;
         }
         thread::enter_in(t);
-        if slot_intact(t) && t.rescue_rsp.get() > sp_of(t) {
+        if slot_intact(t) && t.rescue_rsp.get() > current_sp() {
             // SAFETY: the call is on the stack and its slot holds the exit stub's address.
             unsafe { *(t.rescue_rsp.get() as *mut usize) = t.rescue_ret.get() };
         }
