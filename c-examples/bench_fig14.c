@@ -16,13 +16,16 @@
  *
  * A request is one user (vmsrs_user_begin .. vmsrs_user_end), as in a thread-per-request
  * server: the server's own work (FNV-1a over a private 4 KiB buffer, unmonitored), then the
- * workload's accesses to the shared table (NREC records of 8 fields):
+ * workload's accesses to the shared table (RECORDS records of 8 fields):
  *   normal    8 loads, 2 stores, 1 assignment of 16 bytes
  *   assign    16 assignments of 16 bytes (table to table; the paper's assignment class)
  *   read      64 loads
  *   write     32 stores
  * Record and field indices are pseudo-random per thread, so users share granules.
- * Worker mode (used by the driver): --one WORKLOAD USERS MODE REQUESTS
+ * -R RECORDS sets the table's size (default 4096 records: 256 KiB, which fits L2; 65536
+ * records, 4 MiB, is the configuration where a server's metadata misses cache, as a real
+ * server's does). scripts/bench.sh runs both.
+ * Worker mode (used by the driver): --one WORKLOAD USERS MODE REQUESTS RECORDS
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
@@ -35,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NREC 4096u
+#define NREC_DEFAULT 4096u
 #define NFIELD 8u
 #define WORK 4096u
 #define NPOLLUTE 256u  /* granules the parked faulty user writes before it faults */
@@ -47,6 +50,7 @@ static const char *wdesc[NWORK] = { "8 loads + 2 stores + 1 assign(16 B)", "16 a
                                     "64 loads", "32 stores" };
 
 static uint64_t *table;
+static unsigned nrec = NREC_DEFAULT; /* records in the table */
 
 static uint64_t clock_ns(clockid_t c) {
     struct timespec ts;
@@ -77,11 +81,11 @@ static inline uint64_t next(uint64_t *s) {
 }
 
 static inline uint64_t *field(uint64_t r) {
-    return table + ((r >> 3) % NREC) * NFIELD + (r & (NFIELD - 1));
+    return table + ((r >> 3) % nrec) * NFIELD + (r & (NFIELD - 1));
 }
 
 static inline uint64_t *record_half(uint64_t r) { /* 16 aligned bytes of a record */
-    return table + ((r >> 2) % NREC) * NFIELD + 2 * (r & 3);
+    return table + ((r >> 2) % nrec) * NFIELD + 2 * (r & 3);
 }
 
 static uint64_t request(struct tctx *c) {
@@ -146,10 +150,10 @@ static void *faulty_thread(void *arg) {
 }
 
 static int worker(int workload, int users, int suppressed, long requests) {
-    size_t bytes = (size_t)NREC * NFIELD * sizeof(uint64_t);
+    size_t bytes = (size_t)nrec * NFIELD * sizeof(uint64_t);
     table = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (table == MAP_FAILED) return 2;
-    for (size_t i = 0; i < (size_t)NREC * NFIELD; i++) table[i] = i * 0x100000001ull;
+    for (size_t i = 0; i < (size_t)nrec * NFIELD; i++) table[i] = i * 0x100000001ull;
     int rc = vmsrs_init_profile(NULL);
     if (rc == 0) rc = vmsrs_profile(table, bytes, "fig14_table");
     if (rc) {
@@ -231,8 +235,8 @@ static struct sample run_one(const char *exe, int workload, int users, int suppr
                              long requests) {
     struct sample s = { 0, 0, 0 };
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' --one %d %d %d %ld", exe, workload, users, suppressed,
-             requests);
+    snprintf(cmd, sizeof cmd, "'%s' --one %d %d %d %ld %u", exe, workload, users, suppressed,
+             requests, nrec);
     FILE *p = popen(cmd, "r");
     if (!p) return s;
     char line[512];
@@ -276,27 +280,31 @@ static void header(int reps, double target_s) {
            "          monitored accesses, user end\n",
            reps, target_s, WARMUP);
     printf("table     %u records x %u fields (%u KiB), suppression: %u granules polluted\n",
-           NREC, NFIELD, NREC * NFIELD * 8 / 1024, NPOLLUTE);
+           nrec, NFIELD, nrec * NFIELD * 8 / 1024, NPOLLUTE);
     for (int w = 0; w < NWORK; w++) printf("workload  %-7s %s per request\n", wname[w], wdesc[w]);
 }
 
 static void usage(const char *argv0) {
     fprintf(stderr,
-            "usage: %s -b BASELINE_EXE [-r REPS] [-t SECONDS] [-u 1,4,16,64,256]\n"
-            "       %s --one WORKLOAD USERS SUPPRESSED REQUESTS   (worker mode)\n",
+            "usage: %s -b BASELINE_EXE [-r REPS] [-t SECONDS] [-u 1,4,16,64,256] [-R RECORDS]\n"
+            "       %s --one WORKLOAD USERS SUPPRESSED REQUESTS RECORDS   (worker mode)\n"
+            "  RECORDS: table size in 64-byte records, a power of two from 1024 to 4194304\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
-    if (argc == 6 && strcmp(argv[1], "--one") == 0)
+    if (argc == 7 && strcmp(argv[1], "--one") == 0) {
+        nrec = (unsigned)atol(argv[6]);
+        if (nrec < 1024 || nrec > (1u << 22) || (nrec & (nrec - 1))) return 2;
         return worker(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atol(argv[5]));
+    }
 
     const char *baseline = NULL;
     int reps = 3;
     double target_s = 0.25;
     int users[16] = { 1, 4, 16, 64, 256 }, nusers = 5;
     int opt;
-    while ((opt = getopt(argc, argv, "b:r:t:u:")) != -1) {
+    while ((opt = getopt(argc, argv, "b:r:t:u:R:")) != -1) {
         switch (opt) {
         case 'b': baseline = optarg; break;
         case 'r': reps = atoi(optarg); break;
@@ -305,6 +313,16 @@ int main(int argc, char **argv) {
             nusers = 0;
             for (char *t = strtok(optarg, ","); t && nusers < 16; t = strtok(NULL, ","))
                 if (atoi(t) > 0 && atoi(t) <= 1024) users[nusers++] = atoi(t);
+            break;
+        }
+        case 'R': {
+            long r = atol(optarg);
+            if (r < 1024 || r > (1L << 22) || (r & (r - 1))) {
+                fprintf(stderr, "bench_fig14: -R %s: RECORDS must be a power of two from 1024 to 4194304\n",
+                        optarg);
+                return 2;
+            }
+            nrec = (unsigned)r;
             break;
         }
         default: usage(argv[0]); return 2;
@@ -385,13 +403,13 @@ int main(int argc, char **argv) {
            users[nusers - 1]);
     for (int w = 0; w < NWORK; w++) {
         char name[64];
-        snprintf(name, sizeof name, "fig14_normal_pct[%s]", wname[w]);
+        snprintf(name, sizeof name, "fig14_normal_pct[%s,%uKiB]", wname[w], nrec * NFIELD * 8 / 1024);
         printf("BAR %-28s max=%.1f bar=3.0 %s  (spread over users %.1f points)\n", name,
                worst_norm[w], worst_norm[w] <= 3.0 ? "PASS" : "FAIL", worst_norm[w] - best_norm[w]);
     }
     for (int w = 0; w < NWORK; w++) {
         char name[64];
-        snprintf(name, sizeof name, "fig14_suppressed_x[%s]", wname[w]);
+        snprintf(name, sizeof name, "fig14_suppressed_x[%s,%uKiB]", wname[w], nrec * NFIELD * 8 / 1024);
         printf("BAR %-28s max=%.2f bar=1.30 %s\n", name, worst_supp[w],
                worst_supp[w] <= 1.3 ? "PASS" : "FAIL");
     }
