@@ -148,33 +148,45 @@ extern "C" fn thread_start(pair: *mut libc::c_void) -> *mut libc::c_void {
 
 type RaiseException = unsafe extern "C" fn(*mut libc::c_void) -> c_int;
 
-/// The next definition of `name` after this object, found once (`slot` caches it; 0: none).
+/// The next definition of `name` after this object (`memory::resolve_next`), found once and
+/// kept in `slot` (0: none).
 fn next_symbol(slot: &core::sync::atomic::AtomicUsize, name: &core::ffi::CStr) -> usize {
     let mut f = slot.load(core::sync::atomic::Ordering::Acquire);
     if f == 0 {
-        // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT skips this object.
-        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        f = crate::memory::resolve_next(name, None);
         slot.store(f, core::sync::atomic::Ordering::Release);
     }
     f
 }
 
-/// `_Unwind_Resume_or_Rethrow` (libgcc_s; what `throw;` and `std::rethrow_exception` call):
-/// as `_Unwind_RaiseException`.
-///
-/// # Safety
-/// The unwinder's contract: `exception` is a live `_Unwind_Exception`.
-#[no_mangle]
-pub unsafe extern "C" fn _Unwind_Resume_or_Rethrow(exception: *mut libc::c_void) -> c_int {
-    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    let f = next_symbol(&REAL, c"_Unwind_Resume_or_Rethrow");
-    vmsrs_runtime::rescue::before_exception();
-    if f == 0 {
-        return 5; // _URC_END_OF_STACK, as _Unwind_RaiseException below
-    }
-    // SAFETY: libgcc's _Unwind_Resume_or_Rethrow, with its own argument.
-    unsafe { core::mem::transmute::<usize, RaiseException>(f)(exception) }
+/// Defines an interposed libgcc function that starts an exception's unwinding: a rescue call
+/// the exception may leave gets its real return address back first, because the unwinder
+/// cannot step through libvmsrs's exit stub (`vmsrs_runtime::rescue::before_exception`).
+macro_rules! raise_fn {
+    ($(#[$doc:meta])* $name:ident, $cname:literal) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The unwinder's contract: `exception` is a live `_Unwind_Exception`.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(exception: *mut libc::c_void) -> c_int {
+            static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+            let f = next_symbol(&REAL, $cname);
+            vmsrs_runtime::rescue::before_exception();
+            if f == 0 {
+                // No unwinder loaded: what libgcc returns when it cannot unwind.
+                return 5; // _URC_END_OF_STACK
+            }
+            // SAFETY: libgcc's own function, with its own argument.
+            unsafe { core::mem::transmute::<usize, RaiseException>(f)(exception) }
+        }
+    };
 }
+
+raise_fn!(/// `_Unwind_RaiseException` (libgcc_s; what a C++ `throw` calls).
+    _Unwind_RaiseException, c"_Unwind_RaiseException");
+raise_fn!(/// `_Unwind_Resume_or_Rethrow` (libgcc_s; what `throw;` and `std::rethrow_exception` call).
+    _Unwind_Resume_or_Rethrow, c"_Unwind_Resume_or_Rethrow");
 
 /// `pthread_exit(3)`: a rescue call on the stack gets its real return address back and its
 /// user ends before glibc's forced unwind runs, so the destructors and cleanups of the
@@ -239,7 +251,7 @@ pub unsafe extern "C" fn __gxx_personality_v0(
 /// Defines an interposed `longjmp`-family function: tells libvmsrs where the jump lands (a
 /// rescue call it leaves is over: `vmsrs_runtime::rescue::before_longjmp`), then jumps.
 macro_rules! longjmp_fn {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $cname:literal) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -247,8 +259,7 @@ macro_rules! longjmp_fn {
         #[no_mangle]
         pub unsafe extern "C" fn $name(env: *mut libc::c_void, val: c_int) -> ! {
             static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-            let name = concat!(stringify!($name), "\0");
-            let f = next_symbol(&REAL, core::ffi::CStr::from_bytes_with_nul(name.as_bytes()).unwrap_or(c"longjmp"));
+            let f = next_symbol(&REAL, $cname);
             // SAFETY: `env` is a jmp_buf filled by setjmp (the contract).
             unsafe { vmsrs_runtime::rescue::before_longjmp(env as *const u64) };
             if f == 0 {
@@ -261,32 +272,14 @@ macro_rules! longjmp_fn {
 }
 
 longjmp_fn!(/// `longjmp(3)`.
-    longjmp);
+    longjmp, c"longjmp");
 longjmp_fn!(/// `_longjmp(3)`.
-    _longjmp);
+    _longjmp, c"_longjmp");
 longjmp_fn!(/// `siglongjmp(3)`.
-    siglongjmp);
+    siglongjmp, c"siglongjmp");
 longjmp_fn!(/// `__longjmp_chk` (`longjmp` under `_FORTIFY_SOURCE`).
-    __longjmp_chk);
+    __longjmp_chk, c"__longjmp_chk");
 
-/// `_Unwind_RaiseException` (libgcc_s; what a C++ `throw` calls): a rescue call the
-/// exception may leave gets its real return address back first, because the unwinder cannot
-/// step through libvmsrs's exit stub (`vmsrs_runtime::rescue::before_exception`).
-///
-/// # Safety
-/// The unwinder's contract: `exception` is a live `_Unwind_Exception`.
-#[no_mangle]
-pub unsafe extern "C" fn _Unwind_RaiseException(exception: *mut libc::c_void) -> c_int {
-    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    let f = next_symbol(&REAL, c"_Unwind_RaiseException");
-    vmsrs_runtime::rescue::before_exception();
-    if f == 0 {
-        // No unwinder loaded: what libgcc returns when it cannot unwind (_URC_END_OF_STACK).
-        return 5;
-    }
-    // SAFETY: libgcc's _Unwind_RaiseException, with its own argument.
-    unsafe { core::mem::transmute::<usize, RaiseException>(f)(exception) }
-}
 // ----- locks (vmsrs_runtime::locks) ---------------------------------------------------------
 
 use libc::{clockid_t, pthread_mutex_t, pthread_rwlock_t, pthread_spinlock_t, timespec};
