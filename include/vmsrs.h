@@ -151,7 +151,9 @@ struct vmsrs_stats {
   uint64_t users_faulted;
   // Faulted users whose end point ran (G7 cleanup done).
   uint64_t users_collected;
-  // Users live now (active or suppressed).
+  // Users live now (active or suppressed). Summed slot by slot without stopping other
+  // threads: exact when no user begins or ends meanwhile, otherwise a user that moved to
+  // another slot during the read may count twice.
   uint64_t users_live;
   // Users suppressed now.
   uint64_t users_suppressed_now;

@@ -72,7 +72,9 @@ pub struct vmsrs_stats {
     pub users_faulted: u64,
     /// Faulted users whose end point ran (G7 cleanup done).
     pub users_collected: u64,
-    /// Users live now (active or suppressed).
+    /// Users live now (active or suppressed). Summed slot by slot without stopping other
+    /// threads: exact when no user begins or ends meanwhile, otherwise a user that moved to
+    /// another slot during the read may count twice.
     pub users_live: u64,
     /// Users suppressed now.
     pub users_suppressed_now: u64,

@@ -21,17 +21,29 @@ pub const NAME_LEN: usize = 32;
 pub const POLLUTED: u32 = 1;
 pub const DEAD: u32 = 2;
 pub const CORRUPT: u32 = 4;
+/// Raw memory holds newer bytes of the head entry than the entry does: the head's writer
+/// stored through the fast path (see `Hv::store_granule`). Read and written under the lock.
+pub const DIRTY: u32 = 8;
+/// Bits 8..16: the head entry's byte mask, as the fast path knows it (with `hwriter`).
+pub const HEAD_MASK_SHIFT: u32 = 8;
+const HEAD_MASK_BITS: u32 = 0xFF << HEAD_MASK_SHIFT;
 /// The granule's lock: held while its metadata, history or raw bytes are changed.
 pub const LOCKED: u32 = 1 << 31;
 
-/// Recovery metadata of one 8-byte granule. `base`, `head` and `sum` are guarded by the
-/// granule's lock (the `LOCKED` bit of `flags`); `flags` is also read without it.
+/// Recovery metadata of one 8-byte granule. `base`, `head`, `sum` and `hwriter` are guarded
+/// by the granule's lock (the `LOCKED` bit of `flags`); `flags` is also read without it.
+///
+/// `hwriter` and the head-mask bits of `flags` are the *hint*: the writer and mask of the head
+/// entry, so that a user's repeated store to a granule it already heads touches this line
+/// only. They are not sealed; every use of the head entry checks them against it (a
+/// mismatch is reported as corruption, G6). 0 means no hint.
 #[repr(C)]
 pub struct GranuleMeta {
     pub base: UnsafeCell<u64>,
     pub head: UnsafeCell<u32>,
     pub flags: AtomicU32,
     pub sum: UnsafeCell<u64>,
+    pub hwriter: UnsafeCell<u64>,
 }
 
 impl GranuleMeta {
@@ -42,6 +54,7 @@ impl GranuleMeta {
             head: UnsafeCell::new(0),
             flags: AtomicU32::new(0),
             sum: UnsafeCell::new(0),
+            hwriter: UnsafeCell::new(0),
         }
     }
 }
@@ -93,6 +106,33 @@ impl GranuleGuard<'_> {
     pub fn clear(&mut self, bits: u32) {
         self.flags &= !bits;
         self.meta.flags.store(self.flags | LOCKED, Ordering::SeqCst);
+    }
+
+    /// Set or clear lock-held-only bits (`DIRTY`, the head mask), which no lock-free reader
+    /// looks at: published by the unlock, at no extra store.
+    #[inline(always)]
+    pub fn set_quiet(&mut self, bits: u32, on: bool) {
+        if on {
+            self.flags |= bits;
+        } else {
+            self.flags &= !bits;
+        }
+    }
+
+    /// The hint: (head writer, head mask), or (0, 0).
+    #[inline(always)]
+    pub fn hint(&self) -> (u64, u8) {
+        // SAFETY: the granule lock is held (self is its guard).
+        (unsafe { *self.meta.hwriter.get() }, (self.flags >> HEAD_MASK_SHIFT) as u8)
+    }
+
+    /// Set the hint (writer 0: none).
+    #[inline(always)]
+    pub fn set_hint(&mut self, writer: u64, mask: u8) {
+        // SAFETY: the granule lock is held (self is its guard).
+        unsafe { *self.meta.hwriter.get() = writer };
+        let mask = if writer == 0 { 0 } else { mask };
+        self.flags = (self.flags & !HEAD_MASK_BITS) | (mask as u32) << HEAD_MASK_SHIFT;
     }
 }
 

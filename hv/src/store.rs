@@ -19,10 +19,10 @@
 use crate::arena::Region;
 use crate::exposure::{Exposure, Exposures};
 use crate::grace::Section;
-use crate::history::{mix, Entry, Pool, NIL};
+use crate::history::{mix, Entries, Entry, NIL};
 use crate::ranges::{
     for_touched_granules, release_meta, GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD,
-    GRANULE, POLLUTED,
+    DIRTY, GRANULE, POLLUTED,
 };
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeLock};
 use crate::users::{self, UserId, UserSlot, UserTable, WriterState};
@@ -86,10 +86,9 @@ pub struct HvStats {
     pub meta_kept: u64,
 }
 
-/// One of the pools history entries come from (granules are spread over them by address).
+/// Restoration counters, spread over lines by granule address.
 #[repr(C, align(128))]
 struct Stripe {
-    pool: Pool,
     restorations: AtomicU64,
 }
 
@@ -115,6 +114,7 @@ pub struct Hv {
     ranges: RangeTable,
     users: UserTable,
     stripes: [Stripe; NSTRIPES],
+    entries: Entries,
     counters: Counters,
     exposures: Exposures,
 }
@@ -148,9 +148,7 @@ impl Drop for HvBox {
         // reads its ranges or entries after this point.
         unsafe {
             hv.ranges.unmap_all();
-            for st in &hv.stripes {
-                st.pool.unmap_all();
-            }
+            hv.entries.unmap_all();
             core::ptr::drop_in_place(self.region.as_ptr() as *mut Hv);
         }
     }
@@ -299,9 +297,9 @@ impl Hv {
             UserTable::init(addr_of_mut!((*p).users));
             for i in 0..NSTRIPES {
                 let s = addr_of_mut!((*p).stripes[i]);
-                Pool::init(addr_of_mut!((*s).pool));
                 addr_of_mut!((*s).restorations).write(AtomicU64::new(0));
             }
+            Entries::init(addr_of_mut!((*p).entries));
             addr_of_mut!((*p).counters).write(Counters::default());
             Exposures::init(addr_of_mut!((*p).exposures));
         }
@@ -410,12 +408,14 @@ impl Hv {
         if gl.flags() & POLLUTED != 0 {
             self.restore_locked(&mut gl, g);
         }
+        gl.set_quiet(DIRTY, false);
+        gl.set_hint(0, 0);
         let pool = self.pool(g);
         // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.head.get() };
         while idx != NIL && pool_valid(pool, idx) {
             let next = pool.get(idx).next;
-            pool.release(idx);
+            self.release(idx, 0);
             idx = next;
         }
         // SAFETY: granule lock held.
@@ -449,7 +449,7 @@ impl Hv {
         }
         match slot.state() {
             users::ACTIVE => {
-                slot.set_state(users::COMMITTED);
+                slot.set_committed();
                 // SAFETY: called on the user's own thread (contract of user_end).
                 let owned = unsafe { slot.owned() };
                 for &g in owned.log.as_slice() {
@@ -507,7 +507,12 @@ impl Hv {
         for &g in owned.log.as_slice() {
             // Marked unconditionally: even if a wild write broke F's entry (so it no longer
             // names F), the restoration that follows must run and find the damage (G6).
-            self.with_granule(g as usize, |gl| gl.set(POLLUTED));
+            // The head's newest bytes may still be only in raw memory, which restorations are
+            // about to rewrite: move them into the entry first (F's suppressed view reads it).
+            self.with_granule(g as usize, |gl| {
+                self.materialize(gl, g as usize);
+                gl.set(POLLUTED)
+            });
         }
         // … and this store is the fault's linearization point.
         slot.set_state(users::FAULTED);
@@ -590,9 +595,7 @@ impl Hv {
         let _ = crate::grace::quiesce_for_fork(self.users.readers(), GRACE_LIMIT_MS);
         self.profile_lock.lock_raw();
         self.exposures.fork_lock().lock_raw();
-        for st in &self.stripes {
-            st.pool.fork_lock().lock_raw();
-        }
+        self.entries.fork_lock().lock_raw();
     }
 
     /// After `fork`, in the parent and in the child: release what [`Hv::before_fork`] took.
@@ -601,9 +604,7 @@ impl Hv {
     /// granule lock another thread held at the fork stays held in the child: servers fork
     /// from threads that run no user.
     pub fn after_fork(&self, child: bool) {
-        for st in &self.stripes {
-            st.pool.fork_lock().unlock_raw();
-        }
+        self.entries.fork_lock().unlock_raw();
         self.exposures.fork_lock().unlock_raw();
         self.profile_lock.unlock_raw();
         if child {
@@ -795,6 +796,7 @@ impl Hv {
     /// no memory. Counted in `unrecorded`.
     fn store_final_locked(&self, gl: &mut GranuleGuard, g: usize, mask: u8, val: u64) {
         self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+        self.materialize(gl, g);
         let meta = gl.meta;
         // SAFETY: granule lock held.
         let head = unsafe { *meta.head.get() };
@@ -823,7 +825,7 @@ impl Hv {
             e.mask &= !mask;
             if e.mask == 0 {
                 self.unlink(pool, meta, prev, next);
-                pool.release(idx);
+                self.release(idx, 0);
             } else {
                 e.seal(idx, self.key);
                 prev = idx;
@@ -837,16 +839,42 @@ impl Hv {
             *b = (*b & !bm) | (val & bm);
         }
         self.seal_meta(meta, g);
+        self.refresh_hint(gl, g);
         write_raw(g, mask, val);
     }
 
+    /// A store by the normal user `u`. The fast path — `u` heads the granule's history with
+    /// every byte of `mask` (the hint says so) — writes raw memory and marks the head `DIRTY`:
+    /// the lock word and the granule are all it touches, and the entry is brought up to date
+    /// by whichever locked operation next needs it ([`Hv::materialize`]).
     #[inline]
     fn store_granule(&self, u: UserId, slot: &UserSlot, meta: &GranuleMeta, g: usize, mask: u8, val: u64) {
         let mut gl = meta.lock();
+        let (hw, hmask) = gl.hint();
+        if hw == u && hmask & mask == mask && gl.flags() & (DEAD | CORRUPT) == 0 {
+            write_raw(g, mask, val);
+            gl.set_quiet(DIRTY, true);
+            return;
+        }
+        self.store_granule_slow(u, slot, &mut gl, g, mask, val);
+    }
+
+    #[inline(never)]
+    fn store_granule_slow(
+        &self,
+        u: UserId,
+        slot: &UserSlot,
+        gl: &mut GranuleGuard,
+        g: usize,
+        mask: u8,
+        val: u64,
+    ) {
+        let meta = gl.meta;
         if gl.flags() & DEAD != 0 {
             write_raw(g, mask, val);
             return;
         }
+        self.materialize(gl, g);
         let pool = self.pool(g);
         // SAFETY: granule lock held for all metadata accesses below.
         let head = unsafe { *meta.head.get() };
@@ -855,7 +883,7 @@ impl Hv {
             if e.writer == u {
                 // Resealing a damaged entry would launder a wild write into it (G6).
                 if !e.intact(head, self.key) {
-                    self.corrupt(&mut gl, g);
+                    self.corrupt(gl, g);
                     self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
                     write_raw(g, mask, val);
                     return;
@@ -865,9 +893,13 @@ impl Hv {
                 e.bytes = (e.bytes & !bm) | (val & bm);
                 e.mask |= mask;
                 e.seal(head, self.key);
+                let hmask = e.mask;
                 if added != 0 && e.next != NIL {
                     // Bytes new to the head may still sit in u's older entries.
-                    self.prune_own_locked(&gl, pool, head, u, added);
+                    self.prune_own_locked(gl, pool, head, u, added);
+                }
+                if gl.flags() & CORRUPT == 0 {
+                    gl.set_hint(u, hmask);
                 }
                 write_raw(g, mask, val);
                 return;
@@ -876,23 +908,24 @@ impl Hv {
         // This path reseals `base`+`head`: check them first, so a wild write into them is
         // reported (and the granule never restored from) instead of laundered (G6).
         if !self.meta_intact(meta, g) {
-            self.corrupt(&mut gl, g);
+            self.corrupt(gl, g);
         }
         // This store supersedes the bytes of `mask` in u's older entries for every view:
         // drop them (before allocating, so the entry count never overshoots its bound), so
         // the history stays bounded however often users alternate. If u already has an
         // entry here, g is already in its log.
-        let logged = self.prune_own_locked(&gl, pool, NIL, u, mask);
-        let Some(idx) = pool.alloc() else {
-            return self.store_final_locked(&mut gl, g, mask, val);
+        let logged = self.prune_own_locked(gl, pool, NIL, u, mask);
+        // SAFETY: store() runs on the user's own thread, which owns its slot's pool.
+        let Some(idx) = (unsafe { slot.pool.alloc(pool, users::slot_index(u)) }) else {
+            return self.store_final_locked(gl, g, mask, val);
         };
         // SAFETY: granule lock held (pruning never unlinks the head, which is not u's).
         let head = unsafe { *meta.head.get() };
         // SAFETY: store() runs on the user's own thread.
         let owned = unsafe { slot.owned() };
         if !logged && !owned.log.push(g as u64) {
-            pool.release(idx);
-            return self.store_final_locked(&mut gl, g, mask, val);
+            self.release(idx, u);
+            return self.store_final_locked(gl, g, mask, val);
         }
         if head == NIL {
             // SAFETY: granule lock held. With no history, raw memory is the G3 value (I2).
@@ -904,6 +937,9 @@ impl Hv {
         // SAFETY: granule lock held.
         unsafe { *meta.head.get() = idx };
         self.seal_meta(meta, g);
+        if gl.flags() & CORRUPT == 0 {
+            gl.set_hint(u, mask);
+        }
         write_raw(g, mask, val);
     }
 
@@ -985,10 +1021,25 @@ impl Hv {
         &self.stripes[((g as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize]
     }
 
-    /// The pool granule `g`'s history entries come from.
+    /// Where granule `g`'s history entries live (one index space for every granule).
     #[inline(always)]
-    fn pool(&self, g: usize) -> &Pool {
-        &self.stripe(g).pool
+    fn pool(&self, _g: usize) -> &Entries {
+        &self.entries
+    }
+
+    /// Give back entry `idx`, just unlinked under its granule's lock, on the thread running
+    /// user `by` (0: no user): into that user's own pool when the entry came from it, else
+    /// onto its owner slot's remote list.
+    fn release(&self, idx: u32, by: UserId) {
+        let owner = self.entries.owner(idx);
+        let pool = &self.users.slot_at(owner).pool;
+        if by != 0 && users::slot_index(by) == owner {
+            // SAFETY: `by` runs on this thread (every caller passes its own user or 0), and
+            // the thread running a slot's user is the one that owns its pool.
+            unsafe { pool.release_own(&self.entries, idx) }
+        } else {
+            pool.release_remote(&self.entries, idx)
+        }
     }
 
     /// Run `f` under the lock of granule `g` in every monitored range with bytes in `g`:
@@ -1026,16 +1077,63 @@ impl Hv {
         unsafe { *meta.sum.get() == self.meta_seal(*meta.base.get(), *meta.head.get(), g) }
     }
 
+    /// Report granule `g`'s recovery data as damaged (once per granule) and never use it again.
     fn corrupt(&self, gl: &mut GranuleGuard, g: usize) {
+        gl.set_hint(0, 0);
+        gl.set_quiet(DIRTY, false);
+        if gl.flags() & CORRUPT != 0 {
+            return;
+        }
         gl.set(CORRUPT);
         self.counters.corruptions.fetch_add(1, Ordering::Relaxed);
         self.counters.last_corrupt.store(g, Ordering::Relaxed);
+    }
+
+    /// Bring the head entry up to date when the fast path left its newest bytes in raw memory
+    /// only (`DIRTY`): every locked operation that reads, moves or rewrites recorded bytes
+    /// calls this first. The hint must match the entry, and the entry its seal; otherwise the
+    /// damage is reported and nothing is resealed (G6).
+    #[inline]
+    fn materialize(&self, gl: &mut GranuleGuard, g: usize) {
+        if gl.flags() & DIRTY == 0 {
+            return;
+        }
+        gl.set_quiet(DIRTY, false);
+        let (writer, mask) = gl.hint();
+        let pool = self.pool(g);
+        // SAFETY: granule lock held.
+        let head = unsafe { *gl.meta.head.get() };
+        if head == NIL || !pool_valid(pool, head) {
+            return self.corrupt(gl, g);
+        }
+        let e = pool.get_mut(head);
+        if !e.intact(head, self.key) || e.writer != writer || e.mask != mask {
+            return self.corrupt(gl, g);
+        }
+        let bm = byte_mask(mask);
+        e.bytes = (e.bytes & !bm) | (read_raw(g) & bm);
+        e.seal(head, self.key);
+    }
+
+    /// Set the hint from the head entry after an operation that may have changed it.
+    fn refresh_hint(&self, gl: &mut GranuleGuard, g: usize) {
+        let pool = self.pool(g);
+        // SAFETY: granule lock held.
+        let head = unsafe { *gl.meta.head.get() };
+        if head != NIL && gl.flags() & (CORRUPT | DEAD) == 0 && pool_valid(pool, head) {
+            let e = pool.get(head);
+            if e.intact(head, self.key) {
+                return gl.set_hint(e.writer, e.mask);
+            }
+        }
+        gl.set_hint(0, 0);
     }
 
     /// The value of granule `g` in `view`, or `None` if its recovery data is corrupt (then
     /// reported). `covered` marks the bytes some history entry speaks for.
     fn resolve_locked(&self, gl: &mut GranuleGuard, g: usize, view: View) -> Option<Resolved> {
         let meta = gl.meta;
+        self.materialize(gl, g);
         if gl.flags() & CORRUPT != 0 {
             return None;
         }
@@ -1091,6 +1189,7 @@ impl Hv {
     /// are final"). Walks newest → oldest, accumulating the bytes `u` has spoken for.
     fn fold_locked(&self, gl: &mut GranuleGuard, g: usize, u: UserId) {
         let meta = gl.meta;
+        self.materialize(gl, g);
         if !self.meta_intact(meta, g) {
             self.corrupt(gl, g);
             return;
@@ -1121,7 +1220,7 @@ impl Hv {
             };
             if remove {
                 self.unlink(pool, meta, prev, next);
-                pool.release(idx);
+                self.release(idx, u);
             } else {
                 e.seal(idx, self.key);
                 prev = idx;
@@ -1134,13 +1233,14 @@ impl Hv {
             *b = (*b & !byte_mask(base_mask)) | base_val;
         }
         self.seal_meta(meta, g);
+        self.refresh_hint(gl, g);
     }
 
     /// Clear `mask` from `u`'s entries of the granule older than `after` (all of them if
     /// `after` is NIL), unlinking emptied ones; returns whether `u` has such an entry. Keeps
     /// at most one entry per (writer, byte). Stops at a damaged entry (`resolve_locked`
     /// reports it).
-    fn prune_own_locked(&self, gl: &GranuleGuard, pool: &Pool, after: u32, u: UserId, mask: u8) -> bool {
+    fn prune_own_locked(&self, gl: &GranuleGuard, pool: &Entries, after: u32, u: UserId, mask: u8) -> bool {
         let meta = gl.meta;
         let mut found = false;
         let mut prev = after;
@@ -1158,7 +1258,7 @@ impl Hv {
                 e.mask &= !mask;
                 if e.mask == 0 {
                     self.unlink(pool, meta, prev, next);
-                    pool.release(idx);
+                    self.release(idx, u);
                     idx = next;
                     continue;
                 }
@@ -1173,6 +1273,7 @@ impl Hv {
     /// Collection: drop every entry of the faulted user `u`.
     fn remove_entries_locked(&self, gl: &mut GranuleGuard, g: usize, u: UserId) {
         let meta = gl.meta;
+        self.materialize(gl, g);
         let pool = self.pool(g);
         let mut prev = NIL;
         // SAFETY: granule lock held.
@@ -1186,7 +1287,7 @@ impl Hv {
             let next = pool.get(idx).next;
             if pool.get(idx).writer == u {
                 self.unlink(pool, meta, prev, next);
-                pool.release(idx);
+                self.release(idx, u);
             } else {
                 prev = idx;
             }
@@ -1195,9 +1296,10 @@ impl Hv {
         if gl.flags() & CORRUPT == 0 {
             self.seal_meta(meta, g);
         }
+        self.refresh_hint(gl, g);
     }
 
-    fn unlink(&self, pool: &Pool, meta: &GranuleMeta, prev: u32, next: u32) {
+    fn unlink(&self, pool: &Entries, meta: &GranuleMeta, prev: u32, next: u32) {
         if prev == NIL {
             // SAFETY: granule lock held by the caller.
             unsafe { *meta.head.get() = next };
@@ -1234,18 +1336,20 @@ impl Hv {
         let (mut restorations, mut entries) = (0, 0);
         for st in &self.stripes {
             restorations += st.restorations.load(Ordering::Relaxed);
-            entries += st.pool.live();
+        }
+        for i in 0..users::MAX_USERS {
+            entries += self.users.slot_at(i).pool.live();
         }
         let c = &self.counters;
         let (_, nexp) = self.exposures.reported(0, &mut []);
-        let (users_begun, users_committed) = self.users.totals();
+        let totals = self.users.totals();
         HvStats {
             ranges: self.ranges.count() as u64,
-            users_begun,
-            users_committed,
+            users_begun: totals.begun,
+            users_committed: totals.committed,
             users_faulted: c.faulted.load(Ordering::Relaxed),
             users_collected: c.collected.load(Ordering::Relaxed),
-            users_live: self.users.live() as u64,
+            users_live: totals.live,
             faulted_now: self.faulted.load(Ordering::Relaxed) as u64,
             restorations,
             history_entries: entries,
@@ -1285,7 +1389,7 @@ impl Hv {
 }
 
 #[inline(always)]
-fn pool_valid(pool: &Pool, idx: u32) -> bool {
+fn pool_valid(pool: &Entries, idx: u32) -> bool {
     pool.valid(idx)
 }
 

@@ -51,13 +51,16 @@ pub struct UserSlot {
     /// Set by another user's fault under the `cascade` exposure policy; the user faults itself
     /// at its next monitored operation.
     pub doomed: AtomicBool,
-    /// Users this slot has held, and how many of them ended committed. Written only by the
-    /// slot's occupant (at its claim and at its end, both ordered by the claim's acquire and
-    /// the free's release), so each is a plain load and store, no locked read-modify-write on
-    /// a process-wide line; `stats` sums them over the table.
+    /// Users this slot has held, how many of them ended committed, and how many ended at
+    /// all. Written only by the slot's occupant (at its claim and at its end, both ordered by
+    /// the claim's acquire and the free's release), so each is a plain load and store, no
+    /// locked read-modify-write on a process-wide line; `stats` sums them over the table.
     begun: AtomicU64,
     committed: AtomicU64,
+    ended: AtomicU64,
     owned: UnsafeCell<Owned>,
+    /// The history entries this slot's users allocate (crate::history).
+    pub pool: crate::history::LocalPool,
 }
 
 // SAFETY: `owned` is only reached through `owned()`, whose contract confines it to the one
@@ -73,7 +76,9 @@ impl UserSlot {
             doomed: AtomicBool::new(false),
             begun: AtomicU64::new(0),
             committed: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
             owned: UnsafeCell::new(Owned { log: Log::new(), shadow: Shadow::new() }),
+            pool: crate::history::LocalPool::new(),
         }
     }
 
@@ -86,8 +91,17 @@ impl UserSlot {
         self.state.load(Ordering::Acquire)
     }
 
+    /// Fault entry's transitions (`FAULTING`, `FAULTED`): sequentially consistent with the
+    /// faulted count and the granules' `POLLUTED` marks (see `Hv::crash_suppression`).
     pub fn set_state(&self, s: u32) {
         self.state.store(s, Ordering::SeqCst);
+    }
+
+    /// `ACTIVE → COMMITTED`, by the occupant at its end point. A plain release store: to a
+    /// reader under a granule lock, a committing writer is as visible as an active one, so no
+    /// reader's decision depends on ordering this store against any other location.
+    pub fn set_committed(&self) {
+        self.state.store(COMMITTED, Ordering::Release);
     }
 
     /// Count the occupant's user as committed. Only the occupant calls this (see `begun`).
@@ -110,8 +124,6 @@ impl UserSlot {
 pub struct UserTable {
     slots: [UserSlot; MAX_USERS],
     hint: AtomicU32,
-    /// Slots claimed now (exact at every instant, unlike a scan of the slots).
-    live: AtomicU32,
 }
 
 impl UserTable {
@@ -125,10 +137,7 @@ impl UserTable {
             unsafe { core::ptr::addr_of_mut!((*this).slots[i]).write(UserSlot::new()) };
         }
         // SAFETY: as above.
-        unsafe {
-            core::ptr::addr_of_mut!((*this).hint).write(AtomicU32::new(0));
-            core::ptr::addr_of_mut!((*this).live).write(AtomicU32::new(0));
-        }
+        unsafe { core::ptr::addr_of_mut!((*this).hint).write(AtomicU32::new(0)) };
     }
 
     /// Claim a free slot and give it a fresh id.
@@ -152,7 +161,6 @@ impl UserTable {
         {
             return None;
         }
-        self.live.fetch_add(1, Ordering::Relaxed);
         bump(&s.begun);
         let gen = next_generation(s.id.load(Ordering::Relaxed));
         let id = (gen << SLOT_BITS) | i as u64;
@@ -169,8 +177,14 @@ impl UserTable {
         let i = (i / core::mem::size_of::<UserSlot>()) as u64;
         // Mark the id retired (generation kept, top bit set) so lookups by the old id fail.
         slot.id.store((1u64 << 63) | (gen << SLOT_BITS) | i, Ordering::Release);
-        self.live.fetch_sub(1, Ordering::Relaxed);
+        bump(&slot.ended);
         slot.state.store(FREE, Ordering::Release);
+    }
+
+    /// Slot `i` (whoever occupies it).
+    #[inline(always)]
+    pub fn slot_at(&self, i: usize) -> &UserSlot {
+        &self.slots[i & (MAX_USERS - 1)]
     }
 
     /// The slot of a live user, or `None` if `id` no longer occupies it.
@@ -191,23 +205,43 @@ impl UserTable {
         }
     }
 
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::Relaxed) as usize
-    }
-
-    /// Users begun and users committed, over the life of the table. Each figure only grows
-    /// (every slot's counters do). Committed is summed first, and each count it includes was
-    /// published (release) after that user's begin, so begun is never below committed.
-    pub fn totals(&self) -> (u64, u64) {
-        let committed = self.slots.iter().map(|s| s.committed.load(Ordering::Acquire)).sum();
-        let begun = self.slots.iter().map(|s| s.begun.load(Ordering::Acquire)).sum();
-        (begun, committed)
+    /// Users begun, committed and live, summed slot by slot (no begin or end touches a
+    /// process-wide line). Each slot's `ended` and `committed` are read before its `begun`,
+    /// and each end was published (release) after that user's begin, so per slot begun ≥
+    /// ended ≥ committed and every figure is consistent with the others. Exact when no user
+    /// begins or ends during the read; otherwise `live` may count a user that moved from one
+    /// slot to a later one during the read twice (at most once per begin that overlapped it).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for s in &self.slots {
+            let committed = s.committed.load(Ordering::Acquire);
+            let ended = s.ended.load(Ordering::Acquire);
+            let begun = s.begun.load(Ordering::Acquire);
+            t.begun += begun;
+            t.committed += committed;
+            t.live += begun - ended;
+        }
+        t
     }
 
     /// Every slot's grace-period reader.
     pub fn readers(&self) -> impl Iterator<Item = &crate::grace::Reader> {
         self.slots.iter().map(|s| &s.reader)
     }
+}
+
+/// What [`UserTable::totals`] returns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Totals {
+    pub begun: u64,
+    pub committed: u64,
+    pub live: u64,
+}
+
+/// The slot a user id occupies.
+#[inline(always)]
+pub fn slot_index(id: UserId) -> usize {
+    (id as usize) & (MAX_USERS - 1)
 }
 
 const GEN_MASK: u64 = (1u64 << (63 - SLOT_BITS)) - 1;

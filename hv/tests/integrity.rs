@@ -28,18 +28,21 @@ fn wild_write_into_entry(hv: &Hv, addr: usize) {
     unsafe { (area as *mut u64).add(1).write(0xDEAD_DEAD_DEAD_DEAD) };
 }
 
+/// The same user stores again after the damage: that store takes the fast path (its head
+/// entry is brought up to date later, from raw memory), and the damage must be found when
+/// the entry is next used — here the fault entry moving the newest bytes into it — and never
+/// resealed (laundered) or restored from.
 #[test]
-fn a_wild_write_into_an_entry_is_reported_by_the_next_store_not_laundered() {
+fn a_wild_write_into_an_entry_is_reported_before_its_next_use_not_laundered() {
     let hv = Hv::create(HvConfig::default()).unwrap();
     let (_m, a) = memory();
     hv.profile(a, 32, b"t").unwrap();
     let f = hv.user_begin().unwrap();
     hv.store(f, a, &[0x22; 8]).unwrap();
     wild_write_into_entry(&hv, a);
-    // The same user stores again: the merge path must not reseal the damaged entry.
     hv.store(f, a, &[0x33; 8]).unwrap();
-    assert_eq!(hv.stats().corruptions, 1, "the damage is reported at once");
     hv.crash_suppression(f).unwrap();
+    assert_eq!(hv.stats().corruptions, 1, "the damage is reported when the entry is used");
     let n = hv.user_begin().unwrap();
     let mut v = [0u8; 8];
     hv.load(n, a, &mut v).unwrap();
@@ -47,6 +50,42 @@ fn a_wild_write_into_an_entry_is_reported_by_the_next_store_not_laundered() {
     assert_eq!(hv.user_end(f).unwrap(), EndKind::Faulted);
     assert_eq!(hv.user_end(n).unwrap(), EndKind::Committed);
     assert!(hv.stats().corruptions >= 1);
+}
+
+/// A wild write into the hint (the head's writer, kept beside the lock word and not sealed)
+/// that names a normal user as the head of a faulty user's entry: the normal user's stores
+/// then take the fast path unrecorded, and the mismatch must be reported before the faulty
+/// user's entry is restored from.
+#[test]
+fn a_wild_write_into_the_hint_is_reported_before_the_entry_is_used() {
+    let hv = Hv::create(HvConfig::default()).unwrap();
+    let (_m, a) = memory();
+    hv.profile(a, 32, b"t").unwrap();
+    let f = hv.user_begin().unwrap();
+    let n = hv.user_begin().unwrap();
+    hv.store(f, a, &[0x22; 8]).unwrap();
+    hv.store(n, a + 8, &[0x44; 8]).unwrap();
+    // The recovery area of granule 1 is its entry; its metadata lies one metadata record
+    // below granule 1's in the same mapping. Find granule 0's metadata from an unwritten
+    // neighbour instead: granule 2 has no history, so its area is its metadata.
+    let (meta2, len) = hv.recovery_area_of(a + 16).unwrap();
+    assert_eq!(len, 32, "metadata: base, head, flags, sum, hint writer");
+    let meta0 = (meta2 as usize - 2 * len) as *mut u64;
+    // SAFETY: the test plays a wild writer on granule 0's metadata (its `hwriter` word and
+    // its flags' head-mask byte), which lives in the store's own metadata mapping.
+    unsafe {
+        meta0.add(3).write_volatile(n);
+        let flags = (meta0 as *mut u32).add(3);
+        flags.write_volatile(flags.read_volatile() | 0xFF << 8);
+    }
+    hv.store(n, a, &[0x55; 8]).unwrap();
+    hv.crash_suppression(f).unwrap();
+    assert_eq!(hv.stats().corruptions, 1, "the forged hint is found when the entry is used");
+    let mut v = [0u8; 8];
+    hv.load(n, a, &mut v).unwrap();
+    assert_eq!(v, [0x55; 8], "the normal user's store stays (G2), nothing restored from damage");
+    assert_eq!(hv.user_end(f).unwrap(), EndKind::Faulted);
+    assert_eq!(hv.user_end(n).unwrap(), EndKind::Committed);
 }
 
 #[test]
