@@ -557,6 +557,13 @@ impl Hv {
             Writer::User { slot, .. } => slot.reader.enter(),
             Writer::Anonymous => Section::shared(),
         };
+        // The common case: every byte in one range (no plain span to write first).
+        if let Some(r) = self.ranges.find(dst) {
+            if dst + src.len() <= r.end() {
+                self.store_in_range(&w, &r, dst, src);
+                return Ok(());
+            }
+        }
         // The plain (unmonitored) spans first: if one of them is not writable the store
         // fails before any monitored byte changed, as the plain access would have faulted.
         let mut result = Ok(());
@@ -1188,6 +1195,9 @@ impl Hv {
     /// Commit: fold `u`'s entries into `base` and drop what they shadow ("committed writes
     /// are final"). Walks newest → oldest, accumulating the bytes `u` has spoken for.
     fn fold_locked(&self, gl: &mut GranuleGuard, g: usize, u: UserId) {
+        if self.fold_sole_head(gl, g, u) {
+            return;
+        }
         let meta = gl.meta;
         self.materialize(gl, g);
         if !self.meta_intact(meta, g) {
@@ -1234,6 +1244,43 @@ impl Hv {
         }
         self.seal_meta(meta, g);
         self.refresh_hint(gl, g);
+    }
+
+    /// The common commit: `u`'s entry is the granule's only one, and heads it. Raw memory
+    /// holds its bytes (I1: `u` is not suppressed, and a restoration writes the same G3
+    /// value), so they go into `base` from there, without reading or verifying the entry's
+    /// bytes; its writer, mask and link are checked against the hint, and `base` against its
+    /// seal unless the entry covers the whole granule (then the old base is discarded). Returns
+    /// `false` (nothing changed) when the granule is not in that shape.
+    #[inline]
+    fn fold_sole_head(&self, gl: &mut GranuleGuard, g: usize, u: UserId) -> bool {
+        let (hw, mask) = gl.hint();
+        if hw != u || gl.flags() & (CORRUPT | DEAD) != 0 {
+            return false;
+        }
+        let meta = gl.meta;
+        let pool = self.pool(g);
+        // SAFETY: granule lock held.
+        let head = unsafe { *meta.head.get() };
+        if head == NIL || !pool_valid(pool, head) {
+            return false;
+        }
+        let e = pool.get(head);
+        if e.writer != u || e.mask != mask || e.next != NIL || (mask != 0xFF && !self.meta_intact(meta, g)) {
+            return false;
+        }
+        let bm = byte_mask(mask);
+        // SAFETY: granule lock held.
+        unsafe {
+            let b = &mut *meta.base.get();
+            *b = (*b & !bm) | (read_raw(g) & bm);
+            *meta.head.get() = NIL;
+        }
+        self.seal_meta(meta, g);
+        gl.set_quiet(DIRTY, false);
+        gl.set_hint(0, 0);
+        self.release(head, u);
+        true
     }
 
     /// Clear `mask` from `u`'s entries of the granule older than `after` (all of them if

@@ -29,6 +29,7 @@ use vmsrs_hv::{EndKind, Hv, HvBox, HvConfig};
 const INIT: u64 = 0x1111_1111_1111_1111;
 const X: u64 = 0xAAAA_AAAA_AAAA_AAAA;
 const Y: u64 = 0x5555_5555_5555_5555;
+const Z: u64 = 0x7777_7777_7777_7777;
 
 /// Monitored memory: two granules of plain heap memory, freed at the end of the execution.
 struct Mem(*mut [u64; 2]);
@@ -232,5 +233,147 @@ fn store_racing_collection_is_never_undone() {
         tb.join().unwrap();
         assert_eq!(mem.raw(0), u64::from_le_bytes([0x11, 0x11, 0x11, 0x11, 0x55, 0x55, 0x55, 0x55]));
         assert_eq!(mem.raw(1), u64::from_le_bytes([0x55, 0x55, 0x55, 0x55, 0x11, 0x11, 0x11, 0x11]));
+    });
+}
+
+/// (v) The store fast path (a user re-storing a granule it heads writes raw memory and marks
+/// the entry stale, `DIRTY`) against another user's fault entry and a restoring load of the
+/// same granule: the restoration brings the head up to date from raw memory first, so the
+/// normal user's newest value is what everyone sees, never the faulty user's (G1, G2, G3).
+#[test]
+fn fast_path_store_racing_fault_and_restoration_keeps_the_newest_normal_value() {
+    // Two preemptions order each critical section against the other both ways; three
+    // triples the run for no new interleaving of them.
+    model_bounded(2, || {
+        let (hv, mem) = setup();
+        let f = hv.user_begin().unwrap();
+        let n = hv.user_begin().unwrap();
+        store64(&hv, f, mem.addr(), X);
+        store64(&hv, n, mem.addr(), Y);
+        let tn = {
+            let (hv, mem) = (hv.clone(), mem.clone());
+            thread::spawn(move || {
+                store64(&hv, n, mem.addr(), Z);
+                assert_eq!(load64(&hv, n, mem.addr()), Z, "n sees its own newest store");
+            })
+        };
+        let tf = {
+            let (hv, mem) = (hv.clone(), mem.clone());
+            thread::spawn(move || {
+                hv.crash_suppression(f).unwrap();
+                let v = load64(&hv, 0, mem.addr());
+                assert!(v == Y || v == Z, "G1/G3: {v:#x} after F's fault");
+            })
+        };
+        tn.join().unwrap();
+        tf.join().unwrap();
+        assert_eq!(load64(&hv, 0, mem.addr()), Z);
+        assert_eq!(hv.user_end(f).unwrap(), EndKind::Faulted);
+        assert_eq!(mem.raw(0), Z, "G2: F's collection keeps n's newest store");
+        assert_eq!(hv.user_end(n).unwrap(), EndKind::Committed);
+        assert_eq!(mem.raw(0), Z);
+    });
+}
+
+/// (vi) The short commit (the committing user's entry is the granule's only one: its bytes
+/// go into `base` from raw memory) against another user that stores to the same granule and
+/// faults: readers see the committing user's value whichever runs first (G2, G3, G7).
+#[test]
+fn sole_entry_commit_racing_a_store_and_fault_keeps_the_committed_value() {
+    // Two preemptions order each critical section against the other both ways; three
+    // triples the run for no new interleaving of them.
+    model_bounded(2, || {
+        let (hv, mem) = setup();
+        let c = hv.user_begin().unwrap();
+        store64(&hv, c, mem.addr(), X);
+        store64(&hv, c, mem.addr(), Y);
+        let tc = {
+            let hv = hv.clone();
+            thread::spawn(move || assert_eq!(hv.user_end(c).unwrap(), EndKind::Committed))
+        };
+        let tf = {
+            let (hv, mem) = (hv.clone(), mem.clone());
+            thread::spawn(move || {
+                let f = hv.user_begin().unwrap();
+                store64(&hv, f, mem.addr(), Z);
+                hv.crash_suppression(f).unwrap();
+                assert_eq!(load64(&hv, 0, mem.addr()), Y, "after F's fault");
+                assert_eq!(hv.user_end(f).unwrap(), EndKind::Faulted);
+            })
+        };
+        tc.join().unwrap();
+        tf.join().unwrap();
+        assert_eq!(load64(&hv, 0, mem.addr()), Y);
+        assert_eq!(mem.raw(0), Y);
+    });
+}
+
+/// (vii) A user slot's entry pool: an entry released by another thread (onto the slot's
+/// remote list) against the owner allocating past its own free list. No entry is handed out
+/// twice, and the released one is never lost: the owner gets it back.
+#[test]
+fn remote_release_racing_owner_allocation_never_loses_or_duplicates_an_entry() {
+    use vmsrs_hv::history::{Entries, LocalPool};
+    struct Space(*mut Entries);
+    // SAFETY: the pointer is to a zeroed, initialised Entries shared like any Sync value.
+    unsafe impl Send for Space {}
+    // SAFETY: as above.
+    unsafe impl Sync for Space {}
+    impl Drop for Space {
+        fn drop(&mut self) {
+            // SAFETY: allocated below with this layout; no entry is used after.
+            unsafe {
+                (*self.0).unmap_all();
+                std::alloc::dealloc(self.0 as *mut u8, std::alloc::Layout::new::<Entries>());
+            }
+        }
+    }
+    /// The owner's allocation: this test's main thread and then `ta` are the pool's only
+    /// owner, one after the other (ordered by spawn and join).
+    fn alloc(space: &Space, pool: &LocalPool) -> u32 {
+        // SAFETY: see above; the Entries outlives the call.
+        unsafe { pool.alloc(&*space.0, 0) }.unwrap()
+    }
+    model(|| {
+        // SAFETY: Entries::init needs zeroed memory of its size, which alloc_zeroed gives.
+        let space = unsafe {
+            let p = std::alloc::alloc_zeroed(std::alloc::Layout::new::<Entries>()) as *mut Entries;
+            Entries::init(p);
+            Arc::new(Space(p))
+        };
+        let pool = Arc::new(LocalPool::new());
+        let first = alloc(&space, &pool);
+        let mut held = vec![first];
+        while held.len() < 256 {
+            held.push(alloc(&space, &pool));
+        }
+        let tb = {
+            let (space, pool) = (space.clone(), pool.clone());
+            // SAFETY: the Entries outlives every thread (the Arc).
+            thread::spawn(move || pool.release_remote(unsafe { &*space.0 }, first))
+        };
+        let ta = {
+            let (space, pool) = (space.clone(), pool.clone());
+            let held = held.clone();
+            thread::spawn(move || {
+                let x = alloc(&space, &pool);
+                assert!(x == first || !held.contains(&x), "entry {x} handed out twice");
+                x
+            })
+        };
+        tb.join().unwrap();
+        let x = ta.join().unwrap();
+        if x != first {
+            // Not taken yet: it waits on the remote list, and comes back once the owner's
+            // own list (the rest of the new chunk) runs dry.
+            let mut got = false;
+            for _ in 0..256 {
+                if alloc(&space, &pool) == first {
+                    got = true;
+                    break;
+                }
+            }
+            assert!(got, "the remotely released entry was lost");
+        }
     });
 }
