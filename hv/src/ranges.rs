@@ -30,32 +30,56 @@ const HEAD_MASK_BITS: u32 = 0xFF << HEAD_MASK_SHIFT;
 /// The granule's lock: held while its metadata, history or raw bytes are changed.
 pub const LOCKED: u32 = 1 << 31;
 
-/// Recovery metadata of one 8-byte granule. `base`, `head`, `sum` and `hwriter` are guarded
-/// by the granule's lock (the `LOCKED` bit of `flags`); `flags` is also read without it.
+/// Recovery metadata of one 8-byte granule, in two parts: this hot record — the lock word
+/// and the hint, all that a user's repeated store to a granule it heads touches — and a
+/// [`ColdMeta`] record (`base`, `head`, `sum`) that only locked slow paths reach. A metadata
+/// page holds the hot records of [`PER_PAGE`] consecutive granules, then their cold records,
+/// so the hot words of neighbouring granules share cache lines as densely as a bare tag
+/// word would (8 bytes per granule), and the cold part costs nothing until used.
 ///
-/// `hwriter` and the head-mask bits of `flags` are the *hint*: the writer and mask of the head
-/// entry, so that a user's repeated store to a granule it already heads touches this line
-/// only. They are not sealed; every use of the head entry checks them against it (a
-/// mismatch is reported as corruption, G6). 0 means no hint.
+/// `hwriter` is guarded by the granule's lock (the `LOCKED` bit of `flags`); `flags` is also
+/// read without it. `hwriter` and the head-mask bits of `flags` are the *hint*: the writer
+/// (its id's low 32 bits, unique among live users, which differ in their slot bits) and mask
+/// of the head entry. They are not sealed; every use of the head entry checks them against
+/// it (a mismatch is reported as corruption, G6). 0 means no hint.
 #[repr(C)]
 pub struct GranuleMeta {
-    pub base: UnsafeCell<u64>,
-    pub head: UnsafeCell<u32>,
     pub flags: AtomicU32,
-    pub sum: UnsafeCell<u64>,
-    pub hwriter: UnsafeCell<u64>,
+    pub hwriter: UnsafeCell<u32>,
 }
+
+/// The cold part of a granule's metadata (see [`GranuleMeta`]), guarded by its lock.
+#[repr(C)]
+pub struct ColdMeta {
+    pub base: UnsafeCell<u64>,
+    pub sum: UnsafeCell<u64>,
+    pub head: UnsafeCell<u32>,
+    _pad: u32,
+}
+
+/// Size of a metadata page: [`PER_PAGE`] hot records, then as many cold ones.
+pub const META_PAGE: usize = 4096;
+const HOT: usize = core::mem::size_of::<GranuleMeta>();
+const COLD: usize = core::mem::size_of::<ColdMeta>();
+/// Granules per metadata page (128: 1 KiB of hot records, 3 KiB of cold ones).
+pub const PER_PAGE: usize = META_PAGE / (HOT + COLD);
 
 impl GranuleMeta {
     #[cfg(loom)]
     fn new() -> Self {
-        GranuleMeta {
-            base: UnsafeCell::new(0),
-            head: UnsafeCell::new(0),
-            flags: AtomicU32::new(0),
-            sum: UnsafeCell::new(0),
-            hwriter: UnsafeCell::new(0),
-        }
+        GranuleMeta { flags: AtomicU32::new(0), hwriter: UnsafeCell::new(0) }
+    }
+
+    /// This granule's cold record, in the same metadata page.
+    #[inline(always)]
+    pub fn cold(&self) -> &ColdMeta {
+        let p = self as *const GranuleMeta as usize;
+        let page = p & !(META_PAGE - 1);
+        let k = (p - page) / HOT;
+        // SAFETY: every GranuleMeta lives in a metadata page laid out as above (`RangeRef::
+        // meta` is the only way to one), whose cold record `k` is mapped and zero-initialised
+        // (a valid ColdMeta) for as long as the hot one is.
+        unsafe { &*((page + PER_PAGE * HOT + k * COLD) as *const ColdMeta) }
     }
 }
 
@@ -119,9 +143,9 @@ impl GranuleGuard<'_> {
         }
     }
 
-    /// The hint: (head writer, head mask), or (0, 0).
+    /// The hint: (head writer's id truncated to 32 bits, head mask), or (0, 0).
     #[inline(always)]
-    pub fn hint(&self) -> (u64, u8) {
+    pub fn hint(&self) -> (u32, u8) {
         // SAFETY: the granule lock is held (self is its guard).
         (unsafe { *self.meta.hwriter.get() }, (self.flags >> HEAD_MASK_SHIFT) as u8)
     }
@@ -129,6 +153,7 @@ impl GranuleGuard<'_> {
     /// Set the hint (writer 0: none).
     #[inline(always)]
     pub fn set_hint(&mut self, writer: u64, mask: u8) {
+        let writer = writer as u32;
         // SAFETY: the granule lock is held (self is its guard).
         unsafe { *self.meta.hwriter.get() = writer };
         let mask = if writer == 0 { 0 } else { mask };
@@ -164,8 +189,11 @@ impl RangeRef {
     /// # Safety
     /// `gaddr` is 8-aligned and within `[gstart, end)`.
     pub unsafe fn meta(&self, gaddr: usize) -> &GranuleMeta {
-        // SAFETY: metadata mappings are never unmapped and hold one entry per granule.
-        unsafe { &*self.meta.add((gaddr - self.gstart) / GRANULE) }
+        let i = (gaddr - self.gstart) / GRANULE;
+        let at = self.meta as usize + (i / PER_PAGE) * META_PAGE + (i % PER_PAGE) * HOT;
+        // SAFETY: the mapping holds a metadata page per PER_PAGE granules (see `meta_bytes`),
+        // and stays mapped while a reference to the range can be used (grace periods).
+        unsafe { &*(at as *const GranuleMeta) }
     }
 
     /// The mask of this range's bytes within granule `gaddr`.
@@ -325,13 +353,14 @@ impl RangeTable {
         }
         let gstart = start & !(GRANULE - 1);
         let granules = (end - gstart).div_ceil(GRANULE);
-        let bytes = granules.checked_mul(core::mem::size_of::<GranuleMeta>()).ok_or(VMSRS_ENOMEM)?;
+        let bytes = granules.div_ceil(PER_PAGE).checked_mul(META_PAGE).ok_or(VMSRS_ENOMEM)?;
         let region = Region::map(bytes).ok_or(VMSRS_ENOMEM)?;
         // Zero pages are fresh granules; loom's atomics need to be constructed, though.
         #[cfg(loom)]
         for g in 0..granules {
-            // SAFETY: the region holds `granules` GranuleMeta-sized, suitably aligned slots.
-            unsafe { (region.as_ptr() as *mut GranuleMeta).add(g).write(GranuleMeta::new()) };
+            let at = region.as_ptr() as usize + (g / PER_PAGE) * META_PAGE + (g % PER_PAGE) * HOT;
+            // SAFETY: the hot record of granule g lies in the region, suitably aligned.
+            unsafe { (at as *mut GranuleMeta).write(GranuleMeta::new()) };
         }
         // Owned by the table from here on; unmapped after the range's grace period.
         let meta = region.leak() as usize;
@@ -433,7 +462,7 @@ impl RangeTable {
 /// Size of a range's metadata mapping, as `Region::map` rounded it.
 fn meta_bytes(r: &RangeRef) -> usize {
     let granules = (r.end() - r.gstart).div_ceil(GRANULE);
-    crate::arena::round_up(granules * core::mem::size_of::<GranuleMeta>(), 4096)
+    granules.div_ceil(PER_PAGE) * META_PAGE
 }
 
 /// Unmap an unpublished range's metadata.
@@ -449,32 +478,27 @@ pub unsafe fn release_meta(r: &RangeRef) {
 /// Call `f` with the address of every granule of `r` whose metadata page has ever been
 /// touched (untouched pages are all fresh granules, and are skipped without being read).
 pub fn for_touched_granules(r: &RangeRef, f: &mut dyn FnMut(usize)) {
-    const PAGE: usize = 4096;
-    let sz = core::mem::size_of::<GranuleMeta>();
     let granules = (r.end() - r.gstart).div_ceil(GRANULE);
-    let pages = meta_bytes(r) / PAGE;
+    let pages = meta_bytes(r) / META_PAGE;
     let mut vec = [0u8; 256];
-    let mut next = 0usize; // first granule index not visited yet
     let mut p = 0;
     while p < pages {
         let k = (pages - p).min(vec.len());
-        let base = r.meta as usize + p * PAGE;
+        let base = r.meta as usize + p * META_PAGE;
         #[cfg(not(miri))]
         // SAFETY: mincore only inspects the mapping, which `r` owns; `vec` holds `k` bytes.
-        let ok = unsafe { libc::mincore(base as *mut libc::c_void, k * PAGE, vec.as_mut_ptr()) } == 0;
+        let ok = unsafe { libc::mincore(base as *mut libc::c_void, k * META_PAGE, vec.as_mut_ptr()) } == 0;
         #[cfg(miri)]
         let ok = false;
         for (j, &v) in vec.iter().enumerate().take(k) {
             if ok && v & 1 == 0 {
                 continue;
             }
-            // Entries may straddle pages: visit every entry overlapping this page, once.
-            let first = ((p + j) * PAGE / sz).max(next);
-            let last = ((p + j + 1) * PAGE).div_ceil(sz).min(granules);
-            for i in first..last {
+            // A metadata page holds whole granules' records (hot and cold): PER_PAGE of them.
+            let first = (p + j) * PER_PAGE;
+            for i in first..(first + PER_PAGE).min(granules) {
                 f(r.gstart + i * GRANULE);
             }
-            next = next.max(last);
         }
         p += k;
     }

@@ -21,7 +21,7 @@ use crate::exposure::{Exposure, Exposures};
 use crate::grace::Section;
 use crate::history::{mix, Entries, Entry, NIL};
 use crate::ranges::{
-    for_touched_granules, release_meta, GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD,
+    for_touched_granules, release_meta, ColdMeta, GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD,
     DIRTY, GRANULE, POLLUTED,
 };
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeLock};
@@ -412,14 +412,14 @@ impl Hv {
         gl.set_hint(0, 0);
         let pool = self.pool(g);
         // SAFETY: granule lock held.
-        let mut idx = unsafe { *meta.head.get() };
+        let mut idx = unsafe { *meta.cold().head.get() };
         while idx != NIL && pool_valid(pool, idx) {
             let next = pool.get(idx).next;
             self.release(idx, 0);
             idx = next;
         }
         // SAFETY: granule lock held.
-        unsafe { *meta.head.get() = NIL };
+        unsafe { *meta.cold().head.get() = NIL };
         gl.clear(POLLUTED);
         gl.set(DEAD);
     }
@@ -806,7 +806,7 @@ impl Hv {
         self.materialize(gl, g);
         let meta = gl.meta;
         // SAFETY: granule lock held.
-        let head = unsafe { *meta.head.get() };
+        let head = unsafe { *meta.cold().head.get() };
         if gl.flags() & DEAD != 0 || head == NIL {
             // No history: raw memory is the G3 value (I2) and `base` is unused.
             write_raw(g, mask, val);
@@ -841,7 +841,7 @@ impl Hv {
         }
         // SAFETY: granule lock held.
         unsafe {
-            let b = &mut *meta.base.get();
+            let b = &mut *meta.cold().base.get();
             let bm = byte_mask(mask);
             *b = (*b & !bm) | (val & bm);
         }
@@ -858,7 +858,7 @@ impl Hv {
     fn store_granule(&self, u: UserId, slot: &UserSlot, meta: &GranuleMeta, g: usize, mask: u8, val: u64) {
         let mut gl = meta.lock();
         let (hw, hmask) = gl.hint();
-        if hw == u && hmask & mask == mask && gl.flags() & (DEAD | CORRUPT) == 0 {
+        if hw == u as u32 && hmask & mask == mask && gl.flags() & (DEAD | CORRUPT) == 0 {
             write_raw(g, mask, val);
             gl.set_quiet(DIRTY, true);
             return;
@@ -884,7 +884,7 @@ impl Hv {
         self.materialize(gl, g);
         let pool = self.pool(g);
         // SAFETY: granule lock held for all metadata accesses below.
-        let head = unsafe { *meta.head.get() };
+        let head = unsafe { *meta.cold().head.get() };
         if head != NIL && pool_valid(pool, head) {
             let e = pool.get_mut(head);
             if e.writer == u {
@@ -927,7 +927,7 @@ impl Hv {
             return self.store_final_locked(gl, g, mask, val);
         };
         // SAFETY: granule lock held (pruning never unlinks the head, which is not u's).
-        let head = unsafe { *meta.head.get() };
+        let head = unsafe { *meta.cold().head.get() };
         // SAFETY: store() runs on the user's own thread.
         let owned = unsafe { slot.owned() };
         if !logged && !owned.log.push(g as u64) {
@@ -936,13 +936,13 @@ impl Hv {
         }
         if head == NIL {
             // SAFETY: granule lock held. With no history, raw memory is the G3 value (I2).
-            unsafe { *meta.base.get() = read_raw(g) };
+            unsafe { *meta.cold().base.get() = read_raw(g) };
         }
         let e = pool.get_mut(idx);
         *e = Entry { writer: u, bytes: val, next: head, mask, ..Entry::default() };
         e.seal(idx, self.key);
         // SAFETY: granule lock held.
-        unsafe { *meta.head.get() = idx };
+        unsafe { *meta.cold().head.get() = idx };
         self.seal_meta(meta, g);
         if gl.flags() & CORRUPT == 0 {
             gl.set_hint(u, mask);
@@ -1076,12 +1076,12 @@ impl Hv {
 
     fn seal_meta(&self, meta: &GranuleMeta, g: usize) {
         // SAFETY: granule lock held by every caller.
-        unsafe { *meta.sum.get() = self.meta_seal(*meta.base.get(), *meta.head.get(), g) };
+        unsafe { *meta.cold().sum.get() = self.meta_seal(*meta.cold().base.get(), *meta.cold().head.get(), g) };
     }
 
     fn meta_intact(&self, meta: &GranuleMeta, g: usize) -> bool {
         // SAFETY: granule lock held by every caller.
-        unsafe { *meta.sum.get() == self.meta_seal(*meta.base.get(), *meta.head.get(), g) }
+        unsafe { *meta.cold().sum.get() == self.meta_seal(*meta.cold().base.get(), *meta.cold().head.get(), g) }
     }
 
     /// Report granule `g`'s recovery data as damaged (once per granule) and never use it again.
@@ -1109,12 +1109,12 @@ impl Hv {
         let (writer, mask) = gl.hint();
         let pool = self.pool(g);
         // SAFETY: granule lock held.
-        let head = unsafe { *gl.meta.head.get() };
+        let head = unsafe { *gl.meta.cold().head.get() };
         if head == NIL || !pool_valid(pool, head) {
             return self.corrupt(gl, g);
         }
         let e = pool.get_mut(head);
-        if !e.intact(head, self.key) || e.writer != writer || e.mask != mask {
+        if !e.intact(head, self.key) || e.writer as u32 != writer || e.mask != mask {
             return self.corrupt(gl, g);
         }
         let bm = byte_mask(mask);
@@ -1126,7 +1126,7 @@ impl Hv {
     fn refresh_hint(&self, gl: &mut GranuleGuard, g: usize) {
         let pool = self.pool(g);
         // SAFETY: granule lock held.
-        let head = unsafe { *gl.meta.head.get() };
+        let head = unsafe { *gl.meta.cold().head.get() };
         if head != NIL && gl.flags() & (CORRUPT | DEAD) == 0 && pool_valid(pool, head) {
             let e = pool.get(head);
             if e.intact(head, self.key) {
@@ -1151,7 +1151,7 @@ impl Hv {
         let pool = self.pool(g);
         let (mut value, mut have, mut covered, mut faulting) = (0u64, 0u8, 0u8, false);
         // SAFETY: granule lock held.
-        let mut idx = unsafe { *meta.head.get() };
+        let mut idx = unsafe { *meta.cold().head.get() };
         while idx != NIL {
             if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
                 self.corrupt(gl, g);
@@ -1173,7 +1173,7 @@ impl Hv {
             idx = e.next;
         }
         // SAFETY: granule lock held.
-        value |= unsafe { *meta.base.get() } & !byte_mask(have);
+        value |= unsafe { *meta.cold().base.get() } & !byte_mask(have);
         Some(Resolved { value, covered, faulting })
     }
 
@@ -1208,7 +1208,7 @@ impl Hv {
         let mut cleared = 0u8;
         let mut prev = NIL;
         // SAFETY: granule lock held.
-        let mut idx = unsafe { *meta.head.get() };
+        let mut idx = unsafe { *meta.cold().head.get() };
         let mut base_mask = 0u8;
         let mut base_val = 0u64;
         while idx != NIL {
@@ -1239,7 +1239,7 @@ impl Hv {
         }
         // SAFETY: granule lock held.
         unsafe {
-            let b = &mut *meta.base.get();
+            let b = &mut *meta.cold().base.get();
             *b = (*b & !byte_mask(base_mask)) | base_val;
         }
         self.seal_meta(meta, g);
@@ -1255,13 +1255,13 @@ impl Hv {
     #[inline]
     fn fold_sole_head(&self, gl: &mut GranuleGuard, g: usize, u: UserId) -> bool {
         let (hw, mask) = gl.hint();
-        if hw != u || gl.flags() & (CORRUPT | DEAD) != 0 {
+        if hw != u as u32 || gl.flags() & (CORRUPT | DEAD) != 0 {
             return false;
         }
         let meta = gl.meta;
         let pool = self.pool(g);
         // SAFETY: granule lock held.
-        let head = unsafe { *meta.head.get() };
+        let head = unsafe { *meta.cold().head.get() };
         if head == NIL || !pool_valid(pool, head) {
             return false;
         }
@@ -1272,9 +1272,9 @@ impl Hv {
         let bm = byte_mask(mask);
         // SAFETY: granule lock held.
         unsafe {
-            let b = &mut *meta.base.get();
+            let b = &mut *meta.cold().base.get();
             *b = (*b & !bm) | (read_raw(g) & bm);
-            *meta.head.get() = NIL;
+            *meta.cold().head.get() = NIL;
         }
         self.seal_meta(meta, g);
         gl.set_quiet(DIRTY, false);
@@ -1293,7 +1293,7 @@ impl Hv {
         let mut prev = after;
         let mut idx = if after == NIL {
             // SAFETY: granule lock held by the caller.
-            unsafe { *meta.head.get() }
+            unsafe { *meta.cold().head.get() }
         } else {
             pool.get(after).next
         };
@@ -1324,7 +1324,7 @@ impl Hv {
         let pool = self.pool(g);
         let mut prev = NIL;
         // SAFETY: granule lock held.
-        let mut idx = unsafe { *meta.head.get() };
+        let mut idx = unsafe { *meta.cold().head.get() };
         while idx != NIL && pool_valid(pool, idx) {
             if !pool.get(idx).intact(idx, self.key) {
                 // Stop at damage: relinking around it would reseal it (G6).
@@ -1349,7 +1349,7 @@ impl Hv {
     fn unlink(&self, pool: &Entries, meta: &GranuleMeta, prev: u32, next: u32) {
         if prev == NIL {
             // SAFETY: granule lock held by the caller.
-            unsafe { *meta.head.get() = next };
+            unsafe { *meta.cold().head.get() = next };
         } else {
             let p = pool.get_mut(prev);
             p.next = next;
@@ -1362,7 +1362,7 @@ impl Hv {
         let pool = self.pool(g);
         let mut have = 0u8;
         // SAFETY: granule lock held.
-        let mut idx = unsafe { *meta.head.get() };
+        let mut idx = unsafe { *meta.cold().head.get() };
         while idx != NIL && pool_valid(pool, idx) && have & want != want {
             let e = pool.get(idx);
             let state = self.users.writer_state(e.writer);
@@ -1425,12 +1425,13 @@ impl Hv {
         let meta = unsafe { r.meta(g) };
         let _gl = meta.lock();
         // SAFETY: granule lock held.
-        let head = unsafe { *meta.head.get() };
+        let head = unsafe { *meta.cold().head.get() };
         let pool = self.pool(g);
         if head != NIL && pool_valid(pool, head) {
             Some((pool.chunk_of(head) as *mut u8, core::mem::size_of::<Entry>()))
         } else {
-            Some((meta as *const GranuleMeta as *mut u8, core::mem::size_of::<GranuleMeta>()))
+            let cold = meta.cold();
+            Some((cold as *const ColdMeta as *mut u8, core::mem::size_of::<ColdMeta>()))
         }
     }
 }

@@ -2,6 +2,8 @@
 //! recovery never restores from the damaged data, whichever path touches it first.
 #![cfg(not(loom))]
 
+use core::mem::size_of;
+use vmsrs_hv::ranges::{ColdMeta, GranuleMeta, META_PAGE, PER_PAGE};
 use vmsrs_hv::{EndKind, Hv, HvConfig};
 
 /// Monitored memory that outlives the store's use of it, reached by address only (a pointer
@@ -65,18 +67,18 @@ fn a_wild_write_into_the_hint_is_reported_before_the_entry_is_used() {
     let n = hv.user_begin().unwrap();
     hv.store(f, a, &[0x22; 8]).unwrap();
     hv.store(n, a + 8, &[0x44; 8]).unwrap();
-    // The recovery area of granule 1 is its entry; its metadata lies one metadata record
-    // below granule 1's in the same mapping. Find granule 0's metadata from an unwritten
-    // neighbour instead: granule 2 has no history, so its area is its metadata.
-    let (meta2, len) = hv.recovery_area_of(a + 16).unwrap();
-    assert_eq!(len, 32, "metadata: base, head, flags, sum, hint writer");
-    let meta0 = (meta2 as usize - 2 * len) as *mut u64;
-    // SAFETY: the test plays a wild writer on granule 0's metadata (its `hwriter` word and
-    // its flags' head-mask byte), which lives in the store's own metadata mapping.
+    // Granule 2 has no history, so its recovery area is its cold metadata record; granule
+    // 0's hot record (lock word and hint) is found from it by the metadata page's layout.
+    let (cold2, len) = hv.recovery_area_of(a + 16).unwrap();
+    assert_eq!(len, size_of::<ColdMeta>(), "a granule without history: its cold metadata");
+    let page = cold2 as usize & !(META_PAGE - 1);
+    let k2 = (cold2 as usize - page - PER_PAGE * size_of::<GranuleMeta>()) / size_of::<ColdMeta>();
+    let hot0 = (page + (k2 - 2) * size_of::<GranuleMeta>()) as *mut u32;
+    // SAFETY: the test plays a wild writer on granule 0's hot metadata (its flags' head-mask
+    // byte and its `hwriter` word), which lives in the store's own metadata mapping.
     unsafe {
-        meta0.add(3).write_volatile(n);
-        let flags = (meta0 as *mut u32).add(3);
-        flags.write_volatile(flags.read_volatile() | 0xFF << 8);
+        hot0.write_volatile(hot0.read_volatile() | 0xFF << 8);
+        hot0.add(1).write_volatile(n as u32);
     }
     hv.store(n, a, &[0x55; 8]).unwrap();
     hv.crash_suppression(f).unwrap();
