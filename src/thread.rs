@@ -257,10 +257,20 @@ const SC_SIGSTKSZ: libc::c_int = 250;
 /// per-thread alternate stack). The stack is a guarded mapping, never freed while the thread
 /// lives; glibc 2.34+ makes SIGSTKSZ a sysconf value, so the size is taken from there.
 pub fn ensure_altstack() {
-    with(|t| {
-        if t.altstack.get() {
-            return;
-        }
+    with(ensure_altstack_in)
+}
+
+/// [`ensure_altstack`] for a thread state already in hand.
+#[inline]
+pub fn ensure_altstack_in(t: &ThreadState) {
+    if !t.altstack.get() {
+        give_altstack(t);
+    }
+}
+
+#[cold]
+fn give_altstack(t: &ThreadState) {
+    {
         let mut cur: libc::stack_t = libc::stack_t { ss_sp: core::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
         // SAFETY: querying the current alternate stack into a local.
         let rc = unsafe { libc::sigaltstack(core::ptr::null(), &mut cur) };
@@ -280,7 +290,7 @@ pub fn ensure_altstack() {
             t.own_altstack.set((region.leak() as usize, len));
             t.altstack.set(true);
         }
-    })
+    }
 }
 
 /// A thread the program created is starting (the interposed `pthread_create`): give it its

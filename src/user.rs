@@ -192,9 +192,9 @@ fn drop_explicit(t: &ThreadState) {
     t.reset_budget();
 }
 
+/// Inside [`boundary`] (which counts the call as inside libvmsrs), like [`end`].
 fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
     let rt = runtime::require()?;
-    let _e = thread::HvEntry::enter();
     thread::with(|t| {
         t.forwarded.set(0);
         if t.explicit.get() && t.user.get() != 0 {
@@ -203,15 +203,13 @@ fn begin(arm: Option<u8>) -> Result<i32, VmsrsError> {
         end_implicit(rt.hv, t);
         let u = rt.hv.user_begin_after(t.last_user.get())?;
         adopt_explicit(t, u, arm);
-        Ok(())
-    })?;
-    thread::ensure_altstack();
-    Ok(0)
+        thread::ensure_altstack_in(t);
+        Ok(0)
+    })
 }
 
 fn end() -> Result<i32, VmsrsError> {
     let rt = runtime::require()?;
-    let _e = thread::HvEntry::enter();
     thread::with(|t| {
         let u = t.user.get();
         if u == 0 || !t.explicit.get() {
