@@ -25,7 +25,15 @@
  * -R RECORDS sets the table's size (default 4096 records: 256 KiB, which fits L2; 65536
  * records, 4 MiB, is the configuration where a server's metadata misses cache, as a real
  * server's does). scripts/bench.sh runs both.
+ * A third configuration has faults inside the timed window ("churn"): one request in
+ * FAULT_EVERY of every user faults half-way (an explicit fault after its accesses), runs its
+ * accesses again in suppression mode (its shadowed execution), and ends (eager cleanup, G7);
+ * the other users' next touches of what it polluted are demand restorations, inside their
+ * own timed requests. Faulty requests are timed apart (thread CPU time), so the table shows
+ * the normal requests' overhead with restorations in it, and the cost of a faulty request
+ * against the same work in the baseline.
  * Worker mode (used by the driver): --one WORKLOAD USERS MODE REQUESTS RECORDS
+ *   MODE 0 normal, 1 suppressed (parked faulty user), 2 churn
  */
 #define _GNU_SOURCE
 #include "vmsrs.h"
@@ -43,6 +51,7 @@
 #define WORK 4096u
 #define NPOLLUTE 256u  /* granules the parked faulty user writes before it faults */
 #define WARMUP 5000    /* untimed requests on the main thread before the run */
+#define FAULT_EVERY 64 /* churn: one request in FAULT_EVERY of each user faults */
 
 enum { W_NORMAL, W_ASSIGN, W_READ, W_WRITE, NWORK };
 static const char *wname[NWORK] = { "normal", "assign", "read", "write" };
@@ -63,10 +72,13 @@ static uint64_t clock_ns(clockid_t c) {
 struct tctx {
     pthread_t th;
     int workload;
+    int churn;       /* fault one request in FAULT_EVERY */
     long requests;
     uint64_t rng;
     uint64_t result;
     int errors;
+    long faulty;     /* faulty requests run */
+    uint64_t faulty_ns, cpu_ns; /* thread CPU time in faulty requests, and in all */
     unsigned char buf[WORK];
 };
 
@@ -88,15 +100,7 @@ static inline uint64_t *record_half(uint64_t r) { /* 16 aligned bytes of a recor
     return table + ((r >> 2) % nrec) * NFIELD + 2 * (r & 3);
 }
 
-static uint64_t request(struct tctx *c) {
-    /* the server's own work */
-    c->buf[next(&c->rng) & (WORK - 1)]++;
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned i = 0; i < WORK; i++) {
-        h ^= c->buf[i];
-        h *= 1099511628211ull;
-    }
-    if (vmsrs_user_begin() != 0) c->errors++;
+static uint64_t accesses(struct tctx *c, uint64_t h) {
     switch (c->workload) {
     case W_NORMAL:
         for (int k = 0; k < 8; k++) h += vmsrs_load64(field(next(&c->rng)));
@@ -114,15 +118,49 @@ static uint64_t request(struct tctx *c) {
         for (int k = 0; k < 32; k++) vmsrs_store64(field(next(&c->rng)), h + k);
         break;
     }
-    if (vmsrs_user_end() != 0) c->errors++;
+    return h;
+}
+
+static uint64_t request(struct tctx *c, int faulty) {
+    /* the server's own work */
+    c->buf[next(&c->rng) & (WORK - 1)]++;
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned i = 0; i < WORK; i++) {
+        h ^= c->buf[i];
+        h *= 1099511628211ull;
+    }
+    if (vmsrs_user_begin() != 0) c->errors++;
+    h = accesses(c, h);
+    if (faulty) {
+        /* fault half-way, then the rest of the request runs shadowed */
+        if (vmsrs_crash_suppression(VMSRS_KIND_EXPLICIT, table) != 0) c->errors++;
+        h = accesses(c, h);
+    }
+    int rc = vmsrs_user_end();
+#ifdef VMSRS_DISABLE
+    int want = 0;
+#else
+    int want = faulty ? VMSRS_FAULTED : 0;
+#endif
+    if (rc != want) c->errors++;
     return h;
 }
 
 static void *user_thread(void *arg) {
     struct tctx *c = arg;
     pthread_barrier_wait(&start_line);
-    uint64_t h = 0;
-    for (long i = 0; i < c->requests; i++) h ^= request(c);
+    uint64_t h = 0, t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    for (long i = 0; i < c->requests; i++) {
+        if (c->churn && i % FAULT_EVERY == FAULT_EVERY / 2) {
+            uint64_t f0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+            h ^= request(c, 1);
+            c->faulty_ns += clock_ns(CLOCK_THREAD_CPUTIME_ID) - f0;
+            c->faulty++;
+        } else {
+            h ^= request(c, 0);
+        }
+    }
+    c->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
     c->result = h;
     return NULL;
 }
@@ -161,6 +199,8 @@ static int worker(int workload, int users, int suppressed, long requests) {
         return 2;
     }
     pthread_t fth;
+    int churn = suppressed == 2;
+    if (churn) suppressed = 0;
     if (suppressed) {
         pthread_create(&fth, NULL, faulty_thread, NULL);
         pthread_mutex_lock(&park_mu);
@@ -178,7 +218,7 @@ static int worker(int workload, int users, int suppressed, long requests) {
     wu->workload = workload;
     wu->rng = 0x13198A2E03707344ull;
     uint64_t wh = 0;
-    for (int i = 0; i < WARMUP; i++) wh ^= request(wu);
+    for (int i = 0; i < WARMUP; i++) wh ^= request(wu, 0);
     if (wu->errors) {
         fprintf(stderr, "bench_fig14: %d API errors in warm-up\n", wu->errors);
         return 2;
@@ -186,6 +226,7 @@ static int worker(int workload, int users, int suppressed, long requests) {
     pthread_barrier_init(&start_line, NULL, (unsigned)users + 1);
     for (int i = 0; i < users; i++) {
         c[i].workload = workload;
+        c[i].churn = churn;
         c[i].requests = requests / users + (i < requests % users);
         c[i].rng = 0x243F6A8885A308D3ull * (uint64_t)(i + 1) | 1;
         for (unsigned k = 0; k < WORK; k++) c[i].buf[k] = (unsigned char)(k * 7 + i);
@@ -200,12 +241,16 @@ static int worker(int workload, int users, int suppressed, long requests) {
     }
     uint64_t c0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), w0 = clock_ns(CLOCK_MONOTONIC);
     pthread_barrier_wait(&start_line);
-    uint64_t h = 0;
+    uint64_t h = 0, faulty_ns = 0, threads_ns = 0;
     int errors = 0;
+    long faulty = 0;
     for (int i = 0; i < users; i++) {
         pthread_join(c[i].th, NULL);
         h ^= c[i].result;
         errors += c[i].errors;
+        faulty += c[i].faulty;
+        faulty_ns += c[i].faulty_ns;
+        threads_ns += c[i].cpu_ns;
     }
     uint64_t w1 = clock_ns(CLOCK_MONOTONIC), c1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     long suppressed_now = -1;
@@ -218,9 +263,11 @@ static int worker(int workload, int users, int suppressed, long requests) {
         pthread_mutex_unlock(&park_mu);
         pthread_join(fth, NULL);
     }
-    printf("RESULT cpu_ns=%llu wall_ns=%llu requests=%ld errors=%d suppressed_now=%ld hash=%llx\n",
+    printf("RESULT cpu_ns=%llu wall_ns=%llu requests=%ld errors=%d suppressed_now=%ld hash=%llx "
+           "faulty=%ld faulty_cpu_ns=%llu threads_cpu_ns=%llu\n",
            (unsigned long long)(c1 - c0), (unsigned long long)(w1 - w0), requests, errors,
-           suppressed_now, (unsigned long long)(h ^ wh));
+           suppressed_now, (unsigned long long)(h ^ wh), faulty, (unsigned long long)faulty_ns,
+           (unsigned long long)threads_ns);
     return 0;
 }
 
@@ -228,12 +275,13 @@ static int worker(int workload, int users, int suppressed, long requests) {
 
 struct sample {
     double cpu, wall; /* ns per request */
+    double normal_cpu, faulty_cpu; /* churn: thread CPU ns per normal / per faulty request */
     int ok;
 };
 
 static struct sample run_one(const char *exe, int workload, int users, int suppressed,
                              long requests) {
-    struct sample s = { 0, 0, 0 };
+    struct sample s = { 0, 0, 0, 0, 0 };
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' --one %d %d %d %ld %u", exe, workload, users, suppressed,
              requests, nrec);
@@ -241,17 +289,23 @@ static struct sample run_one(const char *exe, int workload, int users, int suppr
     if (!p) return s;
     char line[512];
     while (fgets(line, sizeof line, p)) {
-        unsigned long long cpu, wall;
-        long req, supp;
+        unsigned long long cpu, wall, hash, fcpu, tcpu;
+        long req, supp, faulty;
         int errors;
-        if (sscanf(line, "RESULT cpu_ns=%llu wall_ns=%llu requests=%ld errors=%d suppressed_now=%ld",
-                   &cpu, &wall, &req, &errors, &supp) == 5 &&
+        if (sscanf(line,
+                   "RESULT cpu_ns=%llu wall_ns=%llu requests=%ld errors=%d suppressed_now=%ld hash=%llx "
+                   "faulty=%ld faulty_cpu_ns=%llu threads_cpu_ns=%llu",
+                   &cpu, &wall, &req, &errors, &supp, &hash, &faulty, &fcpu, &tcpu) == 9 &&
             req > 0) {
             s.cpu = (double)cpu / (double)req;
             s.wall = (double)wall / (double)req;
-            s.ok = errors == 0 && (!suppressed || supp == 1);
+            if (faulty > 0 && req > faulty) {
+                s.normal_cpu = (double)(tcpu - fcpu) / (double)(req - faulty);
+                s.faulty_cpu = (double)fcpu / (double)faulty;
+            }
+            s.ok = errors == 0 && (suppressed != 1 || supp == 1) && (suppressed != 2 || faulty > 0);
             if (errors) fprintf(stderr, "bench_fig14: %d API errors in %s\n", errors, cmd);
-            if (suppressed && supp != 1 && supp >= 0)
+            if (suppressed == 1 && supp != 1 && supp >= 0)
                 fprintf(stderr, "bench_fig14: %ld users suppressed, expected 1\n", supp);
         }
     }
@@ -273,7 +327,8 @@ static void header(int reps, double target_s) {
     printf("== libvmsrs Fig. 14 workloads (bench_fig14) ==\n");
     bench_print_machine();
     printf("method    each configuration in a fresh process, %d repetitions alternating\n"
-           "          baseline (-DVMSRS_DISABLE) / libvmsrs normal / libvmsrs suppressed;\n"
+           "          baseline (-DVMSRS_DISABLE) / libvmsrs normal / libvmsrs suppressed\n"
+           "          / baseline and libvmsrs with faults in the timed window (churn);\n"
            "          medians of process CPU ns per request (wall in brackets); each run\n"
            "          sized for ~%.2f s of baseline CPU after %d untimed warm-up requests;\n"
            "          a request = user begin, 4 KiB of private work, the workload's\n"
@@ -281,6 +336,11 @@ static void header(int reps, double target_s) {
            reps, target_s, WARMUP);
     printf("table     %u records x %u fields (%u KiB), suppression: %u granules polluted\n",
            nrec, NFIELD, nrec * NFIELD * 8 / 1024, NPOLLUTE);
+    printf("churn     one request in %d of each user faults after its accesses, repeats them\n"
+           "          shadowed, and ends; others restore what it polluted on demand, in their\n"
+           "          timed requests. Columns: the normal requests' overhead (thread CPU), and\n"
+           "          a faulty request's CPU against the same work in the baseline\n",
+           FAULT_EVERY);
     for (int w = 0; w < NWORK; w++) printf("workload  %-7s %s per request\n", wname[w], wdesc[w]);
 }
 
@@ -352,31 +412,38 @@ int main(int argc, char **argv) {
         if (requests[w] < 1024) requests[w] = 1024;
     }
 
-    double worst_norm[NWORK], worst_supp[NWORK], best_norm[NWORK];
+    double worst_norm[NWORK], worst_supp[NWORK], best_norm[NWORK], worst_churn[NWORK], worst_faulty[NWORK];
     int failed_runs = 0;
     for (int w = 0; w < NWORK; w++) {
         worst_norm[w] = -1e9;
         worst_supp[w] = 0;
         best_norm[w] = 1e9;
+        worst_churn[w] = -1e9;
+        worst_faulty[w] = 0;
     }
-    printf("\n  %-8s %5s %9s | %16s %16s | %18s %18s\n", "workload", "users", "requests",
-           "baseline ns/req", "libvmsrs ns/req", "normal overhead", "suppressed ratio");
-    printf("  %-8s %5s %9s | %16s %16s | %18s %18s\n", "", "", "", "cpu [wall]", "cpu [wall]",
-           "cpu [wall]", "cpu [wall]");
+    printf("\n  %-8s %5s %9s | %16s %16s | %18s %18s | %14s %13s\n", "workload", "users", "requests",
+           "baseline ns/req", "libvmsrs ns/req", "normal overhead", "suppressed ratio", "churn: normal",
+           "faulty req");
+    printf("  %-8s %5s %9s | %16s %16s | %18s %18s | %14s %13s\n", "", "", "", "cpu [wall]", "cpu [wall]",
+           "cpu [wall]", "cpu [wall]", "overhead, cpu", "ratio, cpu");
     for (int w = 0; w < NWORK; w++) {
         for (int ui = 0; ui < nusers; ui++) {
-            double bc[64], bw[64], nc[64], nw[64], sc[64], sw[64];
-            int nb = 0, nn = 0, ns = 0;
+            double bc[64], bw[64], nc[64], nw[64], sc[64], sw[64], b2n[64], b2f[64], cn[64], cf[64];
+            int nb = 0, nn = 0, ns = 0, nb2 = 0, nc2 = 0;
             for (int r = 0; r < reps; r++) {
                 struct sample b = run_one(baseline, w, users[ui], 0, requests[w]);
                 struct sample m = run_one(self, w, users[ui], 0, requests[w]);
                 struct sample s = run_one(self, w, users[ui], 1, requests[w]);
+                struct sample b2 = run_one(baseline, w, users[ui], 2, requests[w]);
+                struct sample c2 = run_one(self, w, users[ui], 2, requests[w]);
                 if (b.ok) bc[nb] = b.cpu, bw[nb++] = b.wall;
                 if (m.ok) nc[nn] = m.cpu, nw[nn++] = m.wall;
                 if (s.ok) sc[ns] = s.cpu, sw[ns++] = s.wall;
-                failed_runs += !b.ok + !m.ok + !s.ok;
+                if (b2.ok) b2n[nb2] = b2.normal_cpu, b2f[nb2++] = b2.faulty_cpu;
+                if (c2.ok) cn[nc2] = c2.normal_cpu, cf[nc2++] = c2.faulty_cpu;
+                failed_runs += !b.ok + !m.ok + !s.ok + !b2.ok + !c2.ok;
             }
-            if (!nb || !nn || !ns) {
+            if (!nb || !nn || !ns || !nb2 || !nc2) {
                 printf("  %-8s %5d %9ld | runs failed\n", wname[w], users[ui], requests[w]);
                 continue;
             }
@@ -384,9 +451,13 @@ int main(int argc, char **argv) {
                    mnw = median(nw, nn), msc = median(sc, ns), msw = median(sw, ns);
             double ov = (mnc / mbc - 1) * 100, ovw = (mnw / mbw - 1) * 100;
             double sr = msc / mbc, srw = msw / mbw;
+            double cov = (median(cn, nc2) / median(b2n, nb2) - 1) * 100;
+            double fr = median(cf, nc2) / median(b2f, nb2);
             printf("  %-8s %5d %9ld | %7.0f [%6.0f] %7.0f [%6.0f] | %+7.1f%% [%+6.1f%%] "
-                   "%7.2fx [%5.2fx]\n",
-                   wname[w], users[ui], requests[w], mbc, mbw, mnc, mnw, ov, ovw, sr, srw);
+                   "%7.2fx [%5.2fx] | %+13.1f%% %12.2fx\n",
+                   wname[w], users[ui], requests[w], mbc, mbw, mnc, mnw, ov, ovw, sr, srw, cov, fr);
+            if (cov > worst_churn[w]) worst_churn[w] = cov;
+            if (fr > worst_faulty[w]) worst_faulty[w] = fr;
             fflush(stdout);
             if (ov > worst_norm[w]) worst_norm[w] = ov;
             if (ov < best_norm[w]) best_norm[w] = ov;
@@ -413,5 +484,9 @@ int main(int argc, char **argv) {
         printf("BAR %-28s max=%.2f bar=1.30 %s\n", name, worst_supp[w],
                worst_supp[w] <= 1.3 ? "PASS" : "FAIL");
     }
+    for (int w = 0; w < NWORK; w++)
+        printf("INFO fig14_churn[%s,%uKiB] normal requests with restorations: worst %+.1f%%; "
+               "a faulty request: worst %.2fx the same work without libvmsrs\n",
+               wname[w], nrec * NFIELD * 8 / 1024, worst_churn[w], worst_faulty[w]);
     return 0;
 }
