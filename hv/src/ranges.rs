@@ -38,10 +38,12 @@ pub const LOCKED: u32 = 1 << 31;
 /// word would (8 bytes per granule), and the cold part costs nothing until used.
 ///
 /// `hwriter` is guarded by the granule's lock (the `LOCKED` bit of `flags`); `flags` is also
-/// read without it. `hwriter` and the head-mask bits of `flags` are the *hint*: the writer
-/// (its id's low 32 bits, unique among live users, which differ in their slot bits) and mask
-/// of the head entry. They are not sealed; every use of the head entry checks them against
-/// it (a mismatch is reported as corruption, G6). 0 means no hint.
+/// read without it. `hwriter` and the head-mask bits of `flags` are the *hint*: the head
+/// entry's writer and mask, as a keyed tag (`Hv::hint_tag`: the writer id's low 32 bits, which
+/// differ between live users in their slot bits, xored with a keyed pad of the granule and
+/// the mask), so a wild write cannot name a live user except by chance (2^-32). Every use of
+/// the head entry also checks the hint against it (a mismatch is reported as corruption,
+/// G6). 0 means no hint.
 #[repr(C)]
 pub struct GranuleMeta {
     pub flags: AtomicU32,
@@ -143,20 +145,19 @@ impl GranuleGuard<'_> {
         }
     }
 
-    /// The hint: (head writer's id truncated to 32 bits, head mask), or (0, 0).
+    /// The hint: (its keyed tag, head mask), or (0, 0). See `Hv::hint_tag`.
     #[inline(always)]
     pub fn hint(&self) -> (u32, u8) {
         // SAFETY: the granule lock is held (self is its guard).
         (unsafe { *self.meta.hwriter.get() }, (self.flags >> HEAD_MASK_SHIFT) as u8)
     }
 
-    /// Set the hint (writer 0: none).
+    /// Set the hint to a keyed tag and the head mask (tag 0: none).
     #[inline(always)]
-    pub fn set_hint(&mut self, writer: u64, mask: u8) {
-        let writer = writer as u32;
+    pub fn set_hint(&mut self, tag: u32, mask: u8) {
         // SAFETY: the granule lock is held (self is its guard).
-        unsafe { *self.meta.hwriter.get() = writer };
-        let mask = if writer == 0 { 0 } else { mask };
+        unsafe { *self.meta.hwriter.get() = tag };
+        let mask = if tag == 0 { 0 } else { mask };
         self.flags = (self.flags & !HEAD_MASK_BITS) | (mask as u32) << HEAD_MASK_SHIFT;
     }
 }

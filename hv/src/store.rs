@@ -21,8 +21,8 @@ use crate::exposure::{Exposure, Exposures};
 use crate::grace::Section;
 use crate::history::{mix, Entries, Entry, NIL};
 use crate::ranges::{
-    for_touched_granules, release_meta, ColdMeta, GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT, DEAD,
-    DIRTY, GRANULE, POLLUTED,
+    for_touched_granules, release_meta, ColdMeta, GranuleGuard, GranuleMeta, RangeRef, RangeTable, CORRUPT,
+    DEAD, DIRTY, GRANULE, POLLUTED,
 };
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, StripeLock};
 use crate::users::{self, UserId, UserSlot, UserTable, WriterState};
@@ -411,9 +411,21 @@ impl Hv {
         gl.set_quiet(DIRTY, false);
         gl.set_hint(0, 0);
         let pool = self.pool(g);
-        // SAFETY: granule lock held.
-        let mut idx = unsafe { *meta.cold().head.get() };
+        let mut idx = if self.meta_intact(meta, g) {
+            // SAFETY: granule lock held.
+            unsafe { *meta.cold().head.get() }
+        } else {
+            // A damaged head may lead anywhere: free nothing from it.
+            self.corrupt(&mut gl, g);
+            NIL
+        };
         while idx != NIL && pool_valid(pool, idx) {
+            // A damaged link may lead into another granule's live entry: stop there (the
+            // entries beyond stay allocated) rather than free what someone else uses.
+            if !pool.get(idx).intact(idx, self.key) {
+                self.corrupt(&mut gl, g);
+                break;
+            }
             let next = pool.get(idx).next;
             self.release(idx, 0);
             idx = next;
@@ -858,7 +870,11 @@ impl Hv {
     fn store_granule(&self, u: UserId, slot: &UserSlot, meta: &GranuleMeta, g: usize, mask: u8, val: u64) {
         let mut gl = meta.lock();
         let (hw, hmask) = gl.hint();
-        if hw == u as u32 && hmask & mask == mask && gl.flags() & (DEAD | CORRUPT) == 0 {
+        if hw != 0
+            && hmask & mask == mask
+            && hw == self.hint_tag(g, u, hmask)
+            && gl.flags() & (DEAD | CORRUPT) == 0
+        {
             write_raw(g, mask, val);
             gl.set_quiet(DIRTY, true);
             return;
@@ -906,7 +922,7 @@ impl Hv {
                     self.prune_own_locked(gl, pool, head, u, added);
                 }
                 if gl.flags() & CORRUPT == 0 {
-                    gl.set_hint(u, hmask);
+                    self.set_hint(gl, g, u, hmask);
                 }
                 write_raw(g, mask, val);
                 return;
@@ -945,7 +961,7 @@ impl Hv {
         unsafe { *meta.cold().head.get() = idx };
         self.seal_meta(meta, g);
         if gl.flags() & CORRUPT == 0 {
-            gl.set_hint(u, mask);
+            self.set_hint(gl, g, u, mask);
         }
         write_raw(g, mask, val);
     }
@@ -1076,12 +1092,16 @@ impl Hv {
 
     fn seal_meta(&self, meta: &GranuleMeta, g: usize) {
         // SAFETY: granule lock held by every caller.
-        unsafe { *meta.cold().sum.get() = self.meta_seal(*meta.cold().base.get(), *meta.cold().head.get(), g) };
+        unsafe {
+            *meta.cold().sum.get() = self.meta_seal(*meta.cold().base.get(), *meta.cold().head.get(), g)
+        };
     }
 
     fn meta_intact(&self, meta: &GranuleMeta, g: usize) -> bool {
         // SAFETY: granule lock held by every caller.
-        unsafe { *meta.cold().sum.get() == self.meta_seal(*meta.cold().base.get(), *meta.cold().head.get(), g) }
+        unsafe {
+            *meta.cold().sum.get() == self.meta_seal(*meta.cold().base.get(), *meta.cold().head.get(), g)
+        }
     }
 
     /// Report granule `g`'s recovery data as damaged (once per granule) and never use it again.
@@ -1106,15 +1126,20 @@ impl Hv {
             return;
         }
         gl.set_quiet(DIRTY, false);
-        let (writer, mask) = gl.hint();
+        let (tag, mask) = gl.hint();
         let pool = self.pool(g);
+        // The head index is sealed with `base`: check it before following it, so a damaged
+        // link can never lead into (and reseal) another granule's entry.
+        if !self.meta_intact(gl.meta, g) {
+            return self.corrupt(gl, g);
+        }
         // SAFETY: granule lock held.
         let head = unsafe { *gl.meta.cold().head.get() };
         if head == NIL || !pool_valid(pool, head) {
             return self.corrupt(gl, g);
         }
         let e = pool.get_mut(head);
-        if !e.intact(head, self.key) || e.writer as u32 != writer || e.mask != mask {
+        if !e.intact(head, self.key) || e.mask != mask || tag != self.hint_tag(g, e.writer, mask) {
             return self.corrupt(gl, g);
         }
         let bm = byte_mask(mask);
@@ -1130,10 +1155,25 @@ impl Hv {
         if head != NIL && gl.flags() & (CORRUPT | DEAD) == 0 && pool_valid(pool, head) {
             let e = pool.get(head);
             if e.intact(head, self.key) {
-                return gl.set_hint(e.writer, e.mask);
+                return self.set_hint(gl, g, e.writer, e.mask);
             }
         }
         gl.set_hint(0, 0);
+    }
+
+    /// The hint's keyed tag for writer `u` heading granule `g` with `mask`: the id's low 32
+    /// bits (distinct for live users, whose slot bits differ) xored with a keyed pad of the
+    /// granule and the mask. For a given granule and mask, two live users never share a tag;
+    /// a wild write names a live user only by chance (2^-32). 0 is never set as a hint.
+    #[inline(always)]
+    fn hint_tag(&self, g: usize, u: UserId, mask: u8) -> u32 {
+        let pad =
+            ((g as u64 ^ (mask as u64) << 56 ^ self.key).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+        u as u32 ^ pad
+    }
+
+    fn set_hint(&self, gl: &mut GranuleGuard, g: usize, u: UserId, mask: u8) {
+        gl.set_hint(self.hint_tag(g, u, mask), mask);
     }
 
     /// The value of granule `g` in `view`, or `None` if its recovery data is corrupt (then
@@ -1248,14 +1288,14 @@ impl Hv {
 
     /// The common commit: `u`'s entry is the granule's only one, and heads it. Raw memory
     /// holds its bytes (I1: `u` is not suppressed, and a restoration writes the same G3
-    /// value), so they go into `base` from there, without reading or verifying the entry's
-    /// bytes; its writer, mask and link are checked against the hint, and `base` against its
-    /// seal unless the entry covers the whole granule (then the old base is discarded). Returns
-    /// `false` (nothing changed) when the granule is not in that shape.
+    /// value), so they go into `base` from there, with no materializing of a `DIRTY` entry
+    /// and no walk. The metadata and the entry are still checked against their seals, so
+    /// damage is reported here as on the full fold (which takes over when any check fails).
+    /// Returns `false` (nothing changed) when the granule is not in that shape.
     #[inline]
     fn fold_sole_head(&self, gl: &mut GranuleGuard, g: usize, u: UserId) -> bool {
         let (hw, mask) = gl.hint();
-        if hw != u as u32 || gl.flags() & (CORRUPT | DEAD) != 0 {
+        if hw == 0 || hw != self.hint_tag(g, u, mask) || gl.flags() & (CORRUPT | DEAD) != 0 {
             return false;
         }
         let meta = gl.meta;
@@ -1266,7 +1306,12 @@ impl Hv {
             return false;
         }
         let e = pool.get(head);
-        if e.writer != u || e.mask != mask || e.next != NIL || (mask != 0xFF && !self.meta_intact(meta, g)) {
+        if e.writer != u
+            || e.mask != mask
+            || e.next != NIL
+            || !self.meta_intact(meta, g)
+            || !e.intact(head, self.key)
+        {
             return false;
         }
         let bm = byte_mask(mask);
