@@ -106,6 +106,6 @@ echo "== results (copy of the summary blocks) =="
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" || true
 grep -hE '^INFO ' "$OUT/bench_floor.txt" "$OUT/bench_interpose.txt" || true
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" "$OUT/bench_locks.txt" || true
-if [ "$FIG14" = 1 ]; then grep -hE '^BAR ' "$OUT/bench_fig14.txt" "$OUT/bench_fig14_large.txt" || true; fi
+if [ "$FIG14" = 1 ]; then grep -hE '^(BAR|INFO) ' "$OUT/bench_fig14.txt" "$OUT/bench_fig14_large.txt" || true; fi
 echo "full outputs in $OUT/ (bench_micro.txt, bench_fig14.txt)"
 exit 0

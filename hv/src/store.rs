@@ -405,6 +405,9 @@ impl Hv {
         // SAFETY: g is a granule of r, whose metadata is still mapped (owned by the caller).
         let meta = unsafe { r.meta(g) };
         let mut gl = meta.lock();
+        if gl.flags() & DEAD != 0 {
+            return; // retired by the first pass: nothing was recorded here since
+        }
         if gl.flags() & POLLUTED != 0 {
             self.restore_locked(&mut gl, g);
         }
@@ -432,6 +435,9 @@ impl Hv {
         }
         // SAFETY: granule lock held.
         unsafe { *meta.cold().head.get() = NIL };
+        if gl.flags() & CORRUPT == 0 {
+            self.seal_meta(meta, g);
+        }
         gl.clear(POLLUTED);
         gl.set(DEAD);
     }
@@ -1425,13 +1431,11 @@ impl Hv {
     // ----- reports ----------------------------------------------------------------------
 
     pub fn stats(&self) -> HvStats {
-        let (mut restorations, mut entries) = (0, 0);
+        let mut restorations = 0;
         for st in &self.stripes {
             restorations += st.restorations.load(Ordering::Relaxed);
         }
-        for i in 0..users::MAX_USERS {
-            entries += self.users.slot_at(i).pool.live();
-        }
+
         let c = &self.counters;
         let (_, nexp) = self.exposures.reported(0, &mut []);
         let totals = self.users.totals();
@@ -1444,7 +1448,7 @@ impl Hv {
             users_live: totals.live,
             faulted_now: self.faulted.load(Ordering::Relaxed) as u64,
             restorations,
-            history_entries: entries,
+            history_entries: totals.entries,
             corruptions: c.corruptions.load(Ordering::Relaxed),
             last_corruption: c.last_corrupt.load(Ordering::Relaxed) as u64,
             unrecorded: c.unrecorded.load(Ordering::Relaxed),

@@ -205,7 +205,8 @@ impl UserTable {
         }
     }
 
-    /// Users begun, committed and live, summed slot by slot (no begin or end touches a
+    /// Users begun, committed and live, and history entries in use, summed slot by slot in
+    /// one pass (one call: under Miri every call retags the whole table) (no begin or end touches a
     /// process-wide line). Each slot's `ended` and `committed` are read before its `begun`,
     /// and each end was published (release) after that user's begin, so per slot begun ≥
     /// ended ≥ committed and every figure is consistent with the others. Exact when no user
@@ -220,6 +221,7 @@ impl UserTable {
             t.begun += begun;
             t.committed += committed;
             t.live += begun - ended;
+            t.entries += s.pool.live();
         }
         t
     }
@@ -236,6 +238,8 @@ pub struct Totals {
     pub begun: u64,
     pub committed: u64,
     pub live: u64,
+    /// History entries in use, over every slot's pool.
+    pub entries: u64,
 }
 
 /// The slot a user id occupies.
