@@ -1061,7 +1061,7 @@ impl Hv {
     /// onto its owner slot's remote list.
     fn release(&self, idx: u32, by: UserId) {
         let owner = self.entries.owner(idx);
-        let pool = &self.users.slot_at(owner).pool;
+        let pool = &self.users.slots[owner & (users::MAX_USERS - 1)].pool;
         if by != 0 && users::slot_index(by) == owner {
             // SAFETY: `by` runs on this thread (every caller passes its own user or 0), and
             // the thread running a slot's user is the one that owns its pool.

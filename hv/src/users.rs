@@ -122,7 +122,9 @@ impl UserSlot {
 }
 
 pub struct UserTable {
-    slots: [UserSlot; MAX_USERS],
+    /// Indexed directly by the store (`Hv::release`) rather than through a method: under
+    /// Miri every call taking `&UserTable` retags the whole table.
+    pub(crate) slots: [UserSlot; MAX_USERS],
     hint: AtomicU32,
 }
 
@@ -179,12 +181,6 @@ impl UserTable {
         slot.id.store((1u64 << 63) | (gen << SLOT_BITS) | i, Ordering::Release);
         bump(&slot.ended);
         slot.state.store(FREE, Ordering::Release);
-    }
-
-    /// Slot `i` (whoever occupies it).
-    #[inline(always)]
-    pub fn slot_at(&self, i: usize) -> &UserSlot {
-        &self.slots[i & (MAX_USERS - 1)]
     }
 
     /// The slot of a live user, or `None` if `id` no longer occupies it.
