@@ -3,7 +3,7 @@
 #![cfg(not(loom))]
 
 use core::mem::size_of;
-use vmsrs_hv::ranges::{ColdMeta, GranuleMeta, META_PAGE, PER_PAGE};
+use vmsrs_hv::ranges::{ColdMeta, GranuleMeta, RECORD};
 use vmsrs_hv::{EndKind, Hv, HvConfig};
 
 /// Monitored memory that outlives the store's use of it, reached by address only (a pointer
@@ -68,12 +68,10 @@ fn a_wild_write_into_the_hint_is_never_trusted() {
     hv.store(f, a, &[0x22; 8]).unwrap();
     hv.store(n, a + 8, &[0x44; 8]).unwrap();
     // Granule 2 has no history, so its recovery area is its cold metadata record; granule
-    // 0's hot record (lock word and hint) is found from it by the metadata page's layout.
+    // 0's hot record (lock word and hint) lies two metadata records below its own.
     let (cold2, len) = hv.recovery_area_of(a + 16).unwrap();
     assert_eq!(len, size_of::<ColdMeta>(), "a granule without history: its cold metadata");
-    let page = cold2 as usize & !(META_PAGE - 1);
-    let k2 = (cold2 as usize - page - PER_PAGE * size_of::<GranuleMeta>()) / size_of::<ColdMeta>();
-    let hot0 = (page + (k2 - 2) * size_of::<GranuleMeta>()) as *mut u32;
+    let hot0 = (cold2 as usize - size_of::<GranuleMeta>() - 2 * RECORD) as *mut u32;
     // SAFETY: the test plays a wild writer on granule 0's hot metadata (its flags' head-mask
     // byte and its `hwriter` word), which lives in the store's own metadata mapping.
     unsafe {

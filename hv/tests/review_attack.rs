@@ -7,7 +7,7 @@
 
 use core::mem::size_of;
 use vmsrs_hv::oracle::{OState, Oracle};
-use vmsrs_hv::ranges::{ColdMeta, GranuleMeta, META_PAGE, PER_PAGE};
+use vmsrs_hv::ranges::{ColdMeta, GranuleMeta};
 use vmsrs_hv::{EndKind, Hv, HvConfig, UserId};
 
 /// Monitored memory reached by address only.
@@ -55,9 +55,7 @@ fn cold_of(hv: &Hv, g: usize) -> *mut ColdMeta {
 /// The hot record (flags word, hwriter word) of the granule whose cold record is `cold`.
 fn hot_of(cold: *mut ColdMeta) -> *mut u32 {
     let c = cold as usize;
-    let page = c & !(META_PAGE - 1);
-    let k = (c - page - PER_PAGE * size_of::<GranuleMeta>()) / size_of::<ColdMeta>();
-    (page + k * size_of::<GranuleMeta>()) as *mut u32
+    (c - size_of::<GranuleMeta>()) as *mut u32
 }
 
 /// Index of the newest entry of granule `g` (from the entry's address: the test needs an
