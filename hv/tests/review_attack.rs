@@ -116,6 +116,37 @@ fn d1_materialize_through_a_forged_head_launders_another_granules_entry() {
     );
 }
 
+/// The D2 setup: user u writes whole granules A then B (u's log order: A first), then a wild
+/// write points A's cold `head` at u's entry of B.
+struct ForgedHead {
+    hv: vmsrs_hv::HvBox,
+    m: Memory,
+    a: usize,
+    b: usize,
+    u: UserId,
+}
+
+fn forge_head_of_a_to_bs_entry() -> ForgedHead {
+    let hv = Hv::create(HvConfig::default()).unwrap();
+    let m = Memory::new(4, 0x1111_1111_1111_1111);
+    let (a, b) = (m.addr(), m.addr() + 8);
+    hv.profile(m.addr(), 32, b"t").unwrap();
+    let cold_a = cold_of(&hv, a);
+    let u = hv.user_begin().unwrap();
+    hv.store(u, a, &[0xAA; 8]).unwrap();
+    let ea_ptr = entry_ptr(&hv, a);
+    hv.store(u, b, &[0xBB; 8]).unwrap();
+    let eb_ptr = entry_ptr(&hv, b);
+    // SAFETY: the test plays a wild writer on A's cold metadata (its head index).
+    unsafe {
+        let head_a = core::ptr::addr_of_mut!((*cold_a).head) as *mut u32;
+        let idx_a = head_a.read_volatile();
+        let delta = (eb_ptr as isize - ea_ptr as isize) / 32;
+        head_a.write_volatile((idx_a as isize + delta) as u32);
+    }
+    ForgedHead { hv, m, a, b, u }
+}
+
 // ---------------------------------------------------------------------------------------
 // D2: `fold_sole_head` (commit shortcut) skips the metadata seal when the entry covers the
 // whole granule and never checks the entry's own seal. A wild write into A's cold `head`
@@ -124,23 +155,7 @@ fn d1_materialize_through_a_forged_head_launders_another_granules_entry() {
 // ---------------------------------------------------------------------------------------
 #[test]
 fn d2_sole_head_commit_launders_a_forged_head_and_leaks_the_real_entry() {
-    let hv = Hv::create(HvConfig::default()).unwrap();
-    let m = Memory::new(4, 0x1111_1111_1111_1111);
-    let (a, b) = (m.addr(), m.addr() + 8);
-    hv.profile(m.addr(), 32, b"t").unwrap();
-    let cold_a = cold_of(&hv, a);
-    let u = hv.user_begin().unwrap();
-    hv.store(u, a, &[0xAA; 8]).unwrap(); // log order: A first
-    let ea_ptr = entry_ptr(&hv, a);
-    hv.store(u, b, &[0xBB; 8]).unwrap();
-    let eb_ptr = entry_ptr(&hv, b);
-    // SAFETY: the test plays a wild writer on A's cold metadata.
-    unsafe {
-        let head_a = core::ptr::addr_of_mut!((*cold_a).head) as *mut u32;
-        let idx_a = head_a.read_volatile();
-        let delta = (eb_ptr as isize - ea_ptr as isize) / 32;
-        head_a.write_volatile((idx_a as isize + delta) as u32);
-    }
+    let ForgedHead { hv, m: _m, a, b, u } = forge_head_of_a_to_bs_entry();
     assert_eq!(hv.user_end(u).unwrap(), EndKind::Committed);
     let st = hv.stats();
     eprintln!("{st:?}");
@@ -153,23 +168,8 @@ fn d2_sole_head_commit_launders_a_forged_head_and_leaks_the_real_entry() {
 }
 
 #[test]
-fn d2b_sole_head_commit_leaks_an_entry_at_rest_after_commit() {
-    let hv = Hv::create(HvConfig::default()).unwrap();
-    let m = Memory::new(4, 0x1111_1111_1111_1111);
-    let (a, b) = (m.addr(), m.addr() + 8);
-    hv.profile(m.addr(), 32, b"t").unwrap();
-    let cold_a = cold_of(&hv, a);
-    let u = hv.user_begin().unwrap();
-    hv.store(u, a, &[0xAA; 8]).unwrap();
-    let ea_ptr = entry_ptr(&hv, a);
-    hv.store(u, b, &[0xBB; 8]).unwrap();
-    let eb_ptr = entry_ptr(&hv, b);
-    // SAFETY: wild write into A's cold head.
-    unsafe {
-        let head_a = core::ptr::addr_of_mut!((*cold_a).head) as *mut u32;
-        let idx_a = head_a.read_volatile();
-        head_a.write_volatile((idx_a as isize + (eb_ptr as isize - ea_ptr as isize) / 32) as u32);
-    }
+fn d2b_a_forged_head_at_commit_is_reported_and_frees_nothing_else() {
+    let ForgedHead { hv, m: _m, a, b: _, u } = forge_head_of_a_to_bs_entry();
     assert_eq!(hv.user_end(u).unwrap(), EndKind::Committed);
     let st = hv.stats();
     // A's own entry is reachable only through A's damaged head: it is kept, never freed
@@ -438,22 +438,7 @@ fn fuzz_anonymous_stores_slot_reuse_and_shared_granules() {
 /// live granules share one history entry. (`history_entries` meanwhile reads 0.)
 #[test]
 fn d2c_forged_head_at_commit_ends_in_a_double_allocated_entry() {
-    let hv = Hv::create(HvConfig::default()).unwrap();
-    let m = Memory::new(4, 0x1111_1111_1111_1111);
-    let (a, b) = (m.addr(), m.addr() + 8);
-    hv.profile(m.addr(), 32, b"t").unwrap();
-    let cold_a = cold_of(&hv, a);
-    let u = hv.user_begin().unwrap();
-    hv.store(u, a, &[0xAA; 8]).unwrap();
-    let ea_ptr = entry_ptr(&hv, a);
-    hv.store(u, b, &[0xBB; 8]).unwrap();
-    let eb_ptr = entry_ptr(&hv, b);
-    // SAFETY: wild write into A's cold head.
-    unsafe {
-        let head_a = core::ptr::addr_of_mut!((*cold_a).head) as *mut u32;
-        let idx_a = head_a.read_volatile();
-        head_a.write_volatile((idx_a as isize + (eb_ptr as isize - ea_ptr as isize) / 32) as u32);
-    }
+    let ForgedHead { hv, m, a: _, b: _, u } = forge_head_of_a_to_bs_entry();
     assert_eq!(hv.user_end(u).unwrap(), EndKind::Committed);
     hv.unprofile(m.addr()).unwrap();
     eprintln!("after unprofile: {:?}", hv.stats());
