@@ -46,7 +46,8 @@ $CC "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
 # The floor: the minimal recorder, a shared library called through the PLT like libvmsrs.
 $CC "${CFLAGS[@]}" -shared -fPIC c-examples/minrec.c -o "$OUT/libminrec.so"
 $CC "${CFLAGS[@]}" c-examples/bench_floor.c -o "$OUT/bench_floor" -L"$OUT" -lminrec -Wl,-rpath,"$OUT" "${LINK[@]}"
-echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_interpose,bench_locks,bench_floor}"
+$CC "${CFLAGS[@]}" -DFIG14_MINREC c-examples/bench_fig14.c -o "$OUT/bench_fig14_minrec" -L"$OUT" -lminrec -Wl,-rpath,"$OUT"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_fig14_minrec,bench_interpose,bench_locks,bench_floor}"
 echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
 
 if [ "$SELFCHECK" = 1 ]; then
@@ -79,11 +80,12 @@ if [ "$FIG14" = 1 ]; then
     echo
     echo "== bench_fig14 =="
     if [ "$QUICK" = 1 ]; then F14=(-r 1 -t 0.1 -u 1,16,256); else F14=(-r 3 -t 0.2); fi
-    "$OUT/bench_fig14" -b "$OUT/bench_fig14_plain" "${F14[@]}" 2>"$OUT/bench_fig14.stderr" \
+    "$OUT/bench_fig14" -b "$OUT/bench_fig14_plain" -m "$OUT/bench_fig14_minrec" "${F14[@]}" 2>"$OUT/bench_fig14.stderr" \
         | tee "$OUT/bench_fig14.txt"
     echo
     echo "== bench_fig14, a 4 MiB table (larger than L2: the metadata misses cache, as a server's does) =="
-    "$OUT/bench_fig14" -b "$OUT/bench_fig14_plain" "${F14[@]}" -R 65536 2>"$OUT/bench_fig14_large.stderr" \
+    "$OUT/bench_fig14" -b "$OUT/bench_fig14_plain" -m "$OUT/bench_fig14_minrec" "${F14[@]}" -R 65536 \
+        2>"$OUT/bench_fig14_large.stderr" \
         | tee "$OUT/bench_fig14_large.txt"
 fi
 
