@@ -413,7 +413,7 @@ impl Hv {
         }
         gl.set_quiet(DIRTY, false);
         gl.set_hint(0, 0);
-        let pool = self.pool(g);
+        let pool = &self.entries;
         let mut idx = if self.meta_intact(meta, g) {
             // SAFETY: granule lock held.
             unsafe { *meta.cold().head.get() }
@@ -835,7 +835,7 @@ impl Hv {
             write_raw(g, mask, val);
             return;
         }
-        let pool = self.pool(g);
+        let pool = &self.entries;
         let mut prev = NIL;
         let mut idx = head;
         while idx != NIL {
@@ -904,7 +904,7 @@ impl Hv {
             return;
         }
         self.materialize(gl, g);
-        let pool = self.pool(g);
+        let pool = &self.entries;
         // SAFETY: granule lock held for all metadata accesses below.
         let head = unsafe { *meta.cold().head.get() };
         if head != NIL && pool_valid(pool, head) {
@@ -1050,12 +1050,6 @@ impl Hv {
         &self.stripes[((g as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize]
     }
 
-    /// Where granule `g`'s history entries live (one index space for every granule).
-    #[inline(always)]
-    fn pool(&self, _g: usize) -> &Entries {
-        &self.entries
-    }
-
     /// Give back entry `idx`, just unlinked under its granule's lock, on the thread running
     /// user `by` (0: no user): into that user's own pool when the entry came from it, else
     /// onto its owner slot's remote list.
@@ -1133,7 +1127,7 @@ impl Hv {
         }
         gl.set_quiet(DIRTY, false);
         let (tag, mask) = gl.hint();
-        let pool = self.pool(g);
+        let pool = &self.entries;
         // The head index is sealed with `base`: check it before following it, so a damaged
         // link can never lead into (and reseal) another granule's entry.
         if !self.meta_intact(gl.meta, g) {
@@ -1155,7 +1149,7 @@ impl Hv {
 
     /// Set the hint from the head entry after an operation that may have changed it.
     fn refresh_hint(&self, gl: &mut GranuleGuard, g: usize) {
-        let pool = self.pool(g);
+        let pool = &self.entries;
         // SAFETY: granule lock held.
         let head = unsafe { *gl.meta.cold().head.get() };
         if head != NIL && gl.flags() & (CORRUPT | DEAD) == 0 && pool_valid(pool, head) {
@@ -1194,7 +1188,7 @@ impl Hv {
             self.corrupt(gl, g);
             return None;
         }
-        let pool = self.pool(g);
+        let pool = &self.entries;
         let (mut value, mut have, mut covered, mut faulting) = (0u64, 0u8, 0u8, false);
         // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.cold().head.get() };
@@ -1250,7 +1244,7 @@ impl Hv {
             self.corrupt(gl, g);
             return;
         }
-        let pool = self.pool(g);
+        let pool = &self.entries;
         let mut cleared = 0u8;
         let mut prev = NIL;
         // SAFETY: granule lock held.
@@ -1305,7 +1299,7 @@ impl Hv {
             return false;
         }
         let meta = gl.meta;
-        let pool = self.pool(g);
+        let pool = &self.entries;
         // SAFETY: granule lock held.
         let head = unsafe { *meta.cold().head.get() };
         if head == NIL || !pool_valid(pool, head) {
@@ -1372,7 +1366,7 @@ impl Hv {
     fn remove_entries_locked(&self, gl: &mut GranuleGuard, g: usize, u: UserId) {
         let meta = gl.meta;
         self.materialize(gl, g);
-        let pool = self.pool(g);
+        let pool = &self.entries;
         let mut prev = NIL;
         // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.cold().head.get() };
@@ -1410,7 +1404,7 @@ impl Hv {
 
     fn record_exposures_locked(&self, gl: &GranuleGuard, g: usize, reader: UserId, want: u8) {
         let meta = gl.meta;
-        let pool = self.pool(g);
+        let pool = &self.entries;
         let mut have = 0u8;
         // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.cold().head.get() };
@@ -1475,7 +1469,7 @@ impl Hv {
         let _gl = meta.lock();
         // SAFETY: granule lock held.
         let head = unsafe { *meta.cold().head.get() };
-        let pool = self.pool(g);
+        let pool = &self.entries;
         if head != NIL && pool_valid(pool, head) {
             Some((pool.chunk_of(head) as *mut u8, core::mem::size_of::<Entry>()))
         } else {

@@ -186,7 +186,7 @@ impl UserTable {
     /// The slot of a live user, or `None` if `id` no longer occupies it.
     #[inline(always)]
     pub fn get(&self, id: UserId) -> Option<&UserSlot> {
-        let s = &self.slots[(id as usize) & (MAX_USERS - 1)];
+        let s = &self.slots[slot_index(id)];
         (id != 0 && s.id.load(Ordering::Acquire) == id).then_some(s)
     }
 
