@@ -456,19 +456,26 @@ fn mariadb_template() -> PathBuf {
         return tmpl;
     }
     let work = build_dir().join(format!(".{}", unique("mariadb-template")));
+    // The bootstrap server's temporary tables go to a private directory: in the shared /tmp,
+    // a CI run once lost one mid-install ("Could not remove temporary table ... error: 2").
+    let tmp = build_dir().join(format!(".{}", unique("mariadb-template-tmp")));
+    fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
     let mut cmd = Command::new(&install);
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", work.display()))
         .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+        .arg(format!("--tmpdir={}", tmp.display()))
         .args(MARIADB_COMMON);
     server_env(&mut cmd, None);
-    if let Err(e) = run_bounded(&mut cmd, Duration::from_secs(120)).and_then(|o| {
+    let result = run_bounded(&mut cmd, Duration::from_secs(120)).and_then(|o| {
         if o.status.success() {
             Ok(())
         } else {
             Err(format!("{} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
         }
-    }) {
+    });
+    let _ = fs::remove_dir_all(&tmp);
+    if let Err(e) = result {
         let _ = fs::remove_dir_all(&work);
         panic!("mariadb-install-db failed: {e}");
     }
