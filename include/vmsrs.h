@@ -219,6 +219,8 @@ struct vmsrs_fault_info {
   uint64_t sequence;
 };
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -427,7 +429,8 @@ int32_t vmsrs_init_profile(const char *env_file);
 // stored to a byte (G3).
 //
 // Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
-// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
+// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range, or shares a page with a range
+// watched from `VMSRS_RANGES`), `VMSRS_EBADRANGE` (not
 // mapped readable and writable: libvmsrs writes monitored memory itself; it must stay so
 // until unprofiled), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
 // `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`name` unreadable).

@@ -25,6 +25,7 @@ pub extern "C" fn prepare() {
     SAVED.with(|s| s.set(Some(old)));
     crate::fault::chain::lock_for_fork();
     crate::memory::lock_for_fork();
+    crate::watch::lock_for_fork();
     if let Some(hv) = crate::runtime::hv() {
         hv.before_fork();
     }
@@ -33,6 +34,11 @@ pub extern "C" fn prepare() {
 fn after(child: bool) {
     if let Some(hv) = crate::runtime::hv() {
         hv.after_fork(child);
+    }
+    if child {
+        crate::watch::after_fork_child();
+    } else {
+        crate::watch::unlock_after_fork_parent();
     }
     crate::memory::unlock_after_fork();
     crate::fault::chain::unlock_after_fork(child);

@@ -59,3 +59,4 @@ pub mod runtime;
 pub mod symbols;
 pub mod thread;
 pub mod user;
+pub mod watch;

@@ -19,12 +19,6 @@ pub fn settings_from(cfg: &config::Config) -> Result<Settings, VmsrsError> {
     if cfg.host != config::Host::InProc {
         return refuse(format_args!("VMSRS_HOST={} is not available in this build (only inproc)", cfg.host));
     }
-    if let Some(r) = cfg.all_ranges().next() {
-        return refuse(format_args!(
-            "monitored ranges of unmodified binaries (VMSRS_RANGES / VMSRS_RANGE_<N>, here {r}) are not \
-             available in this build; profile ranges with vmsrs_profile() instead"
-        ));
-    }
     if let Err(why) = crate::reporter::validate(&report_options(cfg)) {
         eprintln!("=={}==vmsrs: configuration error: {why}; refusing to start", std::process::id());
         return Err(VMSRS_ECONFIG);
@@ -93,6 +87,13 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     }
     let cfg = loaded.config;
     let settings = settings_from(&cfg)?;
+    // Monitored ranges are resolved before anything starts: a range that cannot be watched
+    // refuses the configuration, never quietly turns its recovery off.
+    let ranges = crate::watch::resolve::resolve_all(cfg.all_ranges(), crate::watch::resolve::own_object())
+        .map_err(|why| {
+            eprintln!("=={pid}==vmsrs: configuration error: {why}; refusing to start");
+            VMSRS_ECONFIG
+        })?;
     let mut hook_errors = 0;
     for call in &cfg.user_calls {
         if let Err(why) = crate::rescue::install(&call.symbol, call.on_fault) {
@@ -109,6 +110,22 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         return Err(VMSRS_ECONFIG);
     }
     let rt = runtime::start(settings)?;
+    if !ranges.is_empty() {
+        if let Err(why) = crate::watch::arm(rt.hv, &ranges) {
+            eprintln!(
+                "=={pid}==vmsrs: error: {why}: the monitored ranges are NOT watched (faults are still contained)"
+            );
+            if cfg.strict {
+                eprintln!("=={pid}==vmsrs: VMSRS_STRICT=1: refusing to run without the monitored ranges");
+                // SAFETY: ends the process during start-up, before the program relies on it.
+                unsafe { libc::_exit(1) };
+            }
+        } else if rt.settings.verbose > 0 {
+            for r in &ranges {
+                eprintln!("=={pid}==vmsrs: watching {} at {:#x}+{}", r.name, r.addr, r.len);
+            }
+        }
+    }
     crate::reporter::start(report_options(&cfg));
     if cfg.children == config::Children::Drop {
         crate::dropin::drop_preload_for_children();
@@ -143,7 +160,8 @@ pub unsafe extern "C" fn vmsrs_init_profile(env_file: *const c_char) -> i32 {
 /// stored to a byte (G3).
 ///
 /// Returns 0, or `VMSRS_EUNINIT`, `VMSRS_ENULL` (addr NULL), `VMSRS_EZEROLEN`,
-/// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range), `VMSRS_EBADRANGE` (not
+/// `VMSRS_EOVERLAP` (overlaps or duplicates a profiled range, or shares a page with a range
+/// watched from `VMSRS_RANGES`), `VMSRS_EBADRANGE` (not
 /// mapped readable and writable: libvmsrs writes monitored memory itself; it must stay so
 /// until unprofiled), `VMSRS_EINVAL` (wraps around, or lies in libvmsrs's own state),
 /// `VMSRS_ETOOMANY` (256 ranges), `VMSRS_ENOMEM`, `VMSRS_EFAULT` (`name` unreadable).
@@ -166,6 +184,10 @@ pub unsafe extern "C" fn vmsrs_profile(addr: *mut libc::c_void, len: usize, name
             unsafe { uaccess::copy(buf.as_mut_ptr(), name as *const u8, n) }.map_err(|_| VMSRS_EFAULT)?;
             &buf[..n]
         };
+        if crate::watch::overlaps(addr as usize, len) {
+            // Watched pages are read-only: the hv could not write them.
+            return Err(VMSRS_EOVERLAP);
+        }
         crate::symbols::refresh();
         let _e = thread::HvEntry::enter();
         // SAFETY: `name` is a live slice for the duration of the call.

@@ -96,6 +96,31 @@ fn with_its_env_file_alone_the_unmodified_server_survives_faulting_requests() {
     assert_eq!(err.matches("unwind: returned to the recovery point").count(), 2, "{err}");
 }
 
+#[test]
+fn with_its_env_file_alone_the_unmodified_server_restores_what_a_faulting_request_wrote() {
+    let mut srv = Server::start(&preload(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_VERBOSE", "1")]));
+    assert_eq!(srv.session(&["SET a 1", "SET b 10"]), some(&["OK", "OK"]));
+    // The faulting request stores a = 2 into the monitored table, then faults: no later
+    // request sees 2 (G1), and b, stored by a normal request, stays (G2).
+    assert_eq!(srv.session(&["CRASH a 2"]), some(&["ERR request failed"]));
+    assert_eq!(srv.session(&["GET a", "GET b"]), some(&["VALUE 1", "VALUE 10"]));
+    // Normal stores after the fault are final, and a second faulting request over them is
+    // withdrawn in turn (several faulted users, G3).
+    assert_eq!(
+        srv.session(&["SET a 3", "CRASH a 4", "GET a"]),
+        some(&["OK", "ERR request failed", "VALUE 3"])
+    );
+    // A new key written only by a faulting request is not there for others.
+    assert_eq!(srv.session(&["CRASH c 7", "GET c"]), some(&["ERR request failed", "NONE"]));
+    assert_eq!(srv.session(&["QUIT"]), some(&["BYE"]));
+    let status = srv.proc.wait_timeout(TIMEOUT).expect("the server stops");
+    assert!(status.success(), "{}", srv.proc.describe());
+    let err = srv.proc.stderr();
+    assert!(err.contains("watching symbol:table at 0x"), "{err}");
+    assert_eq!(err.matches("contained SIGSEGV").count(), 3, "{err}");
+    assert!(!err.contains("cannot emulate"), "{err}");
+}
+
 fn dropin_run(args: &[&str], extra: &[(&str, &str)]) -> common::RunOutput {
     let env = preload(extra);
     run(&server(), args, &env_refs(&env), TIMEOUT)
@@ -153,12 +178,26 @@ fn a_bad_value_is_an_error_never_a_default() {
 
 #[test]
 fn keys_of_features_not_built_yet_are_refused_not_ignored() {
-    for (key, value) in
-        [("VMSRS_RANGES", "symbol:table"), ("VMSRS_RANGE_0", "symbol:table"), ("VMSRS_HOST", "process")]
-    {
-        let err = start_and_quit(&[(key, value)]);
-        assert!(err.contains("refusing to start") && err.contains("NOT active"), "{key}: {err}");
+    let err = start_and_quit(&[("VMSRS_HOST", "process")]);
+    assert!(err.contains("refusing to start") && err.contains("NOT active"), "{err}");
+}
+
+#[test]
+fn ranges_that_cannot_be_watched_refuse_the_configuration_with_the_reason() {
+    for (value, why) in [
+        ("symbol:no_such_global", "no data symbol \"no_such_global\""),
+        ("module:no-such.so+0:8", "no loaded object is named \"no-such.so\""),
+        ("0x1000+8", "is not mapped"),
+        // handle_request's code: mapped, but not writable data.
+        ("symbol:table:99999999", "is not mapped"),
+    ] {
+        let err = start_and_quit(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_RANGE_0", value)]);
+        assert!(err.contains(why), "{value}: {err}");
+        assert!(err.contains("refusing to start") && err.contains("NOT active"), "{value}: {err}");
     }
+    // Two ranges over the same bytes.
+    let err = start_and_quit(&[("VMSRS_RANGES", "symbol:table:16,symbol:table:8")]);
+    assert!(err.contains("overlaps range symbol:table:16"), "{err}");
 }
 
 #[test]

@@ -232,6 +232,9 @@ impl fmt::Display for SignalSet {
 pub enum RangeSpec {
     /// `symbol:NAME[:LEN]`: the object `NAME`; `len` `None` means the symbol's own size.
     Symbol { name: String, len: Option<usize> },
+    /// `module:NAME+OFFSET:LEN`: `len > 0` bytes at `offset` from the load base of the loaded
+    /// object whose file name (without directories) is `name` (the executable's included).
+    Module { name: String, offset: usize, len: usize },
     /// `ADDR+LEN`: `len > 0` bytes from `addr`; `addr + len` does not overflow.
     Addr { addr: usize, len: usize },
 }
@@ -241,6 +244,7 @@ impl fmt::Display for RangeSpec {
         match self {
             Self::Symbol { name, len: None } => write!(f, "symbol:{name}"),
             Self::Symbol { name, len: Some(len) } => write!(f, "symbol:{name}:{len}"),
+            Self::Module { name, offset, len } => write!(f, "module:{name}+{offset:#x}:{len}"),
             Self::Addr { addr, len } => write!(f, "{addr:#x}+{len}"),
         }
     }
@@ -581,8 +585,9 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "VMSRS_RANGE_<N>",
         default: "",
-        accepted: "symbol:NAME[:LEN] or ADDR+LEN (N = 0..255; empty unsets)",
-        description: "One monitored range. ADDR and LEN are decimal or 0x hex; LEN > 0.",
+        accepted: "symbol:NAME[:LEN], module:NAME+OFFSET:LEN or ADDR+LEN (N = 0..255; empty unsets)",
+        description: "One monitored range, watched by page protection in drop-in mode. ADDR, OFFSET \
+                      and LEN are decimal or 0x hex; LEN > 0; LEN of a symbol defaults to its size.",
         kind: KeyKind::Slot {
             set: |c, i, v| {
                 match v {
@@ -597,7 +602,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "VMSRS_RANGES",
         default: "",
-        accepted: "comma list of symbol:NAME[:LEN] or ADDR+LEN (may be empty)",
+        accepted: "comma list of symbol:NAME[:LEN], module:NAME+OFFSET:LEN or ADDR+LEN (may be empty)",
         description: "Monitored ranges, in addition to the VMSRS_RANGE_<N> keys.",
         kind: KeyKind::Setting {
             set: |c, v| parse_ranges(v).map(|x| c.ranges = x),
@@ -809,16 +814,20 @@ fn parse_length(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Parse one `VMSRS_RANGE_<N>` value (`symbol:NAME[:LEN]` or `ADDR+LEN`). Public, though hidden,
-/// only for the fuzz targets and the corpus replay tests (`fuzz/`).
+/// Parse one `VMSRS_RANGE_<N>` value (`symbol:NAME[:LEN]`, `module:NAME+OFFSET:LEN` or
+/// `ADDR+LEN`). Public, though hidden, only for the fuzz targets and the corpus replay tests
+/// (`fuzz/`).
 #[doc(hidden)]
 pub fn parse_range(value: &str) -> Result<RangeSpec, String> {
     if let Some(rest) = value.strip_prefix("symbol:") {
         return parse_symbol_range(rest);
     }
+    if let Some(rest) = value.strip_prefix("module:") {
+        return parse_module_range(rest);
+    }
     let (addr, len) = value
         .split_once('+')
-        .ok_or_else(|| format!("{value:?} is neither symbol:NAME[:LEN] nor ADDR+LEN"))?;
+        .ok_or_else(|| format!("{value:?} is none of symbol:NAME[:LEN], module:NAME+OFFSET:LEN, ADDR+LEN"))?;
     let (addr, len) = (parse_number(addr)?, parse_length(len)?);
     if addr == 0 {
         return Err("address 0 is the NULL page".to_owned());
@@ -827,6 +836,25 @@ pub fn parse_range(value: &str) -> Result<RangeSpec, String> {
         return Err(format!("{value:?} runs past the end of the address space"));
     }
     Ok(RangeSpec::Addr { addr, len })
+}
+
+/// A loaded object's file name: letters, digits, `.`, `_`, `-`.
+fn is_module_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn parse_module_range(rest: &str) -> Result<RangeSpec, String> {
+    let bad = || format!("module:{rest:?} is not module:NAME+OFFSET:LEN");
+    let (name, place) = rest.split_once('+').ok_or_else(bad)?;
+    let (offset, len) = place.split_once(':').ok_or_else(bad)?;
+    if !is_module_name(name) {
+        return Err(format!("{name:?} is not a file name (letters, digits, '.', '_', '-')"));
+    }
+    let (offset, len) = (parse_number(offset)?, parse_length(len)?);
+    if offset.checked_add(len).is_none() {
+        return Err(format!("module:{rest} runs past the end of the address space"));
+    }
+    Ok(RangeSpec::Module { name: name.to_owned(), offset, len })
 }
 
 fn parse_symbol_range(rest: &str) -> Result<RangeSpec, String> {

@@ -439,9 +439,30 @@ fn range_accepts_address_forms() {
 }
 
 #[test]
+fn range_accepts_module_forms() {
+    let module = |name: &str, offset, len| RangeSpec::Module { name: name.to_owned(), offset, len };
+    assert_eq!(slot("module:mariadbd+0x1a2b40:8"), module("mariadbd", 0x1a2b40, 8));
+    assert_eq!(slot("module:mod_x.so+0:0x10"), module("mod_x.so", 0, 16));
+    assert_eq!(slot("module:libc-2.36.so+64:1"), module("libc-2.36.so", 64, 1));
+    // Displayed as parsed back.
+    assert_eq!(slot(&module("a_b", 4096, 3).to_string()), module("a_b", 4096, 3));
+}
+
+#[test]
 fn bad_range_values_are_rejected() {
     let overflow = format!("{:#x}+2", usize::MAX - 1);
+    let module_overflow = format!("module:a+{:#x}:2", usize::MAX - 1);
     for bad in [
+        "module:",
+        "module:a",
+        "module:a+8",
+        "module:a+8:0",
+        "module:+8:1",
+        "module:a/b+8:1",
+        "module:a b+8:1",
+        "module:a+x:1",
+        "module:a+8:1:2",
+        module_overflow.as_str(),
         "symbol:",
         "symbol:a:0",
         "symbol:a:b",
@@ -507,7 +528,7 @@ fn all_ranges_lists_slots_by_index_then_the_list() {
         .all_ranges()
         .map(|r| match r {
             RangeSpec::Addr { addr, .. } => *addr,
-            RangeSpec::Symbol { .. } => unreachable!(),
+            RangeSpec::Symbol { .. } | RangeSpec::Module { .. } => unreachable!(),
         })
         .collect();
     assert_eq!(addrs, [0x10, 0x20, 0x30]);

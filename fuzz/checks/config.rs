@@ -87,6 +87,11 @@ pub fn check_range_invariants(spec: &RangeSpec, input: &str) {
             assert!(*addr != 0 && *len != 0, "{input:?}: accepted {spec:?}");
             assert!(addr.checked_add(*len).is_some(), "{input:?}: {spec:?} wraps around");
         }
+        RangeSpec::Module { name, offset, len } => {
+            let bad_char = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            assert!(!name.is_empty() && !name.contains(bad_char), "{input:?}: module name in {spec:?}");
+            assert!(*len != 0 && offset.checked_add(*len).is_some(), "{input:?}: accepted {spec:?}");
+        }
         RangeSpec::Symbol { name, len } => {
             let bad_char = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$' | '@'));
             assert!(!name.is_empty() && !name.contains(bad_char), "{input:?}: symbol name in {spec:?}");

@@ -759,6 +759,29 @@ impl Hv {
         });
     }
 
+    /// Whether some granule of `addr..addr+len` is polluted: its raw bytes hold a store of a
+    /// faulted user that a normal user's load must not see (drop-in mode fences such pages).
+    /// Lock-free: reads each granule's published flags.
+    pub fn polluted(&self, addr: usize, len: usize) -> bool {
+        if self.faulted.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let _s = Section::shared();
+        let mut found = false;
+        self.for_spans(addr, len, &mut |span, r| {
+            if let (Some(r), false) = (r, found) {
+                let mut g = span.0 & !(GRANULE - 1);
+                while g < span.1 && !found {
+                    // SAFETY: g is a granule of r.
+                    let flags = unsafe { r.meta(g) }.flags.load(Ordering::Acquire);
+                    found = flags & (POLLUTED | DEAD) == POLLUTED;
+                    g += GRANULE;
+                }
+            }
+        });
+        found
+    }
+
     /// Split `addr..addr+len` into spans inside one range or outside all ranges.
     #[inline]
     fn for_spans(&self, addr: usize, len: usize, f: &mut dyn FnMut((usize, usize), Option<RangeRef>)) {

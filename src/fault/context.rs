@@ -104,6 +104,30 @@ pub fn component_offset(i: usize) -> Option<usize> {
     }
 }
 
+/// The first 32 bytes of vector register `num` (0..16: xmm/ymm) in the interrupted context
+/// (a component in its initial configuration reads as zeros). `false` when the frame has no
+/// FPU area. Async-signal-safe.
+///
+/// # Safety
+/// `uc` is the `ucontext_t` of a signal delivered to the calling thread.
+pub unsafe fn read_ymm(uc: *const libc::ucontext_t, num: usize, out: &mut [u8; 32]) -> bool {
+    // SAFETY: per the contract `fpregs` is null or the frame's FPU area.
+    let Some(fp) = (unsafe { FpArea::new((*uc).uc_mcontext.fpregs.cast::<u8>()) }) else { return false };
+    if num >= 16 {
+        return false;
+    }
+    *out = [0; 32];
+    if fp.legacy_live(SSE) {
+        // SAFETY: xmm0-15 are 16 bytes each at 160 in the 512-byte legacy area.
+        unsafe { ptr::copy_nonoverlapping(fp.fx.add(FX_XMM0 + num * 16), out.as_mut_ptr(), 16) };
+    }
+    if let Some(base) = fp.component(YMM_HI128) {
+        // SAFETY: 16 bytes per register in a 256-byte component.
+        unsafe { ptr::copy_nonoverlapping(base.add(num * 16), out.as_mut_ptr().add(16), 16) };
+    }
+    true
+}
+
 /// Skip the faulting instruction in `uc` as `plan` says: advance RIP, then
 /// apply each register effect.
 ///
@@ -158,7 +182,7 @@ pub unsafe fn apply(plan: &SkipPlan, uc: *mut libc::ucontext_t) {
 
 /// `gregs` index of each GPR by hardware number (rax, rcx, rdx, rbx, rsp,
 /// rbp, rsi, rdi, r8..r15).
-const GREG_INDEX: [libc::c_int; 16] = [
+pub const GREG_INDEX: [libc::c_int; 16] = [
     libc::REG_RAX,
     libc::REG_RCX,
     libc::REG_RDX,

@@ -149,6 +149,16 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // SAFETY: as above.
     let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
 
+    // A watched page (drop-in monitored ranges): a store to emulate or a fenced page to
+    // restore. An instruction that cannot be emulated goes on as the user's fault.
+    if sig == libc::SIGSEGV && code == 2 /* SEGV_ACCERR */ && crate::watch::active() {
+        // SAFETY: `uc` is this signal's context.
+        if unsafe { crate::watch::on_trap(addr as usize, uc) } {
+            // SAFETY: restore errno for the interrupted code.
+            unsafe { *libc::__errno_location() = errno };
+            return;
+        }
+    }
     // A guarded access to a caller's pointer: resume at its fixup, reporting the address.
     if code > 0 {
         if let Some(fix) = vmsrs_hv::uaccess::fixup(pc as usize) {
@@ -295,7 +305,7 @@ fn fault_user(rt: &runtime::Runtime) -> Option<u64> {
 fn suppress(rt: &runtime::Runtime, u: u64) -> bool {
     u == 0 || {
         let _e = thread::HvEntry::enter();
-        rt.hv.crash_suppression(u).is_ok()
+        crate::watch::fencing(rt.hv, || rt.hv.crash_suppression(u)).is_ok()
     }
 }
 
@@ -384,7 +394,7 @@ fn pointer_fault(addr: usize) {
 ///
 /// # Safety
 /// `pc` must be an address the CPU fetched an instruction from.
-unsafe fn readable_code(pc: usize, out: &mut [u8; 16]) -> usize {
+pub(crate) unsafe fn readable_code(pc: usize, out: &mut [u8; 16]) -> usize {
     let page_end = (pc | 4095) + 1;
     let mut n = (page_end - pc).min(15);
     if n < 15 {

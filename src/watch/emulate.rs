@@ -1,0 +1,683 @@
+//! Emulation of a store that trapped on a watched page (DESIGN §6): the instruction is decoded
+//! with iced-x86, its effect on memory is computed from the interrupted registers and handed
+//! to [`Memory::write`] (which records it and writes it through the writable alias), and its
+//! effect on registers and flags is applied to the interrupted context.
+//!
+//! Emulated: `mov`/`movbe`/`movnti` stores; the read-modify-write forms of `add`, `adc`,
+//! `sub`, `sbb`, `and`, `or`, `xor`, `inc`, `dec`, `neg`, `not`; `xchg`, `xadd`, `cmpxchg`,
+//! `bts`/`btr`/`btc`, each with or without `lock` (the caller serialises emulated stores, and
+//! every other store to the page traps too, so they are atomic with respect to each other);
+//! `setcc`; the SSE/AVX register-to-memory moves of up to 32 bytes (`movups`, `movdqa`,
+//! `vmovdqu`, `movq`, `movss`, `movhps`, ...); `stos` and `movs`, with or without `rep`.
+//! Anything else is [`Outcome::Unsupported`], named by mnemonic, and never emulated: the
+//! caller handles it safely (a contained fault of the user).
+//!
+//! Flags follow the Intel SDM for each instruction; where the SDM leaves a flag undefined
+//! (AF after a logical operation) it is cleared, as current CPUs do.
+//!
+//! Async-signal-safe: no allocation, no locks, no panics on any input.
+
+use iced_x86::{ConditionCode, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+/// Longest x86 instruction.
+pub const MAX_INSN_LEN: usize = 15;
+
+const CF: u64 = 1 << 0;
+const PF: u64 = 1 << 2;
+const AF: u64 = 1 << 4;
+const ZF: u64 = 1 << 6;
+const SF: u64 = 1 << 7;
+const DF: u64 = 1 << 10;
+const OF: u64 = 1 << 11;
+const ARITH: u64 = CF | PF | AF | ZF | SF | OF;
+
+/// Memory as the emulated instruction sees it.
+pub trait Memory {
+    /// Read `out.len()` bytes at `addr` as the storing user sees them; `false`: bad address.
+    fn read(&mut self, addr: u64, out: &mut [u8]) -> bool;
+    /// Store `bytes` at `addr` for the storing user (recorded where watched); `false`: bad
+    /// address, nothing written.
+    fn write(&mut self, addr: u64, bytes: &[u8]) -> bool;
+    /// The watched run of pages holding `addr` (start, end), or `None` when it is not watched.
+    fn watched(&self, addr: u64) -> Option<(u64, u64)>;
+}
+
+/// The interrupted thread's registers.
+pub trait Cpu {
+    /// General-purpose register by iced number (rax 0, rcx 1, ... r15 15).
+    fn gpr(&self, n: usize) -> u64;
+    fn set_gpr(&mut self, n: usize, v: u64);
+    fn rip(&self) -> u64;
+    fn set_rip(&mut self, v: u64);
+    fn flags(&self) -> u64;
+    fn set_flags(&mut self, v: u64);
+    /// The low 32 bytes of ymm`n`; `false` when unavailable.
+    fn vector(&self, n: usize, out: &mut [u8; 32]) -> bool;
+}
+
+/// What became of the instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Emulated: memory, registers and flags changed, RIP past the instruction.
+    Done,
+    /// A string instruction reached the end of the watched memory: the registers say how far
+    /// it got and RIP still points at it, so the CPU runs the rest on unwatched memory.
+    Partial,
+    /// Not emulated (nothing changed): the instruction's mnemonic.
+    Unsupported(Mnemonic),
+    /// An access outside the watched memory failed (nothing changed): the bad address.
+    Fault(u64),
+}
+
+/// Decode the instruction at `code` (fetched at `cpu.rip()`) and emulate it, given that it
+/// trapped writing `fault_addr`.
+pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outcome {
+    let code = &code[..code.len().min(MAX_INSN_LEN)];
+    let Ok(mut decoder) = Decoder::try_with_ip(64, code, cpu.rip(), DecoderOptions::NONE) else {
+        return Outcome::Unsupported(Mnemonic::INVALID);
+    };
+    let mut ins = Instruction::default();
+    decoder.decode_out(&mut ins);
+    if ins.is_invalid() || ins.len() == 0 {
+        return Outcome::Unsupported(Mnemonic::INVALID);
+    }
+    let m = ins.mnemonic();
+    let unsupported = Outcome::Unsupported(m);
+    if ins.op_count() == 0 {
+        return unsupported;
+    }
+    match ins.op0_kind() {
+        OpKind::MemoryESRDI => return string_op(&ins, cpu, mem),
+        OpKind::Memory => {}
+        _ => return unsupported,
+    }
+    if ins.op_mask() != Register::None
+        || ins.segment_prefix() == Register::FS
+        || ins.segment_prefix() == Register::GS
+    {
+        return unsupported;
+    }
+    let size = ins.memory_size().size();
+    if !(1..=32).contains(&size) {
+        return unsupported;
+    }
+    let Some(ea) = ins.virtual_address(0, 0, |r, _, _| reg_value(cpu, r)) else { return unsupported };
+    // The trap must be this instruction's own store.
+    if fault_addr < ea || fault_addr >= ea.wrapping_add(size as u64) {
+        return unsupported;
+    }
+    let next = ins.next_ip();
+    let r = if size > 8 || vector_store(m) {
+        vector(&ins, m, ea, size, cpu, mem)
+    } else {
+        scalar(&ins, m, ea, size, cpu, mem)
+    };
+    if r == Outcome::Done {
+        cpu.set_rip(next);
+    }
+    r
+}
+
+/// Register-to-memory vector moves: the bytes stored are the source register's, from `offset`.
+fn vector_store(m: Mnemonic) -> bool {
+    vector_offset(m).is_some()
+}
+
+fn vector_offset(m: Mnemonic) -> Option<usize> {
+    use Mnemonic::*;
+    Some(match m {
+        Movups | Movaps | Movupd | Movapd | Movdqu | Movdqa | Movntps | Movntpd | Movntdq | Movq | Movd
+        | Movss | Movlps | Movlpd | Vmovups | Vmovaps | Vmovupd | Vmovapd | Vmovdqu | Vmovdqa | Vmovntps
+        | Vmovntpd | Vmovntdq | Vmovq | Vmovd | Vmovss | Vmovsd | Vmovlps | Vmovlpd => 0,
+        Movhps | Movhpd | Vmovhps | Vmovhpd => 8,
+        _ => return None,
+    })
+}
+
+fn vector(
+    ins: &Instruction,
+    m: Mnemonic,
+    ea: u64,
+    size: usize,
+    cpu: &mut dyn Cpu,
+    mem: &mut dyn Memory,
+) -> Outcome {
+    // movsd is both the SSE store and a string op (the latter handled earlier).
+    let offset = match (m, vector_offset(m)) {
+        (Mnemonic::Movsd, _) => 0,
+        (_, Some(o)) => o,
+        (_, None) => return Outcome::Unsupported(m),
+    };
+    let src = ins.op_register(ins.op_count() - 1);
+    let mut bytes = [0u8; 32];
+    if ins.op_kind(ins.op_count() - 1) != OpKind::Register || offset + size > 32 {
+        return Outcome::Unsupported(m);
+    }
+    if src.is_xmm() || src.is_ymm() {
+        let n = src.number();
+        let mut v = [0u8; 32];
+        if n >= 16 || !cpu.vector(n, &mut v) {
+            return Outcome::Unsupported(m);
+        }
+        bytes[..size].copy_from_slice(&v[offset..offset + size]);
+    } else if src.is_gpr() && size <= 8 {
+        // movq/movd from a general-purpose register.
+        let v = reg_value(cpu, src).unwrap_or(0);
+        bytes[..8].copy_from_slice(&v.to_le_bytes());
+    } else {
+        return Outcome::Unsupported(m);
+    }
+    if mem.write(ea, &bytes[..size]) {
+        Outcome::Done
+    } else {
+        Outcome::Fault(ea)
+    }
+}
+
+fn mask(size: usize) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    }
+}
+
+/// SF, ZF, PF of a `size`-byte result.
+fn szp(r: u64, size: usize) -> u64 {
+    let r = r & mask(size);
+    let mut f = 0;
+    if r == 0 {
+        f |= ZF;
+    }
+    if (r >> (size * 8 - 1)) & 1 != 0 {
+        f |= SF;
+    }
+    if (r as u8).count_ones().is_multiple_of(2) {
+        f |= PF;
+    }
+    f
+}
+
+/// `a + b + c` in `size` bytes: (result, flags).
+fn add_flags(a: u64, b: u64, c: u64, size: usize) -> (u64, u64) {
+    let m = mask(size);
+    let wide = (a & m) as u128 + (b & m) as u128 + c as u128;
+    let r = wide as u64 & m;
+    let mut f = szp(r, size);
+    if wide > m as u128 {
+        f |= CF;
+    }
+    if ((a ^ r) & (b ^ r)) >> (size * 8 - 1) & 1 != 0 {
+        f |= OF;
+    }
+    if (a ^ b ^ r) & 0x10 != 0 {
+        f |= AF;
+    }
+    (r, f)
+}
+
+/// `a - b - c` in `size` bytes: (result, flags).
+fn sub_flags(a: u64, b: u64, c: u64, size: usize) -> (u64, u64) {
+    let m = mask(size);
+    let (a, b) = (a & m, b & m);
+    let r = a.wrapping_sub(b).wrapping_sub(c) & m;
+    let mut f = szp(r, size);
+    if (a as u128) < b as u128 + c as u128 {
+        f |= CF;
+    }
+    if ((a ^ b) & (a ^ r)) >> (size * 8 - 1) & 1 != 0 {
+        f |= OF;
+    }
+    if (a ^ b ^ r) & 0x10 != 0 {
+        f |= AF;
+    }
+    (r, f)
+}
+
+fn logic_flags(r: u64, size: usize) -> u64 {
+    szp(r, size)
+}
+
+fn condition(cc: ConditionCode, fl: u64) -> Option<bool> {
+    let (cf, zf, sf, of, pf) = (fl & CF != 0, fl & ZF != 0, fl & SF != 0, fl & OF != 0, fl & PF != 0);
+    Some(match cc {
+        ConditionCode::o => of,
+        ConditionCode::no => !of,
+        ConditionCode::b => cf,
+        ConditionCode::ae => !cf,
+        ConditionCode::e => zf,
+        ConditionCode::ne => !zf,
+        ConditionCode::be => cf || zf,
+        ConditionCode::a => !cf && !zf,
+        ConditionCode::s => sf,
+        ConditionCode::ns => !sf,
+        ConditionCode::p => pf,
+        ConditionCode::np => !pf,
+        ConditionCode::l => sf != of,
+        ConditionCode::ge => sf == of,
+        ConditionCode::le => zf || sf != of,
+        ConditionCode::g => !zf && sf == of,
+        ConditionCode::None => return None,
+    })
+}
+
+/// The value of operand `i` (register or immediate), or `None` for other kinds.
+fn operand(ins: &Instruction, i: u32, cpu: &dyn Cpu) -> Option<u64> {
+    match ins.op_kind(i) {
+        OpKind::Register => reg_value(cpu, ins.op_register(i)),
+        OpKind::Immediate8
+        | OpKind::Immediate16
+        | OpKind::Immediate32
+        | OpKind::Immediate64
+        | OpKind::Immediate8to16
+        | OpKind::Immediate8to32
+        | OpKind::Immediate8to64
+        | OpKind::Immediate32to64 => Some(ins.immediate(i)),
+        _ => None,
+    }
+}
+
+/// A general-purpose register's value as the instruction reads it (segment bases of CS, DS,
+/// ES and SS are 0; FS and GS are refused).
+fn reg_value(cpu: &dyn Cpu, r: Register) -> Option<u64> {
+    match r {
+        Register::ES | Register::CS | Register::SS | Register::DS => return Some(0),
+        _ => {}
+    }
+    if !r.is_gpr() {
+        return None;
+    }
+    let v = cpu.gpr(r.full_register().number());
+    Some(match r {
+        Register::AH | Register::CH | Register::DH | Register::BH => (v >> 8) & 0xff,
+        _ => v & mask(r.size()),
+    })
+}
+
+/// Write a general-purpose register as the CPU would (8/16-bit merge, 32-bit zero-extends).
+fn set_reg(cpu: &mut dyn Cpu, r: Register, v: u64) {
+    let n = r.full_register().number();
+    let old = cpu.gpr(n);
+    let new = match r {
+        Register::AH | Register::CH | Register::DH | Register::BH => (old & !0xff00) | ((v & 0xff) << 8),
+        _ => match r.size() {
+            1 => (old & !0xff) | (v & 0xff),
+            2 => (old & !0xffff) | (v & 0xffff),
+            4 => v & 0xffff_ffff,
+            _ => v,
+        },
+    };
+    cpu.set_gpr(n, new);
+}
+
+/// The accumulator of a `size`-byte operation (al, ax, eax, rax).
+fn accumulator(size: usize) -> Register {
+    match size {
+        1 => Register::AL,
+        2 => Register::AX,
+        4 => Register::EAX,
+        _ => Register::RAX,
+    }
+}
+
+fn read_n(mem: &mut dyn Memory, ea: u64, size: usize) -> Option<u64> {
+    let mut b = [0u8; 8];
+    mem.read(ea, &mut b[..size]).then(|| u64::from_le_bytes(b))
+}
+
+fn scalar(
+    ins: &Instruction,
+    m: Mnemonic,
+    ea: u64,
+    size: usize,
+    cpu: &mut dyn Cpu,
+    mem: &mut dyn Memory,
+) -> Outcome {
+    use Mnemonic::*;
+    let unsupported = Outcome::Unsupported(m);
+    let flags = cpu.flags();
+    // (value to store, new flags, register write-back)
+    let mut reg_back: Option<(Register, u64)> = None;
+    let mut store_addr = ea;
+    let (value, new_flags) = match m {
+        Mov | Movnti => match operand(ins, 1, cpu) {
+            Some(v) if ins.op_count() == 2 => (v, flags),
+            _ => return unsupported,
+        },
+        Movbe => match operand(ins, 1, cpu) {
+            Some(v) => ((v & mask(size)).swap_bytes() >> (64 - size * 8), flags),
+            None => return unsupported,
+        },
+        Add | Adc | Sub | Sbb | And | Or | Xor => {
+            let Some(b) = operand(ins, 1, cpu) else { return unsupported };
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            let c = flags & CF;
+            let (r, f) = match m {
+                Add => add_flags(a, b, 0, size),
+                Adc => add_flags(a, b, c, size),
+                Sub => sub_flags(a, b, 0, size),
+                Sbb => sub_flags(a, b, c, size),
+                And => (a & b, logic_flags(a & b, size)),
+                Or => (a | b, logic_flags(a | b, size)),
+                _ => (a ^ b, logic_flags(a ^ b, size)),
+            };
+            (r, (flags & !ARITH) | f)
+        }
+        Inc | Dec => {
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            let (r, f) = if m == Inc { add_flags(a, 1, 0, size) } else { sub_flags(a, 1, 0, size) };
+            // CF is left as it was.
+            (r, (flags & !(ARITH & !CF)) | (f & !CF))
+        }
+        Neg => {
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            let (r, f) = sub_flags(0, a, 0, size);
+            (r, (flags & !ARITH) | f)
+        }
+        Not => {
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            (!a, flags)
+        }
+        Xchg => {
+            let Some(b) = operand(ins, 1, cpu) else { return unsupported };
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            reg_back = Some((ins.op_register(1), a));
+            (b, flags)
+        }
+        Xadd => {
+            let Some(b) = operand(ins, 1, cpu) else { return unsupported };
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            let (r, f) = add_flags(a, b, 0, size);
+            reg_back = Some((ins.op_register(1), a));
+            (r, (flags & !ARITH) | f)
+        }
+        Cmpxchg => {
+            let Some(src) = operand(ins, 1, cpu) else { return unsupported };
+            let acc = accumulator(size);
+            let Some(expect) = reg_value(cpu, acc) else { return unsupported };
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            let (_, f) = sub_flags(expect, a, 0, size);
+            let new_flags = (flags & !ARITH) | f;
+            if expect == a {
+                (src, new_flags)
+            } else {
+                // The destination is written back with its own value (the processor always
+                // writes), and the accumulator is loaded.
+                reg_back = Some((acc, a));
+                (a, new_flags)
+            }
+        }
+        Bts | Btr | Btc => {
+            let bits = size as u64 * 8;
+            let Some(off) = operand(ins, 1, cpu) else { return unsupported };
+            let bit = if ins.op_kind(1) == OpKind::Register {
+                // A register offset reaches outside the operand, signed.
+                let signed = match size {
+                    2 => off as u16 as i16 as i64,
+                    4 => off as u32 as i32 as i64,
+                    _ => off as i64,
+                };
+                store_addr = ea.wrapping_add((signed.div_euclid(bits as i64) * size as i64) as u64);
+                signed.rem_euclid(bits as i64) as u64
+            } else {
+                off % bits
+            };
+            let Some(a) = read_n(mem, store_addr, size) else { return Outcome::Fault(store_addr) };
+            let was = (a >> bit) & 1;
+            let r = match m {
+                Bts => a | (1 << bit),
+                Btr => a & !(1 << bit),
+                _ => a ^ (1 << bit),
+            };
+            (r, (flags & !CF) | was)
+        }
+        _ if ins.condition_code() != ConditionCode::None && size == 1 && m_is_setcc(m) => {
+            match condition(ins.condition_code(), flags) {
+                Some(c) => (c as u64, flags),
+                None => return unsupported,
+            }
+        }
+        _ => return unsupported,
+    };
+    let bytes = value.to_le_bytes();
+    if !mem.write(store_addr, &bytes[..size]) {
+        return Outcome::Fault(store_addr);
+    }
+    if let Some((r, v)) = reg_back {
+        set_reg(cpu, r, v);
+    }
+    cpu.set_flags(new_flags);
+    Outcome::Done
+}
+
+fn m_is_setcc(m: Mnemonic) -> bool {
+    use Mnemonic::*;
+    matches!(
+        m,
+        Seto | Setno
+            | Setb
+            | Setae
+            | Sete
+            | Setne
+            | Setbe
+            | Seta
+            | Sets
+            | Setns
+            | Setp
+            | Setnp
+            | Setl
+            | Setge
+            | Setle
+            | Setg
+    )
+}
+
+/// `stos` and `movs` (64-bit addressing), with or without `rep`: elements are stored while
+/// they land in watched memory; the CPU runs the rest.
+fn string_op(ins: &Instruction, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outcome {
+    use Mnemonic::*;
+    let m = ins.mnemonic();
+    let size = match m {
+        Stosb | Movsb => 1,
+        Stosw | Movsw => 2,
+        Stosd | Movsd => 4,
+        Stosq | Movsq => 8,
+        _ => return Outcome::Unsupported(m),
+    };
+    let movs = matches!(m, Movsb | Movsw | Movsd | Movsq);
+    if movs && ins.op1_kind() != OpKind::MemorySegRSI
+        || ins.segment_prefix() == Register::FS
+        || ins.segment_prefix() == Register::GS
+    {
+        return Outcome::Unsupported(m);
+    }
+    let rep = ins.has_rep_prefix() || ins.has_repe_prefix() || ins.has_repne_prefix();
+    let back = cpu.flags() & DF != 0;
+    let step = if back { (size as u64).wrapping_neg() } else { size as u64 };
+    let (rcx, rsi, rdi) = (1usize, 6usize, 7usize);
+    let fill = cpu.gpr(0) & mask(size);
+    let mut done_any = false;
+    loop {
+        if rep && cpu.gpr(rcx) == 0 {
+            break;
+        }
+        let dst = cpu.gpr(rdi);
+        // Stop where the destination leaves the watched memory: the CPU does the rest.
+        match mem.watched(dst) {
+            Some((_, end)) if dst.checked_add(size as u64).is_some_and(|e| e <= end) => {}
+            _ if done_any => return Outcome::Partial,
+            _ => return Outcome::Unsupported(m),
+        }
+        let mut buf = [0u8; 8];
+        if movs {
+            let src = cpu.gpr(rsi);
+            if !mem.read(src, &mut buf[..size]) {
+                return if done_any { Outcome::Partial } else { Outcome::Fault(src) };
+            }
+            cpu.set_gpr(rsi, src.wrapping_add(step));
+        } else {
+            buf = fill.to_le_bytes();
+        }
+        if !mem.write(dst, &buf[..size]) {
+            return if done_any { Outcome::Partial } else { Outcome::Fault(dst) };
+        }
+        done_any = true;
+        cpu.set_gpr(rdi, dst.wrapping_add(step));
+        if !rep {
+            break;
+        }
+        cpu.set_gpr(rcx, cpu.gpr(rcx) - 1);
+    }
+    cpu.set_rip(ins.next_ip());
+    Outcome::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Registers and memory as plain arrays; memory at 0x1000..0x2000 is watched.
+    struct Fake {
+        gpr: [u64; 16],
+        rip: u64,
+        flags: u64,
+        ymm: [[u8; 32]; 16],
+        mem: [u8; 0x1000],
+        writes: usize,
+    }
+
+    impl Cpu for Fake {
+        fn gpr(&self, n: usize) -> u64 {
+            self.gpr[n]
+        }
+        fn set_gpr(&mut self, n: usize, v: u64) {
+            self.gpr[n] = v
+        }
+        fn rip(&self) -> u64 {
+            self.rip
+        }
+        fn set_rip(&mut self, v: u64) {
+            self.rip = v
+        }
+        fn flags(&self) -> u64 {
+            self.flags
+        }
+        fn set_flags(&mut self, v: u64) {
+            self.flags = v
+        }
+        fn vector(&self, n: usize, out: &mut [u8; 32]) -> bool {
+            *out = self.ymm[n];
+            true
+        }
+    }
+
+    struct Mem<'a>(&'a mut [u8; 0x1000], &'a mut usize);
+    impl Memory for Mem<'_> {
+        fn read(&mut self, a: u64, out: &mut [u8]) -> bool {
+            let Some(a) = a.checked_sub(0x1000).map(|a| a as usize) else { return false };
+            match self.0.get(a..a + out.len()) {
+                Some(s) => {
+                    out.copy_from_slice(s);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn write(&mut self, a: u64, b: &[u8]) -> bool {
+            let Some(a) = a.checked_sub(0x1000).map(|a| a as usize) else { return false };
+            match self.0.get_mut(a..a + b.len()) {
+                Some(s) => {
+                    s.copy_from_slice(b);
+                    *self.1 += 1;
+                    true
+                }
+                None => false,
+            }
+        }
+        fn watched(&self, a: u64) -> Option<(u64, u64)> {
+            (0x1000..0x2000).contains(&a).then_some((0x1000, 0x2000))
+        }
+    }
+
+    fn run(f: &mut Fake, code: &[u8], fault: u64) -> Outcome {
+        let mut mem = [0u8; 0x1000];
+        mem.copy_from_slice(&f.mem);
+        let mut w = 0;
+        let r = emulate(code, fault, f, &mut Mem(&mut mem, &mut w));
+        f.mem = mem;
+        f.writes += w;
+        r
+    }
+
+    fn fake() -> Fake {
+        Fake { gpr: [0; 16], rip: 0x40_0000, flags: 0x202, ymm: [[0; 32]; 16], mem: [0; 0x1000], writes: 0 }
+    }
+
+    #[test]
+    fn mov_add_lock_xadd_cmpxchg_and_flags() {
+        let mut f = fake();
+        f.gpr[3] = 0x1010; // rbx
+        f.gpr[0] = 0x1122_3344_5566_7788; // rax
+                                          // mov [rbx], rax
+        assert_eq!(run(&mut f, &[0x48, 0x89, 0x03], 0x1010), Outcome::Done);
+        assert_eq!(&f.mem[0x10..0x18], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(f.rip, 0x40_0003);
+        // add dword [rbx], 0xffffffff → carry out, low dword 0x55667787.
+        assert_eq!(run(&mut f, &[0x83, 0x03, 0xff], 0x1010), Outcome::Done);
+        assert_eq!(&f.mem[0x10..0x14], &0x5566_7787u32.to_le_bytes());
+        assert_eq!(f.flags & (CF | ZF | SF | OF), CF);
+        // lock xadd [rbx], ecx with ecx = 1: ecx gets the old value (zero-extended).
+        f.gpr[1] = 0xdead_0000_0000_0001;
+        assert_eq!(run(&mut f, &[0xf0, 0x0f, 0xc1, 0x0b], 0x1010), Outcome::Done);
+        assert_eq!(f.gpr[1], 0x5566_7787);
+        assert_eq!(&f.mem[0x10..0x14], &0x5566_7788u32.to_le_bytes());
+        // lock cmpxchg [rbx], ecx with eax ≠ memory: eax is loaded, memory unchanged, ZF = 0.
+        f.gpr[0] = 7;
+        assert_eq!(run(&mut f, &[0xf0, 0x0f, 0xb1, 0x0b], 0x1010), Outcome::Done);
+        assert_eq!((f.gpr[0], f.flags & ZF), (0x5566_7788, 0));
+        // ... and equal: memory gets ecx, ZF = 1.
+        assert_eq!(run(&mut f, &[0xf0, 0x0f, 0xb1, 0x0b], 0x1010), Outcome::Done);
+        assert_eq!((&f.mem[0x10..0x14], f.flags & ZF), (&0x5566_7787u32.to_le_bytes()[..], ZF));
+        // dec byte [rbx] keeps CF.
+        f.flags |= CF;
+        f.mem[0x10] = 0x80;
+        assert_eq!(run(&mut f, &[0xfe, 0x0b], 0x1010), Outcome::Done);
+        assert_eq!((f.mem[0x10], f.flags & (CF | OF | AF)), (0x7f, CF | OF | AF));
+    }
+
+    #[test]
+    fn rep_stos_stops_at_the_end_of_watched_memory() {
+        let mut f = fake();
+        f.gpr[7] = 0x1ff8; // rdi
+        f.gpr[1] = 4; // rcx
+        f.gpr[0] = 0xab;
+        // rep stosq: one element fits, the rest is the CPU's.
+        assert_eq!(run(&mut f, &[0xf3, 0x48, 0xab], 0x1ff8), Outcome::Partial);
+        assert_eq!((f.gpr[7], f.gpr[1], f.rip), (0x2000, 3, 0x40_0000));
+        assert_eq!(&f.mem[0xff8..], &0xabu64.to_le_bytes());
+    }
+
+    #[test]
+    fn vector_stores_take_the_register_bytes() {
+        let mut f = fake();
+        f.gpr[3] = 0x1100;
+        f.ymm[1] = core::array::from_fn(|i| i as u8 + 1);
+        // vmovdqu [rbx], ymm1
+        assert_eq!(run(&mut f, &[0xc5, 0xfe, 0x7f, 0x0b], 0x1100), Outcome::Done);
+        assert_eq!(&f.mem[0x100..0x120], &f.ymm[1][..]);
+        // movhps [rbx], xmm1 stores bytes 8..16.
+        assert_eq!(run(&mut f, &[0x0f, 0x17, 0x0b], 0x1100), Outcome::Done);
+        assert_eq!(&f.mem[0x100..0x108], &f.ymm[1][8..16]);
+    }
+
+    #[test]
+    fn other_instructions_are_refused_by_mnemonic_and_change_nothing() {
+        let mut f = fake();
+        f.gpr[3] = 0x1100;
+        // shl dword [rbx], 1
+        assert_eq!(run(&mut f, &[0xd1, 0x23], 0x1100), Outcome::Unsupported(Mnemonic::Shl));
+        // a store whose address is not the trap's
+        assert_eq!(run(&mut f, &[0x89, 0x03], 0x1500), Outcome::Unsupported(Mnemonic::Mov));
+        assert_eq!((f.writes, f.rip), (0, 0x40_0000));
+    }
+}

@@ -1,0 +1,569 @@
+//! Monitored ranges of unmodified programs, watched the way a hypervisor watches guest memory
+//! (DESIGN §6; the paper's monitored shared memory in drop-in mode).
+//!
+//! * **Arming** ([`arm`]). The pages holding the configured ranges ([`resolve`]) are copied
+//!   into a memfd and mapped back over themselves read-only (`MAP_FIXED`); a second, writable
+//!   mapping of the same memfd is the *alias*. The hv profiles the ranges at their alias
+//!   addresses, so its recovery store works on the alias as it works on any profiled range.
+//! * **Stores** trap (SIGSEGV, `SEGV_ACCERR`, a write). [`on_trap`] decodes the instruction
+//!   and emulates it ([`emulate`]): the bytes it stores go to the hv as the storing user's
+//!   monitored store at the alias address (journaled before-image, G3–G5), its register and
+//!   flag effects go to the interrupted context, and the thread resumes after it. Emulated
+//!   stores are serialised by one lock, and every store to a watched page traps, so locked
+//!   read-modify-writes stay atomic. An instruction that cannot be emulated is reported by
+//!   mnemonic and is a contained fault of its user (its store is never performed).
+//! * **Fault entry** ([`fencing`]). Every watched page is made inaccessible before the user's
+//!   fault is linearised in the hv; after it, pages with no polluted granule are re-armed
+//!   read-only and the rest stay *fenced*. No normal thread can read a polluted byte between
+//!   the fault and its restoration.
+//! * **Restoration on demand.** A thread's first touch of a fenced page traps; the hv restores
+//!   the page's polluted granules (G3), the page is re-armed read-only and the instruction
+//!   retried. At the faulted user's end point the hv restores what is left eagerly (G7).
+//! * **Fork.** The child gets a private copy of every alias, mapped at the same addresses, so
+//!   parent and child never share watched memory (httpd forks its children without exec).
+//!
+//! The trap path is async-signal-safe: fixed tables published at arming, a spin lock that a
+//! thread may re-enter (a signal handler on the same thread), system calls that are
+//! async-signal-safe (`mprotect`, `mmap`, `memfd_create`).
+
+pub mod emulate;
+pub mod resolve;
+
+use crate::fault::context;
+use crate::{runtime, thread, user};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use vmsrs_hv::{uaccess, Hv};
+
+/// Regions (runs of watched pages with one alias) and watched pages, at most.
+const MAX_REGIONS: usize = 64;
+const MAX_PAGES: usize = 8192;
+const PAGE: usize = 4096;
+
+/// A run of watched pages and its writable alias.
+struct Region {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    alias: AtomicUsize,
+    /// Index of its first page in [`PAGES`].
+    first_page: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_REGION: Region = Region {
+    start: AtomicUsize::new(0),
+    end: AtomicUsize::new(0),
+    alias: AtomicUsize::new(0),
+    first_page: AtomicUsize::new(0),
+};
+static REGIONS: [Region; MAX_REGIONS] = [NO_REGION; MAX_REGIONS];
+/// Regions published (written before, read with Acquire).
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Page states.
+const ARMED: u8 = 0;
+const FENCED: u8 = 1;
+
+/// One watched page's state and trap count.
+struct Page {
+    state: AtomicU8,
+    traps: AtomicU64,
+}
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_PAGE: Page = Page { state: AtomicU8::new(ARMED), traps: AtomicU64::new(0) };
+static PAGES: [Page; MAX_PAGES] = [NO_PAGE; MAX_PAGES];
+
+/// Counters for `vmsrs_stats`-style reporting and the tests.
+pub struct Counters {
+    pub stores_emulated: AtomicU64,
+    pub restorations: AtomicU64,
+    pub unsupported: AtomicU64,
+}
+pub static COUNTERS: Counters = Counters {
+    stores_emulated: AtomicU64::new(0),
+    restorations: AtomicU64::new(0),
+    unsupported: AtomicU64::new(0),
+};
+
+/// Whether any range is watched (one load; the fault-entry path checks it first).
+#[inline]
+pub fn active() -> bool {
+    COUNT.load(Ordering::Acquire) != 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The watch lock: serialises emulated stores, fault entry and page state changes. A thread
+// that holds it may take it again (a signal handler on the same thread).
+
+static OWNER: AtomicU64 = AtomicU64::new(0);
+
+struct Held(bool);
+
+fn lock() -> Held {
+    let me = thread::tid();
+    if OWNER.load(Ordering::Relaxed) == me {
+        return Held(false);
+    }
+    let mut spins = 0u32;
+    while OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            // SAFETY: sched_yield has no preconditions (async-signal-safe system call).
+            unsafe { libc::sched_yield() };
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+    Held(true)
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.0 {
+            OWNER.store(0, Ordering::Release);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookup.
+
+/// The region holding `addr`: (index, start, end, alias).
+fn region_of(addr: usize) -> Option<(usize, usize, usize, usize)> {
+    let n = COUNT.load(Ordering::Acquire);
+    REGIONS[..n].iter().enumerate().find_map(|(i, r)| {
+        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
+        (s <= addr && addr < e).then(|| (i, s, e, r.alias.load(Ordering::Relaxed)))
+    })
+}
+
+fn page_of(region: usize, start: usize, addr: usize) -> &'static Page {
+    &PAGES[REGIONS[region].first_page.load(Ordering::Relaxed) + (addr - start) / PAGE]
+}
+
+/// Whether `addr..addr+len` shares a page with a watched range.
+pub fn overlaps(addr: usize, len: usize) -> bool {
+    let end = addr.saturating_add(len);
+    let n = COUNT.load(Ordering::Acquire);
+    REGIONS[..n].iter().any(|r| r.start.load(Ordering::Relaxed) < end && addr < r.end.load(Ordering::Relaxed))
+}
+
+/// The alias address of watched `addr`, if it is watched.
+pub fn alias_of(addr: usize) -> Option<usize> {
+    region_of(addr).map(|(_, s, _, a)| a + (addr - s))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arming.
+
+/// Watch `ranges` (resolved and checked): make their pages read-only with a writable alias
+/// and profile them in the hv at the alias. Call before other threads store to them (drop-in
+/// mode arms in the library constructor, before `main`).
+pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
+    if resolve::page_size() != PAGE {
+        return Err(format!("page size {} is not {PAGE}", resolve::page_size()));
+    }
+    // Page runs: ranges sorted, merged where their pages touch or overlap.
+    let mut sorted: Vec<&resolve::Resolved> = ranges.iter().collect();
+    sorted.sort_by_key(|r| r.addr);
+    let mut runs: Vec<(usize, usize, Vec<&resolve::Resolved>)> = Vec::new();
+    for r in sorted {
+        let (p0, p1) = resolve::pages(r.addr, r.len);
+        match runs.last_mut() {
+            Some(last) if p0 <= last.1 => {
+                last.1 = last.1.max(p1);
+                last.2.push(r);
+            }
+            _ => runs.push((p0, p1, vec![r])),
+        }
+    }
+    let mut n = COUNT.load(Ordering::Acquire);
+    let mut pages_used = match n {
+        0 => 0,
+        _ => {
+            REGIONS[n - 1].first_page.load(Ordering::Relaxed) + {
+                let r = &REGIONS[n - 1];
+                (r.end.load(Ordering::Relaxed) - r.start.load(Ordering::Relaxed)) / PAGE
+            }
+        }
+    };
+    for (p0, p1, members) in runs {
+        let npages = (p1 - p0) / PAGE;
+        if n == MAX_REGIONS || pages_used + npages > MAX_PAGES {
+            return Err(format!(
+                "too many watched pages (at most {MAX_PAGES} in {MAX_REGIONS} runs); watch smaller ranges"
+            ));
+        }
+        let alias =
+            map_alias(p0, p1 - p0, None).map_err(|e| format!("cannot watch {:#x}..{:#x}: {e}", p0, p1))?;
+        let r = &REGIONS[n];
+        r.start.store(p0, Ordering::Relaxed);
+        r.end.store(p1, Ordering::Relaxed);
+        r.alias.store(alias, Ordering::Relaxed);
+        r.first_page.store(pages_used, Ordering::Relaxed);
+        for m in members {
+            let at = alias + (m.addr - p0);
+            if let Err(e) = hv.profile(at, m.len, m.name.as_bytes()) {
+                return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name));
+            }
+        }
+        pages_used += npages;
+        n += 1;
+        COUNT.store(n, Ordering::Release);
+    }
+    Ok(())
+}
+
+/// Copy `len` bytes of pages at `start` into a new memfd, map it writable somewhere (or at
+/// `at`, replacing an old alias) and over `start` read-only (`prot` given for a child after
+/// fork). Returns the alias address. Async-signal-safe (the fork child calls it).
+fn map_alias(start: usize, len: usize, at: Option<(usize, &[u8])>) -> Result<usize, &'static str> {
+    // SAFETY: memfd_create with a static NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(c"vmsrs-watch".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err("memfd_create failed");
+    }
+    let result = (|| {
+        // SAFETY: resizing our own new memfd.
+        if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
+            return Err("ftruncate of the memfd failed");
+        }
+        let (hint, flags) = match at {
+            Some((a, _)) => (a as *mut libc::c_void, libc::MAP_SHARED | libc::MAP_FIXED),
+            None => (core::ptr::null_mut(), libc::MAP_SHARED),
+        };
+        // Fill the memfd through a temporary view first: a fixed alias replaces the old one,
+        // whose bytes are the source.
+        // SAFETY: a new shared mapping of our memfd.
+        let tmp = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if tmp == libc::MAP_FAILED {
+            return Err("mmap of the memfd failed");
+        }
+        let src = match at {
+            Some((a, _)) => a,
+            None => start,
+        };
+        // SAFETY: `src` is `len` readable bytes (the watched pages before arming, or the old
+        // alias, which is always readable); `tmp` is our new mapping.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, tmp as *mut u8, len) };
+        // SAFETY: the new alias replaces the old one at the same address (fork child) or goes
+        // where the kernel picks.
+        let alias = unsafe { libc::mmap(hint, len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0) };
+        // SAFETY: unmapping our temporary view.
+        unsafe { libc::munmap(tmp, len) };
+        if alias == libc::MAP_FAILED {
+            return Err("mmap of the alias failed");
+        }
+        // The watched pages themselves: page by page, each with its state's protection.
+        let states = at.map(|(_, s)| s);
+        let mut off = 0;
+        while off < len {
+            let prot = match states.and_then(|s| s.get(off / PAGE)) {
+                Some(&FENCED) => libc::PROT_NONE,
+                _ => libc::PROT_READ,
+            };
+            // SAFETY: replacing the watched page by the same bytes, from the memfd.
+            let p = unsafe {
+                libc::mmap(
+                    (start + off) as *mut libc::c_void,
+                    PAGE,
+                    prot,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    fd,
+                    off as libc::off_t,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err("mmap over the watched pages failed");
+            }
+            off += PAGE;
+        }
+        Ok(alias as usize)
+    })();
+    // SAFETY: the mappings keep the memfd alive; our descriptor is no longer needed.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// In a child after fork: give every region a private alias at the same address.
+pub fn after_fork_child() {
+    let n = COUNT.load(Ordering::Acquire);
+    for r in &REGIONS[..n] {
+        let (s, e, a) =
+            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let first = r.first_page.load(Ordering::Relaxed);
+        let mut states = [ARMED; 256];
+        let npages = (e - s) / PAGE;
+        for (i, st) in states.iter_mut().enumerate().take(npages.min(256)) {
+            *st = PAGES[first + i].state.load(Ordering::Relaxed);
+        }
+        let fenced_tail = npages > 256;
+        if map_alias(s, e - s, Some((a, &states[..npages.min(256)]))).is_err() || fenced_tail {
+            let mut l = crate::fault::report::Line::prefixed();
+            l.s("error: after fork, the watched pages at ").hex(s as u64);
+            l.s(" could not get a private alias; they may be shared with the parent\n");
+            l.write_stderr();
+        }
+    }
+    OWNER.store(0, Ordering::Release);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault entry and restoration.
+
+/// Run `f`, a user's fault entry in the hv, with every watched page fenced across it; after
+/// it, re-arm the pages that hold no polluted granule.
+pub fn fencing<R>(hv: &Hv, f: impl FnOnce() -> R) -> R {
+    if !active() {
+        return f();
+    }
+    let _g = lock();
+    let n = COUNT.load(Ordering::Acquire);
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
+        // SAFETY: our own watched pages.
+        unsafe { libc::mprotect(s as *mut libc::c_void, e - s, libc::PROT_NONE) };
+        let mut p = s;
+        while p < e {
+            page_of(i, s, p).state.store(FENCED, Ordering::Relaxed);
+            p += PAGE;
+        }
+    }
+    let out = f();
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e, a) =
+            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let mut p = s;
+        while p < e {
+            if !hv.polluted(a + (p - s), PAGE) {
+                rearm(i, s, p);
+            }
+            p += PAGE;
+        }
+    }
+    out
+}
+
+fn rearm(region: usize, start: usize, page: usize) {
+    // SAFETY: one of our own watched pages, back to read-only.
+    unsafe { libc::mprotect(page as *mut libc::c_void, PAGE, libc::PROT_READ) };
+    page_of(region, start, page).state.store(ARMED, Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trap.
+
+/// Handle a SIGSEGV at `addr` if it is a watched page's: restore and re-arm a fenced page, or
+/// emulate a store. `true`: handled, resume the interrupted context. `false`: not ours, or an
+/// instruction that cannot be emulated (reported), to be contained as the user's fault.
+///
+/// # Safety
+/// `uc` is the context of the SIGSEGV being handled on this thread.
+pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
+    let Some((i, s, _, a)) = region_of(addr) else { return false };
+    let Some(hv) = runtime::hv() else { return false };
+    let page = addr & !(PAGE - 1);
+    let pg = page_of(i, s, page);
+    pg.traps.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the context of this signal (contract).
+    let (err, pc) = unsafe {
+        let g = &(*uc).uc_mcontext.gregs;
+        (g[libc::REG_ERR as usize] as u64, g[libc::REG_RIP as usize] as u64)
+    };
+    let _g = lock();
+    let _e = thread::HvEntry::enter();
+    if pg.state.load(Ordering::Relaxed) == FENCED {
+        hv.restore_range(a + (page - s), PAGE);
+        rearm(i, s, page);
+        COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    if err & 2 == 0 {
+        // A read of a page re-armed since the trap was taken: retry.
+        return true;
+    }
+    let mut code = [0u8; 16];
+    // SAFETY: the CPU just fetched the instruction at pc.
+    let n = unsafe { crate::fault::readable_code(pc as usize, &mut code) };
+    let mut cpu = UcCpu(uc);
+    let mut mem = WatchedMemory { hv, user: storing_user(hv) };
+    match emulate::emulate(&code[..n], addr as u64, &mut cpu, &mut mem) {
+        emulate::Outcome::Done | emulate::Outcome::Partial => {
+            COUNTERS.stores_emulated.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        emulate::Outcome::Unsupported(m) => {
+            COUNTERS.unsupported.fetch_add(1, Ordering::Relaxed);
+            report_unsupported(m, pc, addr);
+            false
+        }
+        emulate::Outcome::Fault(_) => false,
+    }
+}
+
+/// The user whose store this is (the thread's, or its implicit user when the policy contains
+/// threads without one; 0: a store final at once).
+fn storing_user(hv: &Hv) -> u64 {
+    match user::current() {
+        0 if runtime::get().is_some_and(|rt| rt.settings.contain_implicit) => user::implicit_in_handler(hv),
+        u => u,
+    }
+}
+
+fn report_unsupported(m: iced_x86::Mnemonic, pc: u64, addr: usize) {
+    struct Buf([u8; 48], usize);
+    impl core::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let n = s.len().min(self.0.len() - self.1);
+            self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.1 += n;
+            Ok(())
+        }
+    }
+    let mut name = Buf([0; 48], 0);
+    // Debug of a Mnemonic is a static name: no allocation.
+    let _ = core::fmt::write(&mut name, format_args!("{m:?}"));
+    let mut l = crate::fault::report::Line::prefixed();
+    l.s("watch: cannot emulate ").bytes(&name.0[..name.1]).s(" at pc ").hex(pc);
+    l.s(" storing to watched ").hex(addr as u64).s(": the store is not performed; a fault of its user\n");
+    l.write_stderr();
+}
+
+/// The interrupted registers, in the signal frame.
+struct UcCpu(*mut libc::ucontext_t);
+
+impl UcCpu {
+    fn get(&self, i: libc::c_int) -> u64 {
+        // SAFETY: the signal's context, live for the handler (see on_trap's contract).
+        unsafe { (*self.0).uc_mcontext.gregs[i as usize] as u64 }
+    }
+    fn put(&mut self, i: libc::c_int, v: u64) {
+        // SAFETY: as for get; the handler's own frame, resumed when it returns.
+        unsafe { (*self.0).uc_mcontext.gregs[i as usize] = v as i64 }
+    }
+}
+
+impl emulate::Cpu for UcCpu {
+    fn gpr(&self, n: usize) -> u64 {
+        self.get(context::GREG_INDEX[n])
+    }
+    fn set_gpr(&mut self, n: usize, v: u64) {
+        self.put(context::GREG_INDEX[n], v)
+    }
+    fn rip(&self) -> u64 {
+        self.get(libc::REG_RIP)
+    }
+    fn set_rip(&mut self, v: u64) {
+        self.put(libc::REG_RIP, v)
+    }
+    fn flags(&self) -> u64 {
+        self.get(libc::REG_EFL)
+    }
+    fn set_flags(&mut self, v: u64) {
+        self.put(libc::REG_EFL, v)
+    }
+    fn vector(&self, n: usize, out: &mut [u8; 32]) -> bool {
+        // SAFETY: the signal's context.
+        unsafe { context::read_ymm(self.0, n, out) }
+    }
+}
+
+/// Memory as the storing user sees it: watched bytes through the hv at their alias, the rest
+/// through guarded copies.
+struct WatchedMemory<'a> {
+    hv: &'a Hv,
+    user: u64,
+}
+
+impl WatchedMemory<'_> {
+    /// Split `addr..addr+len` at region boundaries: (offset, len, alias if watched).
+    fn parts(addr: usize, len: usize, f: &mut dyn FnMut(usize, usize, Option<usize>) -> bool) -> bool {
+        let mut off = 0;
+        while off < len {
+            let p = addr + off;
+            let (n, alias) = match region_of(p) {
+                Some((_, s, e, a)) => ((e - p).min(len - off), Some(a + (p - s))),
+                None => {
+                    // Up to the next watched byte, if any.
+                    let mut n = len - off;
+                    for k in 1..n {
+                        if region_of(p + k).is_some() {
+                            n = k;
+                            break;
+                        }
+                    }
+                    (n, None)
+                }
+            };
+            if !f(off, n, alias) {
+                return false;
+            }
+            off += n;
+        }
+        true
+    }
+}
+
+impl emulate::Memory for WatchedMemory<'_> {
+    fn read(&mut self, addr: u64, out: &mut [u8]) -> bool {
+        let (hv, u) = (self.hv, self.user);
+        let len = out.len();
+        Self::parts(addr as usize, len, &mut |off, n, alias| match alias {
+            Some(a) => hv.load(u, a, &mut out[off..off + n]).is_ok(),
+            None => {
+                uaccess::copy_from_guest(&mut out[off..off + n], (addr as usize + off) as *const u8).is_ok()
+            }
+        })
+    }
+
+    fn write(&mut self, addr: u64, bytes: &[u8]) -> bool {
+        let (hv, u) = (self.hv, self.user);
+        // Unwatched parts first: if one is bad, nothing watched has been stored.
+        Self::parts(addr as usize, bytes.len(), &mut |off, n, alias| {
+            alias.is_some()
+                // SAFETY: an address the program stores to; a bad one is reported.
+                || unsafe { uaccess::copy_to_guest((addr as usize + off) as *mut u8, &bytes[off..off + n]) }.is_ok()
+        }) && Self::parts(addr as usize, bytes.len(), &mut |off, n, alias| match alias {
+            Some(a) => hv.store(u, a, &bytes[off..off + n]).is_ok(),
+            None => true,
+        })
+    }
+
+    fn watched(&self, addr: u64) -> Option<(u64, u64)> {
+        region_of(addr as usize).map(|(_, s, e, _)| (s as u64, e as u64))
+    }
+}
+
+/// Per-page trap counts of the watched pages: (page address, traps), for reports.
+pub fn page_traps(out: &mut dyn FnMut(usize, u64)) {
+    let n = COUNT.load(Ordering::Acquire);
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
+        let mut p = s;
+        while p < e {
+            out(p, page_of(i, s, p).traps.load(Ordering::Relaxed));
+            p += PAGE;
+        }
+    }
+}
+
+/// Take the watch lock for a fork (prepare) and release it in the parent.
+pub fn lock_for_fork() {
+    if active() {
+        core::mem::forget(lock());
+    }
+}
+
+pub fn unlock_after_fork_parent() {
+    if active() && OWNER.load(Ordering::Relaxed) == thread::tid() {
+        OWNER.store(0, Ordering::Release);
+    }
+}
