@@ -194,3 +194,41 @@ fn with_libvmsrs_a_lock_held_by_the_faulting_udf_does_not_block_other_sessions()
     );
     assert_serving(&mut m, "after the lock fault");
 }
+
+/// The paper's point on a real server: a session's UDF writes the server global
+/// `max_connections` (a monitored range of preload/mariadb.env), then faults. Every later
+/// session reads the value the normal sessions wrote: the start-up value, then the one a
+/// normal session's `SET GLOBAL` stored before the next fault (G2: no rollback of normal
+/// users). Mode 6 reads the raw global as the UDF library sees it, so both the `sys_var`
+/// path and the memory itself are checked.
+#[test]
+fn with_libvmsrs_a_global_written_by_a_faulting_udf_is_restored_for_every_other_session() {
+    let mut m = start(&[("VMSRS_VERBOSE", "1")]);
+    let original = servers::MAX_CONNECTIONS.to_string();
+    assert_eq!(m.query("SELECT @@max_connections").as_deref(), Ok(original.as_str()));
+    for mode in [1, 2] {
+        fault_in_session(&m, &format!("SELECT vmsrs_fault({mode}, 7)"));
+        assert_eq!(
+            m.query("SELECT @@max_connections").as_deref(),
+            Ok(original.as_str()),
+            "after mode {mode}"
+        );
+        assert_eq!(
+            m.query("SELECT vmsrs_fault(6)").as_deref(),
+            Ok(original.as_str()),
+            "raw, after mode {mode}"
+        );
+    }
+    // A normal session's SET GLOBAL is final; the next faulting session's write is withdrawn
+    // back to it, not to the start-up value.
+    m.query("SET GLOBAL max_connections = 300").expect("SET GLOBAL");
+    fault_in_session(&m, "SELECT vmsrs_fault(1, 9)");
+    assert_eq!(m.query("SELECT @@max_connections").as_deref(), Ok("300"));
+    assert_eq!(m.query("SELECT vmsrs_fault(6)").as_deref(), Ok("300"));
+    assert_serving(&mut m, "after the restorations");
+    let log = m.server.log();
+    assert!(log.contains("watching symbol:max_connections at 0x"), "{}", m.server.log_tail(40));
+    assert!(!log.contains("cannot emulate"), "{}", m.server.log_tail(60));
+    let st = m.shutdown(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "mariadbd shuts down cleanly: {st}\n{}", m.server.log_tail(30));
+}

@@ -5,9 +5,9 @@
 //!
 //! Emulated: `mov`/`movbe`/`movnti` stores; the read-modify-write forms of `add`, `adc`,
 //! `sub`, `sbb`, `and`, `or`, `xor`, `inc`, `dec`, `neg`, `not`; `xchg`, `xadd`, `cmpxchg`,
-//! `bts`/`btr`/`btc`, each with or without `lock` (the caller serialises emulated stores, and
-//! every other store to the page traps too, so they are atomic with respect to each other);
-//! `setcc`; the SSE/AVX register-to-memory moves of up to 32 bytes (`movups`, `movdqa`,
+//! `bts`/`btr`/`btc`, `cmpxchg8b`/`cmpxchg16b`, each with or without `lock` (the caller
+//! serialises emulated stores, and every other store to the page traps too, so they are
+//! atomic with respect to each other); `shl`/`sal`/`shr`/`sar`/`rol`/`ror`; `setcc`; the SSE/AVX register-to-memory moves of up to 32 bytes (`movups`, `movdqa`,
 //! `vmovdqu`, `movq`, `movss`, `movhps`, ...); `stos` and `movs`, with or without `rep`.
 //! Anything else is [`Outcome::Unsupported`], named by mnemonic, and never emulated: the
 //! caller handles it safely (a contained fault of the user).
@@ -107,7 +107,7 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
         return unsupported;
     }
     let next = ins.next_ip();
-    let r = if size > 8 || vector_store(m) {
+    let r = if vector_store(m) || (size > 8 && m != Mnemonic::Cmpxchg16b) {
         vector(&ins, m, ea, size, cpu, mem)
     } else {
         scalar(&ins, m, ea, size, cpu, mem)
@@ -119,8 +119,9 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
 }
 
 /// Register-to-memory vector moves: the bytes stored are the source register's, from `offset`.
+/// (`movsd` with a memory first operand is the SSE store: the string form was taken earlier.)
 fn vector_store(m: Mnemonic) -> bool {
-    vector_offset(m).is_some()
+    m == Mnemonic::Movsd || vector_offset(m).is_some()
 }
 
 fn vector_offset(m: Mnemonic) -> Option<usize> {
@@ -431,6 +432,48 @@ fn scalar(
             };
             (r, (flags & !CF) | was)
         }
+        Shl | Sal | Shr | Sar | Rol | Ror => {
+            let count = match ins.op_count() {
+                1 => 1,
+                _ => match operand(ins, 1, cpu) {
+                    Some(c) => c,
+                    None => return unsupported,
+                },
+            };
+            let Some(a) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+            let (r, f) = shift(m, a, count, size, flags);
+            (r, f)
+        }
+        Cmpxchg8b | Cmpxchg16b => {
+            // edx:eax against memory; equal: ecx:ebx stored, ZF = 1; else loaded into edx:eax.
+            let half = size / 2;
+            let (lo, hi) = (cpu.gpr(0) & mask(half), cpu.gpr(2) & mask(half));
+            let mut old = [0u8; 16];
+            if !mem.read(ea, &mut old[..size]) {
+                return Outcome::Fault(ea);
+            }
+            let old_lo = u64::from_le_bytes(old[..8].try_into().unwrap_or([0; 8])) & mask(half);
+            let old_hi = u64::from_le_bytes(old[half..half + 8].try_into().unwrap_or([0; 8])) & mask(half);
+            let mut new = old;
+            let equal = old_lo == lo && old_hi == hi;
+            if equal {
+                let (b, c) = (cpu.gpr(3) & mask(half), cpu.gpr(1) & mask(half));
+                new[..half].copy_from_slice(&b.to_le_bytes()[..half]);
+                new[half..size].copy_from_slice(&c.to_le_bytes()[..half]);
+            }
+            // The processor writes the destination either way.
+            if !mem.write(ea, &new[..size]) {
+                return Outcome::Fault(ea);
+            }
+            if !equal {
+                let (ra, rd) =
+                    if half == 4 { (Register::EAX, Register::EDX) } else { (Register::RAX, Register::RDX) };
+                set_reg(cpu, ra, old_lo);
+                set_reg(cpu, rd, old_hi);
+            }
+            cpu.set_flags((flags & !ZF) | if equal { ZF } else { 0 });
+            return Outcome::Done;
+        }
         _ if ins.condition_code() != ConditionCode::None && size == 1 && m_is_setcc(m) => {
             match condition(ins.condition_code(), flags) {
                 Some(c) => (c as u64, flags),
@@ -448,6 +491,59 @@ fn scalar(
     }
     cpu.set_flags(new_flags);
     Outcome::Done
+}
+
+/// A shift or rotate of the `size`-byte `a` by `count` (masked as the CPU masks it):
+/// (result, flags). A masked count of 0 changes nothing. OF is defined for a count of 1 only;
+/// for larger counts it is computed as for 1 (the SDM leaves it undefined).
+fn shift(m: Mnemonic, a: u64, count: u64, size: usize, flags: u64) -> (u64, u64) {
+    use Mnemonic::*;
+    let bits = size as u32 * 8;
+    let count = (count & if size == 8 { 63 } else { 31 }) as u32;
+    let a = a & mask(size);
+    let msb = |v: u64| (v >> (bits - 1)) & 1;
+    match m {
+        Rol | Ror => {
+            let n = count % bits;
+            if count == 0 {
+                return (a, flags);
+            }
+            let r = if m == Rol {
+                ((a << n) | if n == 0 { 0 } else { a >> (bits - n) }) & mask(size)
+            } else {
+                ((a >> n) | if n == 0 { 0 } else { a << (bits - n) }) & mask(size)
+            };
+            let (cf, of) =
+                if m == Rol { (r & 1, msb(r) ^ (r & 1)) } else { (msb(r), msb(r) ^ ((r >> (bits - 2)) & 1)) };
+            let f = (flags & !(CF | OF)) | cf * CF | of * OF;
+            (r, f)
+        }
+        _ => {
+            if count == 0 {
+                return (a, flags);
+            }
+            let (r, cf, of) = match m {
+                Shr => {
+                    let r = if count >= bits { 0 } else { a >> count };
+                    let cf = if count > bits { 0 } else { (a >> (count - 1)) & 1 };
+                    (r, cf, msb(a))
+                }
+                Sar => {
+                    let signed = ((a << (64 - bits)) as i64) >> (64 - bits);
+                    let r = (signed >> count.min(63)) as u64 & mask(size);
+                    let cf = ((signed >> (count - 1).min(63)) & 1) as u64;
+                    (r, cf, 0)
+                }
+                _ => {
+                    let r = if count >= bits { 0 } else { (a << count) & mask(size) };
+                    let cf = if count > bits { 0 } else { (a >> (bits - count)) & 1 };
+                    (r, cf, msb(r) ^ cf)
+                }
+            };
+            let f = (flags & !ARITH) | szp(r, size) | cf * CF | of * OF;
+            (r, f)
+        }
+    }
 }
 
 fn m_is_setcc(m: Mnemonic) -> bool {
@@ -671,11 +767,38 @@ mod tests {
     }
 
     #[test]
+    fn shifts_rotates_movsd_and_cmpxchg16b() {
+        let mut f = fake();
+        f.gpr[3] = 0x1100;
+        f.mem[0x100..0x104].copy_from_slice(&0x8000_0001u32.to_le_bytes());
+        // shl dword [rbx], 1: CF = the bit shifted out, OF = MSB(result) ^ CF.
+        assert_eq!(run(&mut f, &[0xd1, 0x23], 0x1100), Outcome::Done);
+        assert_eq!((&f.mem[0x100..0x104], f.flags & (CF | OF)), (&2u32.to_le_bytes()[..], CF | OF));
+        // ror byte [rbx], 1
+        assert_eq!(run(&mut f, &[0xd0, 0x0b], 0x1100), Outcome::Done);
+        assert_eq!(f.mem[0x100], 1);
+        // movsd [rbx], xmm2
+        f.ymm[2][..8].copy_from_slice(&1.5f64.to_le_bytes());
+        assert_eq!(run(&mut f, &[0xf2, 0x0f, 0x11, 0x13], 0x1100), Outcome::Done);
+        assert_eq!(&f.mem[0x100..0x108], &1.5f64.to_le_bytes());
+        // lock cmpxchg16b [rbx]: rdx:rax = memory → rcx:rbx stored.
+        f.gpr[0] = u64::from_le_bytes(f.mem[0x100..0x108].try_into().unwrap());
+        f.gpr[2] = 0;
+        f.gpr[1] = 0x77;
+        assert_eq!(run(&mut f, &[0xf0, 0x48, 0x0f, 0xc7, 0x0b], 0x1100), Outcome::Done);
+        assert_eq!(
+            (u64::from_le_bytes(f.mem[0x100..0x108].try_into().unwrap()), f.mem[0x108]),
+            (0x1100, 0x77)
+        );
+        assert_eq!(f.flags & ZF, ZF);
+    }
+
+    #[test]
     fn other_instructions_are_refused_by_mnemonic_and_change_nothing() {
         let mut f = fake();
         f.gpr[3] = 0x1100;
-        // shl dword [rbx], 1
-        assert_eq!(run(&mut f, &[0xd1, 0x23], 0x1100), Outcome::Unsupported(Mnemonic::Shl));
+        // rcl dword [rbx], 1
+        assert_eq!(run(&mut f, &[0xd1, 0x13], 0x1100), Outcome::Unsupported(Mnemonic::Rcl));
         // a store whose address is not the trap's
         assert_eq!(run(&mut f, &[0x89, 0x03], 0x1500), Outcome::Unsupported(Mnemonic::Mov));
         assert_eq!((f.writes, f.rip), (0, 0x40_0000));
