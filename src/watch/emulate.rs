@@ -515,7 +515,7 @@ fn shift(m: Mnemonic, a: u64, count: u64, size: usize, flags: u64) -> (u64, u64)
             };
             let (cf, of) =
                 if m == Rol { (r & 1, msb(r) ^ (r & 1)) } else { (msb(r), msb(r) ^ ((r >> (bits - 2)) & 1)) };
-            let f = (flags & !(CF | OF)) | cf * CF | of * OF;
+            let f = (flags & !(CF | OF)) | (cf * CF) | (of * OF);
             (r, f)
         }
         _ => {
@@ -540,7 +540,7 @@ fn shift(m: Mnemonic, a: u64, count: u64, size: usize, flags: u64) -> (u64, u64)
                     (r, cf, msb(r) ^ cf)
                 }
             };
-            let f = (flags & !ARITH) | szp(r, size) | cf * CF | of * OF;
+            let f = (flags & !ARITH) | szp(r, size) | (cf * CF) | (of * OF);
             (r, f)
         }
     }
