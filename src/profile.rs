@@ -89,11 +89,25 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     let settings = settings_from(&cfg)?;
     // Monitored ranges are resolved before anything starts: a range that cannot be watched
     // refuses the configuration, never quietly turns its recovery off.
-    let ranges = crate::watch::resolve::resolve_all(cfg.all_ranges(), crate::watch::resolve::own_object())
-        .map_err(|why| {
-            eprintln!("=={pid}==vmsrs: configuration error: {why}; refusing to start");
-            VMSRS_ECONFIG
-        })?;
+    let (ranges, pending) =
+        crate::watch::resolve::resolve_all(cfg.all_ranges(), crate::watch::resolve::own_object()).map_err(
+            |why| {
+                eprintln!("=={pid}==vmsrs: configuration error: {why}; refusing to start");
+                VMSRS_ECONFIG
+            },
+        )?;
+    for p in &pending {
+        eprintln!(
+            "=={pid}==vmsrs: {}range {}: {}; it is watched when a library that has it is loaded",
+            if cfg.strict { "error: " } else { "warning: " },
+            p.spec,
+            p.why
+        );
+    }
+    if !pending.is_empty() && cfg.strict {
+        eprintln!("=={pid}==vmsrs: VMSRS_STRICT=1: refusing to start with ranges not found");
+        return Err(VMSRS_ECONFIG);
+    }
     let mut hook_errors = 0;
     for call in &cfg.user_calls {
         if let Err(why) = crate::rescue::install(&call.symbol, call.on_fault) {
@@ -110,6 +124,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         return Err(VMSRS_ECONFIG);
     }
     let rt = runtime::start(settings)?;
+    crate::watch::set_pending(pending);
     if !ranges.is_empty() {
         if let Err(why) = crate::watch::arm(rt.hv, &ranges) {
             eprintln!(

@@ -197,3 +197,25 @@ fn with_libvmsrs_a_lock_held_by_the_faulting_request_does_not_block_later_reques
     );
     assert_same_child(&mut a, child, "after the lock fault");
 }
+
+/// Restoration on demand in a module loaded after start-up: `/fault` and `/trap` increment
+/// the module global `vmsrs_fault_counter` (a monitored range, resolved when httpd loads the
+/// module and watched in each child), then fault. Every later request of the child reads the
+/// value from before those requests: 0.
+#[test]
+fn with_libvmsrs_a_module_global_written_by_a_faulting_request_is_restored() {
+    let mut a = start(&[("VMSRS_RANGES", "symbol:vmsrs_fault_counter"), ("VMSRS_VERBOSE", "1")]);
+    let child = a.child(Duration::from_secs(10));
+    let global = |a: &Apache| a.get("/global").map(|r| (r.status, r.body));
+    assert_eq!(global(&a), Ok((200, "0".to_string())));
+    for path in ["/fault", "/trap", "/fault"] {
+        let r = a.get(path);
+        assert_fault_answered(path, &r, &a);
+        assert_eq!(global(&a), Ok((200, "0".to_string())), "after GET {path}\n{}", a.error_log());
+    }
+    assert_same_child(&mut a, child, "after the restorations");
+    let log = a.error_log();
+    assert!(log.contains("watching symbol:vmsrs_fault_counter at 0x"), "{log}");
+    assert!(log.contains("(its object was loaded)"), "{log}");
+    assert!(!log.contains("cannot emulate"), "{log}");
+}

@@ -185,8 +185,6 @@ fn keys_of_features_not_built_yet_are_refused_not_ignored() {
 #[test]
 fn ranges_that_cannot_be_watched_refuse_the_configuration_with_the_reason() {
     for (value, why) in [
-        ("symbol:no_such_global", "no data symbol \"no_such_global\""),
-        ("module:no-such.so+0:8", "no loaded object is named \"no-such.so\""),
         ("0x1000+8", "is not mapped"),
         // handle_request's code: mapped, but not writable data.
         ("symbol:table:99999999", "is not mapped"),
@@ -194,6 +192,29 @@ fn ranges_that_cannot_be_watched_refuse_the_configuration_with_the_reason() {
         let err = start_and_quit(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_RANGE_0", value)]);
         assert!(err.contains(why), "{value}: {err}");
         assert!(err.contains("refusing to start") && err.contains("NOT active"), "{value}: {err}");
+    }
+    // A symbol or module no loaded object has may come with a library loaded later: said
+    // loudly, watched if it appears; under VMSRS_STRICT=1 it refuses the configuration.
+    for (value, why) in [
+        ("symbol:no_such_global", "no data symbol \"no_such_global\""),
+        ("module:no-such.so+0x0:8", "no loaded object is named \"no-such.so\""),
+    ] {
+        let err = start_and_quit(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_RANGE_1", value)]);
+        assert!(err.contains(&format!("warning: range {value}: {why}")), "{value}: {err}");
+        assert!(
+            err.contains("watched when a library that has it is loaded") && !err.contains("NOT active"),
+            "{err}"
+        );
+        let out = dropin_run(
+            &["0"],
+            &[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_RANGE_1", value), ("VMSRS_STRICT", "1")],
+        );
+        assert_eq!(out.code(), Some(1), "{}", out.describe());
+        assert!(
+            out.stderr.contains("refusing to start with ranges not found"),
+            "{value}: {}",
+            out.describe()
+        );
     }
     // Two ranges over the same bytes.
     let err = start_and_quit(&[("VMSRS_RANGES", "symbol:table:16,symbol:table:8")]);

@@ -120,6 +120,9 @@ pub unsafe extern "C" fn pthread_create(
     arg: *mut libc::c_void,
 ) -> c_int {
     let Some(real) = real_pthread_create() else { return libc::EAGAIN };
+    // A monitored range of a library loaded since (httpd's modules, loaded before it starts
+    // its worker threads) is watched before the new thread can store to it.
+    vmsrs_runtime::watch::arm_pending_now();
     // SAFETY: glibc's allocator, not the interposed one; two words for the start routine.
     let pair = unsafe { __libc_malloc(2 * core::mem::size_of::<usize>()) } as *mut usize;
     if pair.is_null() {

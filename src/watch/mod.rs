@@ -156,8 +156,9 @@ pub fn alias_of(addr: usize) -> Option<usize> {
 // Arming.
 
 /// Watch `ranges` (resolved and checked): make their pages read-only with a writable alias
-/// and profile them in the hv at the alias. Call before other threads store to them (drop-in
-/// mode arms in the library constructor, before `main`).
+/// and profile them in the hv at the alias. Safe while other threads run: the pages are made
+/// read-only before they are copied, under the watch lock, so a concurrent store traps and
+/// waits for the alias instead of being lost.
 pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
     if resolve::page_size() != PAGE {
         return Err(format!("page size {} is not {PAGE}", resolve::page_size()));
@@ -176,41 +177,165 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             _ => runs.push((p0, p1, vec![r])),
         }
     }
-    let mut n = COUNT.load(Ordering::Acquire);
-    let mut pages_used = match n {
-        0 => 0,
-        _ => {
-            REGIONS[n - 1].first_page.load(Ordering::Relaxed) + {
-                let r = &REGIONS[n - 1];
-                (r.end.load(Ordering::Relaxed) - r.start.load(Ordering::Relaxed)) / PAGE
-            }
-        }
-    };
     for (p0, p1, members) in runs {
+        if overlaps(p0, p1 - p0) {
+            return Err(format!(
+                "range {} shares a page with a range watched already; name them in one configuration",
+                members[0].name
+            ));
+        }
+        let _g = lock();
+        let n = COUNT.load(Ordering::Acquire);
+        let pages_used = match n {
+            0 => 0,
+            _ => {
+                let r = &REGIONS[n - 1];
+                r.first_page.load(Ordering::Relaxed)
+                    + (r.end.load(Ordering::Relaxed) - r.start.load(Ordering::Relaxed)) / PAGE
+            }
+        };
         let npages = (p1 - p0) / PAGE;
         if n == MAX_REGIONS || pages_used + npages > MAX_PAGES {
             return Err(format!(
                 "too many watched pages (at most {MAX_PAGES} in {MAX_REGIONS} runs); watch smaller ranges"
             ));
         }
-        let alias =
-            map_alias(p0, p1 - p0, None).map_err(|e| format!("cannot watch {:#x}..{:#x}: {e}", p0, p1))?;
+        // Published without an alias first: a store that traps now waits on the lock.
         let r = &REGIONS[n];
+        r.alias.store(0, Ordering::Relaxed);
         r.start.store(p0, Ordering::Relaxed);
         r.end.store(p1, Ordering::Relaxed);
-        r.alias.store(alias, Ordering::Relaxed);
         r.first_page.store(pages_used, Ordering::Relaxed);
-        for m in members {
+        for pg in &PAGES[pages_used..pages_used + npages] {
+            pg.state.store(ARMED, Ordering::Relaxed);
+        }
+        COUNT.store(n + 1, Ordering::Release);
+        // SAFETY: the program's own private data pages (checked by resolve), read-only from
+        // here until they are replaced by the memfd mapping.
+        unsafe { libc::mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ) };
+        let alias = match map_alias(p0, p1 - p0, None) {
+            Ok(a) => a,
+            Err(e) => {
+                // SAFETY: undo the protection above; the pages are the program's again.
+                unsafe {
+                    libc::mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE)
+                };
+                COUNT.store(n, Ordering::Release);
+                return Err(format!("cannot watch {p0:#x}..{p1:#x}: {e}"));
+            }
+        };
+        r.alias.store(alias, Ordering::Release);
+        for m in &members {
             let at = alias + (m.addr - p0);
             if let Err(e) = hv.profile(at, m.len, m.name.as_bytes()) {
                 return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name));
             }
         }
-        pages_used += npages;
-        n += 1;
-        COUNT.store(n, Ordering::Release);
+        WATCHED.lock().extend(members.into_iter().cloned());
     }
     Ok(())
+}
+
+/// Every range watched so far (for overlap checks of ranges armed later).
+static WATCHED: spin::Mutex<Vec<resolve::Resolved>> = spin::Mutex::new(Vec::new());
+
+// ---------------------------------------------------------------------------------------------
+// Ranges of objects loaded later.
+
+static PENDING: spin::Mutex<Vec<resolve::Pending>> = spin::Mutex::new(Vec::new());
+static HAS_PENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The loader's count of objects added when pending ranges were last looked for.
+static LAST_ADDS: AtomicU64 = AtomicU64::new(0);
+static LAST_CHECK_NS: AtomicU64 = AtomicU64::new(0);
+/// Pending ranges are looked for at most this often (and only after the loader added one).
+const PENDING_CHECK_NS: u64 = 2_000_000;
+
+/// Keep `pending` ranges to watch when their object is loaded (start-up).
+pub fn set_pending(pending: Vec<resolve::Pending>) {
+    LAST_ADDS.store(loader_adds(), Ordering::Relaxed);
+    HAS_PENDING.store(!pending.is_empty(), Ordering::Release);
+    *PENDING.lock() = pending;
+}
+
+/// Watch the pending ranges whose object has been loaded since the last look. Called where
+/// libvmsrs gets control in normal context: thread creation and the start of a rescue call.
+/// Costs one load while nothing is pending.
+#[inline]
+pub fn arm_pending() {
+    if HAS_PENDING.load(Ordering::Relaxed) {
+        arm_pending_slow(true);
+    }
+}
+
+/// As [`arm_pending`], without the time throttle (before a thread is created, so a range of
+/// a library loaded before it is watched before the thread can store to it).
+#[inline]
+pub fn arm_pending_now() {
+    if HAS_PENDING.load(Ordering::Relaxed) {
+        arm_pending_slow(false);
+    }
+}
+
+#[cold]
+fn arm_pending_slow(throttled: bool) {
+    let now = coarse_ns();
+    let last = LAST_CHECK_NS.load(Ordering::Relaxed);
+    if throttled
+        && (now.wrapping_sub(last) < PENDING_CHECK_NS
+            || LAST_CHECK_NS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err())
+    {
+        return;
+    }
+    let adds = loader_adds();
+    if adds == LAST_ADDS.swap(adds, Ordering::Relaxed) {
+        return;
+    }
+    let Some(hv) = runtime::hv() else { return };
+    let Some(mut pending) = PENDING.try_lock() else { return };
+    let watched = WATCHED.lock().clone();
+    let (now, later, refused) =
+        resolve::resolve_pending(core::mem::take(&mut *pending), resolve::own_object(), &watched);
+    *pending = later;
+    HAS_PENDING.store(!pending.is_empty(), Ordering::Release);
+    drop(pending);
+    let pid = std::process::id();
+    for why in refused {
+        eprintln!("=={pid}==vmsrs: error: {why}: this range is NOT watched");
+    }
+    if now.is_empty() {
+        return;
+    }
+    match arm(hv, &now) {
+        Err(why) => eprintln!("=={pid}==vmsrs: error: {why}: these ranges are NOT watched"),
+        Ok(()) => {
+            for r in &now {
+                eprintln!(
+                    "=={pid}==vmsrs: watching {} at {:#x}+{} (its object was loaded)",
+                    r.name, r.addr, r.len
+                );
+            }
+        }
+    }
+}
+
+fn coarse_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The loader's count of objects ever added (`dlpi_adds`).
+fn loader_adds() -> u64 {
+    unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> i32 {
+        // SAFETY: the loader's info for the callback; `data` is the u64 below.
+        unsafe { *(data as *mut u64) = (*info).dlpi_adds };
+        1
+    }
+    let mut adds = 0u64;
+    // SAFETY: the callback writes one u64 into our local.
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut adds as *mut u64 as *mut libc::c_void) };
+    adds
 }
 
 /// Copy `len` bytes of pages at `start` into a new memfd, map it writable somewhere (or at
@@ -368,17 +493,25 @@ fn rearm(region: usize, start: usize, page: usize) {
 /// # Safety
 /// `uc` is the context of the SIGSEGV being handled on this thread.
 pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
-    let Some((i, s, _, a)) = region_of(addr) else { return false };
+    if region_of(addr).is_none() {
+        return false;
+    }
     let Some(hv) = runtime::hv() else { return false };
+    let _g = lock();
+    // Looked up again under the lock: a region being armed has its alias now (or is gone,
+    // its pages writable again: retry).
+    let Some((i, s, _, a)) = region_of(addr).filter(|r| r.3 != 0) else { return true };
     let page = addr & !(PAGE - 1);
     let pg = page_of(i, s, page);
-    pg.traps.fetch_add(1, Ordering::Relaxed);
+    let traps = pg.traps.fetch_add(1, Ordering::Relaxed) + 1;
+    if traps >= HOT_PAGE_TRAPS && traps.is_power_of_two() {
+        warn_hot_page(page, traps);
+    }
     // SAFETY: the context of this signal (contract).
     let (err, pc) = unsafe {
         let g = &(*uc).uc_mcontext.gregs;
         (g[libc::REG_ERR as usize] as u64, g[libc::REG_RIP as usize] as u64)
     };
-    let _g = lock();
     let _e = thread::HvEntry::enter();
     if pg.state.load(Ordering::Relaxed) == FENCED {
         hv.restore_range(a + (page - s), PAGE);
@@ -416,6 +549,18 @@ fn storing_user(hv: &Hv) -> u64 {
         0 if runtime::get().is_some_and(|rt| rt.settings.contain_implicit) => user::implicit_in_handler(hv),
         u => u,
     }
+}
+
+/// A page that has trapped this many times is named in a warning (then again at each power
+/// of two): stores to it, to the ranges or to data that shares their page, cost a trap each.
+const HOT_PAGE_TRAPS: u64 = 1 << 12;
+
+fn warn_hot_page(page: usize, traps: u64) {
+    let mut l = crate::fault::report::Line::prefixed();
+    l.s("warning: watched page ").hex(page as u64).s(" has trapped ").dec(traps);
+    l.s(" times: every store to it costs a trap (1-2 us), including stores to data that only shares ");
+    l.s("the page with a monitored range; watch smaller ranges, or ranges on quieter pages\n");
+    l.write_stderr();
 }
 
 fn report_unsupported(m: iced_x86::Mnemonic, pc: u64, addr: usize) {

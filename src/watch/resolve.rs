@@ -108,18 +108,31 @@ fn elf_object(file: &[u8], name: &str) -> Option<(usize, usize)> {
 }
 
 /// Where a range spec lies in this process (not yet checked against the mappings).
-fn locate(spec: &RangeSpec, mods: &[Module]) -> Result<(usize, usize), String> {
+enum Located {
+    At(usize, usize),
+    /// Its object is not loaded (yet): why, for the message.
+    NotLoaded(String),
+    Bad(String),
+}
+
+fn locate(spec: &RangeSpec, mods: &[Module]) -> Located {
     match spec {
-        RangeSpec::Addr { addr, len } => Ok((*addr, *len)),
+        RangeSpec::Addr { addr, len } => Located::At(*addr, *len),
         RangeSpec::Module { name, offset, len } => {
-            let m = mods.iter().find(|m| &m.name == name).ok_or_else(|| {
+            let Some(m) = mods.iter().find(|m| &m.name == name) else {
                 let loaded: Vec<&str> = mods.iter().map(|m| m.name.as_str()).collect();
-                format!("no loaded object is named {name:?} (loaded: {})", loaded.join(", "))
-            })?;
-            let addr = m.base.checked_add(*offset).filter(|a| a.checked_add(*len).is_some_and(|e| e <= m.hi));
-            addr.map(|a| (a, *len)).ok_or_else(|| {
-                format!("{offset:#x}+{len} is past the end of {name} ({:#x} bytes)", m.hi - m.base)
-            })
+                return Located::NotLoaded(format!(
+                    "no loaded object is named {name:?} (loaded: {})",
+                    loaded.join(", ")
+                ));
+            };
+            match m.base.checked_add(*offset).filter(|a| a.checked_add(*len).is_some_and(|e| e <= m.hi)) {
+                Some(a) => Located::At(a, *len),
+                None => Located::Bad(format!(
+                    "{offset:#x}+{len} is past the end of {name} ({:#x} bytes)",
+                    m.hi - m.base
+                )),
+            }
         }
         RangeSpec::Symbol { name, len } => {
             for m in mods {
@@ -130,12 +143,14 @@ fn locate(spec: &RangeSpec, mods: &[Module]) -> Result<(usize, usize), String> {
                         continue;
                     }
                     return match len.unwrap_or(size) {
-                        0 => Err(format!("symbol {name} in {} has size 0: give its length", m.name)),
-                        n => Ok((addr, n)),
+                        0 => Located::Bad(format!("symbol {name} in {} has size 0: give its length", m.name)),
+                        n => Located::At(addr, n),
                     };
                 }
             }
-            Err(format!("no data symbol {name:?} in any loaded object (executable or library)"))
+            Located::NotLoaded(format!(
+                "no data symbol {name:?} in any loaded object (executable or library)"
+            ))
         }
     }
 }
@@ -192,72 +207,120 @@ pub fn page_size() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
+/// A range whose object is not loaded yet (a symbol of a library the program will `dlopen`,
+/// a module not loaded yet): it is watched when it appears.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub spec: RangeSpec,
+    /// Why it could not be found at start-up.
+    pub why: String,
+}
+
 /// Resolve and check every configured range. `own` is libvmsrs's own object (start, end).
 ///
-/// Refused, each with a message naming the range: a symbol in no loaded object, a module that
-/// is not loaded or an offset past its end, a range not wholly inside private writable
-/// mappings (unmapped, read-only, a shared mapping), a range inside libvmsrs's own object or
-/// on a thread stack, and two ranges that overlap.
+/// Refused, each with a message naming the range: an offset past the end of its module, a
+/// symbol of size 0 without a length, a range not wholly inside private writable mappings
+/// (unmapped, read-only, a shared mapping), a range on the heap, inside libvmsrs's own object
+/// or on a thread stack, and two ranges that overlap. A symbol found in no loaded object, and
+/// a module that is not loaded, are [`Pending`].
 pub fn resolve_all<'a>(
     specs: impl Iterator<Item = &'a RangeSpec>,
     own: (usize, usize),
-) -> Result<Vec<Resolved>, String> {
+) -> Result<(Vec<Resolved>, Vec<Pending>), String> {
     let mods = modules();
     let maps = mappings();
-    let mut out: Vec<Resolved> = Vec::new();
+    let (mut out, mut later) = (Vec::new(), Vec::new());
     for spec in specs {
-        let name = spec.to_string();
-        let (addr, len) = locate(spec, &mods).map_err(|e| format!("range {name}: {e}"))?;
-        if len == 0 || addr.checked_add(len).is_none() {
-            return Err(format!("range {name}: empty or wrapping"));
+        match locate(spec, &mods) {
+            Located::At(addr, len) => out.push(check(spec.to_string(), addr, len, own, &maps, &out)?),
+            Located::NotLoaded(why) => later.push(Pending { spec: spec.clone(), why }),
+            Located::Bad(why) => return Err(format!("range {spec}: {why}")),
         }
-        let end = addr + len;
-        let (p0, p1) = pages(addr, len);
-        if p0 < own.1 && own.0 < p1 {
-            return Err(format!(
-                "range {name} ({addr:#x}+{len}) shares a page with libvmsrs's own memory; pick another range"
-            ));
+    }
+    Ok((out, later))
+}
+
+/// Resolve pending ranges whose object is now loaded: (resolved, still pending, refused with
+/// their reason). `watched` are the ranges watched already (for overlaps).
+pub fn resolve_pending(
+    pending: Vec<Pending>,
+    own: (usize, usize),
+    watched: &[Resolved],
+) -> (Vec<Resolved>, Vec<Pending>, Vec<String>) {
+    let mods = modules();
+    let maps = mappings();
+    let (mut now, mut later, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for p in pending {
+        match locate(&p.spec, &mods) {
+            Located::At(addr, len) => {
+                let all: Vec<Resolved> = watched.iter().chain(&now).cloned().collect();
+                match check(p.spec.to_string(), addr, len, own, &maps, &all) {
+                    Ok(r) => now.push(r),
+                    Err(e) => refused.push(e),
+                }
+            }
+            Located::NotLoaded(_) => later.push(p),
+            Located::Bad(why) => refused.push(format!("range {}: {why}", p.spec)),
         }
-        let stack = this_stack();
-        if p0 < stack.1 && stack.0 < p1 {
+    }
+    (now, later, refused)
+}
+
+/// Check one located range against the mappings, libvmsrs's object, the stack and `others`.
+fn check(
+    name: String,
+    addr: usize,
+    len: usize,
+    own: (usize, usize),
+    maps: &[Mapping],
+    others: &[Resolved],
+) -> Result<Resolved, String> {
+    if len == 0 || addr.checked_add(len).is_none() {
+        return Err(format!("range {name}: empty or wrapping"));
+    }
+    let end = addr + len;
+    let (p0, p1) = pages(addr, len);
+    if p0 < own.1 && own.0 < p1 {
+        return Err(format!(
+            "range {name} ({addr:#x}+{len}) shares a page with libvmsrs's own memory; pick another range"
+        ));
+    }
+    let stack = this_stack();
+    if p0 < stack.1 && stack.0 < p1 {
+        return Err(format!("range {name} ({addr:#x}+{len}) is on the stack; stacks cannot be watched"));
+    }
+    // Every byte of the range in one or more private writable mappings, none a stack.
+    let mut at = addr;
+    while at < end {
+        let m = maps.iter().find(|m| m.start <= at && at < m.end).ok_or_else(|| {
+            format!("range {name} ({addr:#x}+{len}): {at:#x} is not mapped in this process")
+        })?;
+        if m.path.starts_with("[stack") {
             return Err(format!("range {name} ({addr:#x}+{len}) is on the stack; stacks cannot be watched"));
         }
-        // Every byte of the range in one or more private writable mappings, none a stack.
-        let mut at = addr;
-        while at < end {
-            let m = maps.iter().find(|m| m.start <= at && at < m.end).ok_or_else(|| {
-                format!("range {name} ({addr:#x}+{len}): {at:#x} is not mapped in this process")
-            })?;
-            if m.path.starts_with("[stack") {
-                return Err(format!(
-                    "range {name} ({addr:#x}+{len}) is on the stack; stacks cannot be watched"
-                ));
-            }
-            if m.path == "[heap]" {
-                return Err(format!(
-                    "range {name} ({addr:#x}+{len}) is on the heap, whose pages libvmsrs's own allocations \
-                     share; watch globals (.data, .bss), or profile heap tables with vmsrs_profile()"
-                ));
-            }
-            if !m.writable || !m.private {
-                return Err(format!(
-                    "range {name} ({addr:#x}+{len}): {at:#x} is in a {} mapping ({}); only private writable \
-                     data (.data, .bss, heap) can be watched",
-                    if m.writable { "shared" } else { "read-only" },
-                    if m.path.is_empty() { "anonymous" } else { m.path.as_str() }
-                ));
-            }
-            at = m.end;
-        }
-        if let Some(o) = out.iter().find(|o| o.addr < end && addr < o.addr + o.len) {
+        if m.path == "[heap]" {
             return Err(format!(
-                "range {name} ({addr:#x}+{len}) overlaps range {} ({:#x}+{})",
-                o.name, o.addr, o.len
+                "range {name} ({addr:#x}+{len}) is on the heap, whose pages libvmsrs's own allocations \
+                 share; watch globals (.data, .bss), or profile heap tables with vmsrs_profile()"
             ));
         }
-        out.push(Resolved { addr, len, name });
+        if !m.writable || !m.private {
+            return Err(format!(
+                "range {name} ({addr:#x}+{len}): {at:#x} is in a {} mapping ({}); only private writable \
+                 data (.data, .bss) can be watched",
+                if m.writable { "shared" } else { "read-only" },
+                if m.path.is_empty() { "anonymous" } else { m.path.as_str() }
+            ));
+        }
+        at = m.end;
     }
-    Ok(out)
+    if let Some(o) = others.iter().find(|o| o.addr < end && addr < o.addr + o.len) {
+        return Err(format!(
+            "range {name} ({addr:#x}+{len}) overlaps range {} ({:#x}+{})",
+            o.name, o.addr, o.len
+        ));
+    }
+    Ok(Resolved { addr, len, name })
 }
 
 /// The calling thread's stack (start, end); the main thread's is also `[stack]` in the maps.
@@ -290,7 +353,7 @@ mod tests {
     #[test]
     fn a_symbol_of_the_executable_resolves_to_its_address_and_size() {
         let spec = RangeSpec::Symbol { name: "VMSRS_RESOLVE_TEST_OBJECT".into(), len: None };
-        let r = resolve_all([&spec].into_iter(), (0, 0)).unwrap();
+        let r = resolve_all([&spec].into_iter(), (0, 0)).unwrap().0;
         let want = core::ptr::addr_of!(VMSRS_RESOLVE_TEST_OBJECT) as usize;
         assert_eq!((r[0].addr, r[0].len), (want, 40));
     }
@@ -298,9 +361,15 @@ mod tests {
     #[test]
     fn bad_ranges_are_refused_with_a_reason() {
         let obj = core::ptr::addr_of!(VMSRS_RESOLVE_TEST_OBJECT) as usize;
-        let cases: [(RangeSpec, &str); 6] = [
+        // Objects not loaded (yet) are pending, with the reason.
+        for (spec, why) in [
             (RangeSpec::Symbol { name: "no_such_symbol_anywhere".into(), len: None }, "no data symbol"),
             (RangeSpec::Module { name: "no-such.so".into(), offset: 0, len: 8 }, "no loaded object"),
+        ] {
+            let (now, later) = resolve_all([&spec].into_iter(), (0, 0)).unwrap();
+            assert!(now.is_empty() && later.len() == 1 && later[0].why.contains(why), "{spec}: {later:?}");
+        }
+        let cases: [(RangeSpec, &str); 4] = [
             (RangeSpec::Addr { addr: 4096, len: 8 }, "not mapped"),
             (RangeSpec::Addr { addr: a_text_address(), len: 8 }, "read-only"),
             (RangeSpec::Addr { addr: obj, len: 8 }, "shares a page with libvmsrs"),
