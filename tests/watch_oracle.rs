@@ -99,16 +99,16 @@ fn one_case(seed: u64, ops: usize) {
     const MAIN: u64 = u64::MAX;
     assert_eq!(p.load(&format!("R 0 {REGION}")), initial, "seed {seed}: the initial contents");
     let mut users: [Option<(u64, bool)>; WORKERS] = [None; WORKERS];
-    let mut next_user = 1u64;
     let mut log = Vec::new();
     for step in 0..ops {
         let t = r.below(WORKERS as u64) as usize;
         let Some((u, faulted)) = users[t] else {
+            // Users are numbered by the step that began them.
+            let id = step as u64 + 1;
             p.ask(&format!("B {t}"));
-            o.begin(next_user);
-            users[t] = Some((next_user, false));
-            log.push(format!("B {t} (user {next_user})"));
-            next_user += 1;
+            o.begin(id);
+            users[t] = Some((id, false));
+            log.push(format!("B {t} (user {id})"));
             continue;
         };
         let what = r.below(100);
