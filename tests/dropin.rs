@@ -121,6 +121,21 @@ fn with_its_env_file_alone_the_unmodified_server_restores_what_a_faulting_reques
     assert!(!err.contains("cannot emulate"), "{err}");
 }
 
+/// After fork each process has its own copy of the watched pages: a child never sees its
+/// parent's later stores nor the parent the child's, through several generations, while the
+/// forking process's other threads store to the same page.
+#[test]
+fn each_process_has_its_own_watched_pages_after_fork() {
+    let env = preload(&[("VMSRS_RANGE_0", "symbol:shared_value"), ("VMSRS_VERBOSE", "1")]);
+    let out = run(&c_example("watch_fork", Build::Unmodified), &[], &env_refs(&env), TIMEOUT);
+    assert!(out.stdout.contains("fork ok"), "{}", out.describe());
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stderr.contains("watching symbol:shared_value at 0x"), "{}", out.describe());
+    // Without libvmsrs the program passes as well: the check is of the watched mapping only.
+    let plain = run(&c_example("watch_fork", Build::Unmodified), &[], &[], TIMEOUT);
+    assert!(plain.stdout.contains("fork ok"), "{}", plain.describe());
+}
+
 fn dropin_run(args: &[&str], extra: &[(&str, &str)]) -> common::RunOutput {
     let env = preload(extra);
     run(&server(), args, &env_refs(&env), TIMEOUT)

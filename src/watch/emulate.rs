@@ -102,8 +102,10 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
         return unsupported;
     }
     let Some(ea) = ins.virtual_address(0, 0, |r, _, _| reg_value(cpu, r)) else { return unsupported };
-    // The trap must be this instruction's own store.
-    if fault_addr < ea || fault_addr >= ea.wrapping_add(size as u64) {
+    // The trap must be this instruction's own store: at `ea`, or for a bit instruction with a
+    // register offset, at the unit holding the bit, which may lie far from `ea`.
+    let store = bit_unit(&ins, ea, size, cpu).map_or(ea, |(unit, _)| unit);
+    if fault_addr < store || fault_addr >= store.wrapping_add(size as u64) {
         return unsupported;
     }
     let next = ins.next_ip();
@@ -119,17 +121,18 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
 }
 
 /// Register-to-memory vector moves: the bytes stored are the source register's, from `offset`.
-/// (`movsd` with a memory first operand is the SSE store: the string form was taken earlier.)
 fn vector_store(m: Mnemonic) -> bool {
-    m == Mnemonic::Movsd || vector_offset(m).is_some()
+    vector_offset(m).is_some()
 }
 
+/// `movsd` here is the SSE2 store: the string instruction of that name has an ES:[RDI]
+/// destination and is emulated by [`string_op`] before this is asked.
 fn vector_offset(m: Mnemonic) -> Option<usize> {
     use Mnemonic::*;
     Some(match m {
         Movups | Movaps | Movupd | Movapd | Movdqu | Movdqa | Movntps | Movntpd | Movntdq | Movq | Movd
-        | Movss | Movlps | Movlpd | Vmovups | Vmovaps | Vmovupd | Vmovapd | Vmovdqu | Vmovdqa | Vmovntps
-        | Vmovntpd | Vmovntdq | Vmovq | Vmovd | Vmovss | Vmovsd | Vmovlps | Vmovlpd => 0,
+        | Movss | Movsd | Movlps | Movlpd | Vmovups | Vmovaps | Vmovupd | Vmovapd | Vmovdqu | Vmovdqa
+        | Vmovntps | Vmovntpd | Vmovntdq | Vmovq | Vmovd | Vmovss | Vmovsd | Vmovlps | Vmovlpd => 0,
         Movhps | Movhpd | Vmovhps | Vmovhpd => 8,
         _ => return None,
     })
@@ -143,12 +146,7 @@ fn vector(
     cpu: &mut dyn Cpu,
     mem: &mut dyn Memory,
 ) -> Outcome {
-    // movsd is both the SSE store and a string op (the latter handled earlier).
-    let offset = match (m, vector_offset(m)) {
-        (Mnemonic::Movsd, _) => 0,
-        (_, Some(o)) => o,
-        (_, None) => return Outcome::Unsupported(m),
-    };
+    let Some(offset) = vector_offset(m) else { return Outcome::Unsupported(m) };
     let src = ins.op_register(ins.op_count() - 1);
     let mut bytes = [0u8; 32];
     if ins.op_kind(ins.op_count() - 1) != OpKind::Register || offset + size > 32 {
@@ -409,19 +407,14 @@ fn scalar(
             }
         }
         Bts | Btr | Btc => {
-            let bits = size as u64 * 8;
             let Some(off) = operand(ins, 1, cpu) else { return unsupported };
-            let bit = if ins.op_kind(1) == OpKind::Register {
-                // A register offset reaches outside the operand, signed.
-                let signed = match size {
-                    2 => off as u16 as i16 as i64,
-                    4 => off as u32 as i32 as i64,
-                    _ => off as i64,
-                };
-                store_addr = ea.wrapping_add((signed.div_euclid(bits as i64) * size as i64) as u64);
-                signed.rem_euclid(bits as i64) as u64
-            } else {
-                off % bits
+            let bit = match bit_unit(ins, ea, size, cpu) {
+                Some((unit, bit)) => {
+                    store_addr = unit;
+                    bit
+                }
+                // An immediate offset is taken modulo the operand size.
+                None => off % (size as u64 * 8),
             };
             let Some(a) = read_n(mem, store_addr, size) else { return Outcome::Fault(store_addr) };
             let was = (a >> bit) & 1;
@@ -546,6 +539,27 @@ fn shift(m: Mnemonic, a: u64, count: u64, size: usize, flags: u64) -> (u64, u64)
     }
 }
 
+/// `bts`/`btr`/`btc` with a register offset: the offset is signed and reaches outside the
+/// operand, so the instruction accesses the operand-sized unit holding the bit. (unit
+/// address, bit in it); `None` for other instructions and immediate offsets.
+fn bit_unit(ins: &Instruction, ea: u64, size: usize, cpu: &dyn Cpu) -> Option<(u64, u64)> {
+    if !matches!(ins.mnemonic(), Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc)
+        || ins.op_count() != 2
+        || ins.op_kind(1) != OpKind::Register
+    {
+        return None;
+    }
+    let off = reg_value(cpu, ins.op_register(1))?;
+    let bits = size as i64 * 8;
+    let signed = match size {
+        2 => off as u16 as i16 as i64,
+        4 => off as u32 as i32 as i64,
+        _ => off as i64,
+    };
+    let unit = ea.wrapping_add((signed.div_euclid(bits) * size as i64) as u64);
+    Some((unit, signed.rem_euclid(bits) as u64))
+}
+
 fn m_is_setcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
@@ -598,11 +612,12 @@ fn string_op(ins: &Instruction, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outc
             break;
         }
         let dst = cpu.gpr(rdi);
-        // Stop where the destination leaves the watched memory: the CPU does the rest.
-        match mem.watched(dst) {
-            Some((_, end)) if dst.checked_add(size as u64).is_some_and(|e| e <= end) => {}
-            _ if done_any => return Outcome::Partial,
-            _ => return Outcome::Unsupported(m),
+        // Stop where the destination leaves the watched memory: the CPU does the rest. An
+        // element with any byte in it is ours, also one straddling its end (`mem.write` splits
+        // it): the CPU would trap on it again.
+        let last = dst.wrapping_add(size as u64 - 1);
+        if mem.watched(dst).is_none() && mem.watched(last).is_none() {
+            return if done_any { Outcome::Partial } else { Outcome::Unsupported(m) };
         }
         let mut buf = [0u8; 8];
         if movs {
@@ -667,7 +682,8 @@ mod tests {
         }
     }
 
-    struct Mem<'a>(&'a mut [u8; 0x1000], &'a mut usize);
+    /// Memory at 0x1000..0x2000, watched up to the third field.
+    struct Mem<'a>(&'a mut [u8; 0x1000], &'a mut usize, u64);
     impl Memory for Mem<'_> {
         fn read(&mut self, a: u64, out: &mut [u8]) -> bool {
             let Some(a) = a.checked_sub(0x1000).map(|a| a as usize) else { return false };
@@ -691,15 +707,20 @@ mod tests {
             }
         }
         fn watched(&self, a: u64) -> Option<(u64, u64)> {
-            (0x1000..0x2000).contains(&a).then_some((0x1000, 0x2000))
+            (0x1000..self.2).contains(&a).then_some((0x1000, self.2))
         }
     }
 
     fn run(f: &mut Fake, code: &[u8], fault: u64) -> Outcome {
+        run_watching(f, code, fault, 0x2000)
+    }
+
+    /// `run` with only 0x1000..`end` watched.
+    fn run_watching(f: &mut Fake, code: &[u8], fault: u64, end: u64) -> Outcome {
         let mut mem = [0u8; 0x1000];
         mem.copy_from_slice(&f.mem);
         let mut w = 0;
-        let r = emulate(code, fault, f, &mut Mem(&mut mem, &mut w));
+        let r = emulate(code, fault, f, &mut Mem(&mut mem, &mut w, end));
         f.mem = mem;
         f.writes += w;
         r
@@ -754,6 +775,36 @@ mod tests {
     }
 
     #[test]
+    fn string_elements_straddling_the_end_of_watched_memory_are_emulated() {
+        let mut f = fake();
+        f.gpr[0] = 0x1122_3344_5566_7788;
+        // stosq at rdi = 0x17fc, watched up to 0x1800: half in, half past it, all stored.
+        f.gpr[7] = 0x17fc;
+        assert_eq!(run_watching(&mut f, &[0x48, 0xab], 0x17fc, 0x1800), Outcome::Done);
+        assert_eq!(&f.mem[0x7fc..0x804], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!((f.gpr[7], f.rip), (0x1804, 0x40_0002));
+        // rep stosq from 0x17f4, 4 elements: the second straddles, the rest is the CPU's.
+        (f.gpr[7], f.gpr[1], f.rip) = (0x17f4, 4, 0x40_0000);
+        assert_eq!(run_watching(&mut f, &[0xf3, 0x48, 0xab], 0x17f4, 0x1800), Outcome::Partial);
+        assert_eq!((f.gpr[7], f.gpr[1], f.rip), (0x1804, 2, 0x40_0000));
+    }
+
+    #[test]
+    fn bit_instructions_with_a_register_offset_trap_at_the_unit_holding_the_bit() {
+        let mut f = fake();
+        // lock bts dword [rbx], ecx with rbx = 0x1100, ecx = -33: bit 31 of the dword at
+        // rbx - 8, where it traps, not at rbx.
+        f.gpr[3] = 0x1100;
+        f.gpr[1] = -33i64 as u64;
+        assert_eq!(run(&mut f, &[0xf0, 0x0f, 0xab, 0x0b], 0x10f8), Outcome::Done);
+        assert_eq!((&f.mem[0xf8..0x100], f.flags & CF), (&[0, 0, 0, 0x80, 0, 0, 0, 0][..], 0));
+        assert_eq!(run(&mut f, &[0xf0, 0x0f, 0xab, 0x0b], 0x10f8), Outcome::Done);
+        assert_eq!(f.flags & CF, CF);
+        // A trap at rbx is not this instruction's store.
+        assert_eq!(run(&mut f, &[0xf0, 0x0f, 0xab, 0x0b], 0x1100), Outcome::Unsupported(Mnemonic::Bts));
+    }
+
+    #[test]
     fn vector_stores_take_the_register_bytes() {
         let mut f = fake();
         f.gpr[3] = 0x1100;
@@ -764,6 +815,9 @@ mod tests {
         // movhps [rbx], xmm1 stores bytes 8..16.
         assert_eq!(run(&mut f, &[0x0f, 0x17, 0x0b], 0x1100), Outcome::Done);
         assert_eq!(&f.mem[0x100..0x108], &f.ymm[1][8..16]);
+        // movsd [rbx], xmm1 (the SSE2 store, not the string instruction) stores bytes 0..8.
+        assert_eq!(run(&mut f, &[0xf2, 0x0f, 0x11, 0x0b], 0x1100), Outcome::Done);
+        assert_eq!(&f.mem[0x100..0x108], &f.ymm[1][..8]);
     }
 
     #[test]
