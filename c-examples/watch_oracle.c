@@ -22,6 +22,11 @@
  *   4 rep stosb (size bytes of val's low byte)  5 movdqu [m], xmm (16 bytes)
  *   6 xchg qword [m], reg                       7 rep movsb (size bytes, val's bytes repeated)
  *   8 inc word [m]                              9 lock cmpxchg qword [m], reg (expected = current)
+ *  10 memset (size bytes of val's low byte)    11 memcpy (size bytes, val's bytes repeated)
+ *
+ * Forms 10 and 11 are glibc's own string functions (reached through libvmsrs's interposed
+ * ones), which pick their instructions by CPU: AVX2 or AVX-512 (EVEX, ymm16-31, masked
+ * stores for short tails) vector stores and `rep stosb`/`rep movsb`.
  */
 #define _GNU_SOURCE
 #include <emmintrin.h>
@@ -107,6 +112,15 @@ static void store(int form, unsigned char *p, int size, uint64_t val) {
     case 8:
         __asm__ volatile("incw %0" : "+m"(*(uint16_t *)p) : : "memory", "cc");
         break;
+    case 10:
+        memset(p, (int)(val & 0xff), (size_t)size);
+        break;
+    case 11: {
+        unsigned char src[256];
+        for (int i = 0; i < size; i++) src[i] = (unsigned char)(val >> (8 * (i % 8)));
+        memcpy(p, src, (size_t)size);
+        break;
+    }
     case 9: {
         uint64_t expected = *(volatile uint64_t *)p;
         __asm__ volatile("lock cmpxchgq %2, %0" : "+m"(*(uint64_t *)p), "+a"(expected) : "r"(val) : "memory", "cc");

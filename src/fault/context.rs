@@ -104,19 +104,26 @@ pub fn component_offset(i: usize) -> Option<usize> {
     }
 }
 
-/// The first 32 bytes of vector register `num` (0..16: xmm/ymm) in the interrupted context
-/// (a component in its initial configuration reads as zeros). `false` when the frame has no
-/// FPU area. Async-signal-safe.
+/// The 64 bytes of vector register `num` (0..32: zmm, whose low 16 and 32 bytes are xmm and
+/// ymm) in the interrupted context; a component in its initial configuration, or absent on
+/// this CPU, reads as zeros. `false` when the frame has no FPU area. Async-signal-safe.
 ///
 /// # Safety
 /// `uc` is the `ucontext_t` of a signal delivered to the calling thread.
-pub unsafe fn read_ymm(uc: *const libc::ucontext_t, num: usize, out: &mut [u8; 32]) -> bool {
+pub unsafe fn read_vector(uc: *const libc::ucontext_t, num: usize, out: &mut [u8; 64]) -> bool {
     // SAFETY: per the contract `fpregs` is null or the frame's FPU area.
     let Some(fp) = (unsafe { FpArea::new((*uc).uc_mcontext.fpregs.cast::<u8>()) }) else { return false };
-    if num >= 16 {
+    if num >= 32 {
         return false;
     }
-    *out = [0; 32];
+    *out = [0; 64];
+    if num >= 16 {
+        if let Some(base) = fp.component(HI16_ZMM) {
+            // SAFETY: zmm16-31 are 64 bytes each in a 1024-byte component.
+            unsafe { ptr::copy_nonoverlapping(base.add((num - 16) * 64), out.as_mut_ptr(), 64) };
+        }
+        return true;
+    }
     if fp.legacy_live(SSE) {
         // SAFETY: xmm0-15 are 16 bytes each at 160 in the 512-byte legacy area.
         unsafe { ptr::copy_nonoverlapping(fp.fx.add(FX_XMM0 + num * 16), out.as_mut_ptr(), 16) };
@@ -125,7 +132,29 @@ pub unsafe fn read_ymm(uc: *const libc::ucontext_t, num: usize, out: &mut [u8; 3
         // SAFETY: 16 bytes per register in a 256-byte component.
         unsafe { ptr::copy_nonoverlapping(base.add(num * 16), out.as_mut_ptr().add(16), 16) };
     }
+    if let Some(base) = fp.component(ZMM_HI256) {
+        // SAFETY: 32 bytes per register in a 512-byte component.
+        unsafe { ptr::copy_nonoverlapping(base.add(num * 32), out.as_mut_ptr().add(32), 32) };
+    }
     true
+}
+
+/// Opmask register k`n` (0..8) in the interrupted context (0 in its initial configuration);
+/// `None` when the frame has no FPU area or `n` is out of range. Async-signal-safe.
+///
+/// # Safety
+/// As for [`read_vector`].
+pub unsafe fn read_opmask(uc: *const libc::ucontext_t, n: usize) -> Option<u64> {
+    // SAFETY: per the contract `fpregs` is null or the frame's FPU area.
+    let fp = unsafe { FpArea::new((*uc).uc_mcontext.fpregs.cast::<u8>()) }?;
+    if n >= 8 {
+        return None;
+    }
+    Some(match fp.component(OPMASK) {
+        // SAFETY: k0-7 are 8 bytes each in a 64-byte component.
+        Some(base) => unsafe { rd64(base.add(n * 8)) },
+        None => 0,
+    })
 }
 
 /// Skip the faulting instruction in `uc` as `plan` says: advance RIP, then

@@ -51,8 +51,11 @@ pub trait Cpu {
     fn set_rip(&mut self, v: u64);
     fn flags(&self) -> u64;
     fn set_flags(&mut self, v: u64);
-    /// The low 32 bytes of ymm`n`; `false` when unavailable.
-    fn vector(&self, n: usize, out: &mut [u8; 32]) -> bool;
+    /// The 64 bytes of zmm`n` (0..32; xmm and ymm are its low 16 and 32); `false` when
+    /// unavailable.
+    fn vector(&self, n: usize, out: &mut [u8; 64]) -> bool;
+    /// Opmask register k`n` (0..8).
+    fn opmask(&self, n: usize) -> Option<u64>;
 }
 
 /// What became of the instruction.
@@ -91,14 +94,11 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
         OpKind::Memory => {}
         _ => return unsupported,
     }
-    if ins.op_mask() != Register::None
-        || ins.segment_prefix() == Register::FS
-        || ins.segment_prefix() == Register::GS
-    {
+    if ins.segment_prefix() == Register::FS || ins.segment_prefix() == Register::GS {
         return unsupported;
     }
     let size = ins.memory_size().size();
-    if !(1..=32).contains(&size) {
+    if !(1..=64).contains(&size) || (ins.op_mask() != Register::None && !vector_store(m)) {
         return unsupported;
     }
     let Some(ea) = ins.virtual_address(0, 0, |r, _, _| reg_value(cpu, r)) else { return unsupported };
@@ -132,7 +132,8 @@ fn vector_offset(m: Mnemonic) -> Option<usize> {
     Some(match m {
         Movups | Movaps | Movupd | Movapd | Movdqu | Movdqa | Movntps | Movntpd | Movntdq | Movq | Movd
         | Movss | Movsd | Movlps | Movlpd | Vmovups | Vmovaps | Vmovupd | Vmovapd | Vmovdqu | Vmovdqa
-        | Vmovntps | Vmovntpd | Vmovntdq | Vmovq | Vmovd | Vmovss | Vmovsd | Vmovlps | Vmovlpd => 0,
+        | Vmovntps | Vmovntpd | Vmovntdq | Vmovq | Vmovd | Vmovss | Vmovsd | Vmovlps | Vmovlpd | Vmovdqu8
+        | Vmovdqu16 | Vmovdqu32 | Vmovdqu64 | Vmovdqa32 | Vmovdqa64 => 0,
         Movhps | Movhpd | Vmovhps | Vmovhpd => 8,
         _ => return None,
     })
@@ -148,14 +149,14 @@ fn vector(
 ) -> Outcome {
     let Some(offset) = vector_offset(m) else { return Outcome::Unsupported(m) };
     let src = ins.op_register(ins.op_count() - 1);
-    let mut bytes = [0u8; 32];
-    if ins.op_kind(ins.op_count() - 1) != OpKind::Register || offset + size > 32 {
+    let mut bytes = [0u8; 64];
+    if ins.op_kind(ins.op_count() - 1) != OpKind::Register || offset + size > 64 {
         return Outcome::Unsupported(m);
     }
-    if src.is_xmm() || src.is_ymm() {
+    if src.is_xmm() || src.is_ymm() || src.is_zmm() {
         let n = src.number();
-        let mut v = [0u8; 32];
-        if n >= 16 || !cpu.vector(n, &mut v) {
+        let mut v = [0u8; 64];
+        if n >= 32 || !cpu.vector(n, &mut v) {
             return Outcome::Unsupported(m);
         }
         bytes[..size].copy_from_slice(&v[offset..offset + size]);
@@ -166,11 +167,33 @@ fn vector(
     } else {
         return Outcome::Unsupported(m);
     }
-    if mem.write(ea, &bytes[..size]) {
-        Outcome::Done
-    } else {
-        Outcome::Fault(ea)
+    let k = ins.op_mask();
+    if k == Register::None {
+        return if mem.write(ea, &bytes[..size]) { Outcome::Done } else { Outcome::Fault(ea) };
     }
+    // A masked (AVX-512) store writes the elements whose mask bit is set, nothing else; k0 is
+    // not encodable as a mask. Runs of selected elements are stored whole.
+    let elem = ins.memory_size().element_size().max(1);
+    let Some(bits) = cpu.opmask(k.number().wrapping_sub(Register::K0.number())) else {
+        return Outcome::Unsupported(m);
+    };
+    let n = size / elem;
+    let mut i = 0;
+    while i < n {
+        if bits >> i & 1 == 0 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && bits >> i & 1 != 0 {
+            i += 1;
+        }
+        let at = ea + (start * elem) as u64;
+        if !mem.write(at, &bytes[start * elem..i * elem]) {
+            return Outcome::Fault(at);
+        }
+    }
+    Outcome::Done
 }
 
 fn mask(size: usize) -> u64 {
@@ -653,6 +676,8 @@ mod tests {
         rip: u64,
         flags: u64,
         ymm: [[u8; 32]; 16],
+        zmm_hi: [[u8; 64]; 16],
+        k: [u64; 8],
         mem: [u8; 0x1000],
         writes: usize,
     }
@@ -676,9 +701,16 @@ mod tests {
         fn set_flags(&mut self, v: u64) {
             self.flags = v
         }
-        fn vector(&self, n: usize, out: &mut [u8; 32]) -> bool {
-            *out = self.ymm[n];
+        fn vector(&self, n: usize, out: &mut [u8; 64]) -> bool {
+            *out = [0; 64];
+            match n {
+                0..16 => out[..32].copy_from_slice(&self.ymm[n]),
+                _ => *out = self.zmm_hi[n - 16],
+            }
             true
+        }
+        fn opmask(&self, n: usize) -> Option<u64> {
+            self.k.get(n).copied()
         }
     }
 
@@ -727,7 +759,16 @@ mod tests {
     }
 
     fn fake() -> Fake {
-        Fake { gpr: [0; 16], rip: 0x40_0000, flags: 0x202, ymm: [[0; 32]; 16], mem: [0; 0x1000], writes: 0 }
+        Fake {
+            gpr: [0; 16],
+            rip: 0x40_0000,
+            flags: 0x202,
+            ymm: [[0; 32]; 16],
+            zmm_hi: [[0; 64]; 16],
+            k: [0; 8],
+            mem: [0; 0x1000],
+            writes: 0,
+        }
     }
 
     #[test]
@@ -845,6 +886,23 @@ mod tests {
             (0x1100, 0x77)
         );
         assert_eq!(f.flags & ZF, ZF);
+    }
+
+    #[test]
+    fn avx512_stores_from_ymm16_and_masked_stores_write_the_selected_elements() {
+        let mut f = fake();
+        f.gpr[7] = 0x1200; // rdi
+        f.zmm_hi[1] = core::array::from_fn(|i| 0x80 + i as u8); // zmm17
+                                                                // vmovdqu64 [rdi], ymm17 (EVEX.256, as glibc's evex memmove/memset use)
+        assert_eq!(run(&mut f, &[0x62, 0xe1, 0xfe, 0x28, 0x7f, 0x0f], 0x1200), Outcome::Done);
+        assert_eq!(&f.mem[0x200..0x220], &f.zmm_hi[1][..32]);
+        // vmovdqu8 [rdi]{k1}, ymm16 with k1 = 0b1010_0101: bytes 0, 2, 5, 7 only.
+        f.mem[0x200..0x220].fill(0xee);
+        f.zmm_hi[0] = [0x11; 64];
+        f.k[1] = 0b1010_0101;
+        assert_eq!(run(&mut f, &[0x62, 0xe1, 0x7f, 0x29, 0x7f, 0x07], 0x1200), Outcome::Done);
+        let want: Vec<u8> = (0..32).map(|i| if [0, 2, 5, 7].contains(&i) { 0x11 } else { 0xee }).collect();
+        assert_eq!(&f.mem[0x200..0x220], &want[..]);
     }
 
     #[test]

@@ -615,9 +615,13 @@ impl emulate::Cpu for UcCpu {
     fn set_flags(&mut self, v: u64) {
         self.put(libc::REG_EFL, v)
     }
-    fn vector(&self, n: usize, out: &mut [u8; 32]) -> bool {
+    fn vector(&self, n: usize, out: &mut [u8; 64]) -> bool {
         // SAFETY: the signal's context.
-        unsafe { context::read_ymm(self.0, n, out) }
+        unsafe { context::read_vector(self.0, n, out) }
+    }
+    fn opmask(&self, n: usize) -> Option<u64> {
+        // SAFETY: the signal's context.
+        unsafe { context::read_opmask(self.0, n) }
     }
 }
 
