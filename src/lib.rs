@@ -30,6 +30,7 @@ static ALLOC: alloc::LibcAlloc = alloc::LibcAlloc;
 /// the fork hooks ([`fork`]). Idempotent.
 pub fn on_load() {
     locks::resolve_all();
+    watch::resolve_real();
     fault::prepare();
     static ONCE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if ONCE.swap(true, core::sync::atomic::Ordering::AcqRel) {

@@ -337,3 +337,77 @@ lock_fn!(/// `pthread_spin_trylock(3)`, recorded when it succeeds.
     pthread_spin_trylock => spin_trylock(s: *mut pthread_spinlock_t));
 lock_fn!(/// `pthread_spin_unlock(3)`, recorded.
     pthread_spin_unlock => spin_unlock(s: *mut pthread_spinlock_t));
+
+// ---------------------------------------------------------------------------------------------
+// System calls that write the caller's buffer: the kernel cannot write a watched (read-only)
+// page, so a buffer on one is filled through a bounce buffer and stored as the caller's
+// stores (`vmsrs_runtime::watch::kernel_into`). Every other call goes straight to libc.
+
+extern "C" {
+    fn __read(fd: c_int, buf: *mut libc::c_void, n: usize) -> isize;
+    fn __pread64(fd: c_int, buf: *mut libc::c_void, n: usize, off: libc::off_t) -> isize;
+}
+
+/// `read(2)`.
+///
+/// # Safety
+/// read's contract.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut libc::c_void, n: usize) -> isize {
+    // SAFETY: forwarded contract (glibc's own entry point, also a cancellation point).
+    vmsrs_runtime::watch::kernel_into(buf as *mut u8, n, |b, n| unsafe {
+        __read(fd, b as *mut libc::c_void, n)
+    })
+}
+
+/// `pread(2)` (`pread64` is the same function on x86-64).
+///
+/// # Safety
+/// pread's contract.
+#[no_mangle]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut libc::c_void, n: usize, off: libc::off_t) -> isize {
+    vmsrs_runtime::watch::kernel_into(buf as *mut u8, n, |b, n| {
+        // SAFETY: forwarded contract.
+        unsafe { __pread64(fd, b as *mut libc::c_void, n, off) }
+    })
+}
+
+/// `pread64(2)`.
+///
+/// # Safety
+/// pread's contract.
+#[no_mangle]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut libc::c_void, n: usize, off: libc::off_t) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { pread(fd, buf, n, off) }
+}
+
+/// `recv(2)`: `recvfrom` without an address.
+///
+/// # Safety
+/// recv's contract.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut libc::c_void, n: usize, flags: c_int) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { recvfrom(fd, buf, n, flags, core::ptr::null_mut(), core::ptr::null_mut()) }
+}
+
+/// `recvfrom(2)`, through glibc's own (resolved once by the constructor, see
+/// `vmsrs_runtime::watch::real_recvfrom`).
+///
+/// # Safety
+/// recvfrom's contract.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut libc::c_void,
+    n: usize,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
+    vmsrs_runtime::watch::kernel_into(buf as *mut u8, n, |b, n| {
+        // SAFETY: forwarded contract.
+        unsafe { vmsrs_runtime::watch::real_recvfrom(fd, b as *mut libc::c_void, n, flags, addr, addrlen) }
+    })
+}

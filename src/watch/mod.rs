@@ -691,6 +691,81 @@ impl emulate::Memory for WatchedMemory<'_> {
     }
 }
 
+/// A system call that writes up to `len` bytes at `buf` (`read`, `recv`, ...). The kernel
+/// cannot write a watched page (it is read-only: the call would fail with EFAULT), so when
+/// `buf` shares a page with a watched range the call writes a bounce buffer instead, and the
+/// bytes it returns are stored at `buf` as the calling user's stores, journaled like any other
+/// (at most 16 KiB per call: a short read, as the call's contract allows). Returns what `call`
+/// returns, or -1 with errno EFAULT when `buf` turns out not to be writable.
+pub fn kernel_into(buf: *mut u8, len: usize, call: impl FnOnce(*mut u8, usize) -> isize) -> isize {
+    if !active() || !overlaps(buf as usize, len) {
+        return call(buf, len);
+    }
+    let mut bounce = [0u8; 16384];
+    let n = len.min(bounce.len());
+    let r = call(bounce.as_mut_ptr(), n);
+    if r > 0 && !store_program_bytes(buf as usize, &bounce[..r as usize]) {
+        // SAFETY: errno is thread-local.
+        unsafe { *libc::__errno_location() = libc::EFAULT };
+        return -1;
+    }
+    r
+}
+
+type RecvFrom = unsafe extern "C" fn(
+    libc::c_int,
+    *mut libc::c_void,
+    usize,
+    libc::c_int,
+    *mut libc::sockaddr,
+    *mut libc::socklen_t,
+) -> isize;
+
+static REAL_RECVFROM: AtomicUsize = AtomicUsize::new(0);
+
+/// Look up glibc's `recvfrom` (the constructor: [`crate::on_load`]).
+pub fn resolve_real() {
+    // SAFETY: dlvsym with NUL-terminated names.
+    let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"recvfrom".as_ptr(), c"GLIBC_2.2.5".as_ptr()) };
+    REAL_RECVFROM.store(p as usize, Ordering::Release);
+}
+
+/// glibc's `recvfrom`, or the system call itself if it could not be found.
+///
+/// # Safety
+/// recvfrom's contract.
+pub unsafe fn real_recvfrom(
+    fd: libc::c_int,
+    buf: *mut libc::c_void,
+    n: usize,
+    flags: libc::c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+) -> isize {
+    match REAL_RECVFROM.load(Ordering::Acquire) {
+        0 => {
+            // SAFETY: forwarded contract.
+            unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf, n, flags, addr, addrlen) as isize }
+        }
+        p => {
+            // SAFETY: `p` is glibc's recvfrom (dlvsym), of this signature.
+            let f: RecvFrom = unsafe { core::mem::transmute::<usize, RecvFrom>(p) };
+            // SAFETY: forwarded contract.
+            unsafe { f(fd, buf, n, flags, addr, addrlen) }
+        }
+    }
+}
+
+/// Store `bytes` at `addr` (which may span watched and unwatched memory) as the calling
+/// thread's user would with store instructions: watched bytes journaled through the hv.
+pub fn store_program_bytes(addr: usize, bytes: &[u8]) -> bool {
+    let Some(hv) = runtime::hv() else { return false };
+    let _g = lock();
+    let _e = thread::HvEntry::enter();
+    let mut mem = WatchedMemory { hv, user: storing_user(hv) };
+    emulate::Memory::write(&mut mem, addr as u64, bytes)
+}
+
 /// Per-page trap counts of the watched pages: (page address, traps), for reports.
 pub fn page_traps(out: &mut dyn FnMut(usize, u64)) {
     let n = COUNT.load(Ordering::Acquire);
