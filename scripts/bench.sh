@@ -43,11 +43,12 @@ $CC "${CFLAGS[@]}" -DVMSRS_DISABLE c-examples/bench_fig14.c -o "$OUT/bench_fig14
 $CC "${CFLAGS[@]}" c-examples/bench_fig14.c -o "$OUT/bench_fig14" "${LINK[@]}"
 $CC "${CFLAGS[@]}" -rdynamic c-examples/bench_interpose.c -o "$OUT/bench_interpose"
 $CC "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
+$CC "${CFLAGS[@]}" -rdynamic c-examples/bench_watch.c -o "$OUT/bench_watch"
 # The floor: the minimal recorder, a shared library called through the PLT like libvmsrs.
 $CC "${CFLAGS[@]}" -shared -fPIC c-examples/minrec.c -o "$OUT/libminrec.so"
 $CC "${CFLAGS[@]}" c-examples/bench_floor.c -o "$OUT/bench_floor" -L"$OUT" -lminrec -Wl,-rpath,"$OUT" "${LINK[@]}"
 $CC "${CFLAGS[@]}" -DFIG14_MINREC c-examples/bench_fig14.c -o "$OUT/bench_fig14_minrec" -L"$OUT" -lminrec -Wl,-rpath,"$OUT"
-echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_fig14_minrec,bench_interpose,bench_locks,bench_floor}"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_fig14_minrec,bench_interpose,bench_locks,bench_floor,bench_watch}"
 echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
 
 if [ "$SELFCHECK" = 1 ]; then
@@ -75,6 +76,9 @@ if [ "$QUICK" = 1 ]; then BI=(-r 5); else BI=(-r 21); fi
 "$OUT/bench_interpose" -p "$LIB/libvmsrs.so" "${BI[@]}" | tee "$OUT/bench_interpose.txt"
 echo "== bench_locks (lock tracking per lock/unlock pair: LD_PRELOAD=libvmsrs.so vs plain) =="
 "$OUT/bench_locks" -l "$LIB/libvmsrs.so" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt"
+echo "== bench_watch (drop-in monitored ranges: a trapped store, a page restored on demand) =="
+LD_PRELOAD="$LIB/libvmsrs.so" VMSRS_RANGE_0=symbol:watched VMSRS_USER_CALL=poison:-1 VMSRS_POLICY=oblivious \
+    "$OUT/bench_watch" "${BI[@]}" 2>"$OUT/bench_watch.stderr" | tee "$OUT/bench_watch.txt"
 
 if [ "$FIG14" = 1 ]; then
     echo

@@ -1,0 +1,132 @@
+/*
+ * bench_watch: the cost of drop-in monitored ranges, in one run of an unmodified program
+ * (DESIGN §6, §8). Run it under the preload with its range and rescue point:
+ *
+ *   LD_PRELOAD=target/release/libvmsrs.so VMSRS_RANGE_0=symbol:watched \
+ *   VMSRS_USER_CALL=poison:-1 VMSRS_POLICY=oblivious bench_watch [-r ROUNDS]
+ *
+ * (scripts/bench.sh does). Prints medians over ROUNDS (default 7) of:
+ *   store    ns per 8-byte store to an unwatched global, and to a watched one (each traps,
+ *            is decoded, emulated and journaled): the ratio is the trap's cost;
+ *   restore  ns for a normal thread's first load of a page whose 512 granules a faulted user
+ *            polluted (the trap, the restoration of the page, the re-arm), against a load of
+ *            an armed page.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WORDS 512 /* one page of longs */
+
+long watched[WORDS] __attribute__((aligned(4096)));
+long unwatched[WORDS] __attribute__((aligned(4096)));
+static int *volatile null_ptr;
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double store_ns(volatile long *base, int n) {
+    double t0 = now_ns();
+    for (int i = 0; i < n; i++) base[i % WORDS] = i;
+    return (now_ns() - t0) / n;
+}
+
+/* The faulting user: pollutes the whole page, faults (the store through NULL is skipped under
+ * the oblivious policy and the user runs on, suppressed), then waits until the main thread has
+ * measured its restoration before it ends. */
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+static int phase; /* 1: go, 2: polluted and faulted, 3: measured, 0: the user ended */
+
+__attribute__((noinline)) int poison(long v) {
+    for (int i = 0; i < WORDS; i++) ((volatile long *)watched)[i] = v;
+    *null_ptr = 1;
+    pthread_mutex_lock(&m);
+    phase = 2;
+    pthread_cond_broadcast(&c);
+    while (phase != 3) pthread_cond_wait(&c, &m);
+    pthread_mutex_unlock(&m);
+    return 0;
+}
+
+static void *faulter(void *arg) {
+    (void)arg;
+    for (long round = 1;; round++) {
+        pthread_mutex_lock(&m);
+        while (phase != 1) pthread_cond_wait(&c, &m);
+        pthread_mutex_unlock(&m);
+        poison(round);
+        pthread_mutex_lock(&m);
+        phase = 0;
+        pthread_cond_broadcast(&c);
+        pthread_mutex_unlock(&m);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int rounds = 7;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "-r") == 0) rounds = atoi(argv[++i]);
+    if (rounds < 1 || rounds > 1000) {
+        fprintf(stderr, "bench_watch: -r takes 1..1000\n");
+        return 2;
+    }
+    double plain[1000], trapped[1000], touch[1000], restore[1000];
+    for (int r = 0; r < rounds; r++) {
+        plain[r] = store_ns(unwatched, 2000000);
+        trapped[r] = store_ns(watched, 20000);
+    }
+    /* The value normal users stored last: what every restoration must bring back. */
+    for (int i = 0; i < WORDS; i++) ((volatile long *)watched)[i] = -1;
+    pthread_t t;
+    pthread_create(&t, NULL, faulter, NULL);
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_ns();
+        long x = ((volatile long *)unwatched)[r % WORDS];
+        touch[r] = now_ns() - t0;
+        pthread_mutex_lock(&m);
+        phase = 1;
+        pthread_cond_broadcast(&c);
+        while (phase != 2) pthread_cond_wait(&c, &m);
+        pthread_mutex_unlock(&m);
+        t0 = now_ns();
+        x += ((volatile long *)watched)[r % WORDS];
+        restore[r] = now_ns() - t0;
+        if (x == 12345678) printf(" ");
+        for (int i = 0; i < WORDS; i++)
+            if (((volatile long *)watched)[i] != -1) {
+                printf("bench_watch: watched[%d] = %ld after the restoration, want -1\n", i, watched[i]);
+                return 1;
+            }
+        pthread_mutex_lock(&m);
+        phase = 3;
+        pthread_cond_broadcast(&c);
+        while (phase != 0) pthread_cond_wait(&c, &m);
+        pthread_mutex_unlock(&m);
+    }
+    double p = median(plain, rounds), s = median(trapped, rounds);
+    double a = median(touch, rounds), b = median(restore, rounds);
+    printf("store    unwatched %8.1f ns   watched (trapped) %8.1f ns   ratio %7.1fx   (medians of %d rounds)\n", p, s,
+           s / p, rounds);
+    printf("restore  armed-page load %6.0f ns   first load of a polluted page %8.0f ns (%d granules)   ratio %7.1fx\n",
+           a, b, WORDS, b / a);
+    return 0;
+}
