@@ -15,6 +15,8 @@
 #   scripts/bench_servers.sh [--quick] [--only mariadb|apache|latency|locks]...
 #
 #   --quick   2 alternations of 5 s (sysbench) and 3 s (wrk), 50 latency pairs: a smoke run
+#   --no-ranges  the "with" servers watch no monitored range (the env files' VMSRS_RANGE_<N> and
+#             VMSRS_RANGES emptied): containment alone, to compare with a default run
 #   ROUNDS=5 SB_TIME=20 SB_THREADS=8 SB_TABLES=4 SB_TABLE_SIZE=10000 WRK_TIME=10
 #   WRK_CONNS=8 LAT_N=300 override the defaults; KEEP=1 keeps the work directory.
 #
@@ -40,9 +42,11 @@ ROUNDS=${ROUNDS:-5} SB_TIME=${SB_TIME:-20} SB_THREADS=${SB_THREADS:-8} SB_TABLES
 SB_TABLE_SIZE=${SB_TABLE_SIZE:-10000} WRK_TIME=${WRK_TIME:-10} WRK_CONNS=${WRK_CONNS:-8}
 LAT_N=${LAT_N:-300}
 ONLY=()
+NO_RANGES=()
 while (($#)); do
     case $1 in
         --quick) ROUNDS=2 SB_TIME=5 WRK_TIME=3 LAT_N=50 ;;
+        --no-ranges) NO_RANGES=(VMSRS_RANGES= VMSRS_RANGE_0= VMSRS_RANGE_1= VMSRS_RANGE_2= VMSRS_RANGE_3=) ;;
         --only) ONLY+=("$2"); shift ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "bench_servers.sh: unknown option $1" >&2; exit 2 ;;
@@ -163,7 +167,7 @@ mariadb_install() { # DIR: a fresh datadir in DIR/data
 # mariadb_start DIR with|without: start mariadbd on DIR/data, socket DIR/s; sets PID.
 mariadb_start() {
     local d=$1 env=()
-    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/mariadb.env")
+    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/mariadb.env" "${NO_RANGES[@]}")
     spawn "$d/mariadbd.log" env "${env[@]}" "$MARIADBD" --no-defaults --datadir="$d/data" --socket="$d/s" \
         --skip-networking --user=root --plugin-dir="$OUT/plugin" --pid-file="$d/mariadbd.pid" --tmpdir="$d" \
         "${MARIADB_OPTS[@]}" --skip-log-bin --skip-name-resolve --innodb-flush-log-at-trx-commit=2 \
@@ -292,7 +296,7 @@ http_ok() (
 # apache_start DIR with|without: sets PID and APORT.
 apache_start() {
     local d=$1 env=() attempt
-    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/apache2.env")
+    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/apache2.env" "${NO_RANGES[@]}")
     for attempt in 1 2 3; do
         APORT=$(free_port)
         apache_conf "$d" "$APORT" "$OUT/mod_vmsrs_fault.so" >"$d/httpd.conf"
