@@ -785,8 +785,43 @@ pub fn metrics_text() -> String {
             l(&WRITE_ERRORS),
         ),
     ]);
+    let w = &crate::watch::COUNTERS;
+    single.extend([
+        (
+            "vmsrs_watch_stores_emulated_total",
+            COUNTER,
+            "Trapped stores to watched pages, emulated.",
+            l(&w.stores_emulated),
+        ),
+        (
+            "vmsrs_watch_pages_restored_total",
+            COUNTER,
+            "Fenced watched pages restored on first touch.",
+            l(&w.restorations),
+        ),
+        (
+            "vmsrs_watch_unsupported_total",
+            COUNTER,
+            "Trapped stores that could not be emulated (faults of their users).",
+            l(&w.unsupported),
+        ),
+    ]);
     for (name, kind, help, v) in single {
         family(name, kind, help, &[(String::new(), v)]);
+    }
+    let (mut traps, mut outside) = (Vec::new(), Vec::new());
+    crate::watch::page_traps(&mut |page, t, o| {
+        traps.push((format!("{{page=\"{page:#x}\"}}"), t));
+        outside.push((format!("{{page=\"{page:#x}\"}}"), o));
+    });
+    if !traps.is_empty() {
+        family("vmsrs_watch_page_traps_total", COUNTER, "Traps taken on each watched page.", &traps);
+        family(
+            "vmsrs_watch_page_traps_outside_total",
+            COUNTER,
+            "Traps on each watched page that stored outside the monitored ranges (data sharing the page).",
+            &outside,
+        );
     }
     m
 }

@@ -98,7 +98,14 @@ fn with_its_env_file_alone_the_unmodified_server_survives_faulting_requests() {
 
 #[test]
 fn with_its_env_file_alone_the_unmodified_server_restores_what_a_faulting_request_wrote() {
-    let mut srv = Server::start(&preload(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_VERBOSE", "1")]));
+    let dir = std::env::temp_dir().join(format!("vmsrs-dropin-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let metrics = dir.join("vmsrs.prom");
+    let mut srv = Server::start(&preload(&[
+        ("VMSRS_ENV_FILE", &env_file()),
+        ("VMSRS_VERBOSE", "1"),
+        ("VMSRS_METRICS_PATH", metrics.to_str().unwrap()),
+    ]));
     assert_eq!(srv.session(&["SET a 1", "SET b 10"]), some(&["OK", "OK"]));
     // The faulting request stores a = 2 into the monitored table, then faults: no later
     // request sees 2 (G1), and b, stored by a normal request, stays (G2).
@@ -119,6 +126,22 @@ fn with_its_env_file_alone_the_unmodified_server_restores_what_a_faulting_reques
     assert!(err.contains("watching symbol:table at 0x"), "{err}");
     assert_eq!(err.matches("contained SIGSEGV").count(), 3, "{err}");
     assert!(!err.contains("cannot emulate"), "{err}");
+    // The metrics count the trapped stores, the restorations, and the traps of each page.
+    let m = std::fs::read_to_string(&metrics).unwrap_or_default();
+    let value = |name: &str| -> u64 {
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert!(value("vmsrs_watch_stores_emulated_total ") >= 6, "{m}");
+    assert!(value("vmsrs_watch_pages_restored_total ") >= 1, "{m}");
+    assert!(
+        value("vmsrs_watch_page_traps_total{page=") >= value("vmsrs_watch_stores_emulated_total "),
+        "{m}"
+    );
+    assert_eq!(value("vmsrs_watch_unsupported_total "), 0, "{m}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// After fork each process has its own copy of the watched pages: a child never sees its

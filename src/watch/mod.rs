@@ -63,13 +63,26 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 const ARMED: u8 = 0;
 const FENCED: u8 = 1;
 
-/// One watched page's state and trap count.
+/// One watched page's state and trap counts.
 struct Page {
     state: AtomicU8,
+    /// Traps taken on the page, and how many stored outside every monitored range (data that
+    /// only shares the page with one).
     traps: AtomicU64,
+    outside: AtomicU64,
+    /// Traps in the current second: (second << 32) | count.
+    window: AtomicU64,
+    /// The second of the last hot-page warning.
+    warned: AtomicU64,
 }
 #[allow(clippy::declare_interior_mutable_const)]
-const NO_PAGE: Page = Page { state: AtomicU8::new(ARMED), traps: AtomicU64::new(0) };
+const NO_PAGE: Page = Page {
+    state: AtomicU8::new(ARMED),
+    traps: AtomicU64::new(0),
+    outside: AtomicU64::new(0),
+    window: AtomicU64::new(0),
+    warned: AtomicU64::new(0),
+};
 static PAGES: [Page; MAX_PAGES] = [NO_PAGE; MAX_PAGES];
 
 /// Counters for `vmsrs_stats`-style reporting and the tests.
@@ -503,10 +516,7 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     let Some((i, s, _, a)) = region_of(addr).filter(|r| r.3 != 0) else { return true };
     let page = addr & !(PAGE - 1);
     let pg = page_of(i, s, page);
-    let traps = pg.traps.fetch_add(1, Ordering::Relaxed) + 1;
-    if traps >= HOT_PAGE_TRAPS && traps.is_power_of_two() {
-        warn_hot_page(page, traps);
-    }
+    count_trap(pg, page);
     // SAFETY: the context of this signal (contract).
     let (err, pc) = unsafe {
         let g = &(*uc).uc_mcontext.gregs;
@@ -531,6 +541,9 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     match emulate::emulate(&code[..n], addr as u64, &mut cpu, &mut mem) {
         emulate::Outcome::Done | emulate::Outcome::Partial => {
             COUNTERS.stores_emulated.fetch_add(1, Ordering::Relaxed);
+            if !hv.is_monitored(a + (addr - s), 1) {
+                pg.outside.fetch_add(1, Ordering::Relaxed);
+            }
             true
         }
         emulate::Outcome::Unsupported(m) => {
@@ -551,16 +564,33 @@ fn storing_user(hv: &Hv) -> u64 {
     }
 }
 
-/// A page that has trapped this many times is named in a warning (then again at each power
-/// of two): stores to it, to the ranges or to data that shares their page, cost a trap each.
-const HOT_PAGE_TRAPS: u64 = 1 << 12;
+/// A page that traps this many times within one second is named in a warning (at most once a
+/// minute per page): every store to it costs a trap, including stores to data that only
+/// shares the page with a monitored range.
+const HOT_PAGE_RATE: u64 = 1000;
 
-fn warn_hot_page(page: usize, traps: u64) {
-    let mut l = crate::fault::report::Line::prefixed();
-    l.s("warning: watched page ").hex(page as u64).s(" has trapped ").dec(traps);
-    l.s(" times: every store to it costs a trap (1-2 us), including stores to data that only shares ");
-    l.s("the page with a monitored range; watch smaller ranges, or ranges on quieter pages\n");
-    l.write_stderr();
+fn count_trap(pg: &Page, page: usize) {
+    pg.traps.fetch_add(1, Ordering::Relaxed);
+    let sec = coarse_ns() / 1_000_000_000;
+    let w = pg.window.load(Ordering::Relaxed);
+    let n = if w >> 32 != sec {
+        pg.window.store((sec << 32) | 1, Ordering::Relaxed);
+        1
+    } else {
+        (pg.window.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff) + 1
+    };
+    let warned = pg.warned.load(Ordering::Relaxed);
+    if n == HOT_PAGE_RATE && (warned == 0 || sec >= warned + 60) {
+        pg.warned.store(sec.max(1), Ordering::Relaxed);
+        let (traps, outside) = (pg.traps.load(Ordering::Relaxed), pg.outside.load(Ordering::Relaxed));
+        let mut l = crate::fault::report::Line::prefixed();
+        l.s("warning: watched page ").hex(page as u64).s(" traps over ").dec(HOT_PAGE_RATE);
+        l.s(" times a second (").dec(traps).s(" traps so far, ").dec(outside);
+        l.s(" of them stores to data outside the monitored ranges that only shares their page): each costs ");
+        l.s("a trap of a few microseconds; a hardware watchpoint (watch=hw, not built yet) would trap only ");
+        l.s("for the range's own bytes, or watch ranges on quieter pages\n");
+        l.write_stderr();
+    }
 }
 
 fn report_unsupported(m: iced_x86::Mnemonic, pc: u64, addr: usize) {
@@ -766,14 +796,16 @@ pub fn store_program_bytes(addr: usize, bytes: &[u8]) -> bool {
     emulate::Memory::write(&mut mem, addr as u64, bytes)
 }
 
-/// Per-page trap counts of the watched pages: (page address, traps), for reports.
-pub fn page_traps(out: &mut dyn FnMut(usize, u64)) {
+/// Per-page trap counts of the watched pages: (page address, traps, traps storing outside
+/// the monitored ranges), for reports.
+pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
     let n = COUNT.load(Ordering::Acquire);
     for (i, r) in REGIONS[..n].iter().enumerate() {
         let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
         let mut p = s;
         while p < e {
-            out(p, page_of(i, s, p).traps.load(Ordering::Relaxed));
+            let pg = page_of(i, s, p);
+            out(p, pg.traps.load(Ordering::Relaxed), pg.outside.load(Ordering::Relaxed));
             p += PAGE;
         }
     }
