@@ -159,6 +159,32 @@ fn each_process_has_its_own_watched_pages_after_fork() {
     assert!(plain.stdout.contains("fork ok"), "{}", plain.describe());
 }
 
+/// A watched range the program unmaps stops being watched (said on stderr), and a later fault
+/// at its address is the user's own: a store to the page mapped there again read-only is
+/// contained, never emulated into the old alias.
+#[test]
+fn a_watched_range_the_program_unmaps_is_no_longer_watched() {
+    let env = preload(&[
+        ("VMSRS_RANGE_0", "symbol:exe_global"),
+        ("VMSRS_USER_CALL", "writer:-1"),
+        ("VMSRS_POLICY", "unwind"),
+    ]);
+    let out = run(&c_example("watch_unmap", Build::Unmodified), &[], &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stderr.contains("watched range symbol:exe_global at 0x"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("is being unmapped by the program (munmap): it is no longer watched"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("writer returned -1") && out.stdout.contains("value 0"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{}", out.describe());
+}
+
 fn dropin_run(args: &[&str], extra: &[(&str, &str)]) -> common::RunOutput {
     let env = preload(extra);
     run(&server(), args, &env_refs(&env), TIMEOUT)

@@ -411,3 +411,28 @@ pub unsafe extern "C" fn recvfrom(
         unsafe { vmsrs_runtime::watch::real_recvfrom(fd, b as *mut libc::c_void, n, flags, addr, addrlen) }
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Watched ranges the program unmaps: they stop being watched (said on stderr), so no later
+// fault at those addresses is taken for a watched page's.
+
+/// `munmap(2)`.
+///
+/// # Safety
+/// munmap's contract.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut libc::c_void, len: usize) -> c_int {
+    vmsrs_runtime::watch::before_unmap(addr as usize, len);
+    // SAFETY: forwarded contract; the system call is what glibc's munmap makes.
+    unsafe { libc::syscall(libc::SYS_munmap, addr, len) as c_int }
+}
+
+/// `dlclose(3)`: glibc's, then the watched ranges of an unloaded library are dropped.
+///
+/// # Safety
+/// dlclose's contract.
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut libc::c_void) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { vmsrs_runtime::watch::dlclose(handle) }
+}

@@ -753,11 +753,38 @@ type RecvFrom = unsafe extern "C" fn(
 
 static REAL_RECVFROM: AtomicUsize = AtomicUsize::new(0);
 
-/// Look up glibc's `recvfrom` (the constructor: [`crate::on_load`]).
+static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
+
+/// Look up glibc's `recvfrom` and `dlclose` (the constructor: [`crate::on_load`]).
 pub fn resolve_real() {
     // SAFETY: dlvsym with NUL-terminated names.
     let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"recvfrom".as_ptr(), c"GLIBC_2.2.5".as_ptr()) };
     REAL_RECVFROM.store(p as usize, Ordering::Release);
+    let mut p = 0usize;
+    for v in [c"GLIBC_2.34", c"GLIBC_2.2.5"] {
+        if p == 0 {
+            // SAFETY: as above.
+            p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"dlclose".as_ptr(), v.as_ptr()) } as usize;
+        }
+    }
+    REAL_DLCLOSE.store(p, Ordering::Release);
+}
+
+/// glibc's `dlclose`, then [`after_dlclose`].
+///
+/// # Safety
+/// dlclose's contract.
+pub unsafe fn dlclose(handle: *mut libc::c_void) -> libc::c_int {
+    let p = REAL_DLCLOSE.load(Ordering::Acquire);
+    if p == 0 {
+        return -1;
+    }
+    // SAFETY: `p` is glibc's dlclose (dlvsym), of this signature; forwarded contract.
+    let r = unsafe {
+        core::mem::transmute::<usize, unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int>(p)(handle)
+    };
+    after_dlclose();
+    r
 }
 
 /// glibc's `recvfrom`, or the system call itself if it could not be found.
@@ -808,6 +835,67 @@ pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
             out(p, pg.traps.load(Ordering::Relaxed), pg.outside.load(Ordering::Relaxed));
             p += PAGE;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges unmapped while watched.
+
+/// The program is about to unmap `addr..addr+len` (`munmap`): every watched run with a page
+/// there stops being watched first (said on stderr: its recovery ends), so no later fault
+/// at those addresses is taken for a watched page's.
+pub fn before_unmap(addr: usize, len: usize) {
+    if active() && overlaps(addr, len) {
+        disarm(|s, e| s < addr.saturating_add(len) && addr < e, "is being unmapped by the program (munmap)");
+    }
+}
+
+/// After `dlclose`: watched runs whose pages the loader unmapped (their library was unloaded)
+/// stop being watched.
+pub fn after_dlclose() {
+    if active() {
+        disarm(
+            |s, _| {
+                let mut v = 0u8;
+                // SAFETY: mincore only inspects the mapping; ENOMEM means unmapped.
+                unsafe { libc::mincore(s as *mut libc::c_void, 1, &mut v) != 0 }
+            },
+            "was unmapped when its library was unloaded (dlclose)",
+        );
+    }
+}
+
+/// Stop watching the runs `gone(start, end)` selects: their ranges are unprofiled in the hv
+/// and their aliases unmapped. Normal context.
+fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str) {
+    let Some(hv) = runtime::hv() else { return };
+    let _g = lock();
+    let n = COUNT.load(Ordering::Acquire);
+    let pid = std::process::id();
+    for r in &REGIONS[..n] {
+        let (s, e, a) =
+            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        if s == e || !gone(s, e) {
+            continue;
+        }
+        let mut watched = WATCHED.lock();
+        watched.retain(|m| {
+            if m.addr < s || m.addr >= e {
+                return true;
+            }
+            eprintln!(
+                "=={pid}==vmsrs: warning: watched range {} at {:#x}+{} {why}: it is no longer watched",
+                m.name, m.addr, m.len
+            );
+            let _e = thread::HvEntry::enter();
+            let _ = hv.unprofile(a + (m.addr - s));
+            false
+        });
+        // Dead: no address is in [0, 0).
+        r.start.store(0, Ordering::Relaxed);
+        r.end.store(0, Ordering::Relaxed);
+        // SAFETY: our own alias mapping, no longer referenced by the hv.
+        unsafe { libc::munmap(a as *mut libc::c_void, e - s) };
     }
 }
 
