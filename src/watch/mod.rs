@@ -111,8 +111,14 @@ static OWNER: AtomicU64 = AtomicU64::new(0);
 
 struct Held(bool);
 
+/// This thread's token for the lock: the address of its libvmsrs state (a thread-local, so
+/// no system call on the trap path).
+fn me() -> u64 {
+    thread::with(|t| t as *const thread::ThreadState as u64)
+}
+
 fn lock() -> Held {
-    let me = thread::tid();
+    let me = me();
     if OWNER.load(Ordering::Relaxed) == me {
         return Held(false);
     }
@@ -907,7 +913,7 @@ pub fn lock_for_fork() {
 }
 
 pub fn unlock_after_fork_parent() {
-    if active() && OWNER.load(Ordering::Relaxed) == thread::tid() {
+    if active() && OWNER.load(Ordering::Relaxed) == me() {
         OWNER.store(0, Ordering::Release);
     }
 }
