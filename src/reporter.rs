@@ -794,9 +794,9 @@ pub fn metrics_text() -> String {
             l(&w.stores_emulated),
         ),
         (
-            "vmsrs_watch_pages_restored_total",
+            "vmsrs_watch_restorations_total",
             COUNTER,
-            "Fenced watched pages restored on first touch.",
+            "Watched ranges restored at a user's fault entry.",
             l(&w.restorations),
         ),
         (

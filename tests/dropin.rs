@@ -135,7 +135,7 @@ fn with_its_env_file_alone_the_unmodified_server_restores_what_a_faulting_reques
             .sum()
     };
     assert!(value("vmsrs_watch_stores_emulated_total ") >= 6, "{m}");
-    assert!(value("vmsrs_watch_pages_restored_total ") >= 1, "{m}");
+    assert!(value("vmsrs_watch_restorations_total ") >= 1, "{m}");
     assert!(
         value("vmsrs_watch_page_traps_total{page=") >= value("vmsrs_watch_stores_emulated_total "),
         "{m}"

@@ -436,3 +436,90 @@ pub unsafe extern "C" fn dlclose(handle: *mut libc::c_void) -> c_int {
     // SAFETY: forwarded contract.
     unsafe { vmsrs_runtime::watch::dlclose(handle) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signal masks.
+
+/// While ranges are watched every store to their pages is a SIGSEGV that libvmsrs handles;
+/// with SIGSEGV blocked the kernel kills the process instead. A program's
+/// `sigprocmask`/`pthread_sigmask` (e.g. `sigfillset` + `SIG_BLOCK` around a critical
+/// section, a common idiom) therefore never blocks SIGSEGV while watching: blocking a
+/// synchronous fault signal has no other effect than that death.
+fn without_sigsegv(set: *const libc::sigset_t, out: &mut libc::sigset_t) -> *const libc::sigset_t {
+    if set.is_null() || !vmsrs_runtime::watch::active() {
+        return set;
+    }
+    // SAFETY: `set` is the caller's valid set (contract); `out` is ours.
+    unsafe {
+        *out = *set;
+        libc::sigdelset(out, libc::SIGSEGV);
+    }
+    out
+}
+
+/// `sigprocmask(2)`, never blocking SIGSEGV while ranges are watched (see [`without_sigsegv`]).
+///
+/// # Safety
+/// sigprocmask's contract.
+#[no_mangle]
+pub unsafe extern "C" fn sigprocmask(
+    how: c_int,
+    set: *const libc::sigset_t,
+    old: *mut libc::sigset_t,
+) -> c_int {
+    // SAFETY: an all-zero sigset_t is valid.
+    let mut tmp: libc::sigset_t = unsafe { core::mem::zeroed() };
+    let set = without_sigsegv(set, &mut tmp);
+    // SAFETY: pthread_sigmask has sigprocmask's contract and result in errno form.
+    let rc = unsafe { real_pthread_sigmask(how, set, old) };
+    if rc != 0 {
+        // SAFETY: this thread's errno.
+        unsafe { *libc::__errno_location() = rc };
+        return -1;
+    }
+    0
+}
+
+/// `pthread_sigmask(3)`, never blocking SIGSEGV while ranges are watched.
+///
+/// # Safety
+/// pthread_sigmask's contract.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_sigmask(
+    how: c_int,
+    set: *const libc::sigset_t,
+    old: *mut libc::sigset_t,
+) -> c_int {
+    // SAFETY: an all-zero sigset_t is valid.
+    let mut tmp: libc::sigset_t = unsafe { core::mem::zeroed() };
+    let set = without_sigsegv(set, &mut tmp);
+    // SAFETY: forwarded contract.
+    unsafe { real_pthread_sigmask(how, set, old) }
+}
+
+/// glibc's `pthread_sigmask` (which also keeps its internal signals unblocked).
+unsafe fn real_pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    type F = unsafe extern "C" fn(c_int, *const libc::sigset_t, *mut libc::sigset_t) -> c_int;
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let mut f = REAL.load(Ordering::Relaxed);
+    if f == 0 {
+        // SAFETY: NUL-terminated names; dlvsym allocates nothing for a versioned lookup.
+        f = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"pthread_sigmask".as_ptr(), c"GLIBC_2.32".as_ptr()) }
+            as usize;
+        if f == 0 {
+            // SAFETY: as above.
+            f = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"pthread_sigmask".as_ptr(), c"GLIBC_2.2.5".as_ptr()) }
+                as usize;
+        }
+        REAL.store(f, Ordering::Relaxed);
+    }
+    if f == 0 {
+        // SAFETY: the raw system call with the kernel's sigset size.
+        let rc = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, how, set, old, 8) };
+        // SAFETY: this thread's errno.
+        return if rc == 0 { 0 } else { unsafe { *libc::__errno_location() } };
+    }
+    // SAFETY: glibc's pthread_sigmask; forwarded contract.
+    unsafe { core::mem::transmute::<usize, F>(f)(how, set, old) }
+}

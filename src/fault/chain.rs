@@ -180,10 +180,26 @@ fn apply(sig: c_int) -> c_int {
     let sa = if h == libc::SIG_DFL || h == libc::SIG_IGN {
         action(h, f, m)
     } else {
-        action(trampoline as *const () as usize, (f | libc::SA_SIGINFO) & !libc::SA_RESETHAND, m)
+        action(
+            trampoline as *const () as usize,
+            (f | libc::SA_SIGINFO) & !libc::SA_RESETHAND,
+            m & !sync_bits(),
+        )
     };
     // SAFETY: a fully initialised action.
     unsafe { __sigaction(sig, &sa, core::ptr::null_mut()) }
+}
+
+/// The synchronous fault signals: blocking one of them while its fault happens kills the
+/// process (the kernel forces the default action), and every store to a watched page is a
+/// SIGSEGV, so libvmsrs never lets a program handler's mask block them.
+fn sync_bits() -> u64 {
+    bit(libc::SIGSEGV)
+        | bit(libc::SIGBUS)
+        | bit(libc::SIGFPE)
+        | bit(libc::SIGILL)
+        | bit(libc::SIGTRAP)
+        | bit(libc::SIGSYS)
 }
 
 /// Install `handler` (`on_fault`) as the kernel's disposition of `sig`, with `SA_SIGINFO |
@@ -191,7 +207,13 @@ fn apply(sig: c_int) -> c_int {
 pub fn take_over(sig: c_int, handler: Handler) -> Result<(), crate::error::VmsrsError> {
     locked(|| {
         ensure_known(sig);
-        let sa = action(handler as usize, libc::SA_SIGINFO | libc::SA_ONSTACK, 0);
+        // Every asynchronous signal is blocked while `handler` runs: a program handler that
+        // interrupted it before it marked the thread as inside libvmsrs would run with this
+        // signal blocked, and its first store to a watched page (a synchronous SIGSEGV while
+        // SIGSEGV is blocked) would kill the process. The program's own handlers get their
+        // own mask back in `call_program`.
+        let all = (1..NSIG as c_int).fold(0u64, |m, s| m | bit(s));
+        let sa = action(handler as usize, libc::SA_SIGINFO | libc::SA_ONSTACK, all & !sync_bits());
         // SAFETY: a fully initialised action.
         if unsafe { __sigaction(sig, &sa, core::ptr::null_mut()) } != 0 {
             return Err(crate::error::VmsrsError::VMSRS_EINVAL);
@@ -303,17 +325,20 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
     }
     // The program asked for `mask` (and, without SA_NODEFER, `sig`) to be blocked while its
     // handler runs; whatever the kernel blocked for our own handler is put right here.
-    let mut want = bits_to_mask(mask);
+    // The kernel would have run it with the interrupted code's mask, plus `mask`, plus `sig`
+    // without SA_NODEFER (not with whatever libvmsrs's own handler blocks).
+    // SAFETY: `uc` is the kernel's context of this signal.
+    let interrupted_bits = mask_to_bits(unsafe { &(*(uc as *const libc::ucontext_t)).uc_sigmask });
+    let nodefer = flags & libc::SA_NODEFER != 0;
+    let want = bits_to_mask(
+        (interrupted_bits | mask | if nodefer { 0 } else { bit(sig) }) & !sync_bits()
+            | interrupted_bits & sync_bits(),
+    );
     // SAFETY: local sets; pthread_sigmask is async-signal-safe.
     let mut saved: libc::sigset_t = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
     unsafe {
-        libc::pthread_sigmask(libc::SIG_BLOCK, &want, &mut saved);
-        if flags & libc::SA_NODEFER != 0 {
-            libc::sigemptyset(&mut want);
-            libc::sigaddset(&mut want, sig);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &want, core::ptr::null_mut());
-        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &want, &mut saved);
     }
     // The mask of the code this handler interrupted, should a fault in the handler unwind out
     // of it (`rescue::unwind_context`).

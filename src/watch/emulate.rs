@@ -423,10 +423,13 @@ fn scalar(
             if expect == a {
                 (src, new_flags)
             } else {
-                // The destination is written back with its own value (the processor always
-                // writes), and the accumulator is loaded.
-                reg_back = Some((acc, a));
-                (a, new_flags)
+                // A failed compare-exchange is a load (C11/C++ memory model): the processor's
+                // locked write-back of the same value is not a store of this user. Recording
+                // it would make the value this user read its own store, so a faulted user's
+                // value it read could never be withdrawn (the watch lock keeps this atomic).
+                set_reg(cpu, acc, a);
+                cpu.set_flags(new_flags);
+                return Outcome::Done;
             }
         }
         Bts | Btr | Btc => {
@@ -477,8 +480,8 @@ fn scalar(
                 new[..half].copy_from_slice(&b.to_le_bytes()[..half]);
                 new[half..size].copy_from_slice(&c.to_le_bytes()[..half]);
             }
-            // The processor writes the destination either way.
-            if !mem.write(ea, &new[..size]) {
+            // Only a successful exchange is a store (a failed one is a load; see cmpxchg).
+            if equal && !mem.write(ea, &new[..size]) {
                 return Outcome::Fault(ea);
             }
             if !equal {

@@ -12,13 +12,14 @@
 //!   stores are serialised by one lock, and every store to a watched page traps, so locked
 //!   read-modify-writes stay atomic. An instruction that cannot be emulated is reported by
 //!   mnemonic and is a contained fault of its user (its store is never performed).
-//! * **Fault entry** ([`fencing`]). Every watched page is made inaccessible before the user's
-//!   fault is linearised in the hv; after it, pages with no polluted granule are re-armed
-//!   read-only and the rest stay *fenced*. No normal thread can read a polluted byte between
-//!   the fault and its restoration.
-//! * **Restoration on demand.** A thread's first touch of a fenced page traps; the hv restores
-//!   the page's polluted granules (G3), the page is re-armed read-only and the instruction
-//!   retried. At the faulted user's end point the hv restores what is left eagerly (G7).
+//! * **Fault entry** ([`fencing`]). Under the watch lock (no emulated store interleaves), the
+//!   user's fault is entered in the hv, then every granule it polluted in the watched ranges
+//!   is restored at once (G3), before the faulting thread goes on: the fault's observable
+//!   linearisation point is the end of that restoration. Watched pages are never made
+//!   inaccessible: fencing a page with `PROT_NONE` until its first touch (restoration on
+//!   demand, as linked mode does) made the kernel fail every system call on it with EFAULT,
+//!   and glibc abort the process when a pthread mutex shared the page (its futex call failed).
+//!   At the faulted user's end point the hv frees its history (G7).
 //! * **Fork.** The child gets a private copy of every alias, mapped at the same addresses, so
 //!   parent and child never share watched memory (httpd forks its children without exec).
 //!
@@ -31,7 +32,7 @@ pub mod resolve;
 
 use crate::fault::context;
 use crate::{runtime, thread, user};
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use vmsrs_hv::{uaccess, Hv};
 
 /// Regions (runs of watched pages with one alias) and watched pages, at most.
@@ -59,13 +60,8 @@ static REGIONS: [Region; MAX_REGIONS] = [NO_REGION; MAX_REGIONS];
 /// Regions published (written before, read with Acquire).
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
-/// Page states.
-const ARMED: u8 = 0;
-const FENCED: u8 = 1;
-
-/// One watched page's state and trap counts.
+/// One watched page's trap counts.
 struct Page {
-    state: AtomicU8,
     /// Traps taken on the page, and how many stored outside every monitored range (data that
     /// only shares the page with one).
     traps: AtomicU64,
@@ -77,7 +73,6 @@ struct Page {
 }
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_PAGE: Page = Page {
-    state: AtomicU8::new(ARMED),
     traps: AtomicU64::new(0),
     outside: AtomicU64::new(0),
     window: AtomicU64::new(0),
@@ -203,6 +198,10 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
                 members[0].name
             ));
         }
+        // No signal handler of the program may run on this thread while it holds the watch
+        // lock with a region published but not yet aliased: a store of that handler to the
+        // region would trap, re-enter the lock (same thread) and retry for ever.
+        let _quiet = BlockAsync::new();
         let _g = lock();
         let n = COUNT.load(Ordering::Acquire);
         let pages_used = match n {
@@ -225,9 +224,6 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         r.start.store(p0, Ordering::Relaxed);
         r.end.store(p1, Ordering::Relaxed);
         r.first_page.store(pages_used, Ordering::Relaxed);
-        for pg in &PAGES[pages_used..pages_used + npages] {
-            pg.state.store(ARMED, Ordering::Relaxed);
-        }
         COUNT.store(n + 1, Ordering::Release);
         // SAFETY: the program's own private data pages (checked by resolve), read-only from
         // here until they are replaced by the memfd mapping.
@@ -253,6 +249,32 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         WATCHED.lock().extend(members.into_iter().cloned());
     }
     Ok(())
+}
+
+/// Every asynchronous signal blocked on this thread while it lives (normal context only).
+struct BlockAsync(libc::sigset_t);
+
+impl BlockAsync {
+    fn new() -> BlockAsync {
+        // SAFETY: local sets; pthread_sigmask is async-signal-safe.
+        unsafe {
+            let mut all: libc::sigset_t = core::mem::zeroed();
+            let mut old: libc::sigset_t = core::mem::zeroed();
+            libc::sigfillset(&mut all);
+            for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS] {
+                libc::sigdelset(&mut all, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            BlockAsync(old)
+        }
+    }
+}
+
+impl Drop for BlockAsync {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved by `new` on this thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, core::ptr::null_mut()) };
+    }
 }
 
 /// Every range watched so far (for overlap checks of ranges armed later).
@@ -360,7 +382,7 @@ fn loader_adds() -> u64 {
 /// Copy `len` bytes of pages at `start` into a new memfd, map it writable somewhere (or at
 /// `at`, replacing an old alias) and over `start` read-only (`prot` given for a child after
 /// fork). Returns the alias address. Async-signal-safe (the fork child calls it).
-fn map_alias(start: usize, len: usize, at: Option<(usize, &[u8])>) -> Result<usize, &'static str> {
+fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usize, &'static str> {
     // SAFETY: memfd_create with a static NUL-terminated name.
     let fd = unsafe { libc::memfd_create(c"vmsrs-watch".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -392,7 +414,7 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, &[u8])>) -> Result<usi
             return Err("mmap of the memfd failed");
         }
         let src = match at {
-            Some((a, _)) => a,
+            Some((_, from)) => from,
             None => start,
         };
         // SAFETY: `src` is `len` readable bytes (the watched pages before arming, or the old
@@ -406,29 +428,20 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, &[u8])>) -> Result<usi
         if alias == libc::MAP_FAILED {
             return Err("mmap of the alias failed");
         }
-        // The watched pages themselves: page by page, each with its state's protection.
-        let states = at.map(|(_, s)| s);
-        let mut off = 0;
-        while off < len {
-            let prot = match states.and_then(|s| s.get(off / PAGE)) {
-                Some(&FENCED) => libc::PROT_NONE,
-                _ => libc::PROT_READ,
-            };
-            // SAFETY: replacing the watched page by the same bytes, from the memfd.
-            let p = unsafe {
-                libc::mmap(
-                    (start + off) as *mut libc::c_void,
-                    PAGE,
-                    prot,
-                    libc::MAP_SHARED | libc::MAP_FIXED,
-                    fd,
-                    off as libc::off_t,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err("mmap over the watched pages failed");
-            }
-            off += PAGE;
+        // The watched pages themselves, read-only, from the memfd.
+        // SAFETY: replacing the watched pages by the same bytes.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err("mmap over the watched pages failed");
         }
         Ok(alias as usize)
     })();
@@ -440,72 +453,104 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, &[u8])>) -> Result<usi
 /// In a child after fork: give every region a private alias at the same address.
 pub fn after_fork_child() {
     let n = COUNT.load(Ordering::Acquire);
-    for r in &REGIONS[..n] {
+    for (i, r) in REGIONS[..n].iter().enumerate() {
         let (s, e, a) =
             (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
-        let first = r.first_page.load(Ordering::Relaxed);
-        let mut states = [ARMED; 256];
-        let npages = (e - s) / PAGE;
-        for (i, st) in states.iter_mut().enumerate().take(npages.min(256)) {
-            *st = PAGES[first + i].state.load(Ordering::Relaxed);
+        if s == e {
+            continue; // no longer watched
         }
-        let fenced_tail = npages > 256;
-        if map_alias(s, e - s, Some((a, &states[..npages.min(256)]))).is_err() || fenced_tail {
+        // The bytes as they were at the fork (the parent stores to the shared alias again as
+        // soon as it returns from fork): the snapshot taken in prepare, else the alias.
+        let from = match SNAP[i].load(Ordering::Relaxed) {
+            0 => a,
+            p => p,
+        };
+        if map_alias(s, e - s, Some((a, from))).is_err() {
             let mut l = crate::fault::report::Line::prefixed();
             l.s("error: after fork, the watched pages at ").hex(s as u64);
             l.s(" could not get a private alias; they may be shared with the parent\n");
             l.write_stderr();
         }
     }
+    drop_snapshots(n);
     OWNER.store(0, Ordering::Release);
+}
+
+/// Private copies of every alias taken in fork's prepare, under the watch lock (no store in
+/// flight): the child's private alias is filled from them, never from the shared alias that
+/// the parent's threads write again as soon as the parent returns from fork.
+static SNAP: [AtomicUsize; MAX_REGIONS] = [const { AtomicUsize::new(0) }; MAX_REGIONS];
+
+fn take_snapshots() {
+    let n = COUNT.load(Ordering::Acquire);
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e, a) =
+            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        // SAFETY: a new private anonymous mapping, filled from our own alias.
+        if s == e || a == 0 {
+            SNAP[i].store(0, Ordering::Relaxed);
+            continue;
+        }
+        // SAFETY: a new private anonymous mapping, filled from our own alias.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                e - s,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            SNAP[i].store(0, Ordering::Relaxed);
+            continue;
+        }
+        // SAFETY: the alias is `e - s` readable bytes; `p` is our new mapping of that size.
+        unsafe { core::ptr::copy_nonoverlapping(a as *const u8, p as *mut u8, e - s) };
+        SNAP[i].store(p as usize, Ordering::Relaxed);
+    }
+}
+
+fn drop_snapshots(n: usize) {
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let p = SNAP[i].swap(0, Ordering::Relaxed);
+        if p != 0 {
+            let len = r.end.load(Ordering::Relaxed) - r.start.load(Ordering::Relaxed);
+            // SAFETY: our own snapshot mapping.
+            unsafe { libc::munmap(p as *mut libc::c_void, len) };
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Fault entry and restoration.
 
-/// Run `f`, a user's fault entry in the hv, with every watched page fenced across it; after
-/// it, re-arm the pages that hold no polluted granule.
+/// Run `f`, a user's fault entry in the hv, under the watch lock, then restore every polluted
+/// granule of the watched ranges (see the module comment: the end of this is the fault's
+/// observable linearisation point for watched memory).
 pub fn fencing<R>(hv: &Hv, f: impl FnOnce() -> R) -> R {
     if !active() {
         return f();
     }
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
-    for (i, r) in REGIONS[..n].iter().enumerate() {
-        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
-        // SAFETY: our own watched pages.
-        unsafe { libc::mprotect(s as *mut libc::c_void, e - s, libc::PROT_NONE) };
-        let mut p = s;
-        while p < e {
-            page_of(i, s, p).state.store(FENCED, Ordering::Relaxed);
-            p += PAGE;
-        }
-    }
     let out = f();
-    for (i, r) in REGIONS[..n].iter().enumerate() {
+    for r in &REGIONS[..n] {
         let (s, e, a) =
             (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
-        let mut p = s;
-        while p < e {
-            if !hv.polluted(a + (p - s), PAGE) {
-                rearm(i, s, p);
-            }
-            p += PAGE;
+        if a != 0 && hv.polluted(a, e - s) {
+            hv.restore_range(a, e - s);
+            COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
         }
     }
     out
 }
 
-fn rearm(region: usize, start: usize, page: usize) {
-    // SAFETY: one of our own watched pages, back to read-only.
-    unsafe { libc::mprotect(page as *mut libc::c_void, PAGE, libc::PROT_READ) };
-    page_of(region, start, page).state.store(ARMED, Ordering::Relaxed);
-}
-
 // ---------------------------------------------------------------------------------------------
 // The trap.
 
-/// Handle a SIGSEGV at `addr` if it is a watched page's: restore and re-arm a fenced page, or
+/// Handle a SIGSEGV at `addr` if it is a watched page's:
 /// emulate a store. `true`: handled, resume the interrupted context. `false`: not ours, or an
 /// instruction that cannot be emulated (reported), to be contained as the user's fault.
 ///
@@ -529,15 +574,10 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
         (g[libc::REG_ERR as usize] as u64, g[libc::REG_RIP as usize] as u64)
     };
     let _e = thread::HvEntry::enter();
-    if pg.state.load(Ordering::Relaxed) == FENCED {
-        hv.restore_range(a + (page - s), PAGE);
-        rearm(i, s, page);
-        COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
-        return true;
-    }
     if err & 2 == 0 {
-        // A read of a page re-armed since the trap was taken: retry.
-        return true;
+        // Watched pages are always readable: a read fault there is the program's own (it
+        // changed the page's protection itself).
+        return false;
     }
     let mut code = [0u8; 16];
     // SAFETY: the CPU just fetched the instruction at pc.
@@ -852,7 +892,11 @@ pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
 /// at those addresses is taken for a watched page's.
 pub fn before_unmap(addr: usize, len: usize) {
     if active() && overlaps(addr, len) {
-        disarm(|s, e| s < addr.saturating_add(len) && addr < e, "is being unmapped by the program (munmap)");
+        disarm(
+            |s, e| s < addr.saturating_add(len) && addr < e,
+            "is being unmapped by the program (munmap)",
+            false,
+        );
     }
 }
 
@@ -867,17 +911,20 @@ pub fn after_dlclose() {
                 unsafe { libc::mincore(s as *mut libc::c_void, 1, &mut v) != 0 }
             },
             "was unmapped when its library was unloaded (dlclose)",
+            true,
         );
     }
 }
 
 /// Stop watching the runs `gone(start, end)` selects: their ranges are unprofiled in the hv
-/// and their aliases unmapped. Normal context.
-fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str) {
+/// and their aliases unmapped; with `requeue` they are pending again (a library unloaded may
+/// be loaded again). Normal context.
+fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
     let Some(hv) = runtime::hv() else { return };
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
     let pid = std::process::id();
+    let mut requeued = Vec::new();
     for r in &REGIONS[..n] {
         let (s, e, a) =
             (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
@@ -890,9 +937,19 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str) {
                 return true;
             }
             eprintln!(
-                "=={pid}==vmsrs: warning: watched range {} at {:#x}+{} {why}: it is no longer watched",
-                m.name, m.addr, m.len
+                "=={pid}==vmsrs: warning: watched range {} at {:#x}+{} {why}: it is no longer watched{}",
+                m.name,
+                m.addr,
+                m.len,
+                if requeue { " until its library is loaded again" } else { "" }
             );
+            if requeue {
+                if let Ok(spec) = vmsrs_config::config::parse_range(&m.name) {
+                    if !matches!(spec, vmsrs_config::config::RangeSpec::Addr { .. }) {
+                        requeued.push(resolve::Pending { spec, why: why.to_owned() });
+                    }
+                }
+            }
             let _e = thread::HvEntry::enter();
             let _ = hv.unprofile(a + (m.addr - s));
             false
@@ -903,16 +960,26 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str) {
         // SAFETY: our own alias mapping, no longer referenced by the hv.
         unsafe { libc::munmap(a as *mut libc::c_void, e - s) };
     }
+    if !requeued.is_empty() {
+        // After WATCHED is released: arm_pending takes PENDING, then WATCHED.
+        PENDING.lock().extend(requeued);
+        LAST_ADDS.store(0, Ordering::Relaxed);
+        HAS_PENDING.store(true, Ordering::Release);
+    }
 }
 
 /// Take the watch lock for a fork (prepare) and release it in the parent.
 pub fn lock_for_fork() {
     if active() {
         core::mem::forget(lock());
+        take_snapshots();
     }
 }
 
 pub fn unlock_after_fork_parent() {
+    if active() {
+        drop_snapshots(COUNT.load(Ordering::Acquire));
+    }
     if active() && OWNER.load(Ordering::Relaxed) == me() {
         OWNER.store(0, Ordering::Release);
     }
