@@ -262,6 +262,17 @@ const INTERPOSED: &[&str] = &[
     "sysv_signal",
     "ssignal",
     "pthread_create",
+    // Drop-in monitored ranges (preload/src/interpose.rs): kernel stores into watched buffers,
+    // watched ranges unmapped, signal masks that must not block a watched store's trap.
+    "read",
+    "pread",
+    "pread64",
+    "recv",
+    "recvfrom",
+    "munmap",
+    "dlclose",
+    "sigprocmask",
+    "pthread_sigmask",
     // The allocator family and mem* (preload/src/memory.rs).
     "malloc",
     "calloc",
