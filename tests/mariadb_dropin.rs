@@ -94,7 +94,7 @@ fn sysbench_field(out: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{name}` in sysbench's output:\n{out}"))
 }
 
-/// sysbench oltp_read_write (4 threads, 8 s, persistent connections) while 6 sessions fault
+/// sysbench oltp_read_write (4 threads, 20 s, persistent connections) while 100 sessions fault
 /// (NULL stores and ud2 in turn): sysbench sees no failed query (any error but the three it
 /// retries is fatal to it) and no reconnect, and the tables check clean. The errors it
 /// retries (1213 deadlock, 1205 lock wait timeout, 1020 record changed) come from its own
@@ -114,24 +114,28 @@ fn with_libvmsrs_sysbench_oltp_read_write_sees_no_failed_query_across_faults() {
                 &common_args[..],
                 &[
                     "--threads=4",
-                    "--time=8",
+                    "--time=20",
                     "--mysql-ignore-errors=1213,1205,1020",
                     "oltp_read_write",
                     "run",
                 ],
             ]
             .concat();
-            m.sysbench(&args, Duration::from_secs(40))
+            m.sysbench(&args, Duration::from_secs(90))
         });
         thread::sleep(Duration::from_millis(1500));
         let mut faults = Vec::new();
-        for i in 0..6 {
+        for i in 0..100 {
             let mode = 1 + i % 2;
             faults.push(m.query(&format!("SELECT vmsrs_fault({mode}); SELECT 'session still open'")));
-            thread::sleep(Duration::from_millis(700));
+            thread::sleep(Duration::from_millis(80));
         }
-        (bench.join().expect("sysbench thread"), faults)
+        // Every fault happened while sysbench ran.
+        let across = !bench.is_finished();
+        (bench.join().expect("sysbench thread"), (faults, across))
     });
+    let (faults, across) = faults;
+    assert!(across, "sysbench ended before the 100th fault: lengthen its run");
     let out = String::from_utf8_lossy(&run.stdout).into_owned();
     let err = String::from_utf8_lossy(&run.stderr).into_owned();
     for r in faults {
