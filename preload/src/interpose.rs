@@ -467,11 +467,8 @@ pub unsafe extern "C" fn sigprocmask(
     set: *const libc::sigset_t,
     old: *mut libc::sigset_t,
 ) -> c_int {
-    // SAFETY: an all-zero sigset_t is valid.
-    let mut tmp: libc::sigset_t = unsafe { core::mem::zeroed() };
-    let set = without_sigsegv(set, &mut tmp);
-    // SAFETY: pthread_sigmask has sigprocmask's contract and result in errno form.
-    let rc = unsafe { real_pthread_sigmask(how, set, old) };
+    // SAFETY: pthread_sigmask (ours, below) has sigprocmask's contract, its result in errno form.
+    let rc = unsafe { pthread_sigmask(how, set, old) };
     if rc != 0 {
         // SAFETY: this thread's errno.
         unsafe { *libc::__errno_location() = rc };
