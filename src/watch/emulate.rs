@@ -256,10 +256,6 @@ fn sub_flags(a: u64, b: u64, c: u64, size: usize) -> (u64, u64) {
     (r, f)
 }
 
-fn logic_flags(r: u64, size: usize) -> u64 {
-    szp(r, size)
-}
-
 fn condition(cc: ConditionCode, fl: u64) -> Option<bool> {
     let (cf, zf, sf, of, pf) = (fl & CF != 0, fl & ZF != 0, fl & SF != 0, fl & OF != 0, fl & PF != 0);
     Some(match cc {
@@ -379,9 +375,9 @@ fn scalar(
                 Adc => add_flags(a, b, c, size),
                 Sub => sub_flags(a, b, 0, size),
                 Sbb => sub_flags(a, b, c, size),
-                And => (a & b, logic_flags(a & b, size)),
-                Or => (a | b, logic_flags(a | b, size)),
-                _ => (a ^ b, logic_flags(a ^ b, size)),
+                And => (a & b, szp(a & b, size)),
+                Or => (a | b, szp(a | b, size)),
+                _ => (a ^ b, szp(a ^ b, size)),
             };
             (r, (flags & !ARITH) | f)
         }

@@ -161,11 +161,6 @@ pub fn overlaps(addr: usize, len: usize) -> bool {
     REGIONS[..n].iter().any(|r| r.start.load(Ordering::Relaxed) < end && addr < r.end.load(Ordering::Relaxed))
 }
 
-/// The alias address of watched `addr`, if it is watched.
-pub fn alias_of(addr: usize) -> Option<usize> {
-    region_of(addr).map(|(_, s, _, a)| a + (addr - s))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Arming.
 
@@ -379,9 +374,9 @@ fn loader_adds() -> u64 {
     adds
 }
 
-/// Copy `len` bytes of pages at `start` into a new memfd, map it writable somewhere (or at
-/// `at`, replacing an old alias) and over `start` read-only (`prot` given for a child after
-/// fork). Returns the alias address. Async-signal-safe (the fork child calls it).
+/// Copy `len` bytes of pages at `start` (or, for a child after fork, of `at = (old alias,
+/// snapshot)`'s snapshot) into a new memfd, map it writable somewhere (or over the old alias)
+/// and over `start` read-only. Returns the alias address. Async-signal-safe (the fork child calls it).
 fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usize, &'static str> {
     // SAFETY: memfd_create with a static NUL-terminated name.
     let fd = unsafe { libc::memfd_create(c"vmsrs-watch".as_ptr(), libc::MFD_CLOEXEC) };
