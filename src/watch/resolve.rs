@@ -115,7 +115,21 @@ enum Located {
     Bad(String),
 }
 
-fn locate(spec: &RangeSpec, mods: &[Module]) -> Located {
+/// The ELF files of `mods`, each read at most once per resolution (a server's executable is
+/// tens of megabytes, and several ranges name its symbols).
+struct Files(Vec<Option<Option<Vec<u8>>>>);
+
+impl Files {
+    fn new(mods: &[Module]) -> Files {
+        Files(vec![None; mods.len()])
+    }
+
+    fn get(&mut self, mods: &[Module], i: usize) -> Option<&[u8]> {
+        self.0[i].get_or_insert_with(|| std::fs::read(&mods[i].path).ok()).as_deref()
+    }
+}
+
+fn locate(spec: &RangeSpec, mods: &[Module], files: &mut Files) -> Located {
     match spec {
         RangeSpec::Addr { addr, len } => Located::At(*addr, *len),
         RangeSpec::Module { name, offset, len } => {
@@ -135,9 +149,9 @@ fn locate(spec: &RangeSpec, mods: &[Module]) -> Located {
             }
         }
         RangeSpec::Symbol { name, len } => {
-            for m in mods {
-                let Ok(file) = std::fs::read(&m.path) else { continue };
-                if let Some((value, size)) = elf_object(&file, name) {
+            for (i, m) in mods.iter().enumerate() {
+                let Some(file) = files.get(mods, i) else { continue };
+                if let Some((value, size)) = elf_object(file, name) {
                     let addr = m.base.wrapping_add(value);
                     if addr < m.lo || addr >= m.hi {
                         continue;
@@ -229,9 +243,10 @@ pub fn resolve_all<'a>(
 ) -> Result<(Vec<Resolved>, Vec<Pending>), String> {
     let mods = modules();
     let maps = mappings();
+    let mut files = Files::new(&mods);
     let (mut out, mut later) = (Vec::new(), Vec::new());
     for spec in specs {
-        match locate(spec, &mods) {
+        match locate(spec, &mods, &mut files) {
             Located::At(addr, len) => out.push(check(spec.to_string(), addr, len, own, &maps, &out)?),
             Located::NotLoaded(why) => later.push(Pending { spec: spec.clone(), why }),
             Located::Bad(why) => return Err(format!("range {spec}: {why}")),
@@ -249,9 +264,10 @@ pub fn resolve_pending(
 ) -> (Vec<Resolved>, Vec<Pending>, Vec<String>) {
     let mods = modules();
     let maps = mappings();
+    let mut files = Files::new(&mods);
     let (mut now, mut later, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for p in pending {
-        match locate(&p.spec, &mods) {
+        match locate(&p.spec, &mods, &mut files) {
             Located::At(addr, len) => {
                 let all: Vec<Resolved> = watched.iter().chain(&now).cloned().collect();
                 match check(p.spec.to_string(), addr, len, own, &maps, &all) {
