@@ -15,6 +15,7 @@
  *   kill-in-store       pthread_kill(SIGSEGV) at a thread inside monitored stores (8)
  *   handler-after-init  the program installs its own SIGSEGV handler after init (9)
  *   main-no-recovery    a fault on the main thread under unwind, no recovery point (10)
+ *   kill-while-ending   SIGSEGV sent without pause at threads libvmsrs is ending (CI, stop 13)
  */
 #define _GNU_SOURCE
 #include <vmsrs.h>
@@ -28,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -491,6 +495,46 @@ static void case_kill_in_store(void) {
     pass();
 }
 
+/* ---- 8b: a thread being ended is not ended again --------------------------------------
+ * A thread with no recovery point is ended by its first contained signal (unwind policy);
+ * its end runs the trampoline, glibc's pthread_exit and (on the process's first end) the
+ * loader's dladdr, which holds the loader lock. A SIGSEGV sent in that window once ended the
+ * thread a second time with the lock held: exit() then waited for it forever. */
+
+static atomic_int spin_tid;
+
+static void *spin_until_ended(void *arg) {
+    (void)arg;
+    atomic_store(&spin_tid, (int)gettid());
+    for (;;) __asm__ volatile("" ::: "memory");
+    return NULL;
+}
+
+static void case_kill_while_ending(void) {
+    init();
+    long kills = 0;
+    for (int round = 0; round < 40; round++) {
+        atomic_store(&spin_tid, 0);
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, spin_until_ended, NULL) == 0);
+        int tid;
+        while ((tid = atomic_load(&spin_tid)) == 0) sched_yield();
+        /* Until the thread is gone: every moment of its end gets a signal. */
+        while (syscall(SYS_tgkill, getpid(), tid, SIGSEGV) == 0) kills++;
+        CHECK(errno == ESRCH);
+        CHECK(pthread_join(t, NULL) == 0);
+    }
+    /* The loader lock is free (a thread ended holding it would hang this call). */
+    Dl_info info;
+    CHECK(dladdr((void *)case_kill_while_ending, &info) != 0);
+    struct vmsrs_stats s = stats();
+    printf("audit kill-while-ending: %ld kills, %llu contained, %llu threads ended\n", kills,
+           (unsigned long long)s.faults_contained, (unsigned long long)s.threads_ended);
+    CHECK(s.threads_ended == 40);
+    CHECK(s.faults_chained == 0);
+    pass();
+}
+
 /* ---- 9: libvmsrs's handler stays first ------------------------------------------------ */
 
 static volatile sig_atomic_t program_handler_calls, chaining_phase;
@@ -576,6 +620,7 @@ int main(int argc, char **argv) {
         {"kill-in-store", case_kill_in_store},
         {"handler-after-init", case_handler_after_init},
         {"main-no-recovery", case_main_no_recovery},
+        {"kill-while-ending", case_kill_while_ending},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (strcmp(cases[i].name, argv[1]) == 0) {

@@ -74,6 +74,9 @@ pub struct ThreadState {
     pub handler_frames: Cell<[usize; HANDLER_MARKS]>,
     pub handler_depth: Cell<u32>,
     pub rescue_handler_depth: Cell<u32>,
+    /// libvmsrs is ending this thread (its user is contained and it had no recovery point):
+    /// a fault signal sent to it from now on is dropped, never contained a second time.
+    pub ending: Cell<bool>,
 }
 
 /// Nested program signal handlers whose interrupted masks a thread keeps.
@@ -107,6 +110,7 @@ thread_local! {
             handler_frames: Cell::new([0; HANDLER_MARKS]),
             handler_depth: Cell::new(0),
             rescue_handler_depth: Cell::new(0),
+            ending: Cell::new(false),
         }
     };
 }

@@ -78,6 +78,11 @@ fn sigsegv_sent_to_a_thread_inside_monitored_stores_is_contained() {
 }
 
 #[test]
+fn sigsegv_sent_without_pause_at_threads_being_ended_never_ends_one_twice() {
+    passes("kill-while-ending", &[("VMSRS_POLICY", "unwind")]);
+}
+
+#[test]
 fn a_program_handler_installed_after_init_is_chained_not_put_first() {
     passes("handler-after-init", &[("VMSRS_CONTAIN_IMPLICIT", "0")]);
 }

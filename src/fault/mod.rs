@@ -172,6 +172,14 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
             return;
         }
     }
+    // Sent to a thread libvmsrs is already ending: its user is contained, and the thread
+    // must reach its end. Containing it again would end it a second time from wherever the
+    // signal landed (inside glibc's pthread_exit, or the loader holding its lock).
+    if !thread::is_synchronous(sig, code) && thread::with(|t| t.ending.get()) {
+        // SAFETY: restore errno for the interrupted code.
+        unsafe { *libc::__errno_location() = errno };
+        return;
+    }
     // Sent while this thread is inside libvmsrs: deliver it when the call is done.
     // SAFETY: the kernel's arguments.
     if unsafe { thread::defer(sig, info, ucv) } {
@@ -417,6 +425,8 @@ pub(crate) unsafe fn readable_code(pc: usize, out: &mut [u8; 16]) -> usize {
 /// # Safety
 /// `uc` must be the context of the current signal.
 unsafe fn redirect_to_thread_end(uc: *mut libc::ucontext_t) {
+    // Before the handler returns: a signal arriving on the way to the trampoline is dropped.
+    thread::with(|t| t.ending.set(true));
     // SAFETY: the context belongs to this signal; the stack below rsp-256 is the thread's
     // own free stack.
     unsafe {
@@ -432,6 +442,7 @@ unsafe fn redirect_to_thread_end(uc: *mut libc::ucontext_t) {
 /// Ends the user of a thread that had no recovery point, releases every lock the thread
 /// holds, then ends the thread itself.
 extern "C" fn thread_end_trampoline() -> ! {
+    thread::with(|t| t.ending.set(true));
     crate::reporter::poll();
     if let Some(hv) = runtime::hv() {
         thread::with(|t| {
