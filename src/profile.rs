@@ -90,12 +90,11 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     // Monitored ranges are resolved before anything starts: a range that cannot be watched
     // refuses the configuration, never quietly turns its recovery off.
     let (ranges, pending) =
-        crate::watch::resolve::resolve_all(cfg.all_ranges(), crate::watch::resolve::own_object()).map_err(
-            |why| {
+        crate::watch::resolve::resolve_all(cfg.all_watched_ranges(), crate::watch::resolve::own_object())
+            .map_err(|why| {
                 eprintln!("=={pid}==vmsrs: configuration error: {why}; refusing to start");
                 VMSRS_ECONFIG
-            },
-        )?;
+            })?;
     for p in &pending {
         eprintln!(
             "=={pid}==vmsrs: {}range {}: {}; it is watched when a library that has it is loaded",

@@ -805,6 +805,19 @@ pub fn metrics_text() -> String {
             "Trapped stores that could not be emulated (faults of their users).",
             l(&w.unsupported),
         ),
+        (
+            "vmsrs_watch_hw_traps_total",
+            COUNTER,
+            "Hardware watchpoint traps (stores to watch=hw ranges).",
+            l(&crate::watch::hw::TRAPS),
+        ),
+        (
+            "vmsrs_watch_hw_unchanged_total",
+            COUNTER,
+            "Watchpoint traps that found the range unchanged (the same bytes stored again, or a store \
+             journaled by another thread's trap).",
+            l(&crate::watch::hw::UNCHANGED),
+        ),
     ]);
     for (name, kind, help, v) in single {
         family(name, kind, help, &[(String::new(), v)]);

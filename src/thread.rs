@@ -302,6 +302,7 @@ fn give_altstack(t: &ThreadState) {
 pub fn thread_started() {
     ensure_altstack();
     crate::user::ensure_exit_hook_here();
+    crate::watch::hw::thread_started();
 }
 
 /// Disable and unmap the alternate stack libvmsrs gave this thread (at thread exit).

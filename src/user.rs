@@ -138,6 +138,7 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         });
     }
     thread::release_altstack();
+    crate::watch::hw::thread_exit();
 }
 
 fn end_implicit(hv: &Hv, t: &ThreadState) {

@@ -87,6 +87,20 @@ named_enum! {
 }
 
 named_enum! {
+    /// How a monitored range is watched in drop-in mode (`VMSRS_WATCH`, `VMSRS_WATCH_<N>`).
+    pub enum Watch {
+        /// Page protection with a writable alias: every store to the range's pages traps.
+        Page = "page",
+        /// A hardware data watchpoint: only stores to the range's own bytes trap (1, 2, 4 or 8
+        /// aligned bytes; at most four such ranges).
+        Hw = "hw",
+        /// `hw` when the range fits a watchpoint, one is free and no page-watched range shares
+        /// its page; `page` otherwise.
+        Auto = "auto",
+    }
+}
+
+named_enum! {
     /// Whether programs a drop-in process execs keep `LD_PRELOAD=libvmsrs.so` (`VMSRS_CHILDREN`).
     pub enum Children {
         /// Remove libvmsrs from `LD_PRELOAD` at start-up, so exec'd programs run without it.
@@ -289,6 +303,10 @@ pub struct Config {
     pub range_slots: BTreeMap<u8, RangeSpec>,
     /// `VMSRS_RANGES`.
     pub ranges: Vec<RangeSpec>,
+    /// `VMSRS_WATCH`: how ranges are watched unless their `VMSRS_WATCH_<N>` says.
+    pub watch: Watch,
+    /// `VMSRS_WATCH_<N>`, by index: how `VMSRS_RANGE_<N>` is watched.
+    pub watch_slots: BTreeMap<u8, Watch>,
     /// The environment file that was read, if any.
     pub env_file: Option<PathBuf>,
 }
@@ -297,6 +315,13 @@ impl Config {
     /// Every configured range: the indexed ones by index, then the `VMSRS_RANGES` list.
     pub fn all_ranges(&self) -> impl Iterator<Item = &RangeSpec> {
         self.range_slots.values().chain(&self.ranges)
+    }
+
+    /// Every configured range with how it is watched, in [`Config::all_ranges`] order.
+    pub fn all_watched_ranges(&self) -> impl Iterator<Item = (&RangeSpec, Watch)> {
+        let slots =
+            self.range_slots.iter().map(|(i, r)| (r, *self.watch_slots.get(i).unwrap_or(&self.watch)));
+        slots.chain(self.ranges.iter().map(|r| (r, self.watch)))
     }
 
     /// The effective configuration, one `KEY=value` line per setting in [`KEYS`] order (indexed
@@ -336,6 +361,8 @@ impl Config {
             children: Children::Drop,
             range_slots: BTreeMap::new(),
             ranges: Vec::new(),
+            watch: Watch::Page,
+            watch_slots: BTreeMap::new(),
             env_file: None,
         }
     }
@@ -386,12 +413,17 @@ impl KeySpec {
         matches!(self.kind, KeyKind::EnvironmentOnly { .. })
     }
 
+    /// `VMSRS_RANGE_` for the family `VMSRS_RANGE_<N>`.
+    fn slot_prefix(&self) -> &'static str {
+        self.name.strip_suffix("<N>").unwrap_or(self.name)
+    }
+
     /// The `(key, value)` lines this row contributes to [`Config::describe`].
     fn current(&self, config: &Config) -> Vec<(String, String)> {
         match self.kind {
             KeyKind::Setting { show, .. } => vec![(self.name.to_owned(), show(config))],
             KeyKind::Slot { show, .. } => (0..=u8::MAX)
-                .filter_map(|i| show(config, i).map(|v| (format!("{RANGE_SLOT_PREFIX}{i}"), v)))
+                .filter_map(|i| show(config, i).map(|v| (format!("{}{i}", self.slot_prefix()), v)))
                 .collect(),
             KeyKind::EnvironmentOnly { show: Some(show) } => vec![(self.name.to_owned(), show(config))],
             KeyKind::EnvironmentOnly { show: None } => Vec::new(),
@@ -607,6 +639,36 @@ pub static KEYS: &[KeySpec] = &[
         kind: KeyKind::Setting {
             set: |c, v| parse_ranges(v).map(|x| c.ranges = x),
             show: |c| c.ranges.iter().map(RangeSpec::to_string).collect::<Vec<_>>().join(","),
+        },
+    },
+    KeySpec {
+        name: "VMSRS_WATCH",
+        default: "page",
+        accepted: "page | hw | auto",
+        description: "How monitored ranges are watched in drop-in mode unless their VMSRS_WATCH_<N> \
+                      says: page protection (every store to the range's pages traps), a hardware \
+                      data watchpoint (only stores to the range's own 1, 2, 4 or 8 aligned bytes \
+                      trap; at most four), or auto (hw where it fits and no page-watched range \
+                      shares the page, else page).",
+        kind: KeyKind::Setting {
+            set: |c, v| parse_named(v, Watch::from_name).map(|x| c.watch = x),
+            show: |c| c.watch.to_string(),
+        },
+    },
+    KeySpec {
+        name: "VMSRS_WATCH_<N>",
+        default: "",
+        accepted: "page | hw | auto (N = 0..255; empty unsets)",
+        description: "How VMSRS_RANGE_<N> is watched (see VMSRS_WATCH).",
+        kind: KeyKind::Slot {
+            set: |c, i, v| {
+                match v {
+                    "" => c.watch_slots.remove(&i),
+                    _ => c.watch_slots.insert(i, parse_named(v, Watch::from_name)?),
+                };
+                Ok(())
+            },
+            show: |c, i| c.watch_slots.get(&i).map(Watch::to_string),
         },
     },
     KeySpec {
@@ -1019,7 +1081,7 @@ fn resolve(key: &str) -> Target {
             KeyKind::Setting { set, .. } if spec.name == key => return Target::Setting(spec, set),
             KeyKind::EnvironmentOnly { .. } if spec.name == key => return Target::EnvironmentOnly,
             KeyKind::Slot { set, .. } => {
-                if let Some(index) = key.strip_prefix(RANGE_SLOT_PREFIX) {
+                if let Some(index) = key.strip_prefix(spec.slot_prefix()) {
                     return match parse_slot_index(index) {
                         Some(i) => Target::Slot(spec, i, set),
                         None => Target::BadSlot(format!(
@@ -1157,7 +1219,19 @@ impl Loader {
         }
     }
 
-    fn finish(self) -> Result<Loaded, ConfigError> {
+    fn finish(mut self) -> Result<Loaded, ConfigError> {
+        let orphans: Vec<u8> = self
+            .config
+            .watch_slots
+            .keys()
+            .filter(|i| !self.config.range_slots.contains_key(i))
+            .copied()
+            .collect();
+        for i in orphans {
+            let key = format!("VMSRS_WATCH_{i}");
+            let message = format!("{key} is set but VMSRS_RANGE_{i} is not: it watches nothing");
+            self.warn_once(&key, message);
+        }
         if self.config.strict && !self.warnings.is_empty() {
             return Err(ConfigError::Strict { warnings: self.warnings });
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vmsrs_config::config::{
     self, environ_snapshot, keys, load, Children, Config, ConfigError, ExposurePolicy, Host, Loaded, OnFault,
-    Policy, RangeSpec, Signal, SignalSet, Source, UserCall, VMSRS_ECONFIG, VMSRS_EIO,
+    Policy, RangeSpec, Signal, SignalSet, Source, UserCall, Watch, VMSRS_ECONFIG, VMSRS_EIO,
 };
 use vmsrs_config::envfile::{ErrorKind, Reason};
 
@@ -100,6 +100,8 @@ fn defaults_are_the_documented_values() {
         children: Children::Drop,
         range_slots: BTreeMap::new(),
         ranges: Vec::new(),
+        watch: Watch::Page,
+        watch_slots: BTreeMap::new(),
         env_file: None,
     };
     assert_eq!(Config::default(), expected);
@@ -500,6 +502,42 @@ fn bad_range_index_is_an_error_not_a_silent_drop() {
         assert_eq!(err.code(), VMSRS_ECONFIG);
         assert!(err.to_string().contains("0..=255"), "{err}");
     }
+}
+
+#[test]
+fn watch_modes_apply_per_range_slot_with_a_default_for_the_rest() {
+    let l = loaded(&[
+        ("VMSRS_WATCH", "auto"),
+        ("VMSRS_RANGE_1", "symbol:a"),
+        ("VMSRS_RANGE_2", "symbol:b"),
+        ("VMSRS_WATCH_2", "hw"),
+        ("VMSRS_RANGES", "symbol:c"),
+    ]);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let modes: Vec<(String, Watch)> =
+        l.config.all_watched_ranges().map(|(r, w)| (r.to_string(), w)).collect();
+    assert_eq!(
+        modes,
+        [("symbol:a".into(), Watch::Auto), ("symbol:b".into(), Watch::Hw), ("symbol:c".into(), Watch::Auto)]
+    );
+    assert!(l.config.describe().contains("VMSRS_WATCH_2=hw\n"), "{}", l.config.describe());
+    assert_eq!(Config::default().watch, Watch::Page);
+}
+
+#[test]
+fn a_bad_watch_mode_is_an_error_and_a_watch_slot_without_range_is_a_warning() {
+    for (key, value) in [("VMSRS_WATCH", "hardware"), ("VMSRS_WATCH_4", "HW "), ("VMSRS_WATCH", "")] {
+        let err = load_env(&[(key, value)]).expect_err(key);
+        assert_eq!(err.code(), VMSRS_ECONFIG, "{key}={value}: {err}");
+        assert!(err.to_string().contains(key), "{err}");
+    }
+    let err = load_env(&[("VMSRS_WATCH_256", "hw")]).expect_err("index");
+    assert!(err.to_string().contains("0..=255"), "{err}");
+    let l = loaded(&[("VMSRS_WATCH_7", "hw")]);
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("VMSRS_RANGE_7 is not"), "{:?}", l.warnings);
+    let strict = load_env(&[("VMSRS_WATCH_7", "hw"), ("VMSRS_STRICT", "1")]).expect_err("strict");
+    assert_eq!(strict.code(), VMSRS_ECONFIG);
 }
 
 #[test]

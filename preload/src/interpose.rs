@@ -453,6 +453,10 @@ fn without_sigsegv(set: *const libc::sigset_t, out: &mut libc::sigset_t) -> *con
     unsafe {
         *out = *set;
         libc::sigdelset(out, libc::SIGSEGV);
+        if vmsrs_runtime::watch::hw::active() {
+            // A watchpoint's SIGTRAP blocked would come late, after other stores.
+            libc::sigdelset(out, libc::SIGTRAP);
+        }
     }
     out
 }

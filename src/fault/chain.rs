@@ -223,6 +223,11 @@ pub fn take_over(sig: c_int, handler: Handler) -> Result<(), crate::error::Vmsrs
     })
 }
 
+/// Whether libvmsrs's handler is the kernel's disposition of `sig`.
+pub fn owned(sig: c_int) -> bool {
+    OWNED.load(Ordering::Acquire) & bit(sig) != 0
+}
+
 fn set_errno(e: c_int) {
     // SAFETY: errno is thread-local.
     unsafe { *libc::__errno_location() = e };

@@ -69,6 +69,15 @@ pub fn install(mask: u64) -> Result<(), crate::error::VmsrsError> {
     Ok(())
 }
 
+/// Handle SIGTRAP too (hardware watchpoints, `watch::hw`), if `VMSRS_SIGNALS` does not name it:
+/// a SIGTRAP that is not a watchpoint's then goes to the program's disposition untouched.
+pub fn take_over_sigtrap() -> Result<(), crate::error::VmsrsError> {
+    if chain::owned(libc::SIGTRAP) {
+        return Ok(());
+    }
+    chain::take_over(libc::SIGTRAP, on_fault)
+}
+
 /// Build everything the handler needs, so that it never allocates or waits on a lazily
 /// built table: iced-x86's decoder tables, the XSAVE layout, libvmsrs's own text extent, the
 /// thread-exit key. Run by the library's constructor (before `main`, one thread) and again,
@@ -149,6 +158,23 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // SAFETY: as above.
     let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
 
+    // A hardware watchpoint of a monitored range: journal the store that just happened.
+    if sig == libc::SIGTRAP && code == crate::watch::hw::TRAP_PERF {
+        // SAFETY: the kernel's siginfo of this SIGTRAP.
+        if unsafe { crate::watch::hw::on_trap(info) } {
+            // SAFETY: restore errno for the interrupted code.
+            unsafe { *libc::__errno_location() = errno };
+            return;
+        }
+    }
+    if sig == libc::SIGTRAP && runtime::get().is_some_and(|rt| rt.settings.signals & (1u64 << sig) == 0) {
+        // Taken over only for the watchpoints: every other SIGTRAP is the program's.
+        // SAFETY: the kernel's own arguments to this handler.
+        unsafe { chain::forward(sig, info, ucv) };
+        // SAFETY: restore errno for the interrupted code.
+        unsafe { *libc::__errno_location() = errno };
+        return;
+    }
     // A watched page (drop-in monitored ranges): a store to emulate or a fenced page to
     // restore. An instruction that cannot be emulated goes on as the user's fault.
     if sig == libc::SIGSEGV && code == 2 /* SEGV_ACCERR */ && crate::watch::active() {

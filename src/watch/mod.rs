@@ -28,11 +28,13 @@
 //! async-signal-safe (`mprotect`, `mmap`, `memfd_create`).
 
 pub mod emulate;
+pub mod hw;
 pub mod resolve;
 
 use crate::fault::context;
 use crate::{runtime, thread, user};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use vmsrs_config::config::Watch;
 use vmsrs_hv::{uaccess, Hv};
 
 /// Regions (runs of watched pages with one alias) and watched pages, at most.
@@ -47,6 +49,8 @@ struct Region {
     alias: AtomicUsize,
     /// Index of its first page in [`PAGES`].
     first_page: AtomicUsize,
+    /// Watched by hardware watchpoints ([`hw`]): its pages stay writable.
+    hw: core::sync::atomic::AtomicBool,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -55,6 +59,7 @@ const NO_REGION: Region = Region {
     end: AtomicUsize::new(0),
     alias: AtomicUsize::new(0),
     first_page: AtomicUsize::new(0),
+    hw: core::sync::atomic::AtomicBool::new(false),
 };
 static REGIONS: [Region; MAX_REGIONS] = [NO_REGION; MAX_REGIONS];
 /// Regions published (written before, read with Acquire).
@@ -186,13 +191,22 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             _ => runs.push((p0, p1, vec![r])),
         }
     }
-    for (p0, p1, members) in runs {
-        if overlaps(p0, p1 - p0) {
+    // How each run is watched, decided (and a `watch=hw` that cannot be refused) before any
+    // run is armed.
+    let mut free = hw::free();
+    let mut by_hw = Vec::with_capacity(runs.len());
+    for (p0, p1, members) in &runs {
+        if overlaps(*p0, p1 - p0) {
             return Err(format!(
                 "range {} shares a page with a range watched already; name them in one configuration",
                 members[0].name
             ));
         }
+        let hw = hw_choice(members, free)?;
+        free -= if hw { members.len() } else { 0 };
+        by_hw.push(hw);
+    }
+    for ((p0, p1, members), by_hw) in runs.into_iter().zip(by_hw) {
         // No signal handler of the program may run on this thread while it holds the watch
         // lock with a region published but not yet aliased: a store of that handler to the
         // region would trap, re-enter the lock (same thread) and retry for ever.
@@ -216,6 +230,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         // Published without an alias first: a store that traps now waits on the lock.
         let r = &REGIONS[n];
         r.alias.store(0, Ordering::Relaxed);
+        r.hw.store(false, Ordering::Relaxed);
         r.start.store(p0, Ordering::Relaxed);
         r.end.store(p1, Ordering::Relaxed);
         r.first_page.store(pages_used, Ordering::Relaxed);
@@ -241,9 +256,56 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
                 return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name));
             }
         }
-        WATCHED.lock().extend(members.into_iter().cloned());
+        WATCHED.lock().extend(members.iter().map(|m| (*m).clone()));
+        if by_hw {
+            // The pages are still read-only: a store while the watchpoints are opened traps
+            // and is emulated. Then the pages become writable and only the ranges' own bytes
+            // trap.
+            crate::fault::take_over_sigtrap().map_err(|e| format!("cannot handle SIGTRAP ({e:?})"))?;
+            for m in &members {
+                if let Err(why) = hw::add(&m.name, m.addr, m.len, alias + (m.addr - p0)) {
+                    if m.watch == Watch::Hw {
+                        return Err(format!("{why}; the range stays watched by page protection"));
+                    }
+                    warn(&format!("{why}; watched by page protection (watch=auto)"));
+                    return Ok(());
+                }
+            }
+            r.hw.store(true, Ordering::Release);
+            // SAFETY: the watched pages (our memfd mapping), writable again as the program had them.
+            unsafe { libc::mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE) };
+        }
     }
     Ok(())
+}
+
+/// Whether a run of pages with these ranges is watched by hardware: every range `hw` or `auto`,
+/// each fitting a debug register, enough of them free. A `hw` range that cannot be is refused.
+fn hw_choice(members: &[&resolve::Resolved], free: usize) -> Result<bool, String> {
+    let fit = members.iter().all(|m| m.watch != Watch::Page && hw::fits(m.addr, m.len));
+    let room = members.len() <= free;
+    if fit && room {
+        return Ok(true);
+    }
+    let Some(m) = members.iter().find(|m| m.watch == Watch::Hw) else { return Ok(false) };
+    if !room {
+        return Err(format!(
+            "range {}: no hardware watchpoint left (at most {} watch=hw ranges)",
+            m.name,
+            hw::MAX
+        ));
+    }
+    let other =
+        members.iter().find(|o| o.watch == Watch::Page || !hw::fits(o.addr, o.len)).map_or("", |o| &o.name);
+    Err(format!(
+        "range {} (watch=hw) shares a page with range {other}, which is watched by page protection, so \
+         every store to that page traps anyway; watch both with page, or move one",
+        m.name
+    ))
+}
+
+fn warn(what: &str) {
+    eprintln!("=={}==vmsrs: warning: {what}", std::process::id());
 }
 
 /// Every asynchronous signal blocked on this thread while it lives (normal context only).
@@ -465,10 +527,14 @@ pub fn after_fork_child() {
             l.s("error: after fork, the watched pages at ").hex(s as u64);
             l.s(" could not get a private alias; they may be shared with the parent\n");
             l.write_stderr();
+        } else if r.hw.load(Ordering::Relaxed) {
+            // SAFETY: the region's pages, writable as in the parent (hardware-watched).
+            unsafe { libc::mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
         }
     }
     drop_snapshots(n);
     OWNER.store(0, Ordering::Release);
+    hw::after_fork_child();
 }
 
 /// Private copies of every alias taken in fork's prepare, under the watch lock (no store in
@@ -539,6 +605,7 @@ pub fn fencing<R>(hv: &Hv, f: impl FnOnce() -> R) -> R {
             COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
         }
     }
+    hw::refresh();
     out
 }
 
@@ -582,6 +649,7 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     match emulate::emulate(&code[..n], addr as u64, &mut cpu, &mut mem) {
         emulate::Outcome::Done | emulate::Outcome::Partial => {
             COUNTERS.stores_emulated.fetch_add(1, Ordering::Relaxed);
+            hw::refresh();
             if !hv.is_monitored(a + (addr - s), 1) {
                 pg.outside.fetch_add(1, Ordering::Relaxed);
             }
@@ -628,8 +696,8 @@ fn count_trap(pg: &Page, page: usize) {
         l.s("warning: watched page ").hex(page as u64).s(" traps over ").dec(HOT_PAGE_RATE);
         l.s(" times a second (").dec(traps).s(" traps so far, ").dec(outside);
         l.s(" of them stores to data outside the monitored ranges that only shares their page): each costs ");
-        l.s("a trap of a few microseconds; a hardware watchpoint (watch=hw, not built yet) would trap only ");
-        l.s("for the range's own bytes, or watch ranges on quieter pages\n");
+        l.s("a trap of a few microseconds; a range of 1, 2, 4 or 8 aligned bytes can be watched by a ");
+        l.s("hardware watchpoint instead (VMSRS_WATCH_<N>=hw), which traps only for its own bytes\n");
         l.write_stderr();
     }
 }
@@ -861,7 +929,9 @@ pub fn store_program_bytes(addr: usize, bytes: &[u8]) -> bool {
     let _g = lock();
     let _e = thread::HvEntry::enter();
     let mut mem = WatchedMemory { hv, user: storing_user(hv) };
-    emulate::Memory::write(&mut mem, addr as u64, bytes)
+    let done = emulate::Memory::write(&mut mem, addr as u64, bytes);
+    hw::refresh();
+    done
 }
 
 /// Per-page trap counts of the watched pages: (page address, traps, traps storing outside
@@ -926,6 +996,9 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
         if s == e || !gone(s, e) {
             continue;
         }
+        if r.hw.load(Ordering::Relaxed) {
+            hw::remove(s, e);
+        }
         let mut watched = WATCHED.lock();
         watched.retain(|m| {
             if m.addr < s || m.addr >= e {
@@ -941,7 +1014,7 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
             if requeue {
                 if let Ok(spec) = vmsrs_config::config::parse_range(&m.name) {
                     if !matches!(spec, vmsrs_config::config::RangeSpec::Addr { .. }) {
-                        requeued.push(resolve::Pending { spec, why: why.to_owned() });
+                        requeued.push(resolve::Pending { spec, watch: m.watch, why: why.to_owned() });
                     }
                 }
             }

@@ -6,7 +6,7 @@
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use vmsrs_config::config::RangeSpec;
+use vmsrs_config::config::{RangeSpec, Watch};
 
 /// A range ready to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub struct Resolved {
     pub len: usize,
     /// How the configuration named it (for messages and the hv's range name).
     pub name: String,
+    /// How it is to be watched (`VMSRS_WATCH`, `VMSRS_WATCH_<N>`).
+    pub watch: Watch,
 }
 
 /// A loaded object: its file, load base and the extent of its loadable segments.
@@ -51,12 +53,20 @@ fn modules() -> Vec<Module> {
             (!s.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(s)))
         };
         // The first object without a name is the executable; the vDSO has a name but no file.
-        let path = match named {
-            Some(p) => p,
-            None if out.is_empty() => std::fs::read_link("/proc/self/exe").unwrap_or_default(),
+        let (name, path) = match named {
+            Some(p) => (p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), p),
+            // The executable is read through /proc/self/exe, which opens even when its file was
+            // replaced or removed since it started (its link then ends in " (deleted)").
+            None if out.is_empty() => {
+                let link = std::fs::read_link("/proc/self/exe").unwrap_or_default();
+                let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                (
+                    name.strip_suffix(" (deleted)").map(str::to_owned).unwrap_or(name),
+                    PathBuf::from("/proc/self/exe"),
+                )
+            }
             None => return 0,
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if hi > lo {
             out.push(Module { name, path, base, lo, hi });
         }
@@ -226,6 +236,7 @@ pub fn page_size() -> usize {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub spec: RangeSpec,
+    pub watch: Watch,
     /// Why it could not be found at start-up.
     pub why: String,
 }
@@ -238,17 +249,17 @@ pub struct Pending {
 /// or on a thread stack, and two ranges that overlap. A symbol found in no loaded object, and
 /// a module that is not loaded, are [`Pending`].
 pub fn resolve_all<'a>(
-    specs: impl Iterator<Item = &'a RangeSpec>,
+    specs: impl Iterator<Item = (&'a RangeSpec, Watch)>,
     own: (usize, usize),
 ) -> Result<(Vec<Resolved>, Vec<Pending>), String> {
     let mods = modules();
     let maps = mappings();
     let mut files = Files::new(&mods);
     let (mut out, mut later) = (Vec::new(), Vec::new());
-    for spec in specs {
+    for (spec, watch) in specs {
         match locate(spec, &mods, &mut files) {
-            Located::At(addr, len) => out.push(check(spec.to_string(), addr, len, own, &maps, &out)?),
-            Located::NotLoaded(why) => later.push(Pending { spec: spec.clone(), why }),
+            Located::At(addr, len) => out.push(check(spec.to_string(), watch, addr, len, own, &maps, &out)?),
+            Located::NotLoaded(why) => later.push(Pending { spec: spec.clone(), watch, why }),
             Located::Bad(why) => return Err(format!("range {spec}: {why}")),
         }
     }
@@ -270,7 +281,7 @@ pub fn resolve_pending(
         match locate(&p.spec, &mods, &mut files) {
             Located::At(addr, len) => {
                 let all: Vec<Resolved> = watched.iter().chain(&now).cloned().collect();
-                match check(p.spec.to_string(), addr, len, own, &maps, &all) {
+                match check(p.spec.to_string(), p.watch, addr, len, own, &maps, &all) {
                     Ok(r) => now.push(r),
                     Err(e) => refused.push(e),
                 }
@@ -285,6 +296,7 @@ pub fn resolve_pending(
 /// Check one located range against the mappings, libvmsrs's object, the stack and `others`.
 fn check(
     name: String,
+    watch: Watch,
     addr: usize,
     len: usize,
     own: (usize, usize),
@@ -336,7 +348,13 @@ fn check(
             o.name, o.addr, o.len
         ));
     }
-    Ok(Resolved { addr, len, name })
+    if watch == Watch::Hw && !super::hw::fits(addr, len) {
+        return Err(format!(
+            "range {name} ({addr:#x}+{len}) cannot have a hardware watchpoint (watch=hw): it must be 1, 2, 4 \
+             or 8 bytes aligned to its length; use watch=page or watch=auto"
+        ));
+    }
+    Ok(Resolved { addr, len, name, watch })
 }
 
 /// The calling thread's stack (start, end); the main thread's is also `[stack]` in the maps.
@@ -369,7 +387,7 @@ mod tests {
     #[test]
     fn a_symbol_of_the_executable_resolves_to_its_address_and_size() {
         let spec = RangeSpec::Symbol { name: "VMSRS_RESOLVE_TEST_OBJECT".into(), len: None };
-        let r = resolve_all([&spec].into_iter(), (0, 0)).unwrap().0;
+        let r = resolve_all([(&spec, Watch::Page)].into_iter(), (0, 0)).unwrap().0;
         let want = core::ptr::addr_of!(VMSRS_RESOLVE_TEST_OBJECT) as usize;
         assert_eq!((r[0].addr, r[0].len), (want, 40));
     }
@@ -382,7 +400,7 @@ mod tests {
             (RangeSpec::Symbol { name: "no_such_symbol_anywhere".into(), len: None }, "no data symbol"),
             (RangeSpec::Module { name: "no-such.so".into(), offset: 0, len: 8 }, "no loaded object"),
         ] {
-            let (now, later) = resolve_all([&spec].into_iter(), (0, 0)).unwrap();
+            let (now, later) = resolve_all([(&spec, Watch::Page)].into_iter(), (0, 0)).unwrap();
             assert!(now.is_empty() && later.len() == 1 && later[0].why.contains(why), "{spec}: {later:?}");
         }
         let cases: [(RangeSpec, &str); 4] = [
@@ -393,12 +411,14 @@ mod tests {
         ];
         for (spec, why) in cases {
             let own = if why.contains("libvmsrs") { pages(obj, 8) } else { (0, 0) };
-            let e = resolve_all([&spec].into_iter(), own).unwrap_err();
+            let e = resolve_all([(&spec, Watch::Page)].into_iter(), own).unwrap_err();
             assert!(e.contains(why), "{spec}: {e}");
         }
         let a = RangeSpec::Addr { addr: obj, len: 16 };
         let b = RangeSpec::Addr { addr: obj + 8, len: 16 };
-        assert!(resolve_all([&a, &b].into_iter(), (0, 0)).unwrap_err().contains("overlaps"));
+        assert!(resolve_all([(&a, Watch::Page), (&b, Watch::Page)].into_iter(), (0, 0))
+            .unwrap_err()
+            .contains("overlaps"));
     }
 
     fn a_text_address() -> usize {

@@ -1,0 +1,160 @@
+/*
+ * watch_hw: an unmodified program (no vmsrs.h) whose two small globals are watched by hardware
+ * watchpoints (tests/watch_hw.rs), under LD_PRELOAD=libvmsrs.so with
+ *
+ *   VMSRS_RANGE_0=symbol:limit  VMSRS_RANGE_1=symbol:small  VMSRS_WATCH=hw
+ *   VMSRS_USER_CALL=request:-1  VMSRS_POLICY=unwind
+ *
+ * `limit` (8 bytes) and `small` (4 bytes) share one page with `hot`, which the main thread
+ * writes often and nobody watches: the false sharing a page-protected range pays a trap for
+ * on every store. Each call of request() is one user; a request that faults returns -1.
+ *
+ * The checks (each prints a line; the program exits 0 only if all hold):
+ *   1. a normal request's store stays (G2);
+ *   2. a faulting request's store is withdrawn for everyone (G3);
+ *   3. two overlapping requests, byte-precise: the faulty one stores limit's low byte, the
+ *      normal one then stores its high half and ends, then the faulty one faults: the low
+ *      byte is restored, the high half stays;
+ *   4. a faulting request's locked read-modify-write is withdrawn too;
+ *   5. a thread that blocked every signal still has its store journaled (then withdrawn);
+ *   6. a forked child watches its own copy: its faulting request is withdrawn in the child,
+ *      its normal store stays in the child, and neither reaches the parent.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* One page: the watched words and the unwatched hot counter. `limit` and `small` are symbols
+ * of their own (as a server's globals are), placed inside one page-aligned object. */
+struct shared {
+    long limit;
+    int small;
+    int pad;
+    long hot;
+    long spare;
+};
+__attribute__((aligned(4096))) struct shared page = {1, 1, 0, 1, 0};
+/* (`pad`, `hotword` and `spare` only name more words for the refusal tests.) */
+__asm__(".globl limit\n.type limit, @object\n.set limit, page\n.size limit, 8\n"
+        ".globl small\n.type small, @object\n.set small, page + 8\n.size small, 4\n"
+        ".globl pad\n.type pad, @object\n.set pad, page + 12\n.size pad, 4\n"
+        ".globl hotword\n.type hotword, @object\n.set hotword, page + 16\n.size hotword, 8\n"
+        ".globl spare\n.type spare, @object\n.set spare, page + 24\n.size spare, 8\n");
+extern long limit;
+extern int small;
+#define hot (page.hot)
+
+int *volatile wild;
+static volatile int step;
+static int failures;
+
+static void fault(void) {
+    wild = (int *)16;
+    *wild = 1;
+}
+
+/* One user per call. */
+__attribute__((noinline)) int request(int op) {
+    switch (op) {
+    case 1: /* normal */
+        *(volatile long *)&limit = 100;
+        return 0;
+    case 2: /* faulty */
+        *(volatile long *)&limit = 7;
+        fault();
+        return 0;
+    case 3: /* faulty, overlapping op 4: its low byte, then it waits, then it faults */
+        *(volatile unsigned char *)&limit = 0x11;
+        step = 1;
+        while (step != 2) {
+        }
+        fault();
+        return 0;
+    case 4: /* normal, overlapping op 3: the high half while op 3 is live */
+        while (step != 1) {
+        }
+        ((volatile int *)&limit)[1] = 0x2222;
+        step = 2;
+        return 0;
+    case 5: /* faulty: a locked read-modify-write */
+        __atomic_fetch_add(&small, 41, __ATOMIC_SEQ_CST);
+        fault();
+        return 0;
+    case 6: { /* faulty, every signal blocked (the watchpoint's SIGTRAP must still come) */
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, NULL);
+        *(volatile int *)&small = 66;
+        fault();
+        return 0;
+    }
+    case 7: /* normal */
+        *(volatile long *)&limit = 55;
+        return 0;
+    }
+    return 0;
+}
+
+static void *run_op(void *arg) { return (void *)(long)request((int)(long)arg); }
+
+static int in_thread(int op) {
+    pthread_t t;
+    void *rc;
+    pthread_create(&t, NULL, run_op, (void *)(long)op);
+    pthread_join(t, &rc);
+    return (int)(long)rc;
+}
+
+static void check(int ok, const char *what) {
+    printf("%s: %s (limit=%#lx small=%d)\n", ok ? "ok" : "FAIL", what, limit, small);
+    if (!ok) failures++;
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int rc = in_thread(1);
+    check(rc == 0 && limit == 100, "1 a normal request's store stays");
+    rc = in_thread(2);
+    check(rc == -1 && limit == 100, "2 a faulting request's store is withdrawn");
+
+    pthread_t a, b;
+    void *ra, *rb;
+    pthread_create(&a, NULL, run_op, (void *)3L);
+    pthread_create(&b, NULL, run_op, (void *)4L);
+    pthread_join(a, &ra);
+    pthread_join(b, &rb);
+    check((long)ra == -1 && (long)rb == 0 && limit == 0x0000222200000064L,
+          "3 overlapping requests: the faulty low byte withdrawn, the normal high half kept");
+
+    rc = in_thread(5);
+    check(rc == -1 && small == 1, "4 a faulting locked add is withdrawn");
+    rc = in_thread(6);
+    check(rc == -1 && small == 1, "5 a store with every signal blocked is journaled and withdrawn");
+
+    for (int i = 0; i < 20000; i++) *(volatile long *)&hot += 1;
+    check(hot == 20001, "the hot neighbour was written 20000 times");
+
+    long before = limit;
+    pid_t child = fork();
+    if (child == 0) {
+        int r2 = in_thread(2);
+        int ok = r2 == -1 && limit == before;
+        int r7 = in_thread(7);
+        ok = ok && r7 == 0 && limit == 55;
+        printf("%s: 6 child: faulting request withdrawn, normal store kept (limit=%ld)\n", ok ? "ok" : "FAIL",
+               limit);
+        fflush(stdout);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 0 && limit == before,
+          "6 the child's stores never reach the parent");
+
+    printf("watch_hw: %s\n", failures ? "FAIL" : "OK");
+    return failures ? 1 : 0;
+}
