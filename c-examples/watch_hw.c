@@ -19,12 +19,20 @@
  *   5. a thread that blocked every signal still has its store journaled (then withdrawn);
  *   6. a forked child watches its own copy: its faulting request is withdrawn in the child,
  *      its normal store stays in the child, and neither reaches the parent.
+ *
+ * `watch_hw dlopen LIB` instead loads LIB (c-examples/watch_hw_lib.c, with VMSRS_RANGE_2=
+ * symbol:lib_limit pending until then) while two worker threads already run, creates a thread
+ * (where libvmsrs arms ranges of libraries loaded since), then has the two old workers store
+ * to lib_limit in a normal and a faulting request: their watchpoints came from arming's scan of
+ * the process's threads, not from their own start.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +57,7 @@ extern int small;
 #define hot (page.hot)
 
 int *volatile wild;
+static long *volatile lib_global;
 static volatile int step;
 static int failures;
 
@@ -95,6 +104,13 @@ __attribute__((noinline)) int request(int op) {
     case 7: /* normal */
         *(volatile long *)&limit = 55;
         return 0;
+    case 8: /* normal, the library's global */
+        *lib_global = 100;
+        return 0;
+    case 9: /* faulty, the library's global */
+        *lib_global = 9;
+        fault();
+        return 0;
     }
     return 0;
 }
@@ -114,8 +130,46 @@ static void check(int ok, const char *what) {
     if (!ok) failures++;
 }
 
-int main(void) {
+/* A worker started before the library is loaded: runs one request when told to. */
+static volatile int go[2];
+static volatile long result[2];
+
+static void *old_worker(void *arg) {
+    long i = (long)arg;
+    while (!go[i]) {
+    }
+    result[i] = request(i == 0 ? 8 : 9);
+    return NULL;
+}
+
+static void *nothing(void *arg) { return arg; }
+
+static int dlopen_case(const char *lib) {
+    pthread_t w[2], t;
+    for (long i = 0; i < 2; i++) pthread_create(&w[i], NULL, old_worker, (void *)i);
+    void *h = dlopen(lib, RTLD_NOW);
+    if (h == NULL) {
+        printf("FAIL: dlopen: %s\n", dlerror());
+        return 1;
+    }
+    lib_global = dlsym(h, "lib_limit");
+    /* Creating a thread arms the ranges of the libraries loaded since. */
+    pthread_create(&t, NULL, nothing, NULL);
+    pthread_join(t, NULL);
+    go[0] = 1;
+    pthread_join(w[0], NULL);
+    go[1] = 1;
+    pthread_join(w[1], NULL);
+    int ok = result[0] == 0 && result[1] == -1 && *lib_global == 100;
+    printf("%s: a library's global, watched by threads older than its arming (lib_limit=%ld)\n",
+           ok ? "ok" : "FAIL", *lib_global);
+    printf("watch_hw: %s\n", ok ? "OK" : "FAIL");
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 3 && strcmp(argv[1], "dlopen") == 0) return dlopen_case(argv[2]);
     int rc = in_thread(1);
     check(rc == 0 && limit == 100, "1 a normal request's store stays");
     rc = in_thread(2);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{c_example, env_refs, preload, run, Build, RunOutput};
+use common::{c_example, c_example_flags, env_refs, preload, run, Build, RunOutput};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -91,4 +91,22 @@ fn hardware_watching_that_cannot_be_is_refused_with_the_reason() {
     let out = watch_hw(&[("VMSRS_RANGE_1", "symbol:small:12"), ("VMSRS_WATCH", "auto")]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     assert!(out.stderr.contains(HOT_PAGE), "{}", out.describe());
+}
+
+/// A range of a library loaded later is armed while other threads run: their watchpoints come
+/// from arming's scan of the process's threads (perf events opened for another thread).
+#[test]
+fn a_library_global_armed_while_threads_run_is_watched_on_those_threads() {
+    let lib = c_example_flags("watch_hw_lib", Build::Unmodified, "so", &["-shared", "-fPIC"]);
+    let env = preload(&[
+        ("VMSRS_RANGE_2", "symbol:lib_limit"),
+        ("VMSRS_WATCH", "hw"),
+        ("VMSRS_USER_CALL", "request:-1"),
+        ("VMSRS_POLICY", "unwind"),
+    ]);
+    let lib = lib.to_str().expect("utf-8 path");
+    let out = run(&c_example("watch_hw", Build::Unmodified), &["dlopen", lib], &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("watch_hw: OK"), "{}", out.describe());
+    assert!(out.stderr.contains("watching symbol:lib_limit"), "{}", out.describe());
 }
