@@ -3,11 +3,15 @@
  * (DESIGN §6, §8). Run it under the preload with its range and rescue point:
  *
  *   LD_PRELOAD=target/release/libvmsrs.so VMSRS_RANGE_0=symbol:watched \
+ *   VMSRS_RANGE_1=symbol:hw_word VMSRS_WATCH_1=hw \
  *   VMSRS_USER_CALL=poison:-1 VMSRS_POLICY=oblivious bench_watch [-r ROUNDS]
  *
  * (scripts/bench.sh does). Prints medians over ROUNDS (default 7) of:
  *   store    ns per 8-byte store to an unwatched global, and to a watched one (each traps,
  *            is decoded, emulated and journaled): the ratio is the trap's cost;
+ *   hw       ns per store to a word watched by a hardware watchpoint (VMSRS_WATCH_1=hw: each
+ *            store traps after it lands and is journaled), and to a word on the same page that
+ *            is not watched (no trap: what page protection would have charged a trap for);
  *   restore  ns for a user's fault entry (the faulting store through NULL until the thread
  *            runs on) after it polluted all 512 granules of the watched page, against the same
  *            fault after it polluted none: the difference is the restoration of the page,
@@ -25,6 +29,10 @@
 
 long watched[WORDS] __attribute__((aligned(4096)));
 long unwatched[WORDS] __attribute__((aligned(4096)));
+/* A page with a hardware-watched word and its unwatched neighbours. */
+long hw_page[WORDS] __attribute__((aligned(4096)));
+__asm__(".globl hw_word\n.type hw_word, @object\n.set hw_word, hw_page\n.size hw_word, 8\n");
+#define hw_neighbours (hw_page + 8)
 static int *volatile null_ptr;
 
 static double now_ns(void) {
@@ -95,10 +103,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_watch: -r takes 1..1000\n");
         return 2;
     }
-    double plain[1000], trapped[1000], clean[1000], restore[1000];
+    double plain[1000], trapped[1000], clean[1000], restore[1000], hw[1000], hw_next[1000];
     for (int r = 0; r < rounds; r++) {
         plain[r] = store_ns(unwatched, 2000000);
         trapped[r] = store_ns(watched, 20000);
+        double t0 = now_ns();
+        for (int i = 0; i < 5000; i++) *(volatile long *)hw_page = i;
+        hw[r] = (now_ns() - t0) / 5000;
+        t0 = now_ns();
+        for (int i = 0; i < 2000000; i++) ((volatile long *)hw_neighbours)[i & 255] = i;
+        hw_next[r] = (now_ns() - t0) / 2000000;
     }
     /* The value normal users stored last: what every restoration must bring back. */
     for (int i = 0; i < WORDS; i++) ((volatile long *)watched)[i] = -1;
@@ -125,8 +139,12 @@ int main(int argc, char **argv) {
     }
     double p = median(plain, rounds), s = median(trapped, rounds);
     double a = median(clean, rounds), b = median(restore, rounds);
+    double h = median(hw, rounds), hn = median(hw_next, rounds);
     printf("store    unwatched %8.1f ns   watched (trapped) %8.1f ns   ratio %7.1fx   (medians of %d rounds)\n", p, s,
            s / p, rounds);
+    printf("hw       watched word (watchpoint) %8.1f ns   ratio %7.1fx   unwatched neighbour on its page %6.1f ns   "
+           "ratio %5.2fx\n",
+           h, h / p, hn, hn / p);
     printf("restore  fault entry, nothing polluted %8.0f ns   with a page of %d polluted granules %8.0f ns   "
            "restoration %8.0f ns\n",
            a, WORDS, b, b - a);

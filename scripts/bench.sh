@@ -76,8 +76,9 @@ if [ "$QUICK" = 1 ]; then BI=(-r 5); else BI=(-r 21); fi
 "$OUT/bench_interpose" -p "$LIB/libvmsrs.so" "${BI[@]}" | tee "$OUT/bench_interpose.txt"
 echo "== bench_locks (lock tracking per lock/unlock pair: LD_PRELOAD=libvmsrs.so vs plain) =="
 "$OUT/bench_locks" -l "$LIB/libvmsrs.so" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt"
-echo "== bench_watch (drop-in monitored ranges: a trapped store, a page restored on demand) =="
-LD_PRELOAD="$LIB/libvmsrs.so" VMSRS_RANGE_0=symbol:watched VMSRS_USER_CALL=poison:-1 VMSRS_POLICY=oblivious \
+echo "== bench_watch (drop-in monitored ranges: a trapped store, a watchpoint's store, a page restored) =="
+LD_PRELOAD="$LIB/libvmsrs.so" VMSRS_RANGE_0=symbol:watched VMSRS_RANGE_1=symbol:hw_word VMSRS_WATCH_1=hw \
+    VMSRS_USER_CALL=poison:-1 VMSRS_POLICY=oblivious \
     "$OUT/bench_watch" "${BI[@]}" 2>"$OUT/bench_watch.stderr" | tee "$OUT/bench_watch.txt"
 
 if [ "$FIG14" = 1 ]; then
