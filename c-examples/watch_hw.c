@@ -18,7 +18,9 @@
  *   4. a faulting request's locked read-modify-write is withdrawn too;
  *   5. a thread that blocked every signal still has its store journaled (then withdrawn);
  *   6. a forked child watches its own copy: its faulting request is withdrawn in the child,
- *      its normal store stays in the child, and neither reaches the parent.
+ *      its normal store stays in the child, and neither reaches the parent;
+ *   7. after 20000 stores to the neighbour, a request, and 20000 more (where watch=auto moves
+ *      the page to watchpoints), a faulting request's store is still withdrawn.
  *
  * `watch_hw dlopen LIB` instead loads LIB (c-examples/watch_hw_lib.c, with VMSRS_RANGE_2=
  * symbol:lib_limit pending until then) while two worker threads already run, creates a thread
@@ -103,6 +105,8 @@ __attribute__((noinline)) int request(int op) {
     }
     case 7: /* normal */
         *(volatile long *)&limit = 55;
+        return 0;
+    case 10: /* nothing: a request boundary (where libvmsrs may switch an auto range to hw) */
         return 0;
     case 8: /* normal, the library's global */
         *lib_global = 100;
@@ -190,7 +194,12 @@ int main(int argc, char **argv) {
     check(rc == -1 && small == 1, "5 a store with every signal blocked is journaled and withdrawn");
 
     for (int i = 0; i < 20000; i++) *(volatile long *)&hot += 1;
-    check(hot == 20001, "the hot neighbour was written 20000 times");
+    in_thread(10);
+    for (int i = 0; i < 20000; i++) *(volatile long *)&hot += 1;
+    check(hot == 40001, "the hot neighbour was written 2 x 20000 times, a request in between");
+    long kept = limit;
+    rc = in_thread(2);
+    check(rc == -1 && limit == kept, "7 after the hot neighbour, a faulting request's store is still withdrawn");
 
     long before = limit;
     pid_t child = fork();

@@ -1,10 +1,11 @@
-//! Monitored ranges watched by hardware data watchpoints (`VMSRS_WATCH=hw`, src/watch/hw.rs):
-//! c-examples/watch_hw.c, an unmodified program, with two small globals that share their page
-//! with a counter the program writes 20000 times.
+//! Monitored ranges watched by hardware data watchpoints (`VMSRS_WATCH=hw|auto`,
+//! src/watch/hw.rs): c-examples/watch_hw.c, an unmodified program, with two small globals that
+//! share their page with a counter the program writes 2 x 20000 times.
 
 mod common;
 
 use common::{c_example, c_example_flags, env_refs, preload, run, Build, RunOutput};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -23,35 +24,74 @@ fn watch_hw(extra: &[(&str, &str)]) -> RunOutput {
     run(&c_example("watch_hw", Build::Unmodified), &[], &env_refs(&env), TIMEOUT)
 }
 
+/// Sums of the exit-time metrics: (page traps of every watched page, watchpoint traps).
+fn traps(metrics: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(metrics).unwrap_or_else(|e| panic!("{}: {e}", metrics.display()));
+    let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let page = text.lines().filter(|l| l.starts_with("vmsrs_watch_page_traps_total{")).map(value).sum();
+    let hw = text.lines().filter(|l| l.starts_with("vmsrs_watch_hw_traps_total ")).map(value).sum();
+    (page, hw)
+}
+
+fn metrics_file(tag: &str) -> PathBuf {
+    let dir = common::target_dir().join("watch_hw");
+    std::fs::create_dir_all(&dir).expect("create the metrics directory");
+    let path = dir.join(format!("{tag}.{}.prom", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Run watch_hw in `mode` with exit-time metrics: (output, page traps, watchpoint traps).
+fn watch_hw_counted(mode: &str) -> (RunOutput, u64, u64) {
+    let metrics = metrics_file(mode);
+    let m = metrics.to_str().expect("utf-8 path").to_owned();
+    let out = watch_hw(&[("VMSRS_WATCH", mode), ("VMSRS_METRICS_PATH", &m)]);
+    assert_eq!(out.code(), Some(0), "{mode}: {}", out.describe());
+    assert!(out.stdout.contains("watch_hw: OK"), "{mode}: {}", out.describe());
+    assert!(!out.stdout.contains("FAIL"), "{mode}: {}", out.describe());
+    assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 6, "{mode}: {}", out.describe());
+    let (page, hw) = traps(&metrics);
+    let _ = std::fs::remove_file(&metrics);
+    (out, page, hw)
+}
+
 /// G2, G3 and byte precision with overlapping users, a locked add, a thread with every
-/// signal blocked, and fork, all through watchpoints: and the 20000 stores to the neighbour
+/// signal blocked, and fork, all through watchpoints: and the 40000 stores to the neighbour
 /// never trap (the page-protection run below shows they would).
 #[test]
 fn small_ranges_watched_by_hardware_are_restored_byte_precisely_and_their_neighbour_never_traps() {
-    for mode in ["hw", "auto"] {
-        let out = watch_hw(&[("VMSRS_WATCH", mode)]);
-        assert_eq!(out.code(), Some(0), "{mode}: {}", out.describe());
-        assert!(out.stdout.contains("watch_hw: OK"), "{mode}: {}", out.describe());
-        assert!(!out.stdout.contains("FAIL"), "{mode}: {}", out.describe());
-        assert!(
-            !out.stderr.contains(HOT_PAGE),
-            "{mode}: the neighbour's stores trapped:\n{}",
-            out.describe()
-        );
-        assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 5, "{mode}: {}", out.describe());
-    }
+    let (out, page, hw) = watch_hw_counted("hw");
+    assert!(!out.stderr.contains(HOT_PAGE), "the neighbour's stores trapped:\n{}", out.describe());
+    assert_eq!(page, 0, "no page trap under watch=hw:\n{}", out.describe());
+    // One per store of the checks in the parent (the child's are its own).
+    assert!(hw >= 7, "{hw} watchpoint traps:\n{}", out.describe());
 }
 
 /// The same program with the same ranges watched by page protection: the same results, and
-/// the neighbour's stores make the page hot (what watch=hw is for).
+/// every store to the neighbour traps (what watch=hw is for).
 #[test]
 fn page_protection_of_the_same_ranges_gives_the_same_results_and_traps_for_the_neighbour() {
-    let out = watch_hw(&[("VMSRS_WATCH", "page")]);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.stdout.contains("watch_hw: OK"), "{}", out.describe());
+    let (out, page, hw) = watch_hw_counted("page");
     assert!(out.stderr.contains(HOT_PAGE), "{}", out.describe());
+    assert!(page >= 40_000, "{page} page traps:\n{}", out.describe());
+    assert_eq!(hw, 0, "{}", out.describe());
 }
 
+/// watch=auto starts with page protection and moves to watchpoints at the first request
+/// boundary after the neighbour made the page hot: the second 20000 neighbour stores never
+/// trap.
+#[test]
+fn auto_moves_a_page_made_hot_by_other_data_to_watchpoints_at_the_next_request() {
+    let (out, page, hw) = watch_hw_counted("auto");
+    assert!(out.stderr.contains(HOT_PAGE), "{}", out.describe());
+    assert!(out.stderr.contains("now watched by hardware watchpoints (watch=auto)"), "{}", out.describe());
+    assert!(
+        (20_000..30_000).contains(&page),
+        "{page} page traps, want the first loop's only:\n{}",
+        out.describe()
+    );
+    assert!(hw >= 1, "{hw} watchpoint traps:\n{}", out.describe());
+}
 /// Without libvmsrs the faulting requests kill the program: the checks above are not vacuous.
 #[test]
 fn without_libvmsrs_the_first_faulting_request_kills_the_program() {
@@ -87,10 +127,11 @@ fn hardware_watching_that_cannot_be_is_refused_with_the_reason() {
     // Strict: not watched is not running.
     let out = watch_hw(&[("VMSRS_WATCH_0", "hw"), ("VMSRS_WATCH_1", "page"), ("VMSRS_STRICT", "1")]);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
-    // auto with a range too big for a watchpoint: page protection, same results.
+    // auto with a range too big for a watchpoint: page protection for good, same results.
     let out = watch_hw(&[("VMSRS_RANGE_1", "symbol:small:12"), ("VMSRS_WATCH", "auto")]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     assert!(out.stderr.contains(HOT_PAGE), "{}", out.describe());
+    assert!(!out.stderr.contains("now watched by hardware"), "{}", out.describe());
 }
 
 /// A range of a library loaded later is armed while other threads run: their watchpoints come

@@ -94,8 +94,8 @@ named_enum! {
         /// A hardware data watchpoint: only stores to the range's own bytes trap (1, 2, 4 or 8
         /// aligned bytes; at most four such ranges).
         Hw = "hw",
-        /// `hw` when the range fits a watchpoint, one is free and no page-watched range shares
-        /// its page; `page` otherwise.
+        /// Page protection until stores to other data make the range's page hot, then `hw` if
+        /// every range on the page is `auto` and fits a watchpoint, and enough are free.
         Auto = "auto",
     }
 }
@@ -648,8 +648,8 @@ pub static KEYS: &[KeySpec] = &[
         description: "How monitored ranges are watched in drop-in mode unless their VMSRS_WATCH_<N> \
                       says: page protection (every store to the range's pages traps), a hardware \
                       data watchpoint (only stores to the range's own 1, 2, 4 or 8 aligned bytes \
-                      trap; at most four), or auto (hw where it fits and no page-watched range \
-                      shares the page, else page).",
+                      trap; at most four), or auto (page protection until stores to other data \
+                      make the page hot, then hw where every range on the page is auto and fits).",
         kind: KeyKind::Setting {
             set: |c, v| parse_named(v, Watch::from_name).map(|x| c.watch = x),
             show: |c| c.watch.to_string(),

@@ -76,6 +76,13 @@ pub fn active() -> bool {
     USED.load(Ordering::Acquire) != 0
 }
 
+/// Whether a watchpoint watches `addr` (the start of a range).
+pub fn watches(addr: usize) -> bool {
+    SLOTS[..USED.load(Ordering::Acquire)]
+        .iter()
+        .any(|s| s.addr.load(Ordering::Relaxed) == addr && s.alias.load(Ordering::Relaxed) != 0)
+}
+
 /// Debug registers still free for [`add`].
 pub fn free() -> usize {
     MAX - USED.load(Ordering::Acquire)

@@ -51,6 +51,10 @@ struct Region {
     first_page: AtomicUsize,
     /// Watched by hardware watchpoints ([`hw`]): its pages stay writable.
     hw: core::sync::atomic::AtomicBool,
+    /// Every range on it is `watch=auto` and fits a watchpoint: it moves to watchpoints when
+    /// other data makes its pages hot ([`promote`]), which the trap flags in `promote`.
+    auto: core::sync::atomic::AtomicBool,
+    promote: core::sync::atomic::AtomicBool,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -60,6 +64,8 @@ const NO_REGION: Region = Region {
     alias: AtomicUsize::new(0),
     first_page: AtomicUsize::new(0),
     hw: core::sync::atomic::AtomicBool::new(false),
+    auto: core::sync::atomic::AtomicBool::new(false),
+    promote: core::sync::atomic::AtomicBool::new(false),
 };
 static REGIONS: [Region; MAX_REGIONS] = [NO_REGION; MAX_REGIONS];
 /// Regions published (written before, read with Acquire).
@@ -231,6 +237,8 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         let r = &REGIONS[n];
         r.alias.store(0, Ordering::Relaxed);
         r.hw.store(false, Ordering::Relaxed);
+        r.auto.store(!by_hw && auto_eligible(&members), Ordering::Relaxed);
+        r.promote.store(false, Ordering::Relaxed);
         r.start.store(p0, Ordering::Relaxed);
         r.end.store(p1, Ordering::Relaxed);
         r.first_page.store(pages_used, Ordering::Relaxed);
@@ -282,12 +290,13 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
 /// Whether a run of pages with these ranges is watched by hardware: every range `hw` or `auto`,
 /// each fitting a debug register, enough of them free. A `hw` range that cannot be is refused.
 fn hw_choice(members: &[&resolve::Resolved], free: usize) -> Result<bool, String> {
+    // `auto` starts with page protection; see [`promote`].
+    let Some(m) = members.iter().find(|m| m.watch == Watch::Hw) else { return Ok(false) };
     let fit = members.iter().all(|m| m.watch != Watch::Page && hw::fits(m.addr, m.len));
     let room = members.len() <= free;
     if fit && room {
         return Ok(true);
     }
-    let Some(m) = members.iter().find(|m| m.watch == Watch::Hw) else { return Ok(false) };
     if !room {
         return Err(format!(
             "range {}: no hardware watchpoint left (at most {} watch=hw ranges)",
@@ -302,6 +311,12 @@ fn hw_choice(members: &[&resolve::Resolved], free: usize) -> Result<bool, String
          every store to that page traps anyway; watch both with page, or move one",
         m.name
     ))
+}
+
+/// Every range of the run is `auto` and fits a watchpoint, and the run needs no more of them
+/// than there are.
+fn auto_eligible(members: &[&resolve::Resolved]) -> bool {
+    members.len() <= hw::MAX && members.iter().all(|m| m.watch == Watch::Auto && hw::fits(m.addr, m.len))
 }
 
 fn warn(what: &str) {
@@ -363,6 +378,9 @@ pub fn arm_pending() {
     if HAS_PENDING.load(Ordering::Relaxed) {
         arm_pending_slow(true);
     }
+    if PROMOTE.load(Ordering::Relaxed) {
+        promote();
+    }
 }
 
 /// As [`arm_pending`], without the time throttle (before a thread is created, so a range of
@@ -371,6 +389,73 @@ pub fn arm_pending() {
 pub fn arm_pending_now() {
     if HAS_PENDING.load(Ordering::Relaxed) {
         arm_pending_slow(false);
+    }
+    if PROMOTE.load(Ordering::Relaxed) {
+        promote();
+    }
+}
+
+/// Some `auto` run was flagged by the trap for hardware watchpoints.
+static PROMOTE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// A trap of a page that turned hot: flag its run for watchpoints if it is `auto` and at least
+/// 10 of every 11 of its traps stored to other data (a watchpoint's trap costs about ten page
+/// traps: below that ratio watchpoints would cost more than they save). Signal context.
+fn flag_for_promotion(region: usize, pg: &Page) {
+    let r = &REGIONS[region];
+    let (traps, outside) = (pg.traps.load(Ordering::Relaxed), pg.outside.load(Ordering::Relaxed));
+    if r.auto.load(Ordering::Relaxed) && !r.promote.load(Ordering::Relaxed) && outside * 11 >= traps * 10 {
+        r.promote.store(true, Ordering::Relaxed);
+        PROMOTE.store(true, Ordering::Release);
+    }
+}
+
+/// Move the flagged `auto` runs to hardware watchpoints (normal context: thread creation and
+/// rescue-call entry). Under the watch lock with the pages still read-only, as at arming: no
+/// store is missed while the watchpoints are opened; then the pages become writable.
+#[cold]
+fn promote() {
+    if !PROMOTE.swap(false, Ordering::Acquire) {
+        return;
+    }
+    if crate::fault::take_over_sigtrap().is_err() {
+        return;
+    }
+    let n = COUNT.load(Ordering::Acquire);
+    for r in &REGIONS[..n] {
+        if !r.promote.load(Ordering::Relaxed)
+            || r.hw.load(Ordering::Relaxed)
+            || !r.auto.load(Ordering::Relaxed)
+        {
+            continue;
+        }
+        let _quiet = BlockAsync::new();
+        let _g = lock();
+        let (s, e, a) =
+            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let members: Vec<resolve::Resolved> =
+            WATCHED.lock().iter().filter(|m| s <= m.addr && m.addr < e).cloned().collect();
+        r.auto.store(false, Ordering::Relaxed);
+        if a == 0 || members.is_empty() || members.len() > hw::free() {
+            continue;
+        }
+        for m in &members {
+            if let Err(why) = hw::add(&m.name, m.addr, m.len, a + (m.addr - s)) {
+                warn(&format!("{why}; staying with page protection (watch=auto)"));
+                break;
+            }
+        }
+        if members.iter().all(|m| hw::watches(m.addr)) {
+            r.hw.store(true, Ordering::Release);
+            // SAFETY: the watched pages (our memfd mapping), writable as the program had them.
+            unsafe { libc::mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
+            let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            warn(&format!(
+                "watched page {s:#x} is hot with stores to other data: {} now watched by hardware \
+                 watchpoints (watch=auto)",
+                names.join(", ")
+            ));
+        }
     }
 }
 
@@ -629,7 +714,9 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     let Some((i, s, _, a)) = region_of(addr).filter(|r| r.3 != 0) else { return true };
     let page = addr & !(PAGE - 1);
     let pg = page_of(i, s, page);
-    count_trap(pg, page);
+    if count_trap(pg, page) {
+        flag_for_promotion(i, pg);
+    }
     // SAFETY: the context of this signal (contract).
     let (err, pc) = unsafe {
         let g = &(*uc).uc_mcontext.gregs;
@@ -678,7 +765,8 @@ fn storing_user(hv: &Hv) -> u64 {
 /// shares the page with a monitored range.
 const HOT_PAGE_RATE: u64 = 1000;
 
-fn count_trap(pg: &Page, page: usize) {
+/// Count a trap of `pg`; `true` when the page just turned hot.
+fn count_trap(pg: &Page, page: usize) -> bool {
     pg.traps.fetch_add(1, Ordering::Relaxed);
     let sec = coarse_ns() / 1_000_000_000;
     let w = pg.window.load(Ordering::Relaxed);
@@ -697,9 +785,10 @@ fn count_trap(pg: &Page, page: usize) {
         l.s(" times a second (").dec(traps).s(" traps so far, ").dec(outside);
         l.s(" of them stores to data outside the monitored ranges that only shares their page): each costs ");
         l.s("a trap of a few microseconds; a range of 1, 2, 4 or 8 aligned bytes can be watched by a ");
-        l.s("hardware watchpoint instead (VMSRS_WATCH_<N>=hw), which traps only for its own bytes\n");
+        l.s("hardware watchpoint instead (VMSRS_WATCH_<N>=hw or auto), which traps only for its own bytes\n");
         l.write_stderr();
     }
+    n == HOT_PAGE_RATE
 }
 
 fn report_unsupported(m: iced_x86::Mnemonic, pc: u64, addr: usize) {
