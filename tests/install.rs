@@ -270,6 +270,7 @@ const INTERPOSED: &[&str] = &[
     "recv",
     "recvfrom",
     "munmap",
+    "mprotect",
     "dlclose",
     "sigprocmask",
     "pthread_sigmask",

@@ -54,3 +54,15 @@ fn blocking_every_signal_never_blocks_the_trap_of_a_watched_store() {
         assert!(out.stdout.contains(want), "{args:?}: {}", out.describe());
     }
 }
+
+/// The program made its watched page writable itself (mprotect): the faulting request's store
+/// then went to memory unjournaled and survived its fault. The page now stays read-only to the
+/// trap (said once on stderr).
+#[test]
+fn a_watched_page_the_program_makes_writable_stays_watched() {
+    let out =
+        run_watched("watch_hostile_mprotect", &[], &[USERS[0], USERS[1], ("VMSRS_RANGE_0", "symbol:X")]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("rc=-1, X=0 (OK: restored)"), "{}", out.describe());
+    assert!(out.stderr.contains("made watched pages at"), "{}", out.describe());
+}

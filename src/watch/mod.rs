@@ -245,14 +245,12 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         COUNT.store(n + 1, Ordering::Release);
         // SAFETY: the program's own private data pages (checked by resolve), read-only from
         // here until they are replaced by the memfd mapping.
-        unsafe { libc::mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ) };
+        unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ) };
         let alias = match map_alias(p0, p1 - p0, None) {
             Ok(a) => a,
             Err(e) => {
                 // SAFETY: undo the protection above; the pages are the program's again.
-                unsafe {
-                    libc::mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE)
-                };
+                unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE) };
                 COUNT.store(n, Ordering::Release);
                 return Err(format!("cannot watch {p0:#x}..{p1:#x}: {e}"));
             }
@@ -281,7 +279,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             }
             r.hw.store(true, Ordering::Release);
             // SAFETY: the watched pages (our memfd mapping), writable again as the program had them.
-            unsafe { libc::mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE) };
+            unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE) };
         }
     }
     Ok(())
@@ -321,6 +319,44 @@ fn auto_eligible(members: &[&resolve::Resolved]) -> bool {
 
 fn warn(what: &str) {
     eprintln!("=={}==vmsrs: warning: {what}", std::process::id());
+}
+
+/// `mprotect` as a system call: libvmsrs's own changes of watched pages never go through the
+/// interposed one ([`after_mprotect`]).
+///
+/// # Safety
+/// mprotect's contract.
+unsafe fn sys_mprotect(addr: *mut libc::c_void, len: usize, prot: libc::c_int) -> libc::c_int {
+    // SAFETY: forwarded contract.
+    unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as libc::c_int }
+}
+
+/// The program made `addr..addr+len` writable (`prot` has `PROT_WRITE`): pages of it watched
+/// by page protection go back to `prot` without write (said once), so their stores keep
+/// trapping and being journaled; the program sees no difference but the trap's cost.
+pub fn after_mprotect(addr: usize, len: usize, prot: libc::c_int) {
+    if !active() {
+        return;
+    }
+    let end = addr.saturating_add(len);
+    // After a run being armed is done (its pages are then the memfd's, read-only).
+    let _g = lock();
+    let n = COUNT.load(Ordering::Acquire);
+    for r in &REGIONS[..n] {
+        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
+        if s < end && addr < e && !r.hw.load(Ordering::Relaxed) && r.alias.load(Ordering::Relaxed) != 0 {
+            let (lo, hi) = (s.max(addr & !(PAGE - 1)), e.min(end));
+            // SAFETY: watched pages of the program, kept readable as it asked, not writable.
+            unsafe { sys_mprotect(lo as *mut libc::c_void, hi - lo, prot & !libc::PROT_WRITE) };
+            static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                warn(&format!(
+                    "the program made watched pages at {lo:#x}..{hi:#x} writable (mprotect): they stay \
+                     read-only to libvmsrs's trap, so their stores are still journaled"
+                ));
+            }
+        }
+    }
 }
 
 /// Every asynchronous signal blocked on this thread while it lives (normal context only).
@@ -448,7 +484,7 @@ fn promote() {
         if members.iter().all(|m| hw::watches(m.addr)) {
             r.hw.store(true, Ordering::Release);
             // SAFETY: the watched pages (our memfd mapping), writable as the program had them.
-            unsafe { libc::mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
+            unsafe { sys_mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
             let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
             warn(&format!(
                 "watched page {s:#x} is hot with stores to other data: {} now watched by hardware \
@@ -614,7 +650,7 @@ pub fn after_fork_child() {
             l.write_stderr();
         } else if r.hw.load(Ordering::Relaxed) {
             // SAFETY: the region's pages, writable as in the parent (hardware-watched).
-            unsafe { libc::mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
+            unsafe { sys_mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
         }
     }
     drop_snapshots(n);
