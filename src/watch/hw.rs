@@ -31,10 +31,10 @@ use crate::{runtime, thread};
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// Ranges watched by hardware, at most (x86-64 has four debug address registers).
-pub const MAX: usize = 4;
+pub(crate) const MAX: usize = 4;
 
 /// `si_code` of a SIGTRAP sent by a perf event with `sigtrap` set.
-pub const TRAP_PERF: libc::c_int = 6;
+pub(crate) const TRAP_PERF: libc::c_int = 6;
 
 /// `si_perf_data` of our events: this tag, plus the slot.
 const TAG: u64 = 0x766d_7372_735f_6877; // "vmsrs_hw"
