@@ -27,6 +27,16 @@
  * (where libvmsrs arms ranges of libraries loaded since), then has the two old workers store
  * to lib_limit in a normal and a faulting request: their watchpoints came from arming's scan of
  * the process's threads, not from their own start.
+ *
+ * Regressions from the hostile review of watch=hw (each lost or kept a wrong value before):
+ *   `watch_hw atomic`       4 threads x 50000 atomic increments of `limit`, no fault: none is
+ *                           lost (the trap once put the old value back and lost the stores
+ *                           that landed meanwhile);
+ *   `watch_hw masked LIB`   a worker started with every signal blocked (SIGTRAP too) before
+ *                           LIB's global is armed: its normal store stays, its faulting one
+ *                           is withdrawn;
+ *   `watch_hw cycles LIB`   LIB loaded and unloaded 6 times, each time a normal and a faulting
+ *                           request: a freed watchpoint is reused (it once ran out at the fifth).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -171,8 +181,85 @@ static int dlopen_case(const char *lib) {
     return ok ? 0 : 1;
 }
 
+static void *atomic_adds(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 50000; i++) __atomic_fetch_add(&limit, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static int atomic_case(void) {
+    pthread_t t[4];
+    long start = limit;
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, atomic_adds, NULL);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    int ok = limit - start == 200000;
+    printf("%s: 4 x 50000 atomic increments, none lost (limit=%ld)\n", ok ? "ok" : "FAIL", limit - start);
+    printf("watch_hw: %s\n", ok ? "OK" : "FAIL");
+    return ok ? 0 : 1;
+}
+
+static void *masked_worker(void *arg) {
+    (void)arg;
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    pthread_sigmask(SIG_UNBLOCK, &segv, NULL); /* crashes are wanted, the rest stays blocked */
+    while (!go[0]) {
+    }
+    result[0] = request(8);
+    result[1] = request(9);
+    return NULL;
+}
+
+static int masked_case(const char *lib) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_t w, t;
+    pthread_create(&w, NULL, masked_worker, NULL);
+    void *h = dlopen(lib, RTLD_NOW);
+    if (h == NULL) {
+        printf("FAIL: dlopen: %s\n", dlerror());
+        return 1;
+    }
+    lib_global = dlsym(h, "lib_limit");
+    pthread_create(&t, NULL, nothing, NULL); /* arms */
+    pthread_join(t, NULL);
+    go[0] = 1;
+    pthread_join(w, NULL);
+    int ok = result[0] == 0 && result[1] == -1 && *lib_global == 100;
+    printf("%s: a worker with SIGTRAP blocked since before arming (lib_limit=%ld)\n", ok ? "ok" : "FAIL", *lib_global);
+    printf("watch_hw: %s\n", ok ? "OK" : "FAIL");
+    return ok ? 0 : 1;
+}
+
+static int cycles_case(const char *lib) {
+    int fails = 0;
+    for (int c = 0; c < 6; c++) {
+        void *h = dlopen(lib, RTLD_NOW);
+        if (h == NULL) {
+            printf("FAIL: dlopen: %s\n", dlerror());
+            return 1;
+        }
+        lib_global = dlsym(h, "lib_limit");
+        pthread_t t;
+        pthread_create(&t, NULL, nothing, NULL); /* arms */
+        pthread_join(t, NULL);
+        int r1 = in_thread(8), r2 = in_thread(9);
+        int ok = r1 == 0 && r2 == -1 && *lib_global == 100;
+        printf("%s: load %d: lib_limit=%ld\n", ok ? "ok" : "FAIL", c, *lib_global);
+        fails += !ok;
+        dlclose(h);
+    }
+    printf("watch_hw: %s\n", fails ? "FAIL" : "OK");
+    return fails != 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && strcmp(argv[1], "atomic") == 0) return atomic_case();
+    if (argc == 3 && strcmp(argv[1], "masked") == 0) return masked_case(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cycles") == 0) return cycles_case(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dlopen") == 0) return dlopen_case(argv[2]);
     int rc = in_thread(1);
     check(rc == 0 && limit == 100, "1 a normal request's store stays");

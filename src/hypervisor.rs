@@ -50,7 +50,7 @@ pub extern "C" fn vmsrs_crash_suppression(kind: i32, addr: *const libc::c_void) 
         }
         let _e = thread::HvEntry::enter();
         // SAFETY: CrashSuppression takes no buffers; `u` is this thread's user.
-        let r = crate::watch::fencing(rt.hv, || unsafe {
+        let r = crate::watch::fencing(rt.hv, u, || unsafe {
             vmmcall(rt.hv, Hypercall::CrashSuppression, [u, kind as u64, addr as u64, 0, 0, 0])
         });
         crate::profile::status(r)?;

@@ -21,7 +21,7 @@ fn bounds_fault(addr: usize) {
     }
     {
         let _e = thread::HvEntry::enter();
-        let _ = crate::watch::fencing(hv, || hv.crash_suppression(u));
+        let _ = crate::watch::fencing(hv, u, || hv.crash_suppression(u));
     }
     runtime::bump(&runtime::COUNTERS.bounds_faults);
     fault::count_explicit();

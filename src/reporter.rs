@@ -818,6 +818,12 @@ pub fn metrics_text() -> String {
              journaled by another thread's trap).",
             l(&crate::watch::hw::UNCHANGED),
         ),
+        (
+            "vmsrs_watch_hw_unwatched_threads_total",
+            COUNTER,
+            "Threads that started without their hardware watchpoints (no descriptor or debug register left).",
+            l(&crate::watch::hw::UNWATCHED_THREADS),
+        ),
     ]);
     for (name, kind, help, v) in single {
         family(name, kind, help, &[(String::new(), v)]);

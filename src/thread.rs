@@ -74,6 +74,12 @@ pub struct ThreadState {
     pub handler_frames: Cell<[usize; HANDLER_MARKS]>,
     pub handler_depth: Cell<u32>,
     pub rescue_handler_depth: Cell<u32>,
+    /// The fault being handled interrupted libvmsrs's own handler at its entry: a SIGTRAP of
+    /// a hardware watchpoint (`watch::hw`) was delivered with it and has not run.
+    pub trap_below: Cell<bool>,
+    /// The generation of the hardware watchpoints this thread was last checked against
+    /// (`watch::hw::ensure_this_thread`).
+    pub hw_gen: Cell<u32>,
     /// libvmsrs is ending this thread (its user is contained and it had no recovery point):
     /// a fault signal sent to it from now on is dropped, never contained a second time.
     pub ending: Cell<bool>,
@@ -110,6 +116,8 @@ thread_local! {
             handler_frames: Cell::new([0; HANDLER_MARKS]),
             handler_depth: Cell::new(0),
             rescue_handler_depth: Cell::new(0),
+            trap_below: Cell::new(false),
+            hw_gen: Cell::new(0),
             ending: Cell::new(false),
         }
     };

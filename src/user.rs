@@ -123,8 +123,18 @@ fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
     t.exit_hook.set(true);
 }
 
-/// Thread exit: end whatever user the thread still runs, release its alternate stack.
-extern "C" fn thread_exit(_: *mut libc::c_void) {
+/// Thread exit: end whatever user the thread still runs, release its alternate stack. The
+/// thread's hardware watchpoints are closed one destructor round later (the key is set again
+/// for it), after the program's own key destructors of this round, whose stores they watch.
+extern "C" fn thread_exit(value: *mut libc::c_void) {
+    const LAST_ROUND: usize = 2;
+    if value as usize == LAST_ROUND {
+        crate::watch::hw::thread_exit();
+        return;
+    }
+    let key = EXIT_KEY.load(Ordering::Acquire);
+    // SAFETY: our own key; a non-NULL value makes glibc call this destructor once more.
+    unsafe { libc::pthread_setspecific(key, LAST_ROUND as *const libc::c_void) };
     if let Some(hv) = runtime::hv() {
         thread::with(|t| {
             let u = t.user.get();
@@ -138,7 +148,6 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
         });
     }
     thread::release_altstack();
-    crate::watch::hw::thread_exit();
 }
 
 fn end_implicit(hv: &Hv, t: &ThreadState) {

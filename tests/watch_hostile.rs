@@ -48,7 +48,11 @@ fn a_failed_compare_exchange_is_a_load_and_the_faulted_value_is_withdrawn() {
 /// its first watched store.
 #[test]
 fn blocking_every_signal_never_blocks_the_trap_of_a_watched_store() {
-    for (args, want) in [(&[][..], "v1: handler store survived, flag=1 X=1"), (&["v2"][..], "X=2")] {
+    for (args, want) in [
+        (&[][..], "v1: handler store survived, flag=1 X=1"),
+        (&["v2"][..], "X=2"),
+        (&["v3"][..], "v3: store after unblocking SIGSEGV survived, X=3"),
+    ] {
         let out = run_watched("watch_hostile_sigmask", args, &[("VMSRS_RANGE_0", "symbol:X")]);
         assert_eq!(out.code(), Some(0), "{args:?}: {}", out.describe());
         assert!(out.stdout.contains(want), "{args:?}: {}", out.describe());

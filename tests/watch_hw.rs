@@ -151,3 +151,42 @@ fn a_library_global_armed_while_threads_run_is_watched_on_those_threads() {
     assert!(out.stdout.contains("watch_hw: OK"), "{}", out.describe());
     assert!(out.stderr.contains("watching symbol:lib_limit"), "{}", out.describe());
 }
+
+fn hw_lib() -> String {
+    let lib = c_example_flags("watch_hw_lib", Build::Unmodified, "so", &["-shared", "-fPIC"]);
+    lib.to_str().expect("utf-8 path").to_owned()
+}
+
+fn watch_hw_case(args: &[&str], extra: &[(&str, &str)]) -> RunOutput {
+    let mut env = vec![("VMSRS_WATCH", "hw"), ("VMSRS_USER_CALL", "request:-1"), ("VMSRS_POLICY", "unwind")];
+    env.extend_from_slice(extra);
+    let env = preload(&env);
+    let out = run(&c_example("watch_hw", Build::Unmodified), args, &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{args:?}: {}", out.describe());
+    assert!(out.stdout.contains("watch_hw: OK"), "{args:?}: {}", out.describe());
+    out
+}
+
+/// Review regression: concurrent atomic increments of a hw-watched word, no fault at all. The
+/// trap put the before-image back into memory to journal the store, and lost the increments
+/// other threads made meanwhile.
+#[test]
+fn concurrent_atomic_increments_of_a_hw_watched_word_are_never_lost() {
+    watch_hw_case(&["atomic"], &[("VMSRS_RANGE_0", "symbol:limit")]);
+}
+
+/// Review regression: a worker that blocked every signal (SIGTRAP too) before the library's
+/// global was armed; its stores' traps stayed pending, the normal store was lost and the
+/// faulty one kept. Its first rescue call now unblocks SIGTRAP.
+#[test]
+fn a_thread_that_blocked_sigtrap_before_arming_is_watched_from_its_next_request() {
+    watch_hw_case(&["masked", &hw_lib()], &[("VMSRS_RANGE_2", "symbol:lib_limit")]);
+}
+
+/// Review regression: a library loaded and unloaded six times; its freed watchpoint was never
+/// reused, and the fifth load was not watched.
+#[test]
+fn a_watchpoint_freed_by_dlclose_is_reused_by_the_next_load() {
+    let out = watch_hw_case(&["cycles", &hw_lib()], &[("VMSRS_RANGE_2", "symbol:lib_limit")]);
+    assert!(!out.stderr.contains("no hardware watchpoint left"), "{}", out.describe());
+}

@@ -675,6 +675,54 @@ impl Hv {
         }
     }
 
+    /// Journal a store by `u` (0: no user) that has already landed in memory (a hardware
+    /// watchpoint traps after the store): `before` and `after` are the bytes at `addr` as last
+    /// journaled and as now; the store is the bytes that differ. The same record as
+    /// [`Hv::store`] with `before` as the memory it overwrote, and memory is never written
+    /// (another thread may have stored there since). A suppressed user's bytes go to its
+    /// shadow; putting memory back is the caller's. Within one granule of one range, else
+    /// `Err(VMSRS_EINVAL)`. Must run on the thread that runs `u`.
+    pub fn store_landed(&self, u: UserId, addr: usize, before: &[u8], after: &[u8]) -> HvResult<()> {
+        let n = after.len();
+        let g = addr & !(GRANULE - 1);
+        if n == 0 || before.len() != n || (addr + n - 1) & !(GRANULE - 1) != g {
+            return Err(VMSRS_EINVAL);
+        }
+        let w = self.writer(u)?;
+        let _s = match w {
+            Writer::User { slot, .. } => slot.reader.enter(),
+            Writer::Anonymous => Section::shared(),
+        };
+        let r = self.ranges.find(addr).filter(|r| addr + n <= r.end()).ok_or(VMSRS_EINVAL)?;
+        let (seen, val) = pack(g, addr, after);
+        let (_, old) = pack(g, addr, before);
+        let mask = (0..n).filter(|&i| before[i] != after[i]).fold(0u8, |m, i| m | 1 << (addr - g + i));
+        if mask == 0 {
+            return Ok(());
+        }
+        // SAFETY: g is a granule of r (addr lies in r).
+        let meta = unsafe { r.meta(g) };
+        match w {
+            Writer::User { slot, suppressed: true, .. } => {
+                // SAFETY: runs on the user's own thread.
+                let owned = unsafe { slot.owned() };
+                if !owned.shadow.put(g as u64, mask, val) {
+                    self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+                }
+                self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
+            }
+            Writer::User { u, slot, suppressed: false } => {
+                let mut gl = meta.lock();
+                self.store_granule_slow(u, slot, &mut gl, g, mask, val, Some((seen, old)));
+            }
+            Writer::Anonymous => {
+                let mut gl = meta.lock();
+                self.store_final_locked(&mut gl, g, mask, val, Some((seen, old)));
+            }
+        }
+        Ok(())
+    }
+
     /// Monitored load of `n` bytes (n ∈ 1, 2, 4, 8) at `addr` as seen by `u` (0: no user):
     /// the scalar fast path of [`Hv::load`], same semantics. Bytes above `n` are zero.
     #[inline]
@@ -831,7 +879,7 @@ impl Hv {
                 }
                 Writer::Anonymous => {
                     let mut gl = meta.lock();
-                    self.store_final_locked(&mut gl, g, mask, val);
+                    self.store_final_locked(&mut gl, g, mask, val, None);
                 }
             }
             g += GRANULE;
@@ -842,20 +890,27 @@ impl Hv {
     /// be made): it is final at once, like a committed store — the bytes of `mask` leave every
     /// older entry and become `base` — so G3 stays exact for every other byte and user. Needs
     /// no memory. Counted in `unrecorded`.
-    fn store_final_locked(&self, gl: &mut GranuleGuard, g: usize, mask: u8, val: u64) {
+    fn store_final_locked(
+        &self,
+        gl: &mut GranuleGuard,
+        g: usize,
+        mask: u8,
+        val: u64,
+        landed: Option<(u8, u64)>,
+    ) {
         self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-        self.materialize(gl, g);
+        self.materialize_seen(gl, g, seen_raw(g, landed));
         let meta = gl.meta;
         // SAFETY: granule lock held.
         let head = unsafe { *meta.cold().head.get() };
         if gl.flags() & DEAD != 0 || head == NIL {
             // No history: raw memory is the G3 value (I2) and `base` is unused.
-            write_raw(g, mask, val);
+            put_raw(g, mask, val, landed);
             return;
         }
         if gl.flags() & CORRUPT != 0 || !self.meta_intact(meta, g) {
             self.corrupt(gl, g);
-            write_raw(g, mask, val);
+            put_raw(g, mask, val, landed);
             return;
         }
         let pool = &self.entries;
@@ -865,7 +920,7 @@ impl Hv {
             if !pool_valid(pool, idx) || !pool.get(idx).intact(idx, self.key) {
                 // Stop at damage: relinking around it would reseal it (G6).
                 self.corrupt(gl, g);
-                write_raw(g, mask, val);
+                put_raw(g, mask, val, landed);
                 return;
             }
             let next = pool.get(idx).next;
@@ -888,7 +943,7 @@ impl Hv {
         }
         self.seal_meta(meta, g);
         self.refresh_hint(gl, g);
-        write_raw(g, mask, val);
+        put_raw(g, mask, val, landed);
     }
 
     /// A store by the normal user `u`. The fast path — `u` heads the granule's history with
@@ -908,10 +963,11 @@ impl Hv {
             gl.set_quiet(DIRTY, true);
             return;
         }
-        self.store_granule_slow(u, slot, &mut gl, g, mask, val);
+        self.store_granule_slow(u, slot, &mut gl, g, mask, val, None);
     }
 
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)] // the fast path's arguments, and what a landed store saw
     fn store_granule_slow(
         &self,
         u: UserId,
@@ -920,13 +976,14 @@ impl Hv {
         g: usize,
         mask: u8,
         val: u64,
+        landed: Option<(u8, u64)>,
     ) {
         let meta = gl.meta;
         if gl.flags() & DEAD != 0 {
-            write_raw(g, mask, val);
+            put_raw(g, mask, val, landed);
             return;
         }
-        self.materialize(gl, g);
+        self.materialize_seen(gl, g, seen_raw(g, landed));
         let pool = &self.entries;
         // SAFETY: granule lock held for all metadata accesses below.
         let head = unsafe { *meta.cold().head.get() };
@@ -937,7 +994,7 @@ impl Hv {
                 if !e.intact(head, self.key) {
                     self.corrupt(gl, g);
                     self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-                    write_raw(g, mask, val);
+                    put_raw(g, mask, val, landed);
                     return;
                 }
                 let bm = byte_mask(mask);
@@ -953,7 +1010,7 @@ impl Hv {
                 if gl.flags() & CORRUPT == 0 {
                     self.set_hint(gl, g, u, hmask);
                 }
-                write_raw(g, mask, val);
+                put_raw(g, mask, val, landed);
                 return;
             }
         }
@@ -969,7 +1026,7 @@ impl Hv {
         let logged = self.prune_own_locked(gl, pool, NIL, u, mask);
         // SAFETY: store() runs on the user's own thread, which owns its slot's pool.
         let Some(idx) = (unsafe { slot.pool.alloc(pool, users::slot_index(u)) }) else {
-            return self.store_final_locked(gl, g, mask, val);
+            return self.store_final_locked(gl, g, mask, val, landed);
         };
         // SAFETY: granule lock held (pruning never unlinks the head, which is not u's).
         let head = unsafe { *meta.cold().head.get() };
@@ -977,11 +1034,12 @@ impl Hv {
         let owned = unsafe { slot.owned() };
         if !logged && !owned.log.push(g as u64) {
             self.release(idx, u);
-            return self.store_final_locked(gl, g, mask, val);
+            return self.store_final_locked(gl, g, mask, val, landed);
         }
         if head == NIL {
-            // SAFETY: granule lock held. With no history, raw memory is the G3 value (I2).
-            unsafe { *meta.cold().base.get() = read_raw(g) };
+            // SAFETY: granule lock held. With no history, raw memory is the G3 value (I2)
+            // (as it was before a store that already landed).
+            unsafe { *meta.cold().base.get() = seen_raw(g, landed) };
         }
         let e = pool.get_mut(idx);
         *e = Entry { writer: u, bytes: val, next: head, mask, ..Entry::default() };
@@ -992,7 +1050,7 @@ impl Hv {
         if gl.flags() & CORRUPT == 0 {
             self.set_hint(gl, g, u, mask);
         }
-        write_raw(g, mask, val);
+        put_raw(g, mask, val, landed);
     }
 
     #[inline]
@@ -1145,6 +1203,14 @@ impl Hv {
     /// damage is reported and nothing is resealed (G6).
     #[inline]
     fn materialize(&self, gl: &mut GranuleGuard, g: usize) {
+        if gl.flags() & DIRTY != 0 {
+            self.materialize_seen(gl, g, read_raw(g));
+        }
+    }
+
+    /// [`Hv::materialize`] with `raw` as the granule's memory (a store that already landed
+    /// is not the head's: [`Hv::store_landed`]).
+    fn materialize_seen(&self, gl: &mut GranuleGuard, g: usize, raw: u64) {
         if gl.flags() & DIRTY == 0 {
             return;
         }
@@ -1166,7 +1232,7 @@ impl Hv {
             return self.corrupt(gl, g);
         }
         let bm = byte_mask(mask);
-        e.bytes = (e.bytes & !bm) | (read_raw(g) & bm);
+        e.bytes = (e.bytes & !bm) | (raw & bm);
         e.seal(head, self.key);
     }
 
@@ -1511,6 +1577,25 @@ fn pool_valid(pool: &Entries, idx: u32) -> bool {
 #[inline(always)]
 fn span_mask(g: usize, lo: usize, hi: usize) -> u8 {
     (((1u16 << (hi - lo)) - 1) << (lo - g)) as u8
+}
+
+/// The granule's memory as a store that already landed found it (`landed`: the bytes, by
+/// mask, that it and stores not yet journaled may have changed, as they were before); plain
+/// memory otherwise.
+#[inline]
+fn seen_raw(g: usize, landed: Option<(u8, u64)>) -> u64 {
+    match landed {
+        Some((seen, old)) => (read_raw(g) & !byte_mask(seen)) | (old & byte_mask(seen)),
+        None => read_raw(g),
+    }
+}
+
+/// Write the bytes of `mask` unless the store already landed.
+#[inline]
+fn put_raw(g: usize, mask: u8, val: u64, landed: Option<(u8, u64)>) {
+    if landed.is_none() {
+        write_raw(g, mask, val);
+    }
 }
 
 /// Place `bytes` (which start at `lo`) at their positions in granule `g`.

@@ -169,6 +169,10 @@ enum Path {
     Abi,
     /// The scalar hypercalls `StoreScalar` / `LoadScalar` (else as `Abi`).
     AbiScalar,
+    /// A store inside one granule of one range is done as a hardware watchpoint sees it: the
+    /// bytes land in memory first, then `Hv::store_landed` journals them (and a suppressed
+    /// user's are put back, as watch/hw.rs does); else as `Direct`.
+    Landed,
 }
 
 fn path() -> impl Strategy<Value = Path> {
@@ -177,6 +181,7 @@ fn path() -> impl Strategy<Value = Path> {
         2 => Just(Path::Scalar),
         1 => Just(Path::Abi),
         1 => Just(Path::AbiScalar),
+        1 => Just(Path::Landed),
     ]
 }
 
@@ -383,7 +388,24 @@ impl Harness {
         word[..n.min(8)].copy_from_slice(&bytes[..n.min(8)]);
         let word = u64::from_le_bytes(word);
         let scalar = matches!(n, 1 | 2 | 4 | 8);
+        let one_granule = n > 0 && (addr & !7) == ((addr + n - 1) & !7);
+        let in_one_range = self.ranges.iter().any(|&(a, len)| a <= addr && addr + n <= a + len);
+        let mut landed_before = None;
         let res = match self.path {
+            Path::Landed if one_granule && in_one_range => {
+                let before: Vec<u8> = (0..n).map(|i| self.mem.read(self.start + off + i)).collect();
+                landed_before = Some(before.clone());
+                for (i, &b) in bytes.iter().enumerate() {
+                    self.mem.write(self.start + off + i, b);
+                }
+                let r = self.hv.store_landed(u, addr, &before, bytes).map_err(|e| format!("{e:?}"));
+                if self.hv.suppressed(u) {
+                    for (i, &b) in before.iter().enumerate() {
+                        self.mem.write(self.start + off + i, b);
+                    }
+                }
+                r
+            }
             Path::Scalar if scalar => self.hv.store_scalar(u, addr, word, n).map_err(|e| format!("{e:?}")),
             Path::AbiScalar if scalar => {
                 self.status(Hypercall::StoreScalar, [u, addr as u64, word, n as u64]).map(|_| ())
@@ -394,7 +416,15 @@ impl Harness {
             _ => self.hv.store(u, addr, bytes).map_err(|e| format!("{e:?}")),
         };
         res.map_err(|e| self.fail(format!("store ({:?}): {e}", self.path)))?;
-        self.model_store(u, off, bytes);
+        match landed_before {
+            // A landed store is the bytes it changed (a watchpoint cannot see the others).
+            Some(before) => {
+                for (i, &b) in bytes.iter().enumerate().filter(|&(i, &b)| before[i] != b) {
+                    self.model_store(u, off + i, &[b]);
+                }
+            }
+            None => self.model_store(u, off, bytes),
+        }
         Ok(())
     }
 

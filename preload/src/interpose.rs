@@ -508,7 +508,8 @@ pub unsafe extern "C" fn pthread_sigmask(
 ) -> c_int {
     // SAFETY: an all-zero sigset_t is valid.
     let mut tmp: libc::sigset_t = unsafe { core::mem::zeroed() };
-    let set = without_sigsegv(set, &mut tmp);
+    // Only a set that blocks is changed (unblocking SIGSEGV or SIGTRAP is always fine).
+    let set = if how == libc::SIG_UNBLOCK { set } else { without_sigsegv(set, &mut tmp) };
     // SAFETY: forwarded contract.
     unsafe { real_pthread_sigmask(how, set, old) }
 }

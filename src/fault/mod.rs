@@ -214,6 +214,9 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
         return;
     }
 
+    // A fault delivered together with a watchpoint's SIGTRAP interrupts this very handler
+    // at its entry, before the trap's store is journaled (`watch::hw::absorb`).
+    thread::with(|t| t.trap_below.set(pc == on_fault as *const () as usize as u64));
     // SAFETY: `uc` is the context the kernel handed to this handler.
     unsafe { report::enter_handler(uc) };
     let action = contain(sig, code, addr, pc, uc);
@@ -339,7 +342,7 @@ fn fault_user(rt: &runtime::Runtime) -> Option<u64> {
 fn suppress(rt: &runtime::Runtime, u: u64) -> bool {
     u == 0 || {
         let _e = thread::HvEntry::enter();
-        crate::watch::fencing(rt.hv, || rt.hv.crash_suppression(u)).is_ok()
+        crate::watch::fencing(rt.hv, u, || rt.hv.crash_suppression(u)).is_ok()
     }
 }
 

@@ -9,26 +9,32 @@
 //!   `sigtrap`: the kernel sends SIGTRAP (`TRAP_PERF`, the range's slot in `si_perf_data`)
 //!   synchronously to the thread that stored, before it runs its next instruction. Threads
 //!   living at arming get theirs from a scan of `/proc/self/task`; threads the program creates
-//!   later open their own as they start ([`thread_started`]); they are closed at thread exit.
+//!   later open their own as they start ([`thread_started`]). The descriptors are moved to
+//!   the top quarter of the descriptor limit, and closed once their thread is gone ([`reap`]).
 //!   After `fork` the child opens them again for its one thread.
-//! * **The trap** ([`on_trap`]) comes *after* the store. The before-image is the copy of the
-//!   range libvmsrs keeps: under the watch lock the copy is put back and the new bytes are
-//!   stored through the hv as the storing user's monitored store at the alias (journaled,
-//!   G3–G5; a suppressed user's store goes to its shadow, so memory keeps the copy, G4). The
-//!   hv writes at the alias, a different virtual address, so its own stores and restorations
-//!   never trigger the watchpoint.
+//! * **The trap** ([`on_trap`]) comes *after* the store. Its bytes are those that differ from
+//!   the copy of the range libvmsrs keeps; they are journaled as the storing user's store over
+//!   the copy's bytes (`Hv::store_landed`), memory untouched, so a store another thread makes
+//!   meanwhile is never overwritten. A suppressed user's bytes go to its shadow and memory is
+//!   put back to the copy unless another store landed since (G4). The hv writes at the alias,
+//!   a different virtual address, so its restorations never trigger the watchpoint.
+//! * **Fault entry** ([`absorb`]): bytes that changed with no trap handled yet (a thread whose
+//!   SIGTRAP is still pending or blocked) are journaled before the fault's restoration: as the
+//!   faulting user's if its own SIGTRAP is pending, else as final stores of no user.
 //! * **Limits**, inherent to a trap after the store: until the storing thread's trap runs
 //!   (microseconds), other threads can read the stored value, even a suppressed user's; two
 //!   threads that store to the range within that window are journaled as one store of the
-//!   first thread to trap (counted as `unchanged` traps); a store is seen by the bytes it
-//!   changes, so a byte stored with the value it already had is not journaled as the
-//!   storing user's (the instruction's own extent is not decoded); stores by the kernel (a `read` into
-//!   the range) are journaled only when they go through libvmsrs's interposed calls; a thread
-//!   started by a raw `clone` after arming has no watchpoint. At most [`MAX`] ranges (the four
-//!   debug registers).
+//!   first to trap (the second trap finds nothing changed: counted as `unchanged`), and a
+//!   store that lands while its range is being restored at a fault can be lost; a byte stored
+//!   with the value it already had is not journaled (the instruction is not decoded); stores
+//!   by the kernel into the range are journaled only through libvmsrs's interposed calls, and
+//!   a thread started by a raw `clone`, or that blocked SIGTRAP before arming, is watched late
+//!   or not at all: each such store is journaled as the next trap's. At most [`MAX`] ranges
+//!   (the four debug registers); one descriptor per range and thread.
 
 use crate::{runtime, thread};
-use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use vmsrs_hv::Hv;
 
 /// Ranges watched by hardware, at most (x86-64 has four debug address registers).
 pub(crate) const MAX: usize = 4;
@@ -47,6 +53,7 @@ pub fn fits(addr: usize, len: usize) -> bool {
 struct Slot {
     addr: AtomicUsize,
     len: AtomicUsize,
+    /// The range's address in its alias; 0: the slot is free.
     alias: AtomicUsize,
     /// The range's bytes as last journaled (little-endian, `len` low bytes).
     copy: AtomicU64,
@@ -60,15 +67,25 @@ const NO_SLOT: Slot = Slot {
     copy: AtomicU64::new(0),
 };
 static SLOTS: [Slot; MAX] = [NO_SLOT; MAX];
-/// Slots in use (published with Release after a slot's fields).
+/// Slots ever used (published with Release after a slot's fields); a freed slot is reused.
 static USED: AtomicUsize = AtomicUsize::new(0);
-/// Set before the first [`add`] scans the threads: from then on a starting or ending thread
-/// takes the table lock, so none is missed between the scan and the slot's publication.
-static WANTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Set before the first [`add`] scans the threads: from then on a starting thread takes the
+/// table lock, so none is missed between the scan and the slot's publication.
+static WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Changed whenever a slot is armed or freed ([`ensure_this_thread`]).
+static GEN: AtomicU32 = AtomicU32::new(1);
 
 /// Counters (`vmsrs_watch_*` metrics and the tests).
 pub static TRAPS: AtomicU64 = AtomicU64::new(0);
 pub static UNCHANGED: AtomicU64 = AtomicU64::new(0);
+
+fn live() -> impl Iterator<Item = (usize, &'static Slot)> {
+    SLOTS[..USED.load(Ordering::Acquire)]
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.alias.load(Ordering::Relaxed) != 0)
+}
 
 /// Whether any range is watched by hardware.
 #[inline]
@@ -78,14 +95,12 @@ pub fn active() -> bool {
 
 /// Whether a watchpoint watches `addr` (the start of a range).
 pub fn watches(addr: usize) -> bool {
-    SLOTS[..USED.load(Ordering::Acquire)]
-        .iter()
-        .any(|s| s.addr.load(Ordering::Relaxed) == addr && s.alias.load(Ordering::Relaxed) != 0)
+    live().any(|(_, s)| s.addr.load(Ordering::Relaxed) == addr)
 }
 
 /// Debug registers still free for [`add`].
 pub fn free() -> usize {
-    MAX - USED.load(Ordering::Acquire)
+    MAX - live().count()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,8 +118,11 @@ struct Watcher {
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_WATCHER: Watcher = Watcher { tid: AtomicI32::new(EMPTY), fds: [const { AtomicI32::new(-1) }; MAX] };
 static THREADS: [Watcher; MAX_THREADS] = [NO_WATCHER; MAX_THREADS];
-/// Serialises the table (normal context only: arming, thread start and exit, fork child).
+/// Serialises the table (normal context only: arming, thread start, fork child).
 static TABLE: spin::Mutex<()> = spin::Mutex::new(());
+/// Thread starts since the last [`reap`].
+static STARTS: AtomicUsize = AtomicUsize::new(0);
+const REAP_EVERY: usize = 256;
 
 fn home(tid: i32) -> usize {
     (tid as u32).wrapping_mul(2_654_435_761) as usize % MAX_THREADS
@@ -149,6 +167,23 @@ fn close_all(w: &Watcher) {
     }
 }
 
+/// Close the events of threads that are gone (with the table lock held). An event of a
+/// thread that ended counts nothing, but its descriptor stays open until closed here.
+fn reap() {
+    STARTS.store(0, Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    for w in &THREADS {
+        let t = w.tid.load(Ordering::Relaxed);
+        let tid = if t < GONE { -t - 1 } else { t };
+        // SAFETY: signal 0 only checks that the thread exists.
+        if tid > 0 && unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0 {
+            close_all(w);
+            w.tid.store(GONE, Ordering::Relaxed);
+        }
+    }
+}
+
 /// `struct perf_event_attr` (kernel ABI, `PERF_ATTR_SIZE_VER8`, 136 bytes) as 17 words.
 const ATTR_WORDS: usize = 17;
 const PERF_TYPE_BREAKPOINT: u64 = 5;
@@ -180,7 +215,31 @@ fn open(tid: i32, slot: usize) -> Result<i32, i32> {
         // SAFETY: errno is thread-local.
         return Err(unsafe { *libc::__errno_location() });
     }
-    Ok(fd as i32)
+    high(fd as i32)
+}
+
+/// Move `fd` into the top quarter of the descriptor limit, so that the program's own
+/// descriptors (always the lowest free number) keep the rest: with one event per range and
+/// thread, a thread-per-connection server would otherwise run out. No room there: the event
+/// is closed, `EMFILE`.
+fn high(fd: i32) -> Result<i32, i32> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writes into a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur < 256 {
+        return Ok(fd);
+    }
+    let floor = (lim.rlim_cur - lim.rlim_cur / 4).min(i32::MAX as u64) as i32;
+    if fd >= floor {
+        return Ok(fd);
+    }
+    // SAFETY: duplicating our own descriptor at or above `floor`, close-on-exec.
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+    // SAFETY: the original descriptor (replaced by `moved`, or given up).
+    unsafe { libc::close(fd) };
+    if moved < 0 {
+        return Err(libc::EMFILE);
+    }
+    Ok(moved)
 }
 
 fn gettid() -> i32 {
@@ -197,7 +256,7 @@ fn threads() -> Vec<i32> {
 // ---------------------------------------------------------------------------------------------
 // Arming.
 
-fn read_copy(alias: usize, len: usize) -> u64 {
+fn read_bytes(alias: usize, len: usize) -> u64 {
     let mut b = [0u8; 8];
     // SAFETY: the alias is `len` readable bytes of a watched region (libvmsrs's mapping).
     unsafe { core::ptr::copy_nonoverlapping(alias as *const u8, b.as_mut_ptr(), len) };
@@ -209,20 +268,23 @@ fn read_copy(alias: usize, len: usize) -> u64 {
 /// read-only (so no store is missed while the events are opened). `Err` names why, with
 /// nothing left armed.
 pub fn add(name: &str, addr: usize, len: usize, alias: usize) -> Result<(), String> {
-    let slot = USED.load(Ordering::Acquire);
-    if slot == MAX {
+    let _t = TABLE.lock();
+    let used = USED.load(Ordering::Acquire);
+    let Some(slot) = (0..MAX).find(|&i| i >= used || SLOTS[i].alias.load(Ordering::Relaxed) == 0) else {
         return Err(format!("range {name}: all {MAX} hardware watchpoints are in use (watch=hw)"));
-    }
+    };
     let s = &SLOTS[slot];
     s.addr.store(addr, Ordering::Relaxed);
     s.len.store(len, Ordering::Relaxed);
-    s.alias.store(alias, Ordering::Relaxed);
-    s.copy.store(read_copy(alias, len), Ordering::Relaxed);
+    s.copy.store(read_bytes(alias, len), Ordering::Relaxed);
     WANTED.store(true, Ordering::SeqCst);
-    let _t = TABLE.lock();
+    reap();
     let me = gettid();
     let mut failure = None;
     for tid in threads() {
+        if find(exited(tid)).is_some() {
+            continue; // ending: its events would outlive it
+        }
         let Some(w) = entry(tid) else {
             failure = Some(format!("more than {MAX_THREADS} threads"));
             break;
@@ -237,26 +299,40 @@ pub fn add(name: &str, addr: usize, len: usize, alias: usize) -> Result<(), Stri
         }
     }
     if let Some(why) = failure {
-        for w in &THREADS {
-            let f = w.fds[slot].swap(-1, Ordering::Relaxed);
-            if f >= 0 {
-                // SAFETY: an event descriptor opened above.
-                unsafe { libc::close(f) };
-            }
-        }
-        s.alias.store(0, Ordering::Relaxed);
-        return Err(format!("range {name} ({addr:#x}+{len}): {why}; use watch=page"));
+        close_slot(slot);
+        return Err(format!("range {name} ({addr:#x}+{len}): {why}"));
     }
-    USED.store(slot + 1, Ordering::Release);
+    s.alias.store(alias, Ordering::Release);
+    if slot >= used {
+        USED.store(slot + 1, Ordering::Release);
+    }
+    GEN.fetch_add(1, Ordering::Release);
     Ok(())
+}
+
+/// Close the events of `slot` on every thread (with the table lock held).
+fn close_slot(slot: usize) {
+    for w in &THREADS {
+        let f = w.fds[slot].swap(-1, Ordering::Relaxed);
+        if f >= 0 {
+            // SAFETY: an event descriptor libvmsrs opened.
+            unsafe { libc::close(f) };
+        }
+    }
 }
 
 fn errno_name(e: i32) -> String {
     let what = match e {
         libc::ENOSPC => "ENOSPC (no debug register free on a thread)",
-        libc::EACCES | libc::EPERM => "EACCES/EPERM (perf events not permitted: kernel.perf_event_paranoid)",
+        libc::EACCES | libc::EPERM => {
+            "EACCES/EPERM (perf events not permitted: kernel.perf_event_paranoid, seccomp)"
+        }
         libc::ENOENT | libc::EOPNOTSUPP => "ENOENT/EOPNOTSUPP (no hardware breakpoints here)",
         libc::EINVAL => "EINVAL (the kernel lacks perf sigtrap, Linux 5.13+)",
+        libc::EMFILE | libc::ENFILE => {
+            "EMFILE (no descriptor free in the top quarter of RLIMIT_NOFILE, which libvmsrs keeps to \
+             itself: one per watch=hw range and thread)"
+        }
         _ => return format!("errno {e}"),
     };
     what.to_owned()
@@ -268,45 +344,109 @@ pub fn thread_started() {
         return;
     }
     let _t = TABLE.lock();
-    let n = USED.load(Ordering::Acquire);
-    if n == 0 {
-        return;
+    if STARTS.fetch_add(1, Ordering::Relaxed) >= REAP_EVERY {
+        reap();
     }
     let tid = gettid();
     // An entry of this tid belonged to a thread that ended (the tid is ours now).
     if let Some(w) = find(tid) {
         close_all(w);
     }
+    if let Some(w) = find(exited(tid)) {
+        w.tid.store(GONE, Ordering::Relaxed);
+    }
+    let slots: Vec<usize> = live().map(|(i, _)| i).collect();
+    if slots.is_empty() {
+        return;
+    }
     let Some(w) = entry(tid) else {
         warn_thread(tid, "the table of watched threads is full");
         return;
     };
-    for slot in (0..n).filter(|&i| SLOTS[i].alias.load(Ordering::Relaxed) != 0) {
+    let mut failed = None;
+    for slot in slots {
         match open(0, slot) {
             Ok(fd) => w.fds[slot].store(fd, Ordering::Relaxed),
-            Err(e) => warn_thread(tid, &errno_name(e)),
+            Err(e) => failed = Some(e),
         }
+    }
+    if let Some(e) = failed {
+        warn_thread(tid, &errno_name(e));
     }
 }
 
+/// Threads that started with no watchpoint (counted; said once).
+pub static UNWATCHED_THREADS: AtomicU64 = AtomicU64::new(0);
+
 fn warn_thread(tid: i32, why: &str) {
+    if UNWATCHED_THREADS.fetch_add(1, Ordering::Relaxed) != 0 {
+        return;
+    }
     eprintln!(
         "=={}==vmsrs: error: thread {tid} has no hardware watchpoint ({why}): its stores to watch=hw ranges \
-         are NOT journaled",
+         are journaled late, as the next trap's (said once; counted in vmsrs_watch_hw_unwatched_threads_total)",
         std::process::id()
     );
 }
 
-/// Thread exit: close this thread's events.
+/// At a rescue call's entry (normal context): a thread libvmsrs did not see start (glibc's
+/// own threads, a raw `clone`) gets its watchpoints now, and a thread that blocked SIGTRAP
+/// before the ranges were armed gets it unblocked (the interposed masks never block it after),
+/// so its traps come with its stores again. One thread-local load when nothing changed.
+#[inline]
+pub fn ensure_this_thread() {
+    if WANTED.load(Ordering::Relaxed) && thread::with(|t| t.hw_gen.get()) != GEN.load(Ordering::Acquire) {
+        ensure_slow();
+    }
+}
+
+#[cold]
+fn ensure_slow() {
+    let gen = GEN.load(Ordering::Acquire);
+    thread::with(|t| t.hw_gen.set(gen));
+    // SAFETY: local sets; unblocking SIGTRAP on this thread delivers a pending trap now.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTRAP);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+    }
+    let _t = TABLE.lock();
+    let tid = gettid();
+    let Some(w) = entry(tid) else { return };
+    for (slot, _) in live() {
+        if w.fds[slot].load(Ordering::Relaxed) < 0 {
+            match open(0, slot) {
+                Ok(fd) => w.fds[slot].store(fd, Ordering::Relaxed),
+                Err(e) => warn_thread(tid, &errno_name(e)),
+            }
+        }
+    }
+}
+
+/// Thread exit (the last round of key destructors): close this thread's events, and mark its
+/// entry so that an arming scan that still sees the thread opens none for it.
 pub fn thread_exit() {
     if !WANTED.load(Ordering::SeqCst) {
         return;
     }
     let _t = TABLE.lock();
-    if let Some(w) = find(gettid()) {
-        close_all(w);
-        w.tid.store(GONE, Ordering::Relaxed);
+    let tid = gettid();
+    match find(tid) {
+        Some(w) => close_all(w),
+        None => {
+            let Some(w) = entry(tid) else { return };
+            close_all(w);
+        }
     }
+    if let Some(w) = find(tid) {
+        w.tid.store(exited(tid), Ordering::Relaxed);
+    }
+}
+
+/// The table's mark of a thread that ran [`thread_exit`] (tid ≥ 1: never EMPTY or GONE).
+fn exited(tid: i32) -> i32 {
+    -tid - 1
 }
 
 /// In a child after fork (one thread; the parent's events were not inherited): drop the
@@ -326,20 +466,16 @@ pub fn after_fork_child() {
     thread_started();
 }
 
-/// The program unmapped `start..end`: its watchpoints are closed on every thread (the slot
-/// is not reused). With the watch lock held; normal context.
+/// The program unmapped `start..end`: its watchpoints are closed on every thread and their
+/// slots freed. With the watch lock held; normal context.
 pub fn remove(start: usize, end: usize) {
     let _t = TABLE.lock();
-    for (slot, s) in SLOTS[..USED.load(Ordering::Acquire)].iter().enumerate() {
+    for (slot, s) in live() {
         let a = s.addr.load(Ordering::Relaxed);
-        if start <= a && a < end && s.alias.swap(0, Ordering::Relaxed) != 0 {
-            for w in &THREADS {
-                let f = w.fds[slot].swap(-1, Ordering::Relaxed);
-                if f >= 0 {
-                    // SAFETY: an event descriptor libvmsrs opened.
-                    unsafe { libc::close(f) };
-                }
-            }
+        if start <= a && a < end {
+            close_slot(slot);
+            s.alias.store(0, Ordering::Release);
+            GEN.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -356,6 +492,31 @@ unsafe fn slot_of(info: *const libc::siginfo_t) -> Option<usize> {
     let data = unsafe { (info as *const u8).add(24).cast::<u64>().read_unaligned() };
     let slot = (data ^ TAG) as usize;
     (slot < USED.load(Ordering::Acquire)).then_some(slot)
+}
+
+/// Journal the bytes of `new` that differ from `old` as `u`'s store that already landed.
+fn journal(hv: &Hv, u: u64, alias: usize, len: usize, old: u64, new: u64) {
+    let (ob, nb) = (old.to_le_bytes(), new.to_le_bytes());
+    if hv.store_landed(u, alias, &ob[..len], &nb[..len]).is_err() {
+        // The user went away meanwhile: the store is final.
+        let _ = hv.store_landed(0, alias, &ob[..len], &nb[..len]);
+    }
+}
+
+/// Put `old` back at `alias` if it still holds `new` (`len` bytes, aligned to `len`).
+fn put_back(alias: usize, len: usize, new: u64, old: u64) -> bool {
+    use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8};
+    let ord = Ordering::SeqCst;
+    // SAFETY: `alias` is `len` bytes of libvmsrs's writable alias mapping, aligned to `len`
+    // (the range fits a debug register); accessed atomically by every writer we control.
+    unsafe {
+        match len {
+            1 => (*(alias as *const AtomicU8)).compare_exchange(new as u8, old as u8, ord, ord).is_ok(),
+            2 => (*(alias as *const AtomicU16)).compare_exchange(new as u16, old as u16, ord, ord).is_ok(),
+            4 => (*(alias as *const AtomicU32)).compare_exchange(new as u32, old as u32, ord, ord).is_ok(),
+            _ => (*(alias as *const AtomicU64)).compare_exchange(new, old, ord, ord).is_ok(),
+        }
+    }
 }
 
 /// Handle a SIGTRAP of a watchpoint: journal what the interrupted thread just stored to the
@@ -375,39 +536,55 @@ pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
     if alias == 0 {
         return true; // no longer watched
     }
-    let (old, new) = (s.copy.load(Ordering::Relaxed), read_copy(alias, len));
+    let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
     if old == new {
         // The same bytes stored again, or a store another thread's trap journaled already.
         UNCHANGED.fetch_add(1, Ordering::Relaxed);
         return true;
     }
-    // Put the before-image back, then store the bytes that changed as this thread's user's
-    // store: byte-precise, a byte another user wrote and this store left alone stays theirs.
-    // SAFETY: `len` bytes of the alias (libvmsrs's own mapping).
-    unsafe { core::ptr::copy_nonoverlapping(old.to_le_bytes().as_ptr(), alias as *mut u8, len) };
     let u = super::storing_user(hv);
-    let (ob, nb) = (old.to_le_bytes(), new.to_le_bytes());
-    let mut i = 0;
-    while i < len {
-        if ob[i] == nb[i] {
-            i += 1;
-            continue;
-        }
-        let j = (i..len).find(|&k| ob[k] == nb[k]).unwrap_or(len);
-        let _ = hv.store(u, alias + i, &nb[i..j]);
-        i = j;
+    journal(hv, u, alias, len, old, new);
+    if u != 0 && hv.suppressed(u) {
+        // G4: the suppressed user's bytes are in its shadow; memory goes back to the journaled
+        // bytes, unless another thread stored since (its own trap journals that).
+        put_back(alias, len, new, old);
+        s.copy.store(old, Ordering::Relaxed);
+    } else {
+        s.copy.store(new, Ordering::Relaxed);
     }
-    s.copy.store(read_copy(alias, len), Ordering::Relaxed);
     true
+}
+
+/// At a user's fault entry, with the watch lock held and before the restoration: journal the
+/// bytes that changed with no trap handled yet, as `faulting`'s stores if this thread's own
+/// SIGTRAP is pending (it stored, then faulted before its trap ran), else as final stores.
+pub fn absorb(hv: &Hv, faulting: u64) {
+    if !active() {
+        return;
+    }
+    // SAFETY: a zeroed set filled by sigpending.
+    let mine = unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGTRAP) == 1
+    } || thread::with(|t| t.trap_below.get());
+    let u = if mine { faulting } else { 0 };
+    for (_, s) in live() {
+        let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
+        let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
+        if old != new {
+            journal(hv, u, alias, len, old, new);
+            s.copy.store(new, Ordering::Relaxed);
+        }
+    }
 }
 
 /// After libvmsrs itself wrote watched memory through an alias (a restoration, a store for a
 /// system call): the copies are the journaled bytes again. With the watch lock held.
 pub fn refresh() {
-    for s in &SLOTS[..USED.load(Ordering::Acquire)] {
-        let alias = s.alias.load(Ordering::Relaxed);
-        if alias != 0 {
-            s.copy.store(read_copy(alias, s.len.load(Ordering::Relaxed)), Ordering::Relaxed);
-        }
+    for (_, s) in live() {
+        s.copy.store(
+            read_bytes(s.alias.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
     }
 }

@@ -190,7 +190,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
     for r in sorted {
         let (p0, p1) = resolve::pages(r.addr, r.len);
         match runs.last_mut() {
-            Some(last) if p0 <= last.1 => {
+            Some(last) if p0 < last.1 => {
                 last.1 = last.1.max(p1);
                 last.2.push(r);
             }
@@ -268,18 +268,25 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             // and is emulated. Then the pages become writable and only the ranges' own bytes
             // trap.
             crate::fault::take_over_sigtrap().map_err(|e| format!("cannot handle SIGTRAP ({e:?})"))?;
-            for m in &members {
-                if let Err(why) = hw::add(&m.name, m.addr, m.len, alias + (m.addr - p0)) {
-                    if m.watch == Watch::Hw {
-                        return Err(format!("{why}; the range stays watched by page protection"));
-                    }
-                    warn(&format!("{why}; watched by page protection (watch=auto)"));
-                    return Ok(());
+            let failed =
+                members.iter().find_map(|m| hw::add(&m.name, m.addr, m.len, alias + (m.addr - p0)).err());
+            match failed {
+                Some(why) => {
+                    // Page protection stays: slower, not less exact.
+                    hw::remove(p0, p1);
+                    eprintln!(
+                        "=={}==vmsrs: error: {why}: watched by page protection instead of a hardware watchpoint",
+                        std::process::id()
+                    );
+                }
+                None => {
+                    r.hw.store(true, Ordering::Release);
+                    // SAFETY: the watched pages (our memfd mapping), writable as the program had them.
+                    unsafe {
+                        sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE)
+                    };
                 }
             }
-            r.hw.store(true, Ordering::Release);
-            // SAFETY: the watched pages (our memfd mapping), writable again as the program had them.
-            unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE) };
         }
     }
     Ok(())
@@ -414,6 +421,7 @@ pub fn arm_pending() {
     if HAS_PENDING.load(Ordering::Relaxed) {
         arm_pending_slow(true);
     }
+    hw::ensure_this_thread();
     if PROMOTE.load(Ordering::Relaxed) {
         promote();
     }
@@ -478,6 +486,7 @@ fn promote() {
         for m in &members {
             if let Err(why) = hw::add(&m.name, m.addr, m.len, a + (m.addr - s)) {
                 warn(&format!("{why}; staying with page protection (watch=auto)"));
+                hw::remove(s, e);
                 break;
             }
         }
@@ -711,11 +720,13 @@ fn drop_snapshots(n: usize) {
 /// Run `f`, a user's fault entry in the hv, under the watch lock, then restore every polluted
 /// granule of the watched ranges (see the module comment: the end of this is the fault's
 /// observable linearisation point for watched memory).
-pub fn fencing<R>(hv: &Hv, f: impl FnOnce() -> R) -> R {
+pub fn fencing<R>(hv: &Hv, u: u64, f: impl FnOnce() -> R) -> R {
     if !active() {
         return f();
     }
     let _g = lock();
+    // Stores to hardware-watched ranges whose trap has not run yet are journaled first.
+    hw::absorb(hv, u);
     let n = COUNT.load(Ordering::Acquire);
     let out = f();
     for r in &REGIONS[..n] {
