@@ -24,6 +24,7 @@
  *   8 inc word [m]                              9 lock cmpxchg qword [m], reg (expected = current)
  *  10 memset (size bytes of val's low byte)    11 memcpy (size bytes, val's bytes repeated)
  *  12 read(2) from a pipe (size bytes, val's bytes repeated): the kernel's store
+ *  13 readv(2) from a pipe into two buffers, split at the middle (as form 12)
  *
  * Forms 10 and 11 are glibc's own string functions (reached through libvmsrs's interposed
  * ones), which pick their instructions by CPU: AVX2 or AVX-512 (EVEX, ymm16-31, masked
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define REGION 8192
@@ -129,6 +131,19 @@ static void store(int form, unsigned char *p, int size, uint64_t val) {
         for (int i = 0; i < size; i++) src[i] = (unsigned char)(val >> (8 * (i % 8)));
         if (pipe(fds) != 0 || write(fds[1], src, (size_t)size) != size || read(fds[0], p, (size_t)size) != size) {
             perror("watch_oracle: pipe/read");
+            exit(2);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        break;
+    }
+    case 13: {
+        unsigned char src[256];
+        int fds[2];
+        for (int i = 0; i < size; i++) src[i] = (unsigned char)(val >> (8 * (i % 8)));
+        struct iovec v[2] = {{p, (size_t)size / 2}, {p + size / 2, (size_t)(size - size / 2)}};
+        if (pipe(fds) != 0 || write(fds[1], src, (size_t)size) != size || readv(fds[0], v, 2) != size) {
+            perror("watch_oracle: pipe/readv");
             exit(2);
         }
         close(fds[0]);

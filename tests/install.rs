@@ -267,6 +267,8 @@ const INTERPOSED: &[&str] = &[
     "read",
     "pread",
     "pread64",
+    "readv",
+    "preadv",
     "recv",
     "recvfrom",
     "munmap",

@@ -74,7 +74,7 @@ fn stored(o: &Oracle, u: u64, form: u64, off: usize, size: usize, val: u64) -> V
         4 | 10 => vec![val as u8; size],
         5 => [val.to_le_bytes(), val.to_le_bytes()].concat(),
         6 | 9 => val.to_le_bytes().to_vec(),
-        7 | 11 | 12 => (0..size).map(|i| (val >> (8 * (i % 8))) as u8).collect(),
+        7 | 11 | 12 | 13 => (0..size).map(|i| (val >> (8 * (i % 8))) as u8).collect(),
         8 => (view(2) as u16).wrapping_add(1).to_le_bytes().to_vec(),
         _ => unreachable!(),
     }
@@ -82,13 +82,13 @@ fn stored(o: &Oracle, u: u64, form: u64, off: usize, size: usize, val: u64) -> V
 
 /// (form, size, alignment) for a random store.
 fn pick_form(r: &mut Rng) -> (u64, usize, usize) {
-    match r.below(13) {
+    match r.below(14) {
         0 => (0, [1, 2, 4, 8][r.below(4) as usize], 1),
         f @ (1 | 3) => (f, 4, if f == 3 { 4 } else { 1 }),
         f @ (2 | 6 | 9) => (f, 8, if f == 2 { 1 } else { 8 }),
         f @ (4 | 7) => (f, 1 + r.below(64) as usize, 1),
         5 => (5, 16, 1),
-        f @ (10..=12) => (f, 1 + r.below(200) as usize, 1),
+        f @ (10..=13) => (f, 1 + r.below(200) as usize, 1),
         _ => (8, 2, 1),
     }
 }

@@ -372,6 +372,46 @@ pub unsafe extern "C" fn pread(fd: c_int, buf: *mut libc::c_void, n: usize, off:
     })
 }
 
+/// `readv(2)`: as `read`, for a vector of buffers (`watch::kernel_into_iov`).
+///
+/// # Safety
+/// readv's contract.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+    type F = unsafe extern "C" fn(c_int, *const libc::iovec, c_int) -> isize;
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let f = next_symbol(&REAL, c"readv");
+    if f == 0 {
+        // SAFETY: forwarded contract: the system call glibc's readv makes.
+        return unsafe { libc::syscall(libc::SYS_readv, fd, iov, cnt) as isize };
+    }
+    // SAFETY: glibc's readv, with the caller's arguments (or one bounce iovec).
+    unsafe {
+        vmsrs_runtime::watch::kernel_into_iov(iov, cnt, |v, n| core::mem::transmute::<usize, F>(f)(fd, v, n))
+    }
+}
+
+/// `preadv(2)`.
+///
+/// # Safety
+/// preadv's contract.
+#[no_mangle]
+pub unsafe extern "C" fn preadv(fd: c_int, iov: *const libc::iovec, cnt: c_int, off: libc::off_t) -> isize {
+    type F = unsafe extern "C" fn(c_int, *const libc::iovec, c_int, libc::off_t) -> isize;
+    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let f = next_symbol(&REAL, c"preadv");
+    if f == 0 {
+        // SAFETY: forwarded contract: the system call glibc's preadv makes.
+        return unsafe { libc::syscall(libc::SYS_preadv, fd, iov, cnt, off, 0) as isize };
+    }
+    // SAFETY: glibc's preadv, with the caller's arguments (or one bounce iovec).
+    unsafe {
+        vmsrs_runtime::watch::kernel_into_iov(iov, cnt, |v, n| {
+            core::mem::transmute::<usize, F>(f)(fd, v, n, off)
+        })
+    }
+}
+
 /// `pread64(2)`.
 ///
 /// # Safety

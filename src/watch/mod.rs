@@ -987,6 +987,61 @@ pub fn kernel_into(buf: *mut u8, len: usize, call: impl FnOnce(*mut u8, usize) -
     r
 }
 
+/// [`kernel_into`] for a vector of buffers (`readv`, `preadv`): when one of them shares a page
+/// with a watched range, the call reads into one bounce buffer (at most 16 KiB: a short read)
+/// and the bytes are scattered to the buffers, those on watched pages as the caller's stores.
+///
+/// # Safety
+/// `iov` is `cnt` iovecs as the call's contract gives them (a bad array is the call's EFAULT).
+pub unsafe fn kernel_into_iov(
+    iov: *const libc::iovec,
+    cnt: libc::c_int,
+    call: impl FnOnce(*const libc::iovec, libc::c_int) -> isize,
+) -> isize {
+    const MAX_IOV: usize = 64;
+    if !active() || iov.is_null() || cnt <= 0 || cnt as usize > MAX_IOV {
+        return call(iov, cnt);
+    }
+    let n = cnt as usize;
+    let mut v = [libc::iovec { iov_base: core::ptr::null_mut(), iov_len: 0 }; MAX_IOV];
+    // SAFETY: reading the caller's array through a guarded copy (a bad one fails here).
+    let raw =
+        unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, n * size_of::<libc::iovec>()) };
+    if uaccess::copy_from_guest(raw, iov as *const u8).is_err()
+        || !v[..n].iter().any(|e| overlaps(e.iov_base as usize, e.iov_len))
+    {
+        return call(iov, cnt);
+    }
+    let mut bounce = [0u8; 16384];
+    let total = v[..n].iter().fold(0usize, |t, e| t.saturating_add(e.iov_len)).min(bounce.len());
+    let one = libc::iovec { iov_base: bounce.as_mut_ptr() as *mut libc::c_void, iov_len: total };
+    let r = call(&one, 1);
+    if r <= 0 {
+        return r;
+    }
+    let mut off = 0usize;
+    for e in &v[..n] {
+        let k = e.iov_len.min(r as usize - off);
+        if k == 0 {
+            continue; // an empty buffer, or all read bytes placed
+        }
+        let (dst, bytes) = (e.iov_base as usize, &bounce[off..off + k]);
+        let ok = if overlaps(dst, k) {
+            store_program_bytes(dst, bytes)
+        } else {
+            // SAFETY: the caller's buffer; a bad one is reported.
+            unsafe { uaccess::copy_to_guest(dst as *mut u8, bytes) }.is_ok()
+        };
+        if !ok {
+            // SAFETY: errno is thread-local.
+            unsafe { *libc::__errno_location() = libc::EFAULT };
+            return -1;
+        }
+        off += k;
+    }
+    r
+}
+
 type RecvFrom = unsafe extern "C" fn(
     libc::c_int,
     *mut libc::c_void,
