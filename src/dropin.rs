@@ -67,12 +67,18 @@ fn entries(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b':' || b == b' ').filter(|e| !e.is_empty())
 }
 
-/// Was this object loaded because `LD_PRELOAD` names it?
-fn preloaded() -> bool {
-    let (Some(own), Some(value)) = (own_path(), std::env::var_os(PRELOAD)) else { return false };
-    let own = own.as_bytes();
-    let found = entries(value.as_bytes()).any(|e| names_us(e, own));
-    found
+/// Was this object loaded because `LD_PRELOAD` names it? Decided once, the first time it is
+/// asked (by the first constructor of libvmsrs that asks, before `VMSRS_CHILDREN=drop` takes
+/// the object out of the variable), so every part of libvmsrs gets the same answer whatever
+/// order the loader runs their constructors in.
+pub fn preloaded() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let (Some(own), Some(value)) = (own_path(), std::env::var_os(PRELOAD)) else { return false };
+        let own = own.as_bytes();
+        let found = entries(value.as_bytes()).any(|e| names_us(e, own));
+        found
+    })
 }
 
 /// Was strict mode asked for, when the configuration itself could not be read?
@@ -94,6 +100,7 @@ fn strict_requested() -> bool {
 /// `VMSRS_CHILDREN=drop`: take this object out of `LD_PRELOAD`, so programs this process
 /// execs run without it. Runs at start-up (before other threads exist in drop-in mode).
 pub fn drop_preload_for_children() {
+    preloaded(); // decided before the variable changes
     let (Some(own), Some(value)) = (own_path(), std::env::var_os(PRELOAD)) else { return };
     let own = own.as_bytes();
     if !entries(value.as_bytes()).any(|e| names_us(e, own)) {

@@ -124,17 +124,26 @@ fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
 }
 
 /// Thread exit: end whatever user the thread still runs, release its alternate stack. The
-/// thread's hardware watchpoints are closed one destructor round later (the key is set again
-/// for it), after the program's own key destructors of this round, whose stores they watch.
+/// thread's hardware watchpoints are closed in glibc's last round of key destructors (the key
+/// is set again each round, its value the round), after the program's own key destructors,
+/// whose stores they watch.
 extern "C" fn thread_exit(value: *mut libc::c_void) {
-    const LAST_ROUND: usize = 2;
-    if value as usize == LAST_ROUND {
-        crate::watch::hw::thread_exit();
+    /// glibc's `PTHREAD_DESTRUCTOR_ITERATIONS`.
+    const ROUNDS: usize = 4;
+    let round = value as usize; // the first value is `dangling()`, 1
+    if (2..=ROUNDS).contains(&round) {
+        if round == ROUNDS {
+            crate::watch::hw::thread_exit();
+        } else {
+            let key = EXIT_KEY.load(Ordering::Acquire);
+            // SAFETY: our own key; a non-NULL value makes glibc call this destructor once more.
+            unsafe { libc::pthread_setspecific(key, (round + 1) as *const libc::c_void) };
+        }
         return;
     }
     let key = EXIT_KEY.load(Ordering::Acquire);
-    // SAFETY: our own key; a non-NULL value makes glibc call this destructor once more.
-    unsafe { libc::pthread_setspecific(key, LAST_ROUND as *const libc::c_void) };
+    // SAFETY: as above.
+    unsafe { libc::pthread_setspecific(key, 2 as *const libc::c_void) };
     if let Some(hv) = runtime::hv() {
         thread::with(|t| {
             let u = t.user.get();

@@ -190,3 +190,78 @@ fn a_watchpoint_freed_by_dlclose_is_reused_by_the_next_load() {
     let out = watch_hw_case(&["cycles", &hw_lib()], &[("VMSRS_RANGE_2", "symbol:lib_limit")]);
     assert!(!out.stderr.contains("no hardware watchpoint left"), "{}", out.describe());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regressions from the second hostile review (c-examples/watch_hw_review_*.c): each left a
+// faulting request's store in place, or crashed a correct program, before its fix.
+
+fn review(name: &str, args: &[&str], extra: &[(&str, &str)]) -> RunOutput {
+    let mut env = vec![("VMSRS_USER_CALL", "request:-1"), ("VMSRS_POLICY", "unwind")];
+    env.extend_from_slice(extra);
+    let env = preload(&env);
+    run(&c_example(name, Build::Unmodified), args, &env_refs(&env), TIMEOUT)
+}
+
+/// A page-mode trap on another page refreshed the watchpoint's copy from memory, hiding a
+/// store to the hw range whose trap had not run yet.
+#[test]
+fn a_page_trap_never_hides_a_store_to_a_hw_range_not_yet_trapped() {
+    let out = review(
+        "watch_hw_review_refresh",
+        &["3000", "2"],
+        &[
+            ("VMSRS_RANGE_0", "symbol:hwv"),
+            ("VMSRS_WATCH_0", "hw"),
+            ("VMSRS_RANGE_1", "symbol:pg"),
+            ("VMSRS_WATCH_1", "page"),
+        ],
+    );
+    assert!(out.stdout.contains("0/3000 faulting stores survived ok"), "{}", out.describe());
+}
+
+/// Another user's fault journaled a store to the hw range whose trap had not run yet as a
+/// final store of no user, so the storing request's fault could not withdraw it.
+#[test]
+fn another_users_fault_never_makes_a_pending_hw_store_final() {
+    let out = review(
+        "watch_hw_review_absorb",
+        &["3000", "1"],
+        &[("VMSRS_RANGE_0", "symbol:hwv"), ("VMSRS_WATCH", "hw")],
+    );
+    assert!(out.stdout.contains("0/3000 faulting stores survived ok"), "{}", out.describe());
+}
+
+/// Another thread's mprotect(RW) of a page-watched page left it writable for a moment, and
+/// faulting stores in that window went unjournaled.
+#[test]
+fn mprotect_racing_faulting_stores_never_opens_a_watched_page() {
+    let out = review(
+        "watch_hw_review_mprace",
+        &["3000"],
+        &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "page")],
+    );
+    assert!(out.stdout.contains("0/3000 faulting stores survived ok"), "{}", out.describe());
+}
+
+/// mprotect(PROT_WRITE) of a page-watched page made it PROT_NONE: the next read crashed.
+#[test]
+fn a_write_only_mprotect_keeps_a_watched_page_readable() {
+    for arg in ["w", "x"] {
+        let out = review(
+            "watch_hw_review_mpwo",
+            &[arg],
+            &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "page")],
+        );
+        assert_eq!(out.code(), Some(0), "{arg}: {}", out.describe());
+        assert!(out.stdout.contains("request r=0 limit=7"), "{arg}: {}", out.describe());
+    }
+}
+
+/// A program key destructor running after libvmsrs's closed the thread's watchpoints stored
+/// unwatched, and its faulting request's store survived.
+#[test]
+fn stores_of_program_key_destructors_stay_watched() {
+    let out =
+        review("watch_hw_review_keyround", &[], &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "hw")]);
+    assert!(out.stdout.contains("r=-1 limit=100 (expect -1, 100) ok"), "{}", out.describe());
+}

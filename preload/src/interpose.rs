@@ -468,18 +468,13 @@ pub unsafe extern "C" fn munmap(addr: *mut libc::c_void, len: usize) -> c_int {
 }
 
 /// `mprotect(2)`: as asked, except that pages watched by page protection never become
-/// writable (`vmsrs_runtime::watch::after_mprotect`): their stores must keep trapping.
+/// writable (`vmsrs_runtime::watch::mprotect`): their stores must keep trapping.
 ///
 /// # Safety
 /// mprotect's contract.
 #[no_mangle]
 pub unsafe extern "C" fn mprotect(addr: *mut libc::c_void, len: usize, prot: c_int) -> c_int {
-    // SAFETY: forwarded contract; the system call is what glibc's mprotect makes.
-    let rc = unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as c_int };
-    if rc == 0 && prot & libc::PROT_WRITE != 0 {
-        vmsrs_runtime::watch::after_mprotect(addr as usize, len, prot);
-    }
-    rc
+    vmsrs_runtime::watch::mprotect(addr as usize, len, prot)
 }
 
 /// `dlclose(3)`: glibc's, then the watched ranges of an unloaded library are dropped.

@@ -10,7 +10,6 @@
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::os::unix::ffi::OsStrExt;
 use vmsrs_runtime::interposed;
 
 /// This object was preloaded (see the module comment); set once at load.
@@ -96,28 +95,6 @@ static RESOLVE: extern "C" fn() = resolve;
 extern "C" fn resolve() {
     // SAFETY: a plain C function taking no arguments.
     unsafe { vmsrs_i_resolve() };
-    PRELOADED.store(preloaded(), Relaxed);
-}
-
-/// Is this object named in `LD_PRELOAD` (by its path, or as `libvmsrs.so*`)? As ld.so reads
-/// the variable: entries separated by spaces or colons.
-fn preloaded() -> bool {
-    let Some(value) = std::env::var_os("LD_PRELOAD") else { return false };
-    // SAFETY: zeroed Dl_info is a valid out-value; dladdr on an address of this object.
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::dladdr(resolve as *const () as *const libc::c_void, &mut info) } == 0
-        || info.dli_fname.is_null()
-    {
-        return false;
-    }
-    // SAFETY: the loader's NUL-terminated file name.
-    let own = unsafe { core::ffi::CStr::from_ptr(info.dli_fname) }.to_bytes();
-    let base = |p: &[u8]| -> Vec<u8> { p.rsplit(|&b| b == b'/').next().unwrap_or(p).to_vec() };
-    let ours = |p: &[u8]| base(p).starts_with(b"libvmsrs.so");
-    value
-        .as_bytes()
-        .split(|&b| b == b':' || b == b' ')
-        .filter(|e| !e.is_empty())
-        .any(|e| e == own || (ours(e) && ours(own)))
+    // The same answer as the runtime's, however the constructors are ordered.
+    PRELOADED.store(vmsrs_runtime::dropin::preloaded(), Relaxed);
 }

@@ -343,6 +343,9 @@ pub fn thread_started() {
     if !WANTED.load(Ordering::SeqCst) {
         return;
     }
+    // A program handler's store to a watched page while this thread holds the table would
+    // wait for the watch lock, which arming holds while it waits for the table.
+    let _quiet = super::BlockAsync::new();
     let _t = TABLE.lock();
     if STARTS.fetch_add(1, Ordering::Relaxed) >= REAP_EVERY {
         reap();
@@ -404,13 +407,15 @@ pub fn ensure_this_thread() {
 fn ensure_slow() {
     let gen = GEN.load(Ordering::Acquire);
     thread::with(|t| t.hw_gen.set(gen));
-    // SAFETY: local sets; unblocking SIGTRAP on this thread delivers a pending trap now.
+    // SAFETY: local sets; unblocking SIGTRAP on this thread delivers a pending trap now (before
+    // the table is taken, with asynchronous signals blocked: see `thread_started`).
     unsafe {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTRAP);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
     }
+    let _quiet = super::BlockAsync::new();
     let _t = TABLE.lock();
     let tid = gettid();
     let Some(w) = entry(tid) else { return };
@@ -430,6 +435,7 @@ pub fn thread_exit() {
     if !WANTED.load(Ordering::SeqCst) {
         return;
     }
+    let _quiet = super::BlockAsync::new();
     let _t = TABLE.lock();
     let tid = gettid();
     match find(tid) {
@@ -555,9 +561,10 @@ pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
     true
 }
 
-/// At a user's fault entry, with the watch lock held and before the restoration: journal the
-/// bytes that changed with no trap handled yet, as `faulting`'s stores if this thread's own
-/// SIGTRAP is pending (it stored, then faulted before its trap ran), else as final stores.
+/// At a user's fault entry, with the watch lock held and before the restoration: if this
+/// thread stored to a range and faulted before its trap ran (its SIGTRAP pending, or
+/// delivered together with the fault), journal what changed as `faulting`'s store. Changes of
+/// other threads are left to their own traps.
 pub fn absorb(hv: &Hv, faulting: u64) {
     if !active() {
         return;
@@ -567,24 +574,55 @@ pub fn absorb(hv: &Hv, faulting: u64) {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGTRAP) == 1
     } || thread::with(|t| t.trap_below.get());
-    let u = if mine { faulting } else { 0 };
+    if !mine {
+        return;
+    }
     for (_, s) in live() {
         let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
         let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
         if old != new {
-            journal(hv, u, alias, len, old, new);
+            journal(hv, faulting, alias, len, old, new);
             s.copy.store(new, Ordering::Relaxed);
         }
     }
 }
 
-/// After libvmsrs itself wrote watched memory through an alias (a restoration, a store for a
-/// system call): the copies are the journaled bytes again. With the watch lock held.
-pub fn refresh() {
+/// Before a restoration: which ranges it may rewrite (those with a polluted granule).
+pub fn polluted(hv: &Hv) -> [bool; MAX] {
+    let mut out = [false; MAX];
+    for (i, s) in live() {
+        out[i] = hv.polluted(s.alias.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed));
+    }
+    out
+}
+
+/// After a restoration: the copy of each range it rewrote is the restored bytes. The others'
+/// stay, so a program store no trap has seen yet keeps showing as a difference (its trap
+/// journals it).
+pub fn restored(hv: &Hv, rewritten: &[bool; MAX]) {
+    for (i, s) in live() {
+        if !rewritten[i] {
+            continue;
+        }
+        let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
+        let mut b = [0u8; 8];
+        if hv.load(0, alias, &mut b[..len]).is_ok() {
+            s.copy.store(u64::from_le_bytes(b), Ordering::Relaxed);
+        }
+    }
+}
+
+/// libvmsrs stored `n` bytes at `alias` through the alias (an emulated store, a system call's
+/// bytes): no watchpoint saw them, so they are the journaled bytes of the ranges they cover.
+pub fn wrote(alias: usize, n: usize) {
     for (_, s) in live() {
-        s.copy.store(
-            read_bytes(s.alias.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
+        let (a, len) = (s.alias.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed));
+        let (lo, hi) = (alias.max(a), (alias + n).min(a + len));
+        if lo < hi {
+            let now = read_bytes(a, len);
+            let bytes = (lo - a..hi - a).fold(0u64, |m, k| m | 0xFF << (8 * k));
+            let copy = s.copy.load(Ordering::Relaxed);
+            s.copy.store((copy & !bytes) | (now & bytes), Ordering::Relaxed);
+        }
     }
 }

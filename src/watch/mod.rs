@@ -338,39 +338,68 @@ unsafe fn sys_mprotect(addr: *mut libc::c_void, len: usize, prot: libc::c_int) -
     unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as libc::c_int }
 }
 
-/// The program made `addr..addr+len` writable (`prot` has `PROT_WRITE`): pages of it watched
-/// by page protection go back to `prot` without write (said once), so their stores keep
-/// trapping and being journaled; the program sees no difference but the trap's cost.
-pub fn after_mprotect(addr: usize, len: usize, prot: libc::c_int) {
-    if !active() {
-        return;
+/// The program's `mprotect(addr, len, prot)`: as asked, except that pages watched by page
+/// protection never become writable. With `PROT_WRITE`, the call is split, under the watch lock
+/// (no arming interleaves): the watched pages get `prot` without write and with read (a store
+/// implies a read on x86, and a write-only page must stay readable), the rest `prot`; said once.
+/// The program sees no difference but the trap's cost.
+pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
+    if !active() || prot & libc::PROT_WRITE == 0 || !addr.is_multiple_of(PAGE) {
+        // SAFETY: the program's own call.
+        return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
     }
-    let end = addr.saturating_add(len);
-    // After a run being armed is done (its pages are then the memfd's, read-only).
+    let end = addr.saturating_add(len.next_multiple_of(PAGE));
+    let _quiet = BlockAsync::new();
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
-    for r in &REGIONS[..n] {
-        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
-        if s < end && addr < e && !r.hw.load(Ordering::Relaxed) && r.alias.load(Ordering::Relaxed) != 0 {
-            let (lo, hi) = (s.max(addr & !(PAGE - 1)), e.min(end));
-            // SAFETY: watched pages of the program, kept readable as it asked, not writable.
-            unsafe { sys_mprotect(lo as *mut libc::c_void, hi - lo, prot & !libc::PROT_WRITE) };
-            static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-            if !SAID.swap(true, Ordering::Relaxed) {
-                warn(&format!(
-                    "the program made watched pages at {lo:#x}..{hi:#x} writable (mprotect): they stay \
-                     read-only to libvmsrs's trap, so their stores are still journaled"
-                ));
-            }
+    let mut pieces: Vec<(usize, usize)> = REGIONS[..n]
+        .iter()
+        .filter(|r| !r.hw.load(Ordering::Relaxed) && r.alias.load(Ordering::Relaxed) != 0)
+        .map(|r| (r.start.load(Ordering::Relaxed).max(addr), r.end.load(Ordering::Relaxed).min(end)))
+        .filter(|&(lo, hi)| lo < hi)
+        .collect();
+    if pieces.is_empty() {
+        // SAFETY: the program's own call.
+        return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
+    }
+    pieces.sort_unstable();
+    let watched_prot = (prot & !libc::PROT_WRITE) | libc::PROT_READ;
+    let mut at = addr;
+    let mut rc = 0;
+    for &(lo, hi) in &pieces {
+        if at < lo {
+            // SAFETY: the program's own pages, as it asked.
+            rc |= unsafe { sys_mprotect(at as *mut libc::c_void, lo - at, prot) };
         }
+        // SAFETY: watched pages of the program, readable, never writable.
+        rc |= unsafe { sys_mprotect(lo as *mut libc::c_void, hi - lo, watched_prot) };
+        at = hi;
+    }
+    if at < end {
+        // SAFETY: the program's own pages, as it asked.
+        rc |= unsafe { sys_mprotect(at as *mut libc::c_void, end - at, prot) };
+    }
+    static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        warn(&format!(
+            "the program made watched pages at {:#x}..{:#x} writable (mprotect): they stay read-only to \
+             libvmsrs's trap, so their stores are still journaled",
+            pieces[0].0,
+            pieces[pieces.len() - 1].1
+        ));
+    }
+    if rc != 0 {
+        -1
+    } else {
+        0
     }
 }
 
 /// Every asynchronous signal blocked on this thread while it lives (normal context only).
-struct BlockAsync(libc::sigset_t);
+pub(super) struct BlockAsync(libc::sigset_t);
 
 impl BlockAsync {
-    fn new() -> BlockAsync {
+    pub(super) fn new() -> BlockAsync {
         // SAFETY: local sets; pthread_sigmask is async-signal-safe.
         unsafe {
             let mut all: libc::sigset_t = core::mem::zeroed();
@@ -725,10 +754,12 @@ pub fn fencing<R>(hv: &Hv, u: u64, f: impl FnOnce() -> R) -> R {
         return f();
     }
     let _g = lock();
-    // Stores to hardware-watched ranges whose trap has not run yet are journaled first.
+    // This thread's own store to a hardware-watched range whose trap has not run yet is
+    // journaled first; the bytes the restoration changes are then the copies'.
     hw::absorb(hv, u);
     let n = COUNT.load(Ordering::Acquire);
     let out = f();
+    let rewritten = hw::polluted(hv);
     for r in &REGIONS[..n] {
         let (s, e, a) =
             (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
@@ -737,7 +768,7 @@ pub fn fencing<R>(hv: &Hv, u: u64, f: impl FnOnce() -> R) -> R {
             COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
         }
     }
-    hw::refresh();
+    hw::restored(hv, &rewritten);
     out
 }
 
@@ -783,7 +814,6 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     match emulate::emulate(&code[..n], addr as u64, &mut cpu, &mut mem) {
         emulate::Outcome::Done | emulate::Outcome::Partial => {
             COUNTERS.stores_emulated.fetch_add(1, Ordering::Relaxed);
-            hw::refresh();
             if !hv.is_monitored(a + (addr - s), 1) {
                 pg.outside.fetch_add(1, Ordering::Relaxed);
             }
@@ -956,7 +986,12 @@ impl emulate::Memory for WatchedMemory<'_> {
                 // SAFETY: an address the program stores to; a bad one is reported.
                 || unsafe { uaccess::copy_to_guest((addr as usize + off) as *mut u8, &bytes[off..off + n]) }.is_ok()
         }) && Self::parts(addr as usize, bytes.len(), &mut |off, n, alias| match alias {
-            Some(a) => hv.store(u, a, &bytes[off..off + n]).is_ok(),
+            Some(a) => {
+                let ok = hv.store(u, a, &bytes[off..off + n]).is_ok();
+                // A hardware-watched range written through its alias: no trap saw it.
+                hw::wrote(a, n);
+                ok
+            }
             None => true,
         })
     }
@@ -1120,9 +1155,7 @@ pub fn store_program_bytes(addr: usize, bytes: &[u8]) -> bool {
     let _g = lock();
     let _e = thread::HvEntry::enter();
     let mut mem = WatchedMemory { hv, user: storing_user(hv) };
-    let done = emulate::Memory::write(&mut mem, addr as u64, bytes);
-    hw::refresh();
-    done
+    emulate::Memory::write(&mut mem, addr as u64, bytes)
 }
 
 /// Per-page trap counts of the watched pages: (page address, traps, traps storing outside
