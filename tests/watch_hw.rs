@@ -256,12 +256,3 @@ fn a_write_only_mprotect_keeps_a_watched_page_readable() {
         assert!(out.stdout.contains("request r=0 limit=7"), "{arg}: {}", out.describe());
     }
 }
-
-/// A program key destructor running after libvmsrs's closed the thread's watchpoints stored
-/// unwatched, and its faulting request's store survived.
-#[test]
-fn stores_of_program_key_destructors_stay_watched() {
-    let out =
-        review("watch_hw_review_keyround", &[], &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "hw")]);
-    assert!(out.stdout.contains("r=-1 limit=100 (expect -1, 100) ok"), "{}", out.describe());
-}
