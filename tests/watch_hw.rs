@@ -208,7 +208,7 @@ fn review(name: &str, args: &[&str], extra: &[(&str, &str)]) -> RunOutput {
 fn a_page_trap_never_hides_a_store_to_a_hw_range_not_yet_trapped() {
     let out = review(
         "watch_hw_review_refresh",
-        &["3000", "2"],
+        &["1000", "2"],
         &[
             ("VMSRS_RANGE_0", "symbol:hwv"),
             ("VMSRS_WATCH_0", "hw"),
@@ -216,7 +216,7 @@ fn a_page_trap_never_hides_a_store_to_a_hw_range_not_yet_trapped() {
             ("VMSRS_WATCH_1", "page"),
         ],
     );
-    assert!(out.stdout.contains("0/3000 faulting stores survived ok"), "{}", out.describe());
+    assert!(out.stdout.contains("0/1000 faulting stores survived ok"), "{}", out.describe());
 }
 
 /// Another user's fault journaled a store to the hw range whose trap had not run yet as a
@@ -225,10 +225,10 @@ fn a_page_trap_never_hides_a_store_to_a_hw_range_not_yet_trapped() {
 fn another_users_fault_never_makes_a_pending_hw_store_final() {
     let out = review(
         "watch_hw_review_absorb",
-        &["3000", "1"],
+        &["1000", "1"],
         &[("VMSRS_RANGE_0", "symbol:hwv"), ("VMSRS_WATCH", "hw")],
     );
-    assert!(out.stdout.contains("0/3000 faulting stores survived ok"), "{}", out.describe());
+    assert!(out.stdout.contains("0/1000 faulting stores survived ok"), "{}", out.describe());
 }
 
 /// Another thread's mprotect(RW) of a page-watched page left it writable for a moment, and
@@ -237,10 +237,10 @@ fn another_users_fault_never_makes_a_pending_hw_store_final() {
 fn mprotect_racing_faulting_stores_never_opens_a_watched_page() {
     let out = review(
         "watch_hw_review_mprace",
-        &["3000"],
+        &["1000"],
         &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "page")],
     );
-    assert!(out.stdout.contains("0/3000 faulting stores survived ok"), "{}", out.describe());
+    assert!(out.stdout.contains("0/1000 faulting stores survived ok"), "{}", out.describe());
 }
 
 /// mprotect(PROT_WRITE) of a page-watched page made it PROT_NONE: the next read crashed.

@@ -167,6 +167,16 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
             return;
         }
     }
+    // A debug-register hit that perf did not turn into its SIGTRAP (the kernel sends a plain
+    // TRAP_HWBKPT one when no event claims the hit, e.g. while a thread's events are being
+    // closed): only libvmsrs sets debug registers in a process no debugger traces, so it is
+    // one of ours; what changed is journaled as this thread's store.
+    if sig == libc::SIGTRAP && code == crate::watch::hw::TRAP_HWBKPT && crate::watch::hw::active() {
+        crate::watch::hw::on_stray_trap();
+        // SAFETY: restore errno for the interrupted code.
+        unsafe { *libc::__errno_location() = errno };
+        return;
+    }
     if sig == libc::SIGTRAP && runtime::get().is_some_and(|rt| rt.settings.signals & (1u64 << sig) == 0) {
         // Taken over only for the watchpoints: every other SIGTRAP is the program's.
         // SAFETY: the kernel's own arguments to this handler.

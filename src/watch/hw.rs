@@ -42,6 +42,9 @@ pub(crate) const MAX: usize = 4;
 /// `si_code` of a SIGTRAP sent by a perf event with `sigtrap` set.
 pub(crate) const TRAP_PERF: libc::c_int = 6;
 
+/// `si_code` of a SIGTRAP the kernel sends for a debug-register hit no perf event claimed.
+pub(crate) const TRAP_HWBKPT: libc::c_int = 4;
+
 /// `si_perf_data` of our events: this tag, plus the slot.
 const TAG: u64 = 0x766d_7372_735f_6877; // "vmsrs_hw"
 
@@ -494,10 +497,19 @@ pub fn remove(start: usize, end: usize) {
 /// # Safety
 /// `info` is the siginfo of the SIGTRAP being handled.
 unsafe fn slot_of(info: *const libc::siginfo_t) -> Option<usize> {
+    // SAFETY: the contract.
+    let slot = unsafe { tag_of(info) };
+    (slot < USED.load(Ordering::Acquire)).then_some(slot)
+}
+
+/// `si_perf_data` without our tag (small: one of our events, maybe of a slot freed since).
+///
+/// # Safety
+/// `info` is the siginfo of the SIGTRAP being handled.
+unsafe fn tag_of(info: *const libc::siginfo_t) -> usize {
     // SAFETY: `si_perf_data` follows `si_addr` in the fault fields (offset 24 of siginfo_t).
     let data = unsafe { (info as *const u8).add(24).cast::<u64>().read_unaligned() };
-    let slot = (data ^ TAG) as usize;
-    (slot < USED.load(Ordering::Acquire)).then_some(slot)
+    (data ^ TAG) as usize
 }
 
 /// Journal the bytes of `new` that differ from `old` as `u`'s store that already landed.
@@ -532,7 +544,11 @@ fn put_back(alias: usize, len: usize, new: u64, old: u64) -> bool {
 /// `info` is the siginfo of the SIGTRAP being handled on this thread.
 pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
     // SAFETY: the contract.
-    let Some(slot) = (unsafe { slot_of(info) }) else { return false };
+    let Some(slot) = (unsafe { slot_of(info) }) else {
+        // One of ours for a slot no longer there is consumed; another program's is not ours.
+        // SAFETY: the contract.
+        return unsafe { tag_of(info) } < 64;
+    };
     let Some(hv) = runtime::hv() else { return true };
     let _g = super::lock();
     let _e = thread::HvEntry::enter();
@@ -559,6 +575,24 @@ pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
         s.copy.store(new, Ordering::Relaxed);
     }
     true
+}
+
+/// A debug-register SIGTRAP that carries no slot (see `fault::on_fault`): journal whatever
+/// changed in every range as this thread's user's store.
+pub fn on_stray_trap() {
+    let Some(hv) = runtime::hv() else { return };
+    let _g = super::lock();
+    let _e = thread::HvEntry::enter();
+    TRAPS.fetch_add(1, Ordering::Relaxed);
+    let u = super::storing_user(hv);
+    for (_, s) in live() {
+        let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
+        let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
+        if old != new {
+            journal(hv, u, alias, len, old, new);
+            s.copy.store(new, Ordering::Relaxed);
+        }
+    }
 }
 
 /// At a user's fault entry, with the watch lock held and before the restoration: if this
