@@ -703,14 +703,8 @@ impl Hv {
         // SAFETY: g is a granule of r (addr lies in r).
         let meta = unsafe { r.meta(g) };
         match w {
-            Writer::User { slot, suppressed: true, .. } => {
-                // SAFETY: runs on the user's own thread.
-                let owned = unsafe { slot.owned() };
-                if !owned.shadow.put(g as u64, mask, val) {
-                    self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-                }
-                self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
-            }
+            // SAFETY: runs on the user's own thread (the contract).
+            Writer::User { slot, suppressed: true, .. } => unsafe { self.shadow_store(slot, g, mask, val) },
             Writer::User { u, slot, suppressed: false } => {
                 let mut gl = meta.lock();
                 self.store_granule_slow(u, slot, &mut gl, g, mask, val, Some((seen, old)));
@@ -866,14 +860,10 @@ impl Hv {
             // SAFETY: g is a granule of r.
             let meta = unsafe { r.meta(g) };
             match *w {
-                Writer::User { slot, suppressed: true, .. } => {
-                    // SAFETY: store() runs on the user's own thread.
-                    let owned = unsafe { slot.owned() };
-                    if !owned.shadow.put(g as u64, mask, val) {
-                        self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
-                }
+                // SAFETY: store() runs on the user's own thread.
+                Writer::User { slot, suppressed: true, .. } => unsafe {
+                    self.shadow_store(slot, g, mask, val)
+                },
                 Writer::User { u, slot, suppressed: false } => {
                     self.store_granule(u, slot, meta, g, mask, val)
                 }
@@ -884,6 +874,19 @@ impl Hv {
             }
             g += GRANULE;
         }
+    }
+
+    /// A suppressed user's store of the bytes of `mask` of granule `g`: to its shadow (G4).
+    ///
+    /// # Safety
+    /// Runs on the thread that runs the user of `slot` (which owns its shadow).
+    unsafe fn shadow_store(&self, slot: &UserSlot, g: usize, mask: u8, val: u64) {
+        // SAFETY: the contract.
+        let owned = unsafe { slot.owned() };
+        if !owned.shadow.put(g as u64, mask, val) {
+            self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A store that can never be withdrawn (its writer has no user, or its record could not

@@ -585,14 +585,7 @@ pub fn on_stray_trap() {
     let _e = thread::HvEntry::enter();
     TRAPS.fetch_add(1, Ordering::Relaxed);
     let u = super::storing_user(hv);
-    for (_, s) in live() {
-        let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
-        let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
-        if old != new {
-            journal(hv, u, alias, len, old, new);
-            s.copy.store(new, Ordering::Relaxed);
-        }
-    }
+    journal_changes(hv, u);
 }
 
 /// At a user's fault entry, with the watch lock held and before the restoration: if this
@@ -611,11 +604,17 @@ pub fn absorb(hv: &Hv, faulting: u64) {
     if !mine {
         return;
     }
+    journal_changes(hv, faulting);
+}
+
+/// Journal, as `u`'s store, whatever differs from the copy in every range (a store no trap of
+/// its own has journaled), and take it as the copy. With the watch lock held.
+fn journal_changes(hv: &Hv, u: u64) {
     for (_, s) in live() {
         let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
         let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
         if old != new {
-            journal(hv, faulting, alias, len, old, new);
+            journal(hv, u, alias, len, old, new);
             s.copy.store(new, Ordering::Relaxed);
         }
     }
