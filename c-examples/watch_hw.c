@@ -37,6 +37,17 @@
  *                           is withdrawn;
  *   `watch_hw cycles LIB`   LIB loaded and unloaded 6 times, each time a normal and a faulting
  *                           request: a freed watchpoint is reused (it once ran out at the fifth).
+ *
+ * SIGTRAPs that are not a perf watchpoint's (this nested guest sometimes loses a hit's DR6
+ * bits, and the kernel then sends a plain TRAP_BRKPT SIGTRAP; forwarded to the program's
+ * SIG_DFL, it left SIGTRAP at SIG_DFL and the next watchpoint killed the process):
+ *   `watch_hw lostdr6`      a TRAP_BRKPT SIGTRAP as the kernel sends it for such a hit (queued
+ *                           to this thread with rt_tgsigqueueinfo), then a normal and a faulting
+ *                           request: the program survives, and the faulting store is withdrawn;
+ *   `watch_hw icebp`        the program's own SIGTRAP handler still gets its own `int1` and
+ *                           `int3`, and the watchpoints still work after;
+ *   `watch_hw int3`         with SIGTRAP at SIG_DFL, the program's own `int3` kills it at once
+ *                           (it once went on, to die at the next watchpoint).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -45,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -255,9 +267,64 @@ static int cycles_case(const char *lib) {
     return fails != 0;
 }
 
+/* A SIGTRAP as the kernel sends it for a debug exception with no cause in DR6. */
+static void queue_trap_brkpt(void) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGTRAP;
+    si.si_code = 1; /* TRAP_BRKPT */
+    si.si_addr = (void *)queue_trap_brkpt;
+    syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), SIGTRAP, &si);
+}
+
+static int lostdr6_case(void) {
+    queue_trap_brkpt();
+    int r1 = in_thread(1);
+    queue_trap_brkpt();
+    int r2 = in_thread(2);
+    int ok = r1 == 0 && r2 == -1 && limit == 100;
+    printf("%s: after TRAP_BRKPT SIGTRAPs, a normal and a faulting request (limit=%ld)\n",
+           ok ? "ok" : "FAIL", limit);
+    printf("watch_hw: %s\n", ok ? "OK" : "FAIL");
+    return ok ? 0 : 1;
+}
+
+static volatile int own_traps[2];
+
+static void own_trap(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    own_traps[si->si_code == 1 ? 0 : 1]++;
+}
+
+static int icebp_case(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = own_trap;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGTRAP, &sa, NULL);
+    __asm__ volatile(".byte 0xf1"); /* int1 */
+    __asm__ volatile("int3");
+    int r1 = in_thread(1), r2 = in_thread(2);
+    int ok = own_traps[0] == 1 && own_traps[1] == 1 && r1 == 0 && r2 == -1 && limit == 100;
+    printf("%s: the program's handler got its int1 (%d) and int3 (%d); then limit=%ld\n",
+           ok ? "ok" : "FAIL", own_traps[0], own_traps[1], limit);
+    printf("watch_hw: %s\n", ok ? "OK" : "FAIL");
+    return ok ? 0 : 1;
+}
+
+static int int3_case(void) {
+    __asm__ volatile("int3");
+    printf("FAIL: the program went on after its own int3 with SIGTRAP at SIG_DFL\n");
+    return 1;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 2 && strcmp(argv[1], "atomic") == 0) return atomic_case();
+    if (argc == 2 && strcmp(argv[1], "lostdr6") == 0) return lostdr6_case();
+    if (argc == 2 && strcmp(argv[1], "icebp") == 0) return icebp_case();
+    if (argc == 2 && strcmp(argv[1], "int3") == 0) return int3_case();
     if (argc == 3 && strcmp(argv[1], "masked") == 0) return masked_case(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cycles") == 0) return cycles_case(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dlopen") == 0) return dlopen_case(argv[2]);

@@ -408,12 +408,15 @@ pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
         return;
     }
     // Default action (an ignored synchronous fault gets it too, as the kernel would): give
-    // the kernel SIG_DFL; the faulting instruction re-executes, or the signal is re-raised.
+    // the kernel SIG_DFL; the faulting instruction re-executes, or the signal is re-raised. A
+    // SIGTRAP is a trap, not a fault: its instruction is done and does not re-execute, so it
+    // is re-raised too (left alone, the program would go on, and the next SIGTRAP, a watchpoint
+    // of ours, would kill it).
     let dfl = action(libc::SIG_DFL, 0, 0);
     // SAFETY: a fully initialised action; raise is async-signal-safe.
     unsafe {
         __sigaction(sig, &dfl, core::ptr::null_mut());
-        if code <= 0 {
+        if code <= 0 || sig == libc::SIGTRAP {
             libc::raise(sig);
         }
     }

@@ -167,11 +167,12 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
             return;
         }
     }
-    // A debug-register hit that perf did not turn into its SIGTRAP (the kernel sends a plain
-    // TRAP_HWBKPT one when no event claims the hit, e.g. while a thread's events are being
-    // closed): only libvmsrs sets debug registers in a process no debugger traces, so it is
-    // one of ours; what changed is journaled as this thread's store.
-    if sig == libc::SIGTRAP && code == crate::watch::hw::TRAP_HWBKPT && crate::watch::hw::active() {
+    // A debug-register hit that perf did not turn into its SIGTRAP: the kernel sends a plain
+    // TRAP_HWBKPT one when no event claims the hit (e.g. while a thread's events are being
+    // closed), and a TRAP_BRKPT one when the hit's DR6 bits were lost (this nested guest does
+    // that). Forwarded, it would reach the program's SIG_DFL, and the next watchpoint would
+    // kill the process. What changed is journaled as this thread's store.
+    if sig == libc::SIGTRAP && crate::watch::hw::is_stray(code, pc) {
         crate::watch::hw::on_stray_trap();
         // SAFETY: restore errno for the interrupted code.
         unsafe { *libc::__errno_location() = errno };
