@@ -124,13 +124,12 @@ fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
 }
 
 /// Thread exit: end whatever user the thread still runs, release its alternate stack. The
-/// thread's hardware watchpoints are closed one round of key destructors later (the key is
-/// set again, its value the round), after the program's destructors of the first round,
-/// whose stores they watch. (Closing them in glibc's last, fourth round let a thread be killed
-/// by a SIGTRAP of its own watchpoint, 6 runs in 20 of `watch_hw atomic`: not understood yet.)
+/// thread's hardware watchpoints are closed in glibc's last round of key destructors (the key
+/// is set again, its value the round), after the program's destructors of the earlier rounds,
+/// whose stores they watch.
 extern "C" fn thread_exit(value: *mut libc::c_void) {
-    /// The round that closes the watchpoints.
-    const ROUNDS: usize = 2;
+    /// The round that closes the watchpoints: glibc's last (`PTHREAD_DESTRUCTOR_ITERATIONS`).
+    const ROUNDS: usize = 4;
     let round = value as usize; // the first value is `dangling()`, 1
     if (2..=ROUNDS).contains(&round) {
         if round == ROUNDS {

@@ -293,3 +293,14 @@ fn a_write_only_mprotect_keeps_a_watched_page_readable() {
         assert!(out.stdout.contains("request r=0 limit=7"), "{arg}: {}", out.describe());
     }
 }
+
+/// A faulting request in a program key destructor's third round stored unwatched (the
+/// watchpoints closed in the second round) and its store stayed. They close in glibc's last
+/// round now (closing there once seemed to kill threads: that was the lost-DR6 SIGTRAP above).
+#[test]
+fn a_request_in_a_late_key_destructor_round_is_still_watched() {
+    let out =
+        review("watch_hw_review_keyround", &[], &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "hw")]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("destructor rounds=3 r=-1 limit=100: ok"), "{}", out.describe());
+}
