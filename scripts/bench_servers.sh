@@ -2,10 +2,14 @@
 # bench_servers.sh -- drop-in containment on real servers, measured in one run (DESIGN §8):
 #
 #   (a) MariaDB (Debian's mariadbd, unmodified) under sysbench oltp_read_write and
-#       oltp_read_only, 8 threads: the same server without and with
-#       LD_PRELOAD=libvmsrs.so + VMSRS_ENV_FILE=preload/mariadb.env, runs alternated;
-#   (b) Apache httpd (event MPM, the tests' mod_vmsrs_fault /ok handler) under wrk, alternated
-#       the same way with preload/apache2.env;
+#       oltp_read_only, 8 threads: the same server in three configurations, runs alternated:
+#         without  no preload;
+#         contain  LD_PRELOAD=libvmsrs.so + VMSRS_ENV_FILE=preload/mariadb.env with its
+#                  monitored ranges emptied (VMSRS_RANGES= VMSRS_RANGE_<N>=): containment only;
+#         with     LD_PRELOAD=libvmsrs.so + VMSRS_ENV_FILE=preload/mariadb.env: containment and
+#                  the monitored ranges watched (issue 8's recovery);
+#   (b) Apache httpd (event MPM, the tests' mod_vmsrs_fault /ok handler) under wrk, the same
+#       three configurations with preload/apache2.env;
 #   (c) the latency of a faulting request against a normal one: c-examples/dropin_server
 #       (CRASH vs SET, preloaded with c-examples/dropin_server.env) and mariadbd
 #       (SELECT vmsrs_fault(1, 151) vs SELECT vmsrs_fault(0), on fresh connections);
@@ -15,8 +19,6 @@
 #   scripts/bench_servers.sh [--quick] [--only mariadb|apache|latency|locks]...
 #
 #   --quick   2 alternations of 5 s (sysbench) and 3 s (wrk), 50 latency pairs: a smoke run
-#   --no-ranges  the "with" servers watch no monitored range (the env files' VMSRS_RANGE_<N> and
-#             VMSRS_RANGES emptied): containment alone, to compare with a default run
 #   ROUNDS=5 SB_TIME=20 SB_THREADS=8 SB_TABLES=4 SB_TABLE_SIZE=10000 WRK_TIME=10
 #   WRK_CONNS=8 LAT_N=300 override the defaults; KEEP=1 keeps the work directory.
 #
@@ -24,13 +26,15 @@
 # generated httpd.conf; nothing from /etc or /var/lib), mariadbd on a Unix socket only
 # (--skip-networking), httpd and dropin_server on 127.0.0.1; each is its own process group,
 # stopped (SIGTERM, then SIGKILL) when the script ends, also on error or Ctrl-C. Each
-# alternation runs "without" and "with" back to back, in ABBA order (odd rounds start without
-# libvmsrs, even rounds with it), so slow drifts of the shared machine's load cancel out.
+# alternation runs the three configurations back to back, in ABC CBA order (odd rounds
+# without, contain, with; even rounds the reverse), so slow drifts of the shared machine's
+# load cancel out.
 # Reported for each server: throughput and the server's CPU time (user + system, all its
 # processes) per transaction or per 1000 requests; throughput on a shared 2-CPU machine swings
 # by ±10 % from run to run, while CPU time per unit of work measures what libvmsrs adds.
-# Reported: per-run figures, medians, and the median of the per-round with/without ratios
-# (the figure in the final table; each pair ran back to back). Nothing is asserted about
+# Reported: per-run figures, medians, and the medians of the per-round ratios contain/without,
+# with/without and with/contain (the figures in the final table; each round's runs ran back
+# to back). Nothing is asserted about
 # timing: the script fails only if a server does not start, a client fails, or a fault is
 # not contained. Full outputs land in target/bench/servers/.
 set -euo pipefail
@@ -42,11 +46,9 @@ ROUNDS=${ROUNDS:-5} SB_TIME=${SB_TIME:-20} SB_THREADS=${SB_THREADS:-8} SB_TABLES
 SB_TABLE_SIZE=${SB_TABLE_SIZE:-10000} WRK_TIME=${WRK_TIME:-10} WRK_CONNS=${WRK_CONNS:-8}
 LAT_N=${LAT_N:-300}
 ONLY=()
-NO_RANGES=()
 while (($#)); do
     case $1 in
         --quick) ROUNDS=2 SB_TIME=5 WRK_TIME=3 LAT_N=50 ;;
-        --no-ranges) NO_RANGES=(VMSRS_RANGES= VMSRS_RANGE_0= VMSRS_RANGE_1= VMSRS_RANGE_2= VMSRS_RANGE_3=) ;;
         --only) ONLY+=("$2"); shift ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "bench_servers.sh: unknown option $1" >&2; exit 2 ;;
@@ -55,7 +57,7 @@ while (($#)); do
 done
 want() { ((${#ONLY[@]} == 0)) || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
 
-# Nothing inherited: only the servers started "with" get the preload.
+# Nothing inherited: only the servers started "contain" and "with" get the preload.
 unset LD_PRELOAD LD_LIBRARY_PATH
 for v in $(compgen -e | grep '^VMSRS_' || true); do unset "$v"; done
 
@@ -109,20 +111,44 @@ free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 
 median() { sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.3f", b / a; else print "nan" }'; }
 pct() { awk -v r="$1" 'BEGIN { if (r == "nan") print "nan"; else printf "%+.1f %%", (r - 1) * 100 }'; }
-# summarize WHAT UNIT WITHOUT WITH PAIRS BAR: from the figures without and with libvmsrs (one
-# per round, space-separated) and PAIRS (each round's with/without ratio): print the medians,
-# the ratio of the medians and the median of the per-round ratios (the figure reported: each
-# pair ran back to back, so it is the least sensitive to the machine's load drifting over the
-# run); add a RESULTS row.
+# The three configurations, and the environment each server of one is started with
+# (preload_env KIND ENVFILE): containment only empties the env file's monitored ranges.
+KINDS=(without contain with)
+preload_env() {
+    case $1 in
+        without) ;;
+        contain) echo LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$2" VMSRS_RANGES= VMSRS_RANGE_0= VMSRS_RANGE_1= \
+            VMSRS_RANGE_2= VMSRS_RANGE_3= VMSRS_RANGE_4= VMSRS_RANGE_5= VMSRS_RANGE_6= VMSRS_RANGE_7= ;;
+        with) echo LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$2" ;;
+    esac
+}
+# round_ratios: after a round, append its ratios (from R1 and C1, the round's throughput and CPU
+# per configuration) to the per-round lists TP_C TP_W TP_WC (throughput) and CP_C CP_W CP_WC
+# (CPU per unit of work).
+round_ratios() {
+    TP_C+="$(ratio "${R1[without]}" "${R1[contain]}") " TP_W+="$(ratio "${R1[without]}" "${R1[with]}") "
+    TP_WC+="$(ratio "${R1[contain]}" "${R1[with]}") "
+    CP_C+="$(ratio "${C1[without]}" "${C1[contain]}") " CP_W+="$(ratio "${C1[without]}" "${C1[with]}") "
+    CP_WC+="$(ratio "${C1[contain]}" "${C1[with]}") "
+}
+# kind_order ROUND: ABC on odd rounds, CBA on even ones.
+kind_order() { if (($1 % 2)); then echo without contain with; else echo with contain without; fi; }
+# summarize WHAT UNIT WITHOUT CONTAIN WITH PAIRS_C PAIRS_W PAIRS_WC BAR: from the figures of the
+# three configurations (one per round, space-separated) and each round's ratios contain/without,
+# with/without and with/contain: print the medians and the median of each per-round ratio (the
+# figure reported: each round's runs ran back to back, so it is the least sensitive to the
+# machine's load drifting over the run); add a RESULTS row.
 summarize() {
-    local a b rt pr
+    local a c w pc pw pwc
     a=$(tr ' ' '\n' <<<"$3" | grep . | median)
-    b=$(tr ' ' '\n' <<<"$4" | grep . | median)
-    rt=$(ratio "$a" "$b")
-    pr=$(tr ' ' '\n' <<<"$5" | grep . | median)
-    echo "  $1 per-round ratios (with / without): $5"
-    echo "  median: without $a, with $b $2; ratio of medians $rt ($(pct "$rt")); median per-round ratio $pr ($(pct "$pr"))"
-    RESULTS+=("$1 $2, median of $ROUNDS|$a|$b|$pr ($(pct "$pr"))|$6")
+    c=$(tr ' ' '\n' <<<"$4" | grep . | median)
+    w=$(tr ' ' '\n' <<<"$5" | grep . | median)
+    pc=$(tr ' ' '\n' <<<"$6" | grep . | median)
+    pw=$(tr ' ' '\n' <<<"$7" | grep . | median)
+    pwc=$(tr ' ' '\n' <<<"$8" | grep . | median)
+    echo "  $1 per-round ratios: contain/without $6; with/without $7; with/contain $8"
+    echo "  median: without $a, contain $c, with $w $2; median per-round ratio contain/without $pc ($(pct "$pc")), with/without $pw ($(pct "$pw")), with/contain $pwc ($(pct "$pwc"))"
+    RESULTS+=("$1 $2, median of $ROUNDS|$a|$c|$w|$pc ($(pct "$pc"))|$pw ($(pct "$pw"))|$9")
 }
 # group_ticks PGID: the CPU time (user + system, clock ticks) the live processes of process
 # group PGID have used. Throughput on a shared 2-CPU machine swings by ±10 % between runs; the
@@ -164,10 +190,10 @@ mariadb_install() { # DIR: a fresh datadir in DIR/data
         --skip-test-db "${MARIADB_OPTS[@]}" >"$1/install.log" 2>&1 ||
         { cat "$1/install.log" >&2; echo "bench_servers.sh: mariadb-install-db failed" >&2; exit 1; }
 }
-# mariadb_start DIR with|without: start mariadbd on DIR/data, socket DIR/s; sets PID.
+# mariadb_start DIR KIND: start mariadbd on DIR/data, socket DIR/s; sets PID.
 mariadb_start() {
-    local d=$1 env=()
-    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/mariadb.env" "${NO_RANGES[@]}")
+    local d=$1 env
+    read -ra env <<<"$(preload_env "$2" "$ROOT/preload/mariadb.env")"
     spawn "$d/mariadbd.log" env "${env[@]}" "$MARIADBD" --no-defaults --datadir="$d/data" --socket="$d/s" \
         --skip-networking --user=root --plugin-dir="$OUT/plugin" --pid-file="$d/mariadbd.pid" --tmpdir="$d" \
         "${MARIADB_OPTS[@]}" --skip-log-bin --skip-name-resolve --innodb-flush-log-at-trx-commit=2 \
@@ -189,29 +215,31 @@ sb() { # DIR ARGS...
 sb_tps() { sed -n 's/.*transactions: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$1"; }
 sb_tx() { sed -n 's/.*transactions: *\([0-9]*\) *(.*/\1/p' "$1"; }
 
-# ab_order ROUND: "without with" on odd rounds, "with without" on even ones.
-ab_order() { if (($1 % 2)); then echo without with; else echo with without; fi; }
-
 if want mariadb || want latency; then
     echo
-    echo "== MariaDB: install, start without and with libvmsrs"
-    M0=$WORK/m-without M1=$WORK/m-with
-    mkdir -p "$M0" "$M1"
+    echo "== MariaDB: install, start without libvmsrs, with containment only, and with monitored ranges"
+    M0=$WORK/m-without MC=$WORK/m-contain M1=$WORK/m-with
+    mkdir -p "$M0" "$MC" "$M1"
     mariadb_install "$M0"
+    cp -a "$M0/data" "$MC/data"
     cp -a "$M0/data" "$M1/data"
-    declare -A MDIR=([without]=$M0 [with]=$M1) MPID=()
-    for k in without with; do
+    declare -A MDIR=([without]=$M0 [contain]=$MC [with]=$M1) MPID=()
+    for k in "${KINDS[@]}"; do
         mariadb_start "${MDIR[$k]}" $k
         MPID[$k]=$PID
         sql "${MDIR[$k]}" "CREATE FUNCTION vmsrs_fault RETURNS INTEGER SONAME 'udf_fault.so'"
     done
-    grep -q libvmsrs "/proc/${MPID[with]}/maps" || { echo "bench_servers.sh: libvmsrs.so not mapped in mariadbd" >&2; exit 1; }
+    for k in contain with; do
+        grep -q libvmsrs "/proc/${MPID[$k]}/maps" || { echo "bench_servers.sh: libvmsrs.so not mapped in mariadbd ($k)" >&2; exit 1; }
+    done
     grep -q libvmsrs "/proc/${MPID[without]}/maps" && { echo "bench_servers.sh: libvmsrs.so mapped in the plain mariadbd" >&2; exit 1; }
-    echo "mariadbd without: pid ${MPID[without]}, with libvmsrs: pid ${MPID[with]}"
+    grep -q vmsrs-watch "/proc/${MPID[with]}/maps" || { echo "bench_servers.sh: no monitored range armed in mariadbd (with)" >&2; exit 1; }
+    grep -q vmsrs-watch "/proc/${MPID[contain]}/maps" && { echo "bench_servers.sh: a monitored range armed in mariadbd (contain)" >&2; exit 1; }
+    echo "mariadbd without: pid ${MPID[without]}, containment only: pid ${MPID[contain]}, with monitored ranges: pid ${MPID[with]}"
 fi
 
 if want mariadb; then
-    for k in without with; do
+    for k in "${KINDS[@]}"; do
         sql "${MDIR[$k]}" "CREATE DATABASE sbtest"
         sb "${MDIR[$k]}" --threads=4 oltp_read_write prepare >"$OUT/sysbench-prepare-$k.txt" 2>&1 ||
             { cat "$OUT/sysbench-prepare-$k.txt" >&2; exit 1; }
@@ -220,14 +248,14 @@ if want mariadb; then
     for wl in oltp_read_only oltp_read_write; do
         echo
         echo "== MariaDB sysbench $wl, $SB_THREADS threads, $ROUNDS x ${SB_TIME} s per server, alternated"
-        declare -A TPS=([without]="" [with]="") CPU=([without]="" [with]="") R1=() C1=()
-        PAIRS="" CPAIRS=""
+        declare -A TPS=([without]="" [contain]="" [with]="") CPU=([without]="" [contain]="" [with]="") R1=() C1=()
+        TP_C="" TP_W="" TP_WC="" CP_C="" CP_W="" CP_WC=""
         # One short warm-up run each (buffer pool, thread cache), not counted.
-        for k in without with; do
+        for k in "${KINDS[@]}"; do
             sb "${MDIR[$k]}" --threads="$SB_THREADS" --time=$((SB_TIME / 4 + 1)) "$wl" run >/dev/null 2>&1 || true
         done
         for r in $(seq "$ROUNDS"); do
-            for k in $(ab_order "$r"); do
+            for k in $(kind_order "$r"); do
                 f=$OUT/sysbench-$wl-$k-$r.txt
                 c0=$(group_ticks "${MPID[$k]}")
                 sb "${MDIR[$k]}" --threads="$SB_THREADS" --time="$SB_TIME" --report-interval=0 "$wl" run >"$f" 2>&1 ||
@@ -239,13 +267,14 @@ if want mariadb; then
                 printf '  round %d %-8s %10s tps %8s CPU µs/transaction  (%s)\n' "$r" "$k" "$t" "$c" \
                     "$(grep -o 'ignored errors: *[0-9]*' "$f" | head -n1 | tr -s ' ')"
             done
-            PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
-            CPAIRS+="$(ratio "${C1[without]}" "${C1[with]}") "
+            round_ratios
         done
-        summarize "MariaDB sysbench $wl" tps "${TPS[without]}" "${TPS[with]}" "$PAIRS" "drop <= 2 %"
-        summarize "MariaDB $wl mariadbd CPU" µs/transaction "${CPU[without]}" "${CPU[with]}" "$CPAIRS" "rise <= 2 %"
+        summarize "MariaDB sysbench $wl" tps "${TPS[without]}" "${TPS[contain]}" "${TPS[with]}" \
+            "$TP_C" "$TP_W" "$TP_WC" "drop <= 2 %"
+        summarize "MariaDB $wl mariadbd CPU" µs/transaction "${CPU[without]}" "${CPU[contain]}" "${CPU[with]}" \
+            "$CP_C" "$CP_W" "$CP_WC" "rise <= 2 %"
     done
-    for k in without with; do
+    for k in "${KINDS[@]}"; do
         kill -0 "${MPID[$k]}" 2>/dev/null || { echo "bench_servers.sh: mariadbd ($k) died" >&2; exit 1; }
     done
 fi
@@ -293,10 +322,10 @@ http_ok() (
     printf 'GET /ok HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
     timeout 5 head -n1 <&3 | grep -q ' 200 '
 )
-# apache_start DIR with|without: sets PID and APORT.
+# apache_start DIR KIND: sets PID and APORT.
 apache_start() {
-    local d=$1 env=() attempt
-    [[ $2 == with ]] && env=(LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$ROOT/preload/apache2.env" "${NO_RANGES[@]}")
+    local d=$1 env attempt
+    read -ra env <<<"$(preload_env "$2" "$ROOT/preload/apache2.env")"
     for attempt in 1 2 3; do
         APORT=$(free_port)
         apache_conf "$d" "$APORT" "$OUT/mod_vmsrs_fault.so" >"$d/httpd.conf"
@@ -317,7 +346,7 @@ apache_start() {
 
 if want apache; then
     echo
-    echo "== Apache httpd: build mod_vmsrs_fault, start without and with libvmsrs"
+    echo "== Apache httpd: build mod_vmsrs_fault, start without libvmsrs, with containment only, and with monitored ranges"
     (
         w=$WORK/apxs
         mkdir -p "$w" && cp c-examples/servers/mod_vmsrs_fault.c "$w/" && cd "$w" &&
@@ -325,22 +354,22 @@ if want apache; then
             { cat apxs.log >&2; exit 1; }
         cp .libs/mod_vmsrs_fault.so "$OUT/mod_vmsrs_fault.so"
     )
-    declare -A ADIR=([without]=$WORK/a-without [with]=$WORK/a-with) APID=() APORTS=()
-    for k in without with; do
+    declare -A ADIR=([without]=$WORK/a-without [contain]=$WORK/a-contain [with]=$WORK/a-with) APID=() APORTS=()
+    for k in "${KINDS[@]}"; do
         mkdir -p "${ADIR[$k]}" && chmod 755 "${ADIR[$k]}"
         apache_start "${ADIR[$k]}" $k
         APID[$k]=$PID APORTS[$k]=$APORT
     done
-    echo "httpd without: port ${APORTS[without]}, with libvmsrs: port ${APORTS[with]}"
+    echo "httpd without: port ${APORTS[without]}, containment only: port ${APORTS[contain]}, with monitored ranges: port ${APORTS[with]}"
     echo
     echo "== Apache wrk -t2 -c$WRK_CONNS -d${WRK_TIME}s /ok, $ROUNDS rounds per server, alternated"
-    declare -A TPS=([without]="" [with]="") CPU=([without]="" [with]="") R1=() C1=()
-    PAIRS="" CPAIRS=""
-    for k in without with; do # warm-up, not counted
+    declare -A TPS=([without]="" [contain]="" [with]="") CPU=([without]="" [contain]="" [with]="") R1=() C1=()
+    TP_C="" TP_W="" TP_WC="" CP_C="" CP_W="" CP_WC=""
+    for k in "${KINDS[@]}"; do # warm-up, not counted
         timeout 60 wrk -t2 -c"$WRK_CONNS" -d2s "http://127.0.0.1:${APORTS[$k]}/ok" >/dev/null 2>&1 || true
     done
     for r in $(seq "$ROUNDS"); do
-        for k in $(ab_order "$r"); do
+        for k in $(kind_order "$r"); do
             f=$OUT/wrk-$k-$r.txt
             c0=$(group_ticks "${APID[$k]}")
             timeout $((WRK_TIME + 60)) wrk -t2 -c"$WRK_CONNS" -d"${WRK_TIME}s" "http://127.0.0.1:${APORTS[$k]}/ok" >"$f" 2>&1 ||
@@ -355,12 +384,13 @@ if want apache; then
             TPS[$k]+="$t " R1[$k]=$t CPU[$k]+="$c " C1[$k]=$c
             printf '  round %d %-8s %10s requests/s %8s httpd CPU µs/1000 requests\n' "$r" "$k" "$t" "$c"
         done
-        PAIRS+="$(ratio "${R1[without]}" "${R1[with]}") "
-        CPAIRS+="$(ratio "${C1[without]}" "${C1[with]}") "
+        round_ratios
     done
-    summarize "Apache wrk /ok" requests/s "${TPS[without]}" "${TPS[with]}" "$PAIRS" "drop <= 2 %"
-    summarize "Apache /ok httpd CPU" "µs/1000 requests" "${CPU[without]}" "${CPU[with]}" "$CPAIRS" "rise <= 2 %"
-    for k in without with; do stop "${APID[$k]}"; done
+    summarize "Apache wrk /ok" requests/s "${TPS[without]}" "${TPS[contain]}" "${TPS[with]}" \
+        "$TP_C" "$TP_W" "$TP_WC" "drop <= 2 %"
+    summarize "Apache /ok httpd CPU" "µs/1000 requests" "${CPU[without]}" "${CPU[contain]}" "${CPU[with]}" \
+        "$CP_C" "$CP_W" "$CP_WC" "rise <= 2 %"
+    for k in "${KINDS[@]}"; do stop "${APID[$k]}"; done
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -384,7 +414,7 @@ if want latency; then
     echo "  libvmsrs reports: $n contained faults (expected $((LAT_N + 10)), with warm-up)"
     ((n == LAT_N + 10)) || { echo "bench_servers.sh: not every fault was contained" >&2; exit 1; }
     stop "$DPID"
-    RESULTS+=("dropin_server: CRASH vs SET request, median us|$(lat_field "$f" normal median_us)|$(lat_field "$f" fault median_us)|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
+    RESULTS+=("dropin_server: SET (without) vs CRASH (with), median us|$(lat_field "$f" normal median_us)|-|$(lat_field "$f" fault median_us)|-|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
 
     echo
     echo "== fault to answer: mariadbd (oblivious), $LAT_N pairs of vmsrs_fault(0) / vmsrs_fault(1, 151), fresh connections"
@@ -397,10 +427,10 @@ if want latency; then
     kill -0 "${MPID[with]}" && [[ $(sql "$M1" "SELECT vmsrs_fault(0)") == 0 ]] ||
         { echo "bench_servers.sh: mariadbd did not survive the faults" >&2; exit 1; }
     ((after - before == LAT_N + 10)) || { echo "bench_servers.sh: not every fault was contained" >&2; exit 1; }
-    RESULTS+=("mariadbd: vmsrs_fault(1) vs (0) query, median us|$(lat_field "$f" normal median_us)|$(lat_field "$f" fault median_us)|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
+    RESULTS+=("mariadbd: vmsrs_fault(0) (without) vs (1) (with), median us|$(lat_field "$f" normal median_us)|-|$(lat_field "$f" fault median_us)|-|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
 fi
 if want mariadb || want latency; then
-    for k in without with; do stop "${MPID[$k]}"; done
+    for k in "${KINDS[@]}"; do stop "${MPID[$k]}"; done
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -412,19 +442,19 @@ if want locks; then
         echo "== lock tracking: c-examples/bench_locks.c (uncontended lock/unlock pair, preloaded vs plain)"
         gcc "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
         "$OUT/bench_locks" -l "$LIB" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt" | sed 's/^/  /'
-        row() { sed -n "s/^  $1 *plain *\([0-9.]*\) ns *libvmsrs *\([0-9.]*\) ns *\(+ *[0-9.]*\) ns *ratio *\([0-9.]*x\).*/\1|\2|\4 (\3 ns)/p" "$OUT/bench_locks.txt"; }
+        row() { sed -n "s/^  $1 *plain *\([0-9.]*\) ns *libvmsrs *\([0-9.]*\) ns *\(+ *[0-9.]*\) ns *ratio *\([0-9.]*x\).*/\1|-|\2|-|\4 (\3 ns)/p" "$OUT/bench_locks.txt"; }
         RESULTS+=("lock tracking: pthread_mutex lock/unlock pair, ns|$(row pthread_mutex)|-")
         RESULTS+=("lock tracking: pthread_spin lock/unlock pair, ns|$(row pthread_spin)|-")
     else
         echo "== lock tracking: not measured (c-examples/bench_locks.c is not in this tree)"
-        RESULTS+=("lock tracking cost|-|-|not measured|-")
+        RESULTS+=("lock tracking cost|-|-|-|-|not measured|-")
     fi
 fi
 
 echo
 echo "== results (DESIGN §8; machine: $(nproc) CPUs, load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 {
-    echo "measure|without|with libvmsrs|with/without, or delta|bar"
+    echo "measure|without|contain|with|contain/without|with/without, or delta|bar"
     for r in "${RESULTS[@]}"; do echo "$r"; done
-} | awk -F'|' '{ printf "%-52s %10s %13s %-22s %s\n", $1, $2, $3, $4, $5 }' | tee "$OUT/summary.txt"
+} | awk -F'|' '{ printf "%-56s %10s %10s %10s %-18s %-22s %s\n", $1, $2, $3, $4, $5, $6, $7 }' | tee "$OUT/summary.txt"
 echo "full outputs in $OUT/"
