@@ -148,7 +148,7 @@ summarize() {
     pwc=$(tr ' ' '\n' <<<"$8" | grep . | median)
     echo "  $1 per-round ratios: contain/without $6; with/without $7; with/contain $8"
     echo "  median: without $a, contain $c, with $w $2; median per-round ratio contain/without $pc ($(pct "$pc")), with/without $pw ($(pct "$pw")), with/contain $pwc ($(pct "$pwc"))"
-    RESULTS+=("$1 $2, median of $ROUNDS|$a|$c|$w|$pc ($(pct "$pc"))|$pw ($(pct "$pw"))|$9")
+    RESULTS+=("$1 $2, median of $ROUNDS|$a|$c|$w|$pc ($(pct "$pc"))|$pw ($(pct "$pw"))|$pwc ($(pct "$pwc"))|$9")
 }
 # group_ticks PGID: the CPU time (user + system, clock ticks) the live processes of process
 # group PGID have used. Throughput on a shared 2-CPU machine swings by ±10 % between runs; the
@@ -414,7 +414,7 @@ if want latency; then
     echo "  libvmsrs reports: $n contained faults (expected $((LAT_N + 10)), with warm-up)"
     ((n == LAT_N + 10)) || { echo "bench_servers.sh: not every fault was contained" >&2; exit 1; }
     stop "$DPID"
-    RESULTS+=("dropin_server: SET (without) vs CRASH (with), median us|$(lat_field "$f" normal median_us)|-|$(lat_field "$f" fault median_us)|-|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
+    RESULTS+=("dropin_server: SET (without) vs CRASH (with), median us|$(lat_field "$f" normal median_us)|-|$(lat_field "$f" fault median_us)|-|+$(sed -n 's/^delta_median_us=//p' "$f") us|-|contained <= 100 us after the signal")
 
     echo
     echo "== fault to answer: mariadbd (oblivious), $LAT_N pairs of vmsrs_fault(0) / vmsrs_fault(1, 151), fresh connections"
@@ -427,7 +427,7 @@ if want latency; then
     kill -0 "${MPID[with]}" && [[ $(sql "$M1" "SELECT vmsrs_fault(0)") == 0 ]] ||
         { echo "bench_servers.sh: mariadbd did not survive the faults" >&2; exit 1; }
     ((after - before == LAT_N + 10)) || { echo "bench_servers.sh: not every fault was contained" >&2; exit 1; }
-    RESULTS+=("mariadbd: vmsrs_fault(0) (without) vs (1) (with), median us|$(lat_field "$f" normal median_us)|-|$(lat_field "$f" fault median_us)|-|+$(sed -n 's/^delta_median_us=//p' "$f") us|contained <= 100 us after the signal")
+    RESULTS+=("mariadbd: vmsrs_fault(0) (without) vs (1) (with), median us|$(lat_field "$f" normal median_us)|-|$(lat_field "$f" fault median_us)|-|+$(sed -n 's/^delta_median_us=//p' "$f") us|-|contained <= 100 us after the signal")
 fi
 if want mariadb || want latency; then
     for k in "${KINDS[@]}"; do stop "${MPID[$k]}"; done
@@ -443,18 +443,18 @@ if want locks; then
         gcc "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
         "$OUT/bench_locks" -l "$LIB" 2>"$OUT/bench_locks.stderr" | tee "$OUT/bench_locks.txt" | sed 's/^/  /'
         row() { sed -n "s/^  $1 *plain *\([0-9.]*\) ns *libvmsrs *\([0-9.]*\) ns *\(+ *[0-9.]*\) ns *ratio *\([0-9.]*x\).*/\1|-|\2|-|\4 (\3 ns)/p" "$OUT/bench_locks.txt"; }
-        RESULTS+=("lock tracking: pthread_mutex lock/unlock pair, ns|$(row pthread_mutex)|-")
-        RESULTS+=("lock tracking: pthread_spin lock/unlock pair, ns|$(row pthread_spin)|-")
+        RESULTS+=("lock tracking: pthread_mutex lock/unlock pair, ns|$(row pthread_mutex)|-|-")
+        RESULTS+=("lock tracking: pthread_spin lock/unlock pair, ns|$(row pthread_spin)|-|-")
     else
         echo "== lock tracking: not measured (c-examples/bench_locks.c is not in this tree)"
-        RESULTS+=("lock tracking cost|-|-|-|-|not measured|-")
+        RESULTS+=("lock tracking cost|-|-|-|-|not measured|-|-")
     fi
 fi
 
 echo
 echo "== results (DESIGN §8; machine: $(nproc) CPUs, load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 {
-    echo "measure|without|contain|with|contain/without|with/without, or delta|bar"
+    echo "measure|without|contain|with|contain/without|with/without, or delta|with/contain|bar"
     for r in "${RESULTS[@]}"; do echo "$r"; done
-} | awk -F'|' '{ printf "%-56s %10s %10s %10s %-18s %-22s %s\n", $1, $2, $3, $4, $5, $6, $7 }' | tee "$OUT/summary.txt"
+} | awk -F'|' '{ printf "%-56s %10s %10s %10s %-18s %-22s %-18s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' | tee "$OUT/summary.txt"
 echo "full outputs in $OUT/"
