@@ -123,27 +123,11 @@ fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
     t.exit_hook.set(true);
 }
 
-/// Thread exit: end whatever user the thread still runs, release its alternate stack. The
-/// thread's hardware watchpoints are closed in glibc's last round of key destructors (the key
-/// is set again, its value the round), after the program's destructors of the earlier rounds,
-/// whose stores they watch.
-extern "C" fn thread_exit(value: *mut libc::c_void) {
-    /// The round that closes the watchpoints: glibc's last (`PTHREAD_DESTRUCTOR_ITERATIONS`).
-    const ROUNDS: usize = 4;
-    let round = value as usize; // the first value is `dangling()`, 1
-    if (2..=ROUNDS).contains(&round) {
-        if round == ROUNDS {
-            crate::watch::hw::thread_exit();
-        } else {
-            let key = EXIT_KEY.load(Ordering::Acquire);
-            // SAFETY: our own key; a non-NULL value makes glibc call this destructor once more.
-            unsafe { libc::pthread_setspecific(key, (round + 1) as *const libc::c_void) };
-        }
-        return;
-    }
-    let key = EXIT_KEY.load(Ordering::Acquire);
-    // SAFETY: as above.
-    unsafe { libc::pthread_setspecific(key, 2 as *const libc::c_void) };
+/// Thread exit: end whatever user the thread still runs, release its alternate stack, and
+/// mark its hardware watchpoints as ending (they stay armed through the program's own key
+/// destructors, which glibc runs after this one: `watch::hw::thread_exit`).
+extern "C" fn thread_exit(_value: *mut libc::c_void) {
+    crate::watch::hw::thread_exit();
     if let Some(hv) = runtime::hv() {
         thread::with(|t| {
             let u = t.user.get();

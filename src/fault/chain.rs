@@ -377,6 +377,26 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
     true
 }
 
+/// Whether the kernel forced this SIGTRAP on the thread (`force_sig_fault`: it kills even
+/// when ignored): `int3` (`SI_KERNEL`), or the debug exception's `TRAP_BRKPT`, `TRAP_TRACE`,
+/// `TRAP_BRANCH`, `TRAP_HWBKPT`, whose `si_addr` is the interrupted pc. Others (a perf
+/// event's `TRAP_PERF`, one a program queued) are dropped when ignored.
+///
+/// # Safety
+/// `info` and `uc` are the arguments the kernel passed to the current signal handler.
+unsafe fn forced_trap(info: *const siginfo_t, uc: *const c_void) -> bool {
+    // SAFETY: the contract.
+    let (code, addr, pc) = unsafe {
+        let uc = uc as *const libc::ucontext_t;
+        (
+            (*info).si_code,
+            (*info).si_addr() as usize,
+            (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize,
+        )
+    };
+    code == 0x80 || ((1..=4).contains(&code) && addr == pc)
+}
+
 /// Hand a fault libvmsrs does not contain to the program's own handler, or apply the
 /// default action (so core dumps and crash reports still work). A re-raise of the same
 /// signal by that handler is then not contained again (see `ThreadState::forwarded`).
@@ -392,7 +412,8 @@ pub unsafe fn forward(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
         crate::thread::with(|t| t.forwarded.set(t.forwarded.get() | bit(sig)));
     }
     let (h, _, _) = program(sig);
-    if h == libc::SIG_IGN && code <= 0 {
+    // SAFETY: the kernel's arguments (contract).
+    if h == libc::SIG_IGN && (code <= 0 || (sig == libc::SIGTRAP && !unsafe { forced_trap(info, uc) })) {
         return;
     }
     // The program's handler may leave by longjmp: while it runs, this thread is not inside

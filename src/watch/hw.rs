@@ -51,18 +51,59 @@ pub(crate) const TRAP_HWBKPT: libc::c_int = 4;
 pub(crate) const TRAP_BRKPT: libc::c_int = 1;
 
 /// Whether a SIGTRAP of `code`, interrupting the thread at `pc`, is a debug-register hit of
-/// ours that perf did not turn into its own SIGTRAP: `TRAP_HWBKPT`, or a `TRAP_BRKPT` that did
-/// not follow an `int1` instruction (the byte before `pc` is not 0xF1). Only libvmsrs sets
-/// debug registers in a process no debugger traces. Never true while no range is watched.
+/// ours that perf did not turn into its own SIGTRAP: `TRAP_HWBKPT`, or a `TRAP_BRKPT` unless
+/// it is the program's own `int1`: the byte before `pc` is 0xF1, and no instruction with a
+/// memory operand ends at `pc` (a store's last byte can be 0xF1 too: `lock addq $-15, m`),
+/// and no watched range differs from its copy. Only libvmsrs sets debug registers in a
+/// process no debugger traces. Never true while no range is watched.
 pub(crate) fn is_stray(code: libc::c_int, pc: u64) -> bool {
     if !active() {
         return false;
     }
     match code {
         TRAP_HWBKPT => true,
-        TRAP_BRKPT => vmsrs_hv::uaccess::read((pc as usize).wrapping_sub(1) as *const u8) != Ok(0xF1),
+        TRAP_BRKPT => {
+            let pc = pc as usize;
+            vmsrs_hv::uaccess::read(pc.wrapping_sub(1) as *const u8) != Ok(0xF1)
+                || memory_access_ends_at(pc)
+                || live().any(|(_, s)| {
+                    let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
+                    alias != 0 && read_bytes(alias, len) != s.copy.load(Ordering::Relaxed)
+                })
+        }
         _ => false,
     }
+}
+
+/// Whether some instruction of 2 to 15 bytes that ends exactly at `pc` has a memory operand:
+/// the store a watchpoint hit follows. Reads only what is readable before `pc`.
+fn memory_access_ends_at(pc: usize) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, OpKind};
+    const MAX_LEN: usize = 15;
+    let mut code = [0u8; MAX_LEN];
+    let mut n = MAX_LEN.min(pc);
+    if vmsrs_hv::uaccess::copy_from_guest(&mut code[MAX_LEN - n..], (pc - n) as *const u8).is_err() {
+        // The page before pc-1's may be unmapped: only pc-1's own page.
+        n = n.min((pc.wrapping_sub(1) & 0xfff) + 1);
+        if vmsrs_hv::uaccess::copy_from_guest(&mut code[MAX_LEN - n..], (pc - n) as *const u8).is_err() {
+            return false;
+        }
+    }
+    (2..=n).any(|k| {
+        let Ok(mut d) = Decoder::try_with_ip(64, &code[MAX_LEN - k..], (pc - k) as u64, DecoderOptions::NONE)
+        else {
+            return false;
+        };
+        let i = d.decode();
+        !i.is_invalid()
+            && i.len() == k
+            && (0..i.op_count()).any(|o| {
+                matches!(
+                    i.op_kind(o),
+                    OpKind::Memory | OpKind::MemoryESRDI | OpKind::MemoryESEDI | OpKind::MemoryESDI
+                )
+            })
+    })
 }
 
 /// `si_perf_data` of our events: this tag, plus the slot.
@@ -379,6 +420,7 @@ pub fn thread_started() {
         close_all(w);
     }
     if let Some(w) = find(exited(tid)) {
+        close_all(w);
         w.tid.store(GONE, Ordering::Relaxed);
     }
     let slots: Vec<usize> = live().map(|(i, _)| i).collect();
@@ -391,7 +433,13 @@ pub fn thread_started() {
     };
     let mut failed = None;
     for slot in slots {
-        match open(0, slot) {
+        let mut r = open(0, slot);
+        if r == Err(libc::EMFILE) {
+            // Descriptors of threads that ended, not reaped yet, may fill the quarter.
+            reap();
+            r = open(0, slot);
+        }
+        match r {
             Ok(fd) => w.fds[slot].store(fd, Ordering::Relaxed),
             Err(e) => failed = Some(e),
         }
@@ -452,8 +500,12 @@ fn ensure_slow() {
     }
 }
 
-/// Thread exit (the last round of key destructors): close this thread's events, and mark its
-/// entry so that an arming scan that still sees the thread opens none for it.
+/// Thread exit (libvmsrs's key destructor, the first of the thread's key destructors): mark
+/// this thread's entry as ending, so that an arming scan that still sees the thread opens
+/// no events for it. Its events stay open and keep watching the program's own key
+/// destructors, which run after this one, in every round (closing them here left those
+/// stores unwatched); the kernel detaches them when the thread is gone, and [`reap`] then
+/// closes their descriptors.
 pub fn thread_exit() {
     if !WANTED.load(Ordering::SeqCst) {
         return;
@@ -461,13 +513,6 @@ pub fn thread_exit() {
     let _quiet = super::BlockAsync::new();
     let _t = TABLE.lock();
     let tid = gettid();
-    match find(tid) {
-        Some(w) => close_all(w),
-        None => {
-            let Some(w) = entry(tid) else { return };
-            close_all(w);
-        }
-    }
     if let Some(w) = find(tid) {
         w.tid.store(exited(tid), Ordering::Relaxed);
     }
@@ -584,7 +629,14 @@ pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
         UNCHANGED.fetch_add(1, Ordering::Relaxed);
         return true;
     }
-    let u = super::storing_user(hv);
+    journal_slot(hv, super::storing_user(hv), s, old, new);
+    true
+}
+
+/// Journal `s`'s change from `old` (its copy) to `new` (in memory) as `u`'s store that already
+/// landed, and settle the copy. With the watch lock held.
+fn journal_slot(hv: &Hv, u: u64, s: &Slot, old: u64, new: u64) {
+    let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
     journal(hv, u, alias, len, old, new);
     if u != 0 && hv.suppressed(u) {
         // G4: the suppressed user's bytes are in its shadow; memory goes back to the journaled
@@ -594,7 +646,6 @@ pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
     } else {
         s.copy.store(new, Ordering::Relaxed);
     }
-    true
 }
 
 /// A debug-register SIGTRAP that carries no slot (see `fault::on_fault`): journal whatever
@@ -628,14 +679,17 @@ pub fn absorb(hv: &Hv, faulting: u64) {
 }
 
 /// Journal, as `u`'s store, whatever differs from the copy in every range (a store no trap of
-/// its own has journaled), and take it as the copy. With the watch lock held.
+/// its own has journaled), as a trap would ([`journal_slot`]: a suppressed user's bytes go to
+/// its shadow and memory is put back). With the watch lock held.
 fn journal_changes(hv: &Hv, u: u64) {
     for (_, s) in live() {
         let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
+        if alias == 0 {
+            continue;
+        }
         let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
         if old != new {
-            journal(hv, u, alias, len, old, new);
-            s.copy.store(new, Ordering::Relaxed);
+            journal_slot(hv, u, s, old, new);
         }
     }
 }
