@@ -274,6 +274,11 @@ const INTERPOSED: &[&str] = &[
     "munmap",
     "mprotect",
     "dlclose",
+    "close",
+    "dup2",
+    "dup3",
+    "close_range",
+    "closefrom",
     "sigprocmask",
     "pthread_sigmask",
     // The allocator family and mem* (preload/src/memory.rs).

@@ -345,3 +345,18 @@ fn a_suppressed_users_store_seen_by_a_stray_trap_goes_to_its_shadow_only() {
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     assert!(out.stdout.contains("(limit=100)"), "{}", out.describe());
 }
+
+/// Fourth review: a program's dup2 onto the number of a worker's watchpoint descriptor, then
+/// more threads: libvmsrs later closed that number (the program's file by then) when it closed
+/// the worker's events. It forgets a descriptor the program closes or replaces now (interposed
+/// close, dup2, dup3, close_range, closefrom), and the worker is watched again.
+#[test]
+fn a_descriptor_the_program_takes_over_is_never_closed_by_libvmsrs() {
+    let out = review("watch_hw_review_fds", &[], &[("VMSRS_RANGE_0", "symbol:limit"), ("VMSRS_WATCH", "hw")]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains("write -> 1, worker's faulting request -> -1, limit=100: ok"),
+        "{}",
+        out.describe()
+    );
+}

@@ -477,6 +477,44 @@ pub unsafe extern "C" fn mprotect(addr: *mut libc::c_void, len: usize, prot: c_i
     vmsrs_runtime::watch::mprotect(addr as usize, len, prot)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Descriptors the program closes or replaces: one that is a hardware watchpoint's event
+// (watch=hw) is forgotten by libvmsrs first, so libvmsrs never closes that number later.
+
+/// `close(2)`.
+///
+/// # Safety
+/// close's contract.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { vmsrs_runtime::watch::close(fd) }
+}
+
+/// `dup2(2)`.
+#[no_mangle]
+pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    vmsrs_runtime::watch::dup_to(old, new, None)
+}
+
+/// `dup3(2)`.
+#[no_mangle]
+pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    vmsrs_runtime::watch::dup_to(old, new, Some(flags))
+}
+
+/// `close_range(2)`.
+#[no_mangle]
+pub extern "C" fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int {
+    vmsrs_runtime::watch::close_range(first, last, flags)
+}
+
+/// `closefrom(3)`.
+#[no_mangle]
+pub extern "C" fn closefrom(low: c_int) {
+    vmsrs_runtime::watch::closefrom(low)
+}
+
 /// `dlclose(3)`: glibc's, then the watched ranges of an unloaded library are dropped.
 ///
 /// # Safety

@@ -172,7 +172,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // closed), and a TRAP_BRKPT one when the hit's DR6 bits were lost (this nested guest does
     // that). Forwarded, it would reach the program's SIG_DFL, and the next watchpoint would
     // kill the process. What changed is journaled as this thread's store.
-    if sig == libc::SIGTRAP && crate::watch::hw::is_stray(code, pc) {
+    // SAFETY: `uc` is this signal's context.
+    if sig == libc::SIGTRAP && unsafe { crate::watch::hw::is_stray(code, uc) } {
         crate::watch::hw::on_stray_trap();
         // SAFETY: restore errno for the interrupted code.
         unsafe { *libc::__errno_location() = errno };

@@ -297,6 +297,11 @@ fn operand(ins: &Instruction, i: u32, cpu: &dyn Cpu) -> Option<u64> {
 
 /// A general-purpose register's value as the instruction reads it (segment bases of CS, DS,
 /// ES and SS are 0; FS and GS are refused).
+/// The address memory operand `op` of `ins` accesses, from the registers of `cpu`.
+pub(crate) fn effective_address(ins: &Instruction, op: u32, cpu: &dyn Cpu) -> Option<u64> {
+    ins.virtual_address(op, 0, |r, _, _| reg_value(cpu, r))
+}
+
 fn reg_value(cpu: &dyn Cpu, r: Register) -> Option<u64> {
     match r {
         Register::ES | Register::CS | Register::SS | Register::DS => return Some(0),

@@ -32,6 +32,7 @@
 //!   or not at all: each such store is journaled as the next trap's. At most [`MAX`] ranges
 //!   (the four debug registers); one descriptor per range and thread.
 
+use super::emulate;
 use crate::{runtime, thread};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use vmsrs_hv::Hv;
@@ -50,22 +51,26 @@ pub(crate) const TRAP_HWBKPT: libc::c_int = 4;
 /// in this nested guest: about one hit in 10^5 arrives so, and perf never sees it).
 pub(crate) const TRAP_BRKPT: libc::c_int = 1;
 
-/// Whether a SIGTRAP of `code`, interrupting the thread at `pc`, is a debug-register hit of
-/// ours that perf did not turn into its own SIGTRAP: `TRAP_HWBKPT`, or a `TRAP_BRKPT` unless
-/// it is the program's own `int1`: the byte before `pc` is 0xF1, and no instruction with a
-/// memory operand ends at `pc` (a store's last byte can be 0xF1 too: `lock addq $-15, m`),
-/// and no watched range differs from its copy. Only libvmsrs sets debug registers in a
-/// process no debugger traces. Never true while no range is watched.
-pub(crate) fn is_stray(code: libc::c_int, pc: u64) -> bool {
+/// Whether a SIGTRAP of `code`, interrupting the thread in context `uc`, is a debug-register
+/// hit of ours that perf did not turn into its own SIGTRAP: `TRAP_HWBKPT`, or a `TRAP_BRKPT`
+/// unless it is the program's own `int1`: the byte before the pc is 0xF1, no instruction
+/// that ends at the pc accesses a watched range (a store's last byte can be 0xF1 too:
+/// `lock addq $-15, m`), and no watched range differs from its copy. Only libvmsrs sets
+/// debug registers in a process no debugger traces. Never true while no range is watched.
+///
+/// # Safety
+/// `uc` is the context of the SIGTRAP being handled on this thread.
+pub(crate) unsafe fn is_stray(code: libc::c_int, uc: *mut libc::ucontext_t) -> bool {
     if !active() {
         return false;
     }
     match code {
         TRAP_HWBKPT => true,
         TRAP_BRKPT => {
-            let pc = pc as usize;
+            let cpu = super::UcCpu(uc);
+            let pc = emulate::Cpu::rip(&cpu) as usize;
             vmsrs_hv::uaccess::read(pc.wrapping_sub(1) as *const u8) != Ok(0xF1)
-                || memory_access_ends_at(pc)
+                || watched_access_ends_at(pc, &cpu)
                 || live().any(|(_, s)| {
                     let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
                     alias != 0 && read_bytes(alias, len) != s.copy.load(Ordering::Relaxed)
@@ -75,9 +80,10 @@ pub(crate) fn is_stray(code: libc::c_int, pc: u64) -> bool {
     }
 }
 
-/// Whether some instruction of 2 to 15 bytes that ends exactly at `pc` has a memory operand:
-/// the store a watchpoint hit follows. Reads only what is readable before `pc`.
-fn memory_access_ends_at(pc: usize) -> bool {
+/// Whether some instruction of 2 to 15 bytes that ends exactly at `pc` accesses memory that
+/// overlaps a watched range, at the address the registers of `cpu` (after it ran) give: the
+/// store a watchpoint hit follows. Reads only what is readable before `pc`.
+fn watched_access_ends_at(pc: usize, cpu: &dyn emulate::Cpu) -> bool {
     use iced_x86::{Decoder, DecoderOptions, OpKind};
     const MAX_LEN: usize = 15;
     let mut code = [0u8; MAX_LEN];
@@ -95,14 +101,29 @@ fn memory_access_ends_at(pc: usize) -> bool {
             return false;
         };
         let i = d.decode();
-        !i.is_invalid()
-            && i.len() == k
-            && (0..i.op_count()).any(|o| {
-                matches!(
-                    i.op_kind(o),
-                    OpKind::Memory | OpKind::MemoryESRDI | OpKind::MemoryESEDI | OpKind::MemoryESDI
-                )
+        if i.is_invalid() || i.len() != k {
+            return false;
+        }
+        (0..i.op_count()).any(|o| {
+            let (lo, hi) = match i.op_kind(o) {
+                OpKind::Memory => {
+                    let Some(ea) = emulate::effective_address(&i, o, cpu) else { return false };
+                    let size = i.memory_size().size().max(1) as u64;
+                    (ea, ea.wrapping_add(size))
+                }
+                // A string store: rdi has moved past (or before) what it stored.
+                OpKind::MemoryESRDI | OpKind::MemoryESEDI | OpKind::MemoryESDI => {
+                    let rdi = cpu.gpr(7);
+                    (rdi.wrapping_sub(64), rdi.wrapping_add(64))
+                }
+                _ => return false,
+            };
+            live().any(|(_, s)| {
+                let a = s.addr.load(Ordering::Relaxed) as u64;
+                let n = s.len.load(Ordering::Relaxed) as u64;
+                lo < a + n && a < hi
             })
+        })
     })
 }
 
@@ -194,12 +215,22 @@ fn home(tid: i32) -> usize {
 
 /// The entry of `tid` (with the table lock held).
 fn find(tid: i32) -> Option<&'static Watcher> {
+    find_keyed(tid, tid)
+}
+
+/// The entry of `tid`'s thread that is ending ([`thread_exit`]; with the table lock held). It
+/// stays in the place `tid` hashed to.
+fn find_ending(tid: i32) -> Option<&'static Watcher> {
+    find_keyed(tid, exited(tid))
+}
+
+fn find_keyed(tid: i32, key: i32) -> Option<&'static Watcher> {
     let h = home(tid);
     for k in 0..MAX_THREADS {
         let w = &THREADS[(h + k) % MAX_THREADS];
         match w.tid.load(Ordering::Relaxed) {
             EMPTY => return None,
-            t if t == tid => return Some(w),
+            t if t == key => return Some(w),
             _ => {}
         }
     }
@@ -225,8 +256,7 @@ fn close_all(w: &Watcher) {
     for fd in &w.fds {
         let f = fd.swap(-1, Ordering::Relaxed);
         if f >= 0 {
-            // SAFETY: an event descriptor libvmsrs opened and nobody else uses.
-            unsafe { libc::close(f) };
+            close_event(f);
         }
     }
 }
@@ -235,6 +265,7 @@ fn close_all(w: &Watcher) {
 /// thread that ended counts nothing, but its descriptor stays open until closed here.
 fn reap() {
     STARTS.store(0, Ordering::Relaxed);
+    ENDING.store(0, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     for w in &THREADS {
@@ -244,6 +275,37 @@ fn reap() {
         if tid > 0 && unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0 {
             close_all(w);
             w.tid.store(GONE, Ordering::Relaxed);
+        } else if t < GONE {
+            ENDING.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Entries marked ending whose descriptors are not closed yet (a hint: when it is 0, no
+/// entry needs [`reap_ended`]'s scan). Changed only with the table lock held.
+static ENDING: AtomicUsize = AtomicUsize::new(0);
+
+fn ending_closed() {
+    ENDING.store(ENDING.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+}
+
+/// Close the descriptors of threads that ended and are gone (with the table lock held): at
+/// every thread start and exit, so a thread's descriptors outlive it by about one more
+/// thread's start or exit, not by 256 (they sit in the quarter of RLIMIT_NOFILE libvmsrs
+/// keeps, and a program's `dup2` onto one of their numbers would be closed with them).
+fn reap_ended() {
+    if ENDING.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    for w in &THREADS {
+        let t = w.tid.load(Ordering::Relaxed);
+        // SAFETY: signal 0 only checks that the thread exists.
+        if t < GONE && unsafe { libc::syscall(libc::SYS_tgkill, pid, -t - 1, 0) } != 0 {
+            close_all(w);
+            w.tid.store(GONE, Ordering::Relaxed);
+            ending_closed();
         }
     }
 }
@@ -279,7 +341,11 @@ fn open(tid: i32, slot: usize) -> Result<i32, i32> {
         // SAFETY: errno is thread-local.
         return Err(unsafe { *libc::__errno_location() });
     }
-    high(fd as i32)
+    let r = high(fd as i32);
+    if let Ok(f) = r {
+        held(f);
+    }
+    r
 }
 
 /// Move `fd` into the top quarter of the descriptor limit, so that the program's own
@@ -298,12 +364,78 @@ fn high(fd: i32) -> Result<i32, i32> {
     }
     // SAFETY: duplicating our own descriptor at or above `floor`, close-on-exec.
     let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-    // SAFETY: the original descriptor (replaced by `moved`, or given up).
-    unsafe { libc::close(fd) };
+    // SAFETY: the original descriptor (replaced by `moved`, or given up); the system call, not
+    // the interposed close.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
     if moved < 0 {
         return Err(libc::EMFILE);
     }
     Ok(moved)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptors: the program's `close`, `dup2`, `dup3`, `close_range` and `closefrom` can close
+// or replace an event's descriptor (a daemon's closefrom, a dup2 onto a number libvmsrs holds).
+// libvmsrs then forgets it, and never closes the number later (it may be the program's by then).
+
+/// Descriptors that are events of libvmsrs, one bit each (numbers below 2^20; above, every
+/// check scans the table).
+static HELD: [AtomicU64; HELD_WORDS] = [const { AtomicU64::new(0) }; HELD_WORDS];
+const HELD_WORDS: usize = 1 << 14;
+
+fn held_bit(fd: i32) -> Option<(&'static AtomicU64, u64)> {
+    let i = fd as usize / 64;
+    (fd >= 0 && i < HELD_WORDS).then(|| (&HELD[i], 1u64 << (fd as usize % 64)))
+}
+
+/// Record `fd` as an event's (with the table lock held).
+fn held(fd: i32) {
+    if let Some((w, b)) = held_bit(fd) {
+        w.fetch_or(b, Ordering::Relaxed);
+    }
+}
+
+/// Close an event's descriptor (the system call, not the interposed close; with the table
+/// lock held).
+fn close_event(fd: i32) {
+    if let Some((w, b)) = held_bit(fd) {
+        w.fetch_and(!b, Ordering::Relaxed);
+    }
+    // SAFETY: an event descriptor libvmsrs opened and nobody else uses.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
+
+/// The program is about to close or replace descriptors `first..=last`: forget those that are
+/// events of libvmsrs. A thread whose event is gone this way gets it again at its next rescue
+/// call. One load per 64 descriptors when none is libvmsrs's.
+pub fn fds_taken(first: i32, last: i32) {
+    if first < 0 || last < first || !WANTED.load(Ordering::Relaxed) {
+        return;
+    }
+    let (lo, hi) = (first as usize / 64, (last as usize / 64).min(HELD_WORDS - 1));
+    let any = lo >= HELD_WORDS || HELD[lo..=hi].iter().any(|w| w.load(Ordering::Relaxed) != 0);
+    if !any && (last as usize) < HELD_WORDS * 64 {
+        return;
+    }
+    let _quiet = super::BlockAsync::new();
+    let _t = TABLE.lock();
+    let mut forgot = false;
+    for w in &THREADS {
+        for fd in &w.fds {
+            let f = fd.load(Ordering::Relaxed);
+            if f >= first && f <= last {
+                fd.store(-1, Ordering::Relaxed);
+                if let Some((h, b)) = held_bit(f) {
+                    h.fetch_and(!b, Ordering::Relaxed);
+                }
+                forgot = true;
+            }
+        }
+    }
+    if forgot {
+        // Each thread's next rescue call opens what it lacks.
+        GEN.fetch_add(1, Ordering::Release);
+    }
 }
 
 fn gettid() -> i32 {
@@ -346,7 +478,7 @@ pub fn add(name: &str, addr: usize, len: usize, alias: usize) -> Result<(), Stri
     let me = gettid();
     let mut failure = None;
     for tid in threads() {
-        if find(exited(tid)).is_some() {
+        if find_ending(tid).is_some() {
             continue; // ending: its events would outlive it
         }
         let Some(w) = entry(tid) else {
@@ -379,8 +511,7 @@ fn close_slot(slot: usize) {
     for w in &THREADS {
         let f = w.fds[slot].swap(-1, Ordering::Relaxed);
         if f >= 0 {
-            // SAFETY: an event descriptor libvmsrs opened.
-            unsafe { libc::close(f) };
+            close_event(f);
         }
     }
 }
@@ -419,10 +550,12 @@ pub fn thread_started() {
     if let Some(w) = find(tid) {
         close_all(w);
     }
-    if let Some(w) = find(exited(tid)) {
+    if let Some(w) = find_ending(tid) {
         close_all(w);
         w.tid.store(GONE, Ordering::Relaxed);
+        ending_closed();
     }
+    reap_ended();
     let slots: Vec<usize> = live().map(|(i, _)| i).collect();
     if slots.is_empty() {
         return;
@@ -512,9 +645,11 @@ pub fn thread_exit() {
     }
     let _quiet = super::BlockAsync::new();
     let _t = TABLE.lock();
+    reap_ended();
     let tid = gettid();
     if let Some(w) = find(tid) {
         w.tid.store(exited(tid), Ordering::Relaxed);
+        ENDING.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -1090,11 +1090,16 @@ static REAL_RECVFROM: AtomicUsize = AtomicUsize::new(0);
 
 static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
 
-/// Look up glibc's `recvfrom` and `dlclose` (the constructor: [`crate::on_load`]).
+static REAL_CLOSE: AtomicUsize = AtomicUsize::new(0);
+
+/// Look up glibc's `recvfrom`, `close` and `dlclose` (the constructor: [`crate::on_load`]).
 pub fn resolve_real() {
     // SAFETY: dlvsym with NUL-terminated names.
     let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"recvfrom".as_ptr(), c"GLIBC_2.2.5".as_ptr()) };
     REAL_RECVFROM.store(p as usize, Ordering::Release);
+    // SAFETY: as above.
+    let p = unsafe { libc::dlvsym(libc::RTLD_NEXT, c"close".as_ptr(), c"GLIBC_2.2.5".as_ptr()) };
+    REAL_CLOSE.store(p as usize, Ordering::Release);
     let mut p = 0usize;
     for v in [c"GLIBC_2.34", c"GLIBC_2.2.5"] {
         if p == 0 {
@@ -1103,6 +1108,68 @@ pub fn resolve_real() {
         }
     }
     REAL_DLCLOSE.store(p, Ordering::Release);
+}
+
+/// The program's `close(fd)`: an event descriptor of `hw` is forgotten first
+/// ([`hw::fds_taken`]), then glibc's close (a cancellation point), or the system call if it
+/// could not be found.
+///
+/// # Safety
+/// close's contract.
+pub unsafe fn close(fd: libc::c_int) -> libc::c_int {
+    hw::fds_taken(fd, fd);
+    match REAL_CLOSE.load(Ordering::Acquire) {
+        // SAFETY: the system call glibc's close makes.
+        0 => unsafe { libc::syscall(libc::SYS_close, fd) as libc::c_int },
+        // SAFETY: glibc's close (dlvsym), of this signature.
+        p => unsafe {
+            core::mem::transmute::<usize, unsafe extern "C" fn(libc::c_int) -> libc::c_int>(p)(fd)
+        },
+    }
+}
+
+/// The program's `dup2(old, new)` and `dup3(old, new, flags)` (`flags` `None`: dup2): `new`,
+/// if an event descriptor of `hw`, is forgotten first.
+pub fn dup_to(old: libc::c_int, new: libc::c_int, flags: Option<libc::c_int>) -> libc::c_int {
+    if old != new {
+        hw::fds_taken(new, new);
+    }
+    // SAFETY: the system calls glibc's dup2 and dup3 make; they only take numbers.
+    unsafe {
+        match flags {
+            None => libc::syscall(libc::SYS_dup2, old, new) as libc::c_int,
+            Some(f) => libc::syscall(libc::SYS_dup3, old, new, f) as libc::c_int,
+        }
+    }
+}
+
+/// The program's `close_range(first, last, flags)`: the event descriptors of `hw` in the
+/// range are forgotten first (unless it only sets close-on-exec).
+pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_int) -> libc::c_int {
+    const CLOSE_RANGE_CLOEXEC: libc::c_int = 4;
+    if flags & CLOSE_RANGE_CLOEXEC == 0 {
+        hw::fds_taken(first.min(i32::MAX as u32) as i32, last.min(i32::MAX as u32) as i32);
+    }
+    // SAFETY: the system call glibc's close_range makes; it only takes numbers.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) as libc::c_int }
+}
+
+/// The program's `closefrom(low)`: as `close_range(low, ~0, 0)`; where that system call is
+/// missing, each descriptor up to the limit is closed.
+pub fn closefrom(low: libc::c_int) {
+    let low = low.max(0);
+    hw::fds_taken(low, i32::MAX);
+    // SAFETY: the system call glibc's closefrom makes; it only takes numbers.
+    if unsafe { libc::syscall(libc::SYS_close_range, low as libc::c_uint, libc::c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writes into a local.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    for fd in low..(lim.rlim_cur.min(i32::MAX as u64) as libc::c_int) {
+        // SAFETY: closing by number, as closefrom does.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+    }
 }
 
 /// glibc's `dlclose`, then [`after_dlclose`].
