@@ -71,10 +71,7 @@ pub(crate) unsafe fn is_stray(code: libc::c_int, uc: *mut libc::ucontext_t) -> b
             let pc = emulate::Cpu::rip(&cpu) as usize;
             vmsrs_hv::uaccess::read(pc.wrapping_sub(1) as *const u8) != Ok(0xF1)
                 || watched_access_ends_at(pc, &cpu)
-                || live().any(|(_, s)| {
-                    let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
-                    alias != 0 && read_bytes(alias, len) != s.copy.load(Ordering::Relaxed)
-                })
+                || live().any(|(_, s)| changed(s).is_some())
         }
         _ => false,
     }
@@ -265,28 +262,7 @@ fn close_all(w: &Watcher) {
 /// thread that ended counts nothing, but its descriptor stays open until closed here.
 fn reap() {
     STARTS.store(0, Ordering::Relaxed);
-    ENDING.store(0, Ordering::Relaxed);
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    for w in &THREADS {
-        let t = w.tid.load(Ordering::Relaxed);
-        let tid = if t < GONE { -t - 1 } else { t };
-        // SAFETY: signal 0 only checks that the thread exists.
-        if tid > 0 && unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0 {
-            close_all(w);
-            w.tid.store(GONE, Ordering::Relaxed);
-        } else if t < GONE {
-            ENDING.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Entries marked ending whose descriptors are not closed yet (a hint: when it is 0, no
-/// entry needs [`reap_ended`]'s scan). Changed only with the table lock held.
-static ENDING: AtomicUsize = AtomicUsize::new(0);
-
-fn ending_closed() {
-    ENDING.store(ENDING.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+    reap_where(|_| true);
 }
 
 /// Close the descriptors of threads that ended and are gone (with the table lock held): at
@@ -294,20 +270,36 @@ fn ending_closed() {
 /// thread's start or exit, not by 256 (they sit in the quarter of RLIMIT_NOFILE libvmsrs
 /// keeps, and a program's `dup2` onto one of their numbers would be closed with them).
 fn reap_ended() {
-    if ENDING.load(Ordering::Relaxed) == 0 {
-        return;
+    if ENDING.load(Ordering::Relaxed) != 0 {
+        reap_where(|t| t < GONE);
     }
+}
+
+/// Drop the entries, among those whose tid word passes `pick`, of threads that are gone.
+fn reap_where(pick: impl Fn(i32) -> bool) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     for w in &THREADS {
         let t = w.tid.load(Ordering::Relaxed);
+        let tid = if t < GONE { -t - 1 } else { t };
         // SAFETY: signal 0 only checks that the thread exists.
-        if t < GONE && unsafe { libc::syscall(libc::SYS_tgkill, pid, -t - 1, 0) } != 0 {
-            close_all(w);
-            w.tid.store(GONE, Ordering::Relaxed);
-            ending_closed();
+        if tid > 0 && pick(t) && unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } != 0 {
+            drop_entry(w);
         }
     }
+}
+
+/// Entries marked ending ([`thread_exit`]) not dropped yet: while it is 0, [`reap_ended`]
+/// scans nothing. Changed only with the table lock held, by `thread_exit` and [`drop_entry`].
+static ENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Close an entry's events and free it (with the table lock held).
+fn drop_entry(w: &Watcher) {
+    if w.tid.load(Ordering::Relaxed) < GONE {
+        ENDING.store(ENDING.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+    }
+    close_all(w);
+    w.tid.store(GONE, Ordering::Relaxed);
 }
 
 /// `struct perf_event_attr` (kernel ABI, `PERF_ATTR_SIZE_VER8`, 136 bytes) as 17 words.
@@ -395,12 +387,17 @@ fn held(fd: i32) {
     }
 }
 
-/// Close an event's descriptor (the system call, not the interposed close; with the table
-/// lock held).
-fn close_event(fd: i32) {
+/// `fd` is no longer an event's.
+fn unheld(fd: i32) {
     if let Some((w, b)) = held_bit(fd) {
         w.fetch_and(!b, Ordering::Relaxed);
     }
+}
+
+/// Close an event's descriptor (the system call, not the interposed close; with the table
+/// lock held).
+fn close_event(fd: i32) {
+    unheld(fd);
     // SAFETY: an event descriptor libvmsrs opened and nobody else uses.
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
@@ -425,9 +422,7 @@ pub fn fds_taken(first: i32, last: i32) {
             let f = fd.load(Ordering::Relaxed);
             if f >= first && f <= last {
                 fd.store(-1, Ordering::Relaxed);
-                if let Some((h, b)) = held_bit(f) {
-                    h.fetch_and(!b, Ordering::Relaxed);
-                }
+                unheld(f);
                 forgot = true;
             }
         }
@@ -551,9 +546,7 @@ pub fn thread_started() {
         close_all(w);
     }
     if let Some(w) = find_ending(tid) {
-        close_all(w);
-        w.tid.store(GONE, Ordering::Relaxed);
-        ending_closed();
+        drop_entry(w);
     }
     reap_ended();
     let slots: Vec<usize> = live().map(|(i, _)| i).collect();
@@ -668,8 +661,7 @@ pub fn after_fork_child() {
     unsafe { TABLE.force_unlock() };
     for w in &THREADS {
         if w.tid.load(Ordering::Relaxed) != EMPTY {
-            close_all(w);
-            w.tid.store(GONE, Ordering::Relaxed);
+            drop_entry(w);
         }
     }
     thread_started();
@@ -754,18 +746,25 @@ pub unsafe fn on_trap(info: *const libc::siginfo_t) -> bool {
     let _e = thread::HvEntry::enter();
     TRAPS.fetch_add(1, Ordering::Relaxed);
     let s = &SLOTS[slot];
+    match changed(s) {
+        Some((old, new)) => journal_slot(hv, super::storing_user(hv), s, old, new),
+        // No longer watched, the same bytes stored again, or a store another thread's trap
+        // journaled already.
+        None => {
+            UNCHANGED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    true
+}
+
+/// `s`'s (copy, memory) when a watched slot's memory differs from its copy.
+fn changed(s: &Slot) -> Option<(u64, u64)> {
     let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
     if alias == 0 {
-        return true; // no longer watched
+        return None;
     }
     let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
-    if old == new {
-        // The same bytes stored again, or a store another thread's trap journaled already.
-        UNCHANGED.fetch_add(1, Ordering::Relaxed);
-        return true;
-    }
-    journal_slot(hv, super::storing_user(hv), s, old, new);
-    true
+    (old != new).then_some((old, new))
 }
 
 /// Journal `s`'s change from `old` (its copy) to `new` (in memory) as `u`'s store that already
@@ -818,12 +817,7 @@ pub fn absorb(hv: &Hv, faulting: u64) {
 /// its shadow and memory is put back). With the watch lock held.
 fn journal_changes(hv: &Hv, u: u64) {
     for (_, s) in live() {
-        let (len, alias) = (s.len.load(Ordering::Relaxed), s.alias.load(Ordering::Relaxed));
-        if alias == 0 {
-            continue;
-        }
-        let (old, new) = (s.copy.load(Ordering::Relaxed), read_bytes(alias, len));
-        if old != new {
+        if let Some((old, new)) = changed(s) {
             journal_slot(hv, u, s, old, new);
         }
     }
