@@ -1158,16 +1158,14 @@ pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_int) 
 /// missing, each descriptor up to the limit is closed.
 pub fn closefrom(low: libc::c_int) {
     let low = low.max(0);
-    hw::fds_taken(low, i32::MAX);
-    // SAFETY: the system call glibc's closefrom makes; it only takes numbers.
-    if unsafe { libc::syscall(libc::SYS_close_range, low as libc::c_uint, libc::c_uint::MAX, 0) } == 0 {
+    if close_range(low as libc::c_uint, libc::c_uint::MAX, 0) == 0 {
         return;
     }
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: writes into a local.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     for fd in low..(lim.rlim_cur.min(i32::MAX as u64) as libc::c_int) {
-        // SAFETY: closing by number, as closefrom does.
+        // SAFETY: closing by number, as closefrom does (the events among them were forgotten).
         unsafe { libc::syscall(libc::SYS_close, fd) };
     }
 }
