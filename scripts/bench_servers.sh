@@ -117,8 +117,10 @@ KINDS=(without contain with)
 preload_env() {
     case $1 in
         without) ;;
-        contain) echo LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$2" VMSRS_RANGES= VMSRS_RANGE_0= VMSRS_RANGE_1= \
-            VMSRS_RANGE_2= VMSRS_RANGE_3= VMSRS_RANGE_4= VMSRS_RANGE_5= VMSRS_RANGE_6= VMSRS_RANGE_7= ;;
+        # Every range key the env file sets, emptied (the environment overrides the file).
+        # shellcheck disable=SC2046 # one word per key
+        contain) echo LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$2" \
+            $(sed -n 's/^[[:space:]]*\(VMSRS_RANGES\|VMSRS_RANGE_[0-9]*\)[[:space:]]*=.*/\1=/p' "$2") ;;
         with) echo LD_PRELOAD="$LIB" VMSRS_ENV_FILE="$2" ;;
     esac
 }
