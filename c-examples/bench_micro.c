@@ -189,6 +189,48 @@ static NOINLINE uint64_t mon_store_hot(uint64_t *t, long n) {
     return 0;
 }
 
+/* 16-byte assignments and stores (a small struct, as VMSRS_SET of one would): working set,
+ * 16 aligned bytes to 16 aligned bytes NG/2 granules away. */
+static NOINLINE uint64_t plain_assign_ws(uint64_t *t, long n) {
+    unsigned i = 0;
+    for (long k = 0; k < n; k++) {
+        memmove(t + i, t + ((i + NG / 2) & (NG - 2)), 16);
+        __asm__ volatile("" ::: "memory");
+        i = (i + 2 * STRIDE) & (NG - 2);
+    }
+    return 0;
+}
+
+static NOINLINE uint64_t mon_assign_ws(uint64_t *t, long n) {
+    unsigned i = 0;
+    for (long k = 0; k < n; k++) {
+        (void)vmsrs_assign(t + i, t + ((i + NG / 2) & (NG - 2)), 16);
+        i = (i + 2 * STRIDE) & (NG - 2);
+    }
+    return 0;
+}
+
+static NOINLINE uint64_t plain_store16_ws(uint64_t *t, long n) {
+    unsigned i = 0;
+    for (long k = 0; k < n; k++) {
+        uint64_t v[2] = {(uint64_t)k, (uint64_t)i};
+        memcpy(t + i, v, 16);
+        __asm__ volatile("" ::: "memory");
+        i = (i + 2 * STRIDE) & (NG - 2);
+    }
+    return 0;
+}
+
+static NOINLINE uint64_t mon_store16_ws(uint64_t *t, long n) {
+    unsigned i = 0;
+    for (long k = 0; k < n; k++) {
+        uint64_t v[2] = {(uint64_t)k, (uint64_t)i};
+        (void)vmsrs_store(t + i, v, 16);
+        i = (i + 2 * STRIDE) & (NG - 2);
+    }
+    return 0;
+}
+
 typedef uint64_t (*kernel)(uint64_t *, long);
 
 /* Alternate plain and monitored rounds (after one discarded warm-up pair). */
@@ -497,7 +539,7 @@ int main(int argc, char **argv) {
     pthread_t th;
     if (pthread_create(&th, NULL, faulty_thread, NULL) != 0) die("pthread_create", -errno);
 
-    static struct row st_ws, st_hot, st_first, ld_ws, ld_hot, cl_ws, cl_hot, rs, eg, ea, um_st,
+    static struct row st_ws, st_hot, st_as16, st_st16, st_first, ld_ws, ld_hot, cl_ws, cl_hot, rs, eg, ea, um_st,
         um_ld, pair0, pair1;
 
     if (sa) { /* (a) stores: no user faulted; the main thread runs one normal user */
@@ -506,6 +548,10 @@ int main(int argc, char **argv) {
         run_pair(&st_ws, "store64, working set (same user rewrites)", plain_store_ws,
                  mon_store_ws, table);
         run_pair(&st_hot, "store64, hot granule", plain_store_hot, mon_store_hot, table + 3);
+        run_pair(&st_as16, "assign 16 bytes (vmsrs_assign), working set", plain_assign_ws,
+                 mon_assign_ws, table);
+        run_pair(&st_st16, "store 16 bytes (vmsrs_store), working set", plain_store16_ws,
+                 mon_store16_ws, table);
         end_main_user();
         run_first_store(&st_first);
     }

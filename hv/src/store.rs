@@ -175,6 +175,10 @@ fn read_raw(gaddr: usize) -> u64 {
 /// (which may belong to an unmonitored neighbour).
 #[inline(always)]
 fn write_raw(gaddr: usize, mask: u8, val: u64) {
+    if mask == 0xFF {
+        // The common case, a whole granule, before any mask arithmetic.
+        return put(gaddr, val);
+    }
     let lo = mask.trailing_zeros();
     let n = mask.count_ones();
     let contiguous = mask != 0 && (mask >> lo) as u16 == (1u16 << n) - 1;
