@@ -51,13 +51,60 @@ plain_access!(plain_load64, plain_store64, u64, "mov {v}, qword ptr [{p}]", "mov
 #[inline(never)]
 pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
-    let u = user::current();
+    let u = reader(hv);
     // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
     // address, which the hv reads only as monitored memory or through a guarded copy.
     let r = unsafe {
         vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, 0, 0])
     };
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
+}
+
+/// The user a monitored load is by: the thread's, or, while exposures are tracked, the
+/// implicit user of a thread that never began one (G8 reports every reader: DESIGN §2 makes
+/// such a thread its own user for its lifetime, and without one its loads were never
+/// recorded), and a warning when the exposure tables overflow.
+fn reader(hv: &Hv) -> u64 {
+    let u = user::current();
+    match runtime::get() {
+        Some(rt) if rt.settings.exposure => {
+            warn_dropped_exposures(hv);
+            if u == 0 {
+                user::current_or_implicit(hv)
+            } else {
+                u
+            }
+        }
+        _ => u,
+    }
+}
+
+/// Say on stderr when exposure records were dropped (the tables are full: a writer that never
+/// ends, such as a thread's implicit user that filled a table before the workers started,
+/// keeps every candidate of its readers), the first time and at every tenfold more.
+fn warn_dropped_exposures(hv: &Hv) {
+    static WARNED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    let n = hv.exposures_dropped();
+    let last = WARNED_AT.load(core::sync::atomic::Ordering::Relaxed);
+    if n > 0
+        && n >= last.saturating_mul(10).max(1)
+        && WARNED_AT
+            .compare_exchange(
+                last,
+                n,
+                core::sync::atomic::Ordering::Relaxed,
+                core::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        let mut l = crate::fault::report::Line::prefixed();
+        l.s("warning: ").dec(n).s(" exposure records dropped: the table of ");
+        l.dec(vmsrs_hv::exposure::CANDIDATES as u64).s(" (reader, writer, granule) candidates or of ");
+        l.dec(vmsrs_hv::exposure::REPORTED as u64)
+            .s(" reported exposures is full (candidates stay until their writer ends); ");
+        l.s("readers of data whose writer faults from now on may go unreported (G8)\n");
+        l.write_stderr();
+    }
 }
 
 /// Monitored store of our own buffer `src` at `dst` by this thread's user (or by no user
@@ -99,9 +146,10 @@ fn load_scalar<const N: usize>(a: usize, plain: impl FnOnce() -> u64) -> u64 {
 
 #[inline(never)]
 fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
+    let u = reader(hv);
     thread::with(|t| {
         thread::enter_in(t);
-        let mut frame = VmFrame::call(Hypercall::LoadScalar, [t.user.get(), a as u64, 0, n as u64, 0, 0]);
+        let mut frame = VmFrame::call(Hypercall::LoadScalar, [u, a as u64, 0, n as u64, 0, 0]);
         // SAFETY: LoadScalar takes no buffers; the user is this thread's.
         unsafe { svm_exit_handler(&mut frame, hv) };
         thread::leave_in(t);

@@ -124,6 +124,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     }
     let rt = runtime::start(settings)?;
     crate::watch::set_pending(pending);
+    crate::watch::patch::enable(cfg.watch_patch);
     if !ranges.is_empty() {
         if let Err(why) = crate::watch::arm(rt.hv, &ranges) {
             eprintln!(

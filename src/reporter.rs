@@ -819,6 +819,13 @@ pub fn metrics_text() -> String {
             l(&crate::watch::hw::UNCHANGED),
         ),
         (
+            "vmsrs_watch_patched_sites",
+            GAUGE,
+            "Instructions storing outside the monitored ranges to a watched page, patched to store \
+             without a trap (VMSRS_PATCH_STORES).",
+            l(&crate::watch::patch::PATCHED_SITES),
+        ),
+        (
             "vmsrs_watch_hw_unwatched_threads_total",
             COUNTER,
             "Threads that started without their hardware watchpoints (no descriptor or debug register left).",

@@ -307,6 +307,8 @@ pub struct Config {
     pub watch: Watch,
     /// `VMSRS_WATCH_<N>`, by index: how `VMSRS_RANGE_<N>` is watched.
     pub watch_slots: BTreeMap<u8, Watch>,
+    /// `VMSRS_PATCH_STORES`: patch hot stores that only share a watched page out of the trap.
+    pub watch_patch: bool,
     /// The environment file that was read, if any.
     pub env_file: Option<PathBuf>,
 }
@@ -363,6 +365,7 @@ impl Config {
             ranges: Vec::new(),
             watch: Watch::Page,
             watch_slots: BTreeMap::new(),
+            watch_patch: true,
             env_file: None,
         }
     }
@@ -669,6 +672,20 @@ pub static KEYS: &[KeySpec] = &[
                 Ok(())
             },
             show: |c, i| c.watch_slots.get(&i).map(Watch::to_string),
+        },
+    },
+    KeySpec {
+        name: "VMSRS_PATCH_STORES",
+        default: "1",
+        accepted: BOOL_VALUES,
+        description: "Let an instruction of the executable that stores to one fixed address outside \
+                      the monitored ranges, on a page watched by page protection, store through a \
+                      writable view of the page once it has trapped 256 times (its code is patched \
+                      to jump to a copy of it): the monitored ranges stay exactly as watched, and \
+                      the page's unrelated hot data stops trapping.",
+        kind: KeyKind::Setting {
+            set: |c, v| parse_bool(v).map(|x| c.watch_patch = x),
+            show: |c| show_bool(c.watch_patch),
         },
     },
     KeySpec {

@@ -102,6 +102,7 @@ fn defaults_are_the_documented_values() {
         ranges: Vec::new(),
         watch: Watch::Page,
         watch_slots: BTreeMap::new(),
+        watch_patch: true,
         env_file: None,
     };
     assert_eq!(Config::default(), expected);
@@ -281,12 +282,13 @@ fn time_budget_accepts_the_u64_range() {
 
 #[test]
 fn booleans_accept_every_documented_spelling_in_any_case() {
-    for key in ["VMSRS_EXPOSURE", "VMSRS_CONTAIN_IMPLICIT", "VMSRS_STRICT"] {
+    for key in ["VMSRS_EXPOSURE", "VMSRS_CONTAIN_IMPLICIT", "VMSRS_STRICT", "VMSRS_PATCH_STORES"] {
         let get = |v| {
             let c = config_with(key, v);
             match key {
                 "VMSRS_EXPOSURE" => c.exposure,
                 "VMSRS_CONTAIN_IMPLICIT" => c.contain_implicit,
+                "VMSRS_PATCH_STORES" => c.watch_patch,
                 _ => c.strict,
             }
         };
@@ -301,7 +303,7 @@ fn booleans_accept_every_documented_spelling_in_any_case() {
 
 #[test]
 fn bad_boolean_values_are_rejected() {
-    for key in ["VMSRS_EXPOSURE", "VMSRS_CONTAIN_IMPLICIT", "VMSRS_STRICT"] {
+    for key in ["VMSRS_EXPOSURE", "VMSRS_CONTAIN_IMPLICIT", "VMSRS_STRICT", "VMSRS_PATCH_STORES"] {
         for bad in ["", "2", "y", "n", "enabled", " 1", "-1"] {
             assert_bad_value(key, bad);
         }

@@ -30,12 +30,14 @@ struct Tables {
     ncand: usize,
     reported: [Exposure; REPORTED],
     nrep: usize,
-    dropped: u64,
 }
 
 pub struct Exposures {
     lock: StripeLock,
     t: UnsafeCell<Tables>,
+    /// Candidates and exposures that found their table full (read without the lock: the
+    /// runtime warns when it grows).
+    dropped: core::sync::atomic::AtomicU64,
 }
 
 // SAFETY: `t` is only accessed with `lock` held.
@@ -49,6 +51,7 @@ impl Exposures {
         unsafe {
             core::ptr::addr_of_mut!((*this).lock).write(StripeLock::new());
             core::ptr::addr_of_mut!((*this).t).cast::<u8>().write_bytes(0, core::mem::size_of::<Tables>());
+            core::ptr::addr_of_mut!((*this).dropped).write(core::sync::atomic::AtomicU64::new(0));
         }
     }
 
@@ -70,7 +73,7 @@ impl Exposures {
                 return;
             }
             if t.ncand == CANDIDATES {
-                t.dropped += 1;
+                self.dropped.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 return;
             }
             t.cand[t.ncand] = e;
@@ -104,7 +107,7 @@ impl Exposures {
                         t.reported[t.nrep] = e;
                         t.nrep += 1;
                     } else {
-                        t.dropped += 1;
+                        self.dropped.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                     }
                     doom(e.reader);
                 } else {
@@ -127,7 +130,8 @@ impl Exposures {
         })
     }
 
+    /// Candidates and exposures dropped so far (the tables were full).
     pub fn dropped(&self) -> u64 {
-        self.with(|t| t.dropped)
+        self.dropped.load(core::sync::atomic::Ordering::Relaxed)
     }
 }

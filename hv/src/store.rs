@@ -1550,6 +1550,11 @@ impl Hv {
     }
 
     /// Reported exposures from index `from`; returns (copied, total reported).
+    /// Exposure candidates and exposures dropped because their tables were full (one load).
+    pub fn exposures_dropped(&self) -> u64 {
+        self.exposures.dropped()
+    }
+
     pub fn exposures(&self, from: usize, out: &mut [Exposure]) -> (usize, usize) {
         self.exposures.reported(from, out)
     }

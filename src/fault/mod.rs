@@ -158,6 +158,13 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // SAFETY: as above.
     let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
 
+    // The `int3` of an instruction being patched (watch::patch): run it again from its start.
+    // SAFETY: `uc` is this signal's context.
+    if sig == libc::SIGTRAP && unsafe { crate::watch::patch::at_int3(uc) } {
+        // SAFETY: restore errno for the interrupted code.
+        unsafe { *libc::__errno_location() = errno };
+        return;
+    }
     // A hardware watchpoint of a monitored range: journal the store that just happened.
     if sig == libc::SIGTRAP && code == crate::watch::hw::TRAP_PERF {
         // SAFETY: the kernel's siginfo of this SIGTRAP.

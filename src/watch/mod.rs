@@ -29,6 +29,7 @@
 
 pub mod emulate;
 pub mod hw;
+pub mod patch;
 pub mod resolve;
 
 use crate::fault::context;
@@ -450,6 +451,7 @@ pub fn arm_pending() {
     if HAS_PENDING.load(Ordering::Relaxed) {
         arm_pending_slow(true);
     }
+    patch::apply_wanted();
     hw::ensure_this_thread();
     if PROMOTE.load(Ordering::Relaxed) {
         promote();
@@ -692,6 +694,7 @@ pub fn after_fork_child() {
         }
     }
     drop_snapshots(n);
+    patch::after_fork_child();
     OWNER.store(0, Ordering::Release);
     hw::after_fork_child();
 }
@@ -801,6 +804,10 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
         (g[libc::REG_ERR as usize] as u64, g[libc::REG_RIP as usize] as u64)
     };
     let _e = thread::HvEntry::enter();
+    if patch::covers(pc as usize) {
+        // Trapped on the old bytes of an instruction patched meanwhile: run the new ones.
+        return true;
+    }
     if err & 2 == 0 {
         // Watched pages are always readable: a read fault there is the program's own (it
         // changed the page's protection itself).
@@ -816,6 +823,7 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
             COUNTERS.stores_emulated.fetch_add(1, Ordering::Relaxed);
             if !hv.is_monitored(a + (addr - s), 1) {
                 pg.outside.fetch_add(1, Ordering::Relaxed);
+                patch::note(pc as usize, addr);
             }
             true
         }
@@ -1279,12 +1287,14 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
     let n = COUNT.load(Ordering::Acquire);
     let pid = std::process::id();
     let mut requeued = Vec::new();
-    for r in &REGIONS[..n] {
+    for (i, r) in REGIONS[..n].iter().enumerate() {
         let (s, e, a) =
             (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
         if s == e || !gone(s, e) {
             continue;
         }
+        // Its patched stores trap again (their near view stays: a thread may be using it).
+        patch::unpatch(|ri| ri == i);
         if r.hw.load(Ordering::Relaxed) {
             hw::remove(s, e);
         }

@@ -1,0 +1,639 @@
+//! Hot store sites patched out of the trap: the stores that make a watched page hot although
+//! they never touch a monitored range (false sharing: MariaDB's `global_query_id`, written by
+//! every statement, shares its page with `max_connections` and `global_system_variables`).
+//!
+//! A hypervisor does the same with a guest instruction that exits too often for a page it must
+//! watch (KVM patched guests' hot TPR accesses so that they stop exiting). An instruction of
+//! the main executable that traps [`HOT`] times, every time storing to the same address
+//! outside every monitored range ([`note`], in the trap), is patched at the next safe point
+//! ([`apply_wanted`], normal context): it is copied into a *trampoline* near the executable
+//! and replaced by a jump to it. The trampoline computes the address the instruction stores
+//! to this time; if it is that address, the instruction runs on a second writable view of the
+//! region's memfd (the *near view*: the same memory as the watched pages and the alias, so a
+//! locked read-modify-write stays atomic against other threads' emulated stores); otherwise
+//! the original instruction runs, and traps as before. A monitored byte is never stored
+//! without its trap: only the page's other data goes through.
+//!
+//! Rewriting code other threads may be executing follows the cross-modifying-code protocol
+//! (Linux's `text_poke_bp`): an `int3` over the first byte, every CPU running the process
+//! serialised (`membarrier` `SYNC_CORE`), the rest of the bytes, serialised, the first byte,
+//! serialised. A thread that meets the `int3` meanwhile is sent back to the start of the
+//! instruction ([`at_int3`]), and one that trapped on the old instruction and waited for the
+//! watch lock finds the jump and retries ([`covers`]). Only the main executable's code is
+//! patched (it is never unloaded), and a trampoline and a near view are never unmapped (a
+//! thread may be inside one).
+//!
+//! `VMSRS_PATCH_STORES=off` turns it off. A patched instruction whose region stops being
+//! watched gets its bytes back.
+
+use super::{lock, region_of, sys_mprotect, BlockAsync, COUNT, REGIONS};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use iced_x86::{
+    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, InstructionBlock,
+    InstructionInfoFactory, Mnemonic, OpKind, Register,
+};
+
+/// Trapped executions of one instruction before it is patched.
+const HOT: u64 = 256;
+/// Instructions counted, and patched, at most.
+const CANDIDATES: usize = 64;
+const MAX_SITES: usize = 16;
+const PAGE: usize = 4096;
+
+/// An instruction that trapped storing outside every monitored range.
+struct Candidate {
+    pc: AtomicUsize,
+    traps: AtomicU64,
+    /// The address it stored to at its first trap; `usize::MAX` once it stored elsewhere
+    /// (then it is never patched).
+    target: AtomicUsize,
+}
+static CANDS: [Candidate; CANDIDATES] =
+    [const { Candidate { pc: AtomicUsize::new(0), traps: AtomicU64::new(0), target: AtomicUsize::new(0) } };
+        CANDIDATES];
+
+const FREE: u8 = 0;
+/// Its bytes are being rewritten (an `int3` may be at `pc`).
+const PATCHING: u8 = 1;
+const PATCHED: u8 = 2;
+/// Given up (not patchable, or patched and restored): never tried again.
+const REFUSED: u8 = 3;
+
+struct Site {
+    state: AtomicU8,
+    pc: AtomicUsize,
+    len: AtomicUsize,
+    /// The instruction's original bytes (at most 15).
+    orig: [AtomicU8; 16],
+    /// The region its store goes to (index in `REGIONS`).
+    region: AtomicUsize,
+}
+static SITES: [Site; MAX_SITES] = [const {
+    Site {
+        state: AtomicU8::new(FREE),
+        pc: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        orig: [const { AtomicU8::new(0) }; 16],
+        region: AtomicUsize::new(0),
+    }
+}; MAX_SITES];
+
+/// The near view of each region (0: none yet).
+static NEAR: [AtomicUsize; super::MAX_REGIONS] = [const { AtomicUsize::new(0) }; super::MAX_REGIONS];
+
+/// Instructions waiting for [`apply_wanted`] (pcs; 0 = empty).
+static WANTED: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+static ANY_WANTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Whether patching is allowed (`VMSRS_PATCH_STORES`), and whether it failed for good.
+static ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sites patched, for the metrics.
+pub static PATCHED_SITES: AtomicU64 = AtomicU64::new(0);
+
+/// The main executable's code and image extents: (code lo, code hi, image lo, image hi).
+static EXE: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+
+/// Turn patching on (`VMSRS_PATCH_STORES=on`); called when ranges are armed.
+pub fn enable(on: bool) {
+    if on && EXE[1].load(Ordering::Relaxed) == 0 {
+        find_executable();
+    }
+    ENABLED.store(on && EXE[1].load(Ordering::Relaxed) != 0, Ordering::Release);
+}
+
+fn find_executable() {
+    unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, _size: usize, _data: *mut libc::c_void) -> i32 {
+        // SAFETY: the loader's info for the callback, valid during it.
+        let info = unsafe { &*info };
+        let (mut code, mut image) = ((usize::MAX, 0usize), (usize::MAX, 0usize));
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr has dlpi_phnum entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type != libc::PT_LOAD {
+                continue;
+            }
+            let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+            let hi = lo + ph.p_memsz as usize;
+            image = (image.0.min(lo), image.1.max(hi));
+            if ph.p_flags & libc::PF_X != 0 {
+                code = (code.0.min(lo), code.1.max(hi));
+            }
+        }
+        if code.1 > code.0 && image.1 > image.0 {
+            for (slot, v) in EXE.iter().zip([code.0, code.1, image.0, image.1]) {
+                slot.store(v, Ordering::Relaxed);
+            }
+        }
+        1 // the first object is the main program
+    }
+    // SAFETY: the callback only reads the loader's info.
+    unsafe { libc::dl_iterate_phdr(Some(first), core::ptr::null_mut()) };
+}
+
+fn in_code(pc: usize, len: usize) -> bool {
+    pc >= EXE[0].load(Ordering::Relaxed) && pc + len <= EXE[1].load(Ordering::Relaxed)
+}
+
+fn in_image(addr: usize, len: usize) -> bool {
+    addr >= EXE[2].load(Ordering::Relaxed) && addr + len <= EXE[3].load(Ordering::Relaxed)
+}
+
+/// In the trap, under the watch lock: the instruction at `pc` just stored at `addr`, outside
+/// every monitored range. Counts it; at [`HOT`] traps, all at `addr`, it is queued for
+/// [`apply_wanted`]. Async-signal-safe.
+pub fn note(pc: usize, addr: usize) {
+    if !ENABLED.load(Ordering::Relaxed) || !in_code(pc, 1) {
+        return;
+    }
+    // Callers hold the watch lock: one thread at a time here.
+    let h = (pc.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % CANDIDATES;
+    let probe = || (0..8).map(|k| &CANDS[(h + k) % CANDIDATES]);
+    let c = match probe()
+        .find(|c| matches!(c.pc.load(Ordering::Relaxed), 0) || c.pc.load(Ordering::Relaxed) == pc)
+    {
+        Some(c) => c,
+        // Full: the instruction that trapped least gives its place (start-up code fills the
+        // table with instructions that trap a few times and never again).
+        None => probe().min_by_key(|c| c.traps.load(Ordering::Relaxed)).expect("eight probes"),
+    };
+    if c.pc.load(Ordering::Relaxed) != pc {
+        c.pc.store(pc, Ordering::Relaxed);
+        c.target.store(addr, Ordering::Relaxed);
+        c.traps.store(0, Ordering::Relaxed);
+    }
+    if c.target.load(Ordering::Relaxed) != addr {
+        c.target.store(usize::MAX, Ordering::Relaxed);
+        return;
+    }
+    if c.traps.fetch_add(1, Ordering::Relaxed) + 1 == HOT {
+        if let Some(w) = WANTED.iter().find(|w| w.load(Ordering::Relaxed) == 0) {
+            w.store(pc, Ordering::Relaxed);
+            ANY_WANTED.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The fixed address the hot instruction at `pc` stores to.
+fn target_of(pc: usize) -> Option<usize> {
+    CANDS
+        .iter()
+        .find(|c| c.pc.load(Ordering::Relaxed) == pc)
+        .map(|c| c.target.load(Ordering::Relaxed))
+        .filter(|&t| t != usize::MAX && t != 0)
+}
+
+/// Sites ever taken (one load guards the lookups below).
+static ANY_SITE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The site whose bytes hold `pc` (being patched, or patched).
+fn site_at(pc: usize) -> Option<&'static Site> {
+    SITES.iter().find(|s| {
+        matches!(s.state.load(Ordering::Acquire), PATCHING | PATCHED) && {
+            let (p, n) = (s.pc.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed));
+            p <= pc && pc < p + n
+        }
+    })
+}
+
+/// Does `pc` start an instruction that is being, or has been, patched? A thread that trapped
+/// on its old bytes and waited for the watch lock then retries from `pc` (the jump).
+/// Async-signal-safe.
+pub fn covers(pc: usize) -> bool {
+    ANY_SITE.load(Ordering::Acquire) && site_at(pc).is_some_and(|s| s.pc.load(Ordering::Relaxed) == pc)
+}
+
+/// A SIGTRAP at `rip`: the `int3` of a site being rewritten (or a byte of one that is never
+/// executed). Sends the thread back to the start of the instruction, to run it once its new
+/// bytes are in place; `true` if so. Async-signal-safe.
+///
+/// # Safety
+/// `uc` is the context of the SIGTRAP being handled on this thread.
+pub unsafe fn at_int3(uc: *mut libc::ucontext_t) -> bool {
+    if !ANY_SITE.load(Ordering::Acquire) {
+        return false;
+    }
+    // SAFETY: the signal's context (contract).
+    let rip = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as usize;
+    let Some(site) = site_at(rip.wrapping_sub(1)) else { return false };
+    // SAFETY: as above; the thread resumes at the instruction's start.
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = site.pc.load(Ordering::Relaxed) as i64 };
+    true
+}
+
+/// At a safe point (normal context, no libvmsrs lock held): patch the instructions that
+/// turned hot. One load while none waits.
+#[inline]
+pub fn apply_wanted() {
+    if ANY_WANTED.load(Ordering::Acquire) {
+        apply_wanted_slow();
+    }
+}
+
+#[cold]
+fn apply_wanted_slow() {
+    let _quiet = BlockAsync::new();
+    let _g = lock();
+    if !ANY_WANTED.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    for w in &WANTED {
+        let pc = w.swap(0, Ordering::Relaxed);
+        if pc != 0 {
+            if let Err(why) = patch(pc) {
+                let mut l = crate::fault::report::Line::prefixed();
+                l.s("watch: the hot store at pc ").hex(pc as u64).s(" stays trapped: ").s(why).s("\n");
+                l.write_stderr();
+            }
+        }
+    }
+}
+
+/// Patch the instruction at `pc`, under the watch lock.
+fn patch(pc: usize) -> Result<(), &'static str> {
+    if SITES.iter().any(|s| s.state.load(Ordering::Relaxed) != FREE && s.pc.load(Ordering::Relaxed) == pc) {
+        return Ok(());
+    }
+    let Some(site) = SITES.iter().find(|s| s.state.load(Ordering::Relaxed) == FREE) else {
+        return Err("no site left");
+    };
+    let target = target_of(pc).ok_or("it stored to more than one address")?;
+    let mut code = [0u8; 16];
+    // SAFETY: pc is in the main executable's code (checked by note).
+    let n = unsafe { crate::fault::readable_code(pc, &mut code) };
+    let mut dec = Decoder::with_ip(64, &code[..n], pc as u64, DecoderOptions::NONE);
+    let ins = dec.decode();
+    let len = ins.len();
+    if ins.is_invalid() || len < 5 || !in_code(pc, len) {
+        return Err("not a whole instruction of the executable");
+    }
+    let size = ins.memory_size().size();
+    let (ri, s, e, a) = region_of(target).ok_or("its target is not watched")?;
+    let hv = crate::runtime::hv().ok_or("no hv")?;
+    if size == 0
+        || target + size > e
+        || REGIONS[ri].hw.load(Ordering::Relaxed)
+        || !in_image(target, size)
+        || hv.is_monitored(a + (target - s), size)
+    {
+        return Err("its target is monitored, straddles, or is not the executable's");
+    }
+    let scratch = scratch_registers(&ins)?;
+    let near = near_view(ri, s, e, a)?;
+    let tramp = near_map(PAGE, pc).ok_or("no room near the executable")?;
+    let body = match trampoline(&ins, pc, target, near + (target - s), tramp, scratch) {
+        Ok(b) if b.len() <= PAGE => b,
+        _ => {
+            // SAFETY: our own page, never used.
+            unsafe { libc::munmap(tramp as *mut libc::c_void, PAGE) };
+            return Err("cannot build its trampoline");
+        }
+    };
+    // SAFETY: our new private page, writable until the mprotect below.
+    unsafe {
+        core::ptr::copy_nonoverlapping(body.as_ptr(), tramp as *mut u8, body.len());
+        if sys_mprotect(tramp as *mut libc::c_void, PAGE, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            return Err("cannot make the trampoline executable");
+        }
+    }
+    let rel = i32::try_from(tramp as i64 - (pc as i64 + 5)).map_err(|_| "trampoline out of reach")?;
+    if !sync_core_ready() {
+        return Err("membarrier SYNC_CORE is not available");
+    }
+    if crate::fault::take_over_sigtrap().is_err() {
+        return Err("cannot handle SIGTRAP");
+    }
+    let mut new = [0xCCu8; 16];
+    new[0] = 0xE9;
+    new[1..5].copy_from_slice(&rel.to_le_bytes());
+    site.pc.store(pc, Ordering::Relaxed);
+    site.len.store(len, Ordering::Relaxed);
+    site.region.store(ri, Ordering::Relaxed);
+    for (o, b) in site.orig.iter().zip(&code[..len]) {
+        o.store(*b, Ordering::Relaxed);
+    }
+    site.state.store(PATCHING, Ordering::Release);
+    ANY_SITE.store(true, Ordering::Release);
+    if let Err(why) = rewrite(pc, &code[..len], &new[..len]) {
+        site.state.store(REFUSED, Ordering::Release);
+        return Err(why);
+    }
+    site.state.store(PATCHED, Ordering::Release);
+    PATCHED_SITES.fetch_add(1, Ordering::Relaxed);
+    let mut l = crate::fault::report::Line::prefixed();
+    l.s("watch: the store at pc ").hex(pc as u64).s(" to ").hex(target as u64);
+    l.s(", outside the monitored ranges on a watched page, trapped ").dec(HOT);
+    l.s(" times: it now stores through a writable view of the page, without a trap\n");
+    l.write_stderr();
+    Ok(())
+}
+
+/// Two general registers `ins` neither reads nor writes (explicitly or implicitly), for the
+/// trampoline's address check. A store whose address involves the stack pointer, or a
+/// segment base (fs, gs), is refused: the check computes the address after moving the stack
+/// pointer, and without the segment.
+fn scratch_registers(ins: &iced_x86::Instruction) -> Result<[Register; 2], &'static str> {
+    let stores = matches!(
+        ins.mnemonic(),
+        Mnemonic::Mov
+            | Mnemonic::Add
+            | Mnemonic::Adc
+            | Mnemonic::Sub
+            | Mnemonic::Sbb
+            | Mnemonic::Inc
+            | Mnemonic::Dec
+            | Mnemonic::And
+            | Mnemonic::Or
+            | Mnemonic::Xor
+            | Mnemonic::Neg
+            | Mnemonic::Not
+            | Mnemonic::Xchg
+            | Mnemonic::Xadd
+            | Mnemonic::Cmpxchg
+    );
+    if !stores || ins.op0_kind() != OpKind::Memory || ins.op_count() > 2 {
+        return Err("not a plain store or read-modify-write");
+    }
+    if matches!(ins.memory_base(), Register::RSP | Register::ESP)
+        || matches!(ins.memory_index(), Register::RSP | Register::ESP)
+        || matches!(ins.segment_prefix(), Register::FS | Register::GS)
+    {
+        return Err("its address involves the stack pointer or a segment base");
+    }
+    let mut factory = InstructionInfoFactory::new();
+    let used: Vec<Register> =
+        factory.info(ins).used_registers().iter().map(|u| u.register().full_register()).collect();
+    let mut free = [
+        Register::R11,
+        Register::R10,
+        Register::R9,
+        Register::R8,
+        Register::RCX,
+        Register::RSI,
+        Register::RDI,
+    ]
+    .into_iter()
+    .filter(|r| !used.contains(r));
+    match (free.next(), free.next()) {
+        (Some(x), Some(y)) => Ok([x, y]),
+        _ => Err("no scratch register"),
+    }
+}
+
+/// The trampoline of `ins` (at `pc`, storing to `target`, whose near view is `near`), to be
+/// placed at `at`:
+///
+/// ```text
+///     lea  -128(%rsp), %rsp        ; the red zone of the interrupted function stays intact
+///     push %x ; push %y ; pushfq
+///     lea  MEM, %x                 ; the address the instruction stores to this time
+///     movabs $target, %y ; cmp %y, %x ; jne slow
+///     movabs $near, %x ; popfq
+///     INS with MEM = (%x)          ; the store, through the near view
+///     pop %y ; pop %x ; lea 128(%rsp), %rsp ; jmp pc+len
+/// slow:                            ; another address: the instruction as it was (it traps if
+///     popfq ; pop %y ; pop %x      ; it stores to a watched page, and is emulated there)
+///     lea 128(%rsp), %rsp ; INS ; jmp pc+len
+/// ```
+fn trampoline(
+    ins: &iced_x86::Instruction,
+    pc: usize,
+    target: usize,
+    near: usize,
+    at: usize,
+    [x, y]: [Register; 2],
+) -> Result<Vec<u8>, iced_x86::IcedError> {
+    use iced_x86::{Instruction as I, MemoryOperand};
+    let rsp_by =
+        |d: i64| I::with2(Code::Lea_r64_m, Register::RSP, MemoryOperand::with_base_displ(Register::RSP, d));
+    let back = (pc + ins.len()) as u64;
+    let mem = MemoryOperand::new(
+        ins.memory_base(),
+        ins.memory_index(),
+        ins.memory_index_scale(),
+        ins.memory_displacement64() as i64,
+        ins.memory_displ_size(),
+        false,
+        Register::None,
+    );
+    let mut fast = *ins;
+    fast.set_memory_base(x);
+    fast.set_memory_index(Register::None);
+    fast.set_memory_index_scale(1);
+    fast.set_memory_displacement64(0);
+    fast.set_memory_displ_size(0);
+    fast.set_segment_prefix(Register::None);
+    let mut list = vec![
+        rsp_by(-128)?,
+        I::with1(Code::Push_r64, x)?,
+        I::with1(Code::Push_r64, y)?,
+        I::with(Code::Pushfq),
+        I::with2(Code::Lea_r64_m, x, mem)?,
+        I::with2(Code::Mov_r64_imm64, y, target as u64)?,
+        I::with2(Code::Cmp_rm64_r64, x, y)?,
+        I::with_branch(Code::Jne_rel32_64, SLOW)?,
+        I::with2(Code::Mov_r64_imm64, x, near as u64)?,
+        I::with(Code::Popfq),
+        fast,
+        I::with1(Code::Pop_r64, y)?,
+        I::with1(Code::Pop_r64, x)?,
+        rsp_by(128)?,
+        I::with_branch(Code::Jmp_rel32_64, back)?,
+    ];
+    let mut slow = vec![
+        I::with(Code::Popfq),
+        I::with1(Code::Pop_r64, y)?,
+        I::with1(Code::Pop_r64, x)?,
+        rsp_by(128)?,
+        *ins,
+        I::with_branch(Code::Jmp_rel32_64, back)?,
+    ];
+    // Labels: the block's own instructions get small distinct ips; the slow path starts at SLOW.
+    for (k, i) in list.iter_mut().enumerate() {
+        i.set_ip(LABELS + k as u64);
+    }
+    for (k, i) in slow.iter_mut().enumerate() {
+        i.set_ip(SLOW + k as u64);
+    }
+    list.extend(slow);
+    let block = InstructionBlock::new(&list, at as u64);
+    Ok(BlockEncoder::encode(64, block, BlockEncoderOptions::NONE)?.code_buffer)
+}
+
+/// Label ips of the trampoline's instructions (never real addresses: the low page).
+const LABELS: u64 = 0x100;
+const SLOW: u64 = 0x200;
+
+/// Replace `old` at `pc` by `new` (same length) while other threads may run it: `int3`
+/// first, the tail, then the head, each step serialised on every CPU.
+fn rewrite(pc: usize, old: &[u8], new: &[u8]) -> Result<(), &'static str> {
+    let lo = pc & !(PAGE - 1);
+    let hi = (pc + old.len() + PAGE - 1) & !(PAGE - 1);
+    // SAFETY: the main executable's own code pages, made writable for the rewrite only.
+    if unsafe {
+        sys_mprotect(lo as *mut libc::c_void, hi - lo, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)
+    } != 0
+    {
+        return Err("cannot make the code writable");
+    }
+    let put = |i: usize, b: u8| {
+        // SAFETY: a byte of the instruction, writable now; volatile so each step is a store.
+        unsafe { core::ptr::write_volatile((pc + i) as *mut u8, b) }
+    };
+    put(0, 0xCC);
+    sync_core();
+    for (i, &b) in new.iter().enumerate().skip(1) {
+        put(i, b);
+    }
+    sync_core();
+    put(0, new[0]);
+    sync_core();
+    // SAFETY: as above, back to what the loader gave them.
+    unsafe { sys_mprotect(lo as *mut libc::c_void, hi - lo, libc::PROT_READ | libc::PROT_EXEC) };
+    Ok(())
+}
+
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 5;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 6;
+
+fn sync_core_ready() -> bool {
+    static READY: AtomicU8 = AtomicU8::new(0);
+    match READY.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            // SAFETY: membarrier registration takes no pointers.
+            let ok = unsafe {
+                libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0)
+            } == 0;
+            READY.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+    }
+}
+
+/// Every CPU running a thread of this process executes a serialising instruction before it
+/// returns to user space.
+fn sync_core() {
+    // SAFETY: membarrier takes no pointers; registered by sync_core_ready.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) };
+}
+
+/// A fresh private read-write mapping of `len` bytes within reach (a 32-bit displacement,
+/// with room to spare) of `near`, or `None`.
+fn near_map(len: usize, near: usize) -> Option<usize> {
+    const STEP: usize = 1 << 21;
+    let base = EXE[3].load(Ordering::Relaxed).max(near) & !(STEP - 1);
+    let low = EXE[2].load(Ordering::Relaxed).min(near) & !(STEP - 1);
+    // Below the image first: above it the heap grows.
+    for k in 1..512usize {
+        for at in [low.wrapping_sub(k * STEP), base + k * STEP] {
+            if at == 0 || at.abs_diff(near) > (1 << 30) {
+                continue;
+            }
+            // SAFETY: a new private anonymous mapping where nothing is mapped (NOREPLACE).
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                if p as usize == at {
+                    return Some(at);
+                }
+                // An old kernel took the address as a hint only.
+                // SAFETY: the mapping just made.
+                unsafe { libc::munmap(p, len) };
+            }
+        }
+    }
+    None
+}
+
+/// The near view of region `ri` (`s..e`, alias `a`): a second writable mapping of its memfd
+/// next to the executable, made at its first site.
+fn near_view(ri: usize, s: usize, e: usize, a: usize) -> Result<usize, &'static str> {
+    match NEAR[ri].load(Ordering::Relaxed) {
+        0 => {}
+        v => return Ok(v),
+    }
+    let at = near_map(e - s, s).ok_or("no room near the executable")?;
+    // SAFETY: a new mapping of the alias's pages (old size 0 duplicates a shared mapping)
+    // over our own reservation just made.
+    let p = unsafe {
+        libc::mremap(
+            a as *mut libc::c_void,
+            0,
+            e - s,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            at as *mut libc::c_void,
+        )
+    };
+    if p == libc::MAP_FAILED || p as usize != at {
+        // SAFETY: our reservation.
+        unsafe { libc::munmap(at as *mut libc::c_void, e - s) };
+        return Err("cannot map a near view of the watched pages");
+    }
+    NEAR[ri].store(at, Ordering::Relaxed);
+    Ok(at)
+}
+
+/// In a child after fork, once its regions have their private aliases: the near views are
+/// mapped again from them (they were views of the parent's memfd). Async-signal-safe.
+pub fn after_fork_child() {
+    let n = COUNT.load(Ordering::Acquire);
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let at = NEAR[i].load(Ordering::Relaxed);
+        let (s, e, a) =
+            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        if at == 0 || s == e || a == 0 {
+            continue;
+        }
+        // SAFETY: as in near_view; replaces the near view of the parent's memfd.
+        let p = unsafe {
+            libc::mremap(
+                a as *mut libc::c_void,
+                0,
+                e - s,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                at as *mut libc::c_void,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // The child must never store into the parent's memory: take the patches out.
+            unpatch(|ri| ri == i);
+            let mut l = crate::fault::report::Line::prefixed();
+            l.s("error: after fork, a near view at ").hex(at as u64);
+            l.s(" could not be mapped again; its patched stores trap again\n");
+            l.write_stderr();
+        }
+    }
+}
+
+/// Put back the original bytes of the sites whose region `gone` selects (under the watch
+/// lock, or single-threaded).
+pub fn unpatch(gone: impl Fn(usize) -> bool) {
+    for site in &SITES {
+        if site.state.load(Ordering::Acquire) != PATCHED || !gone(site.region.load(Ordering::Relaxed)) {
+            continue;
+        }
+        let (pc, len) = (site.pc.load(Ordering::Relaxed), site.len.load(Ordering::Relaxed));
+        let mut orig = [0u8; 16];
+        for (o, b) in orig.iter_mut().zip(&site.orig) {
+            *o = b.load(Ordering::Relaxed);
+        }
+        let mut cur = [0u8; 16];
+        for (i, c) in cur.iter_mut().enumerate().take(len) {
+            // SAFETY: the site's bytes, in the executable's code.
+            *c = unsafe { core::ptr::read_volatile((pc + i) as *const u8) };
+        }
+        site.state.store(PATCHING, Ordering::Release);
+        let _ = rewrite(pc, &cur[..len], &orig[..len]);
+        site.state.store(REFUSED, Ordering::Release);
+        PATCHED_SITES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
