@@ -256,7 +256,7 @@ fn patch(pc: usize) -> Result<(), &'static str> {
     let Some(site) = SITES.iter().find(|s| s.state.load(Ordering::Relaxed) == FREE) else {
         return Err("no site left");
     };
-    let target = target_of(pc).ok_or("it stored to more than one address")?;
+    let target = target_of(pc).ok_or("it stored to more than one address (or its count was evicted)")?;
     let mut code = [0u8; 16];
     // SAFETY: pc is in the main executable's code (checked by note).
     let n = unsafe { crate::fault::readable_code(pc, &mut code) };
@@ -562,24 +562,30 @@ fn near_view(ri: usize, s: usize, e: usize, a: usize) -> Result<usize, &'static 
         v => return Ok(v),
     }
     let at = near_map(e - s, s).ok_or("no room near the executable")?;
-    // SAFETY: a new mapping of the alias's pages (old size 0 duplicates a shared mapping)
-    // over our own reservation just made.
-    let p = unsafe {
-        libc::mremap(
-            a as *mut libc::c_void,
-            0,
-            e - s,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            at as *mut libc::c_void,
-        )
-    };
-    if p == libc::MAP_FAILED || p as usize != at {
+    if !view_at(a, e - s, at) {
         // SAFETY: our reservation.
         unsafe { libc::munmap(at as *mut libc::c_void, e - s) };
         return Err("cannot map a near view of the watched pages");
     }
     NEAR[ri].store(at, Ordering::Relaxed);
     Ok(at)
+}
+
+/// Map the `len` bytes of the shared mapping `alias` a second time at `at`, replacing what is
+/// there (a reservation of ours, or the view of the parent's memfd in a fork child); mremap
+/// with old size 0 duplicates a shared mapping. Async-signal-safe.
+fn view_at(alias: usize, len: usize, at: usize) -> bool {
+    // SAFETY: a new mapping of our alias's pages at an address of ours (see above).
+    let p = unsafe {
+        libc::mremap(
+            alias as *mut libc::c_void,
+            0,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            at as *mut libc::c_void,
+        )
+    };
+    p != libc::MAP_FAILED && p as usize == at
 }
 
 /// In a child after fork, once its regions have their private aliases: the near views are
@@ -593,17 +599,7 @@ pub fn after_fork_child() {
         if at == 0 || s == e || a == 0 {
             continue;
         }
-        // SAFETY: as in near_view; replaces the near view of the parent's memfd.
-        let p = unsafe {
-            libc::mremap(
-                a as *mut libc::c_void,
-                0,
-                e - s,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                at as *mut libc::c_void,
-            )
-        };
-        if p == libc::MAP_FAILED {
+        if !view_at(a, e - s, at) {
             // The child must never store into the parent's memory: take the patches out.
             unpatch(|ri| ri == i);
             let mut l = crate::fault::report::Line::prefixed();
