@@ -2,11 +2,14 @@
  * (MariaDB's global_query_id beside max_connections): VMSRS_PATCH_STORES takes its stores out
  * of the trap (tests/watch_patch.rs). Unmodified program: no vmsrs.h. Watch symbol:g:8.
  *
- *   request(crash): the rescue call; adds 1 to g.hits (a locked add, RIP-relative) and, when
- *   crash, sets g.limit to 666 and faults (its store to the monitored range is withdrawn).
+ *   request(what): the rescue call; adds 1 to g.hits (HIT, CRASH) or to g.limit (ADD_LIMIT,
+ *   ADD_LIMIT_CRASH) with one locked-add instruction; CRASH also sets g.limit to 666; the
+ *   crashing kinds then fault (their stores to the monitored word are withdrawn).
  * Workers run requests on 4 threads, one of them with a crashing request in every 500; the
- * main thread then does plain increments of g.plain, and a forked child adds to g.hits and
- * g.limit, which the parent must never see. Prints a line per check; exit 0 if all hold. */
+ * main thread then does plain increments of g.plain (a RIP-relative add), then adds to the
+ * monitored word with the patched instruction, some of them in faulting requests; a forked
+ * child adds to g.hits and g.limit, which the parent must never see. Prints a line per check;
+ * exit 0 if all hold. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -27,14 +30,18 @@ int *volatile wild;
 #define REQUESTS 50000
 #define PLAIN 100000
 
-/* Not the first instruction of request: the rescue call's hook moves those out of the
- * executable. */
-__attribute__((noinline)) static void count_hit(void) { __atomic_fetch_add(&g.hits, 1, __ATOMIC_RELAXED); }
+/* One locked add at an address in a register (`lock addq $1,(%rdi)`, 5 bytes): hot on g.hits,
+ * so it is patched; later also on g.limit, the monitored word, where the patched code must
+ * still trap (and a faulting request's add be withdrawn). Not the first instruction of
+ * request: the rescue call's hook moves those out of the executable. */
+__attribute__((noinline)) static void add_at(long *p) { __atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
 
-__attribute__((noinline)) int request(int crash) {
-    count_hit();
-    if (crash) {
-        g.limit = 666;
+enum { HIT, CRASH, ADD_LIMIT, ADD_LIMIT_CRASH };
+
+__attribute__((noinline)) int request(int what) {
+    add_at(what == ADD_LIMIT || what == ADD_LIMIT_CRASH ? &g.limit : &g.hits);
+    if (what == CRASH) g.limit = 666;
+    if (what == CRASH || what == ADD_LIMIT_CRASH) {
         wild = (int *)16;
         *wild = 1;
     }
@@ -47,7 +54,7 @@ static void *worker(void *arg) {
     long id = (long)arg;
     for (int i = 0; i < REQUESTS; i++) {
         int crash = id == 0 && i % 500 == 499;
-        if (request(crash) != 0) faulted[id]++;
+        if (request(crash ? CRASH : HIT) != 0) faulted[id]++;
     }
     return NULL;
 }
@@ -68,15 +75,27 @@ int main(void) {
 
     for (int i = 0; i < PLAIN; i++) {
         bump_plain();
-        if (i % 1000 == 0) request(0); /* a rescue call: the safe point that patches */
+        if (i % 1000 == 0) request(HIT); /* a rescue call: the safe point that patches */
     }
     printf("plain=%ld %s\n", g.plain, g.plain == PLAIN ? "OK" : "FAIL: a plain increment was lost");
     ok &= g.plain == PLAIN;
 
+    /* The patched add on the monitored word: 1000 normal adds stay, 100 faulted ones go. */
+    long added = 0, withdrawn = 0;
+    for (int i = 0; i < 1100; i++) {
+        int crash = i % 11 == 10;
+        if (request(crash ? ADD_LIMIT_CRASH : ADD_LIMIT) != 0) withdrawn++;
+        else added++;
+    }
+    printf("patched add on the monitored word: limit=%ld added=%ld withdrawn=%ld %s\n", g.limit, added,
+           withdrawn, g.limit == added && withdrawn == 100 ? "OK" : "FAIL: a store to the range bypassed its trap");
+    ok &= g.limit == added && withdrawn == 100;
+    g.limit = 0; /* a store of main's implicit user, final */
+
     long before = g.hits;
     pid_t pid = fork();
     if (pid == 0) {
-        for (int i = 0; i < 1000; i++) request(0);
+        for (int i = 0; i < 1000; i++) request(HIT);
         g.limit = 7;
         _exit(g.hits == before + 1000 && g.limit == 7 ? 0 : 1);
     }

@@ -47,15 +47,17 @@ fn watch_patch(tag: &str, extra: &[(&str, &str)]) -> (RunOutput, u64, u64) {
 fn assert_all_ok(out: &RunOutput) {
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     assert!(out.stdout.contains("ALL OK"), "{}", out.describe());
-    // One crashing request in 500 of 50000 on one thread.
-    assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 100, "{}", out.describe());
+    // One crashing request in 500 of 50000 on one thread, and 100 of the 1100 adds to the
+    // monitored word.
+    assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 200, "{}", out.describe());
 }
 
 /// G1/G2 for the monitored word and nothing lost beside it: a locked add and a plain add to
 /// counters on the monitored word's page, 300,000 times on five threads while requests fault
 /// (their store to the word withdrawn), are patched out of the trap after 256 traps each, and
-/// every increment lands; a forked child's stores through its patched instructions stay in
-/// the child.
+/// every increment lands; the patched locked add, given the monitored word's address, still
+/// traps (1000 normal adds stay, the 100 of faulting requests are withdrawn); a forked child's
+/// stores through its patched instructions stay in the child.
 #[test]
 fn hot_stores_beside_a_monitored_word_stop_trapping_and_nothing_is_lost() {
     for round in 0..3 {
@@ -63,8 +65,9 @@ fn hot_stores_beside_a_monitored_word_stop_trapping_and_nothing_is_lost() {
         assert_all_ok(&out);
         assert_eq!(out.stderr.matches(PATCHED).count(), 2, "{}", out.describe());
         assert_eq!(sites, 2, "{}", out.describe());
-        // 2 x 256 before the patches, plus what was in flight and the faulting requests' own.
-        assert!(emulated < 20_000, "{emulated} trapped stores:\n{}", out.describe());
+        // 2 x 256 before the patches, what was in flight, the faulting requests' own stores and
+        // the 1100 adds to the monitored word (which must trap).
+        assert!((1100..20_000).contains(&emulated), "{emulated} trapped stores:\n{}", out.describe());
     }
 }
 
