@@ -33,8 +33,9 @@ int *volatile wild;
 /* One locked add at an address in a register (`lock addq $1,(%rdi)`, 5 bytes): hot on g.hits,
  * so it is patched; later also on g.limit, the monitored word, where the patched code must
  * still trap (and a faulting request's add be withdrawn). Not the first instruction of
- * request: the rescue call's hook moves those out of the executable. */
-__attribute__((noinline)) static void add_at(long *p) { __atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
+ * request: the rescue call's hook moves those out of the executable. Exported (-rdynamic):
+ * libvmsrs patches only inside a function whose extent a dynamic symbol gives. */
+__attribute__((noinline)) void add_at(long *p) { __atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
 
 enum { HIT, CRASH, ADD_LIMIT, ADD_LIMIT_CRASH };
 
@@ -59,7 +60,7 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-__attribute__((noinline)) static void bump_plain(void) { g.plain++; }
+__attribute__((noinline)) void bump_plain(void) { g.plain++; }
 
 int main(void) {
     pthread_t t[THREADS];

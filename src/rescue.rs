@@ -57,6 +57,10 @@ static RETVAL: [AtomicI64; MAX_HOOKS] = [ZERO_I64; MAX_HOOKS];
 /// Per hook: does a faulted call throw (`throw`) instead of returning RETVAL, and the
 /// exception's message (NUL-terminated, made once at install and never freed).
 static THROWS: [AtomicBool; MAX_HOOKS] = [const { AtomicBool::new(false) }; MAX_HOOKS];
+/// Per hook: the hooked function's address and the bytes of its prologue that moved to the
+/// trampoline (the function's own code goes on at `HOOKED + MOVED`).
+static HOOKED: [AtomicUsize; MAX_HOOKS] = [ZERO_USIZE; MAX_HOOKS];
+static MOVED: [AtomicUsize; MAX_HOOKS] = [ZERO_USIZE; MAX_HOOKS];
 static MESSAGE: [AtomicPtr<libc::c_char>; MAX_HOOKS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_HOOKS];
 
@@ -571,6 +575,16 @@ const RTLD_DL_SYMENT: libc::c_int = 1;
 /// Bytes of the patch: `jmp rel32`.
 const PATCH: usize = 5;
 
+/// If a rescue point hooks the function at `start`: (where its own code goes on after the
+/// moved prologue, where the relocated prologue is). Its first bytes are the hook's jump
+/// now, and what follows up to the resume point is never run. Async-signal-safe.
+pub fn hooked_prologue(start: usize) -> Option<(usize, usize)> {
+    let n = NHOOKS.load(Ordering::Acquire).min(MAX_HOOKS);
+    (0..n)
+        .find(|&i| HOOKED[i].load(Ordering::Acquire) == start)
+        .map(|i| (start + MOVED[i].load(Ordering::Relaxed), TRAMPOLINE[i].load(Ordering::Relaxed)))
+}
+
 /// Install a rescue point on `symbol` (a dynamic symbol of the executable or a loaded
 /// library), whose faulted calls end as `on_fault` says. Call only while the process has one
 /// thread (the constructor). The error says why the symbol cannot be hooked.
@@ -639,6 +653,8 @@ pub fn install(symbol: &str, on_fault: OnFault) -> Result<(), String> {
         }
     }
     TRAMPOLINE[index].store(tramp, Ordering::Release);
+    HOOKED[index].store(target, Ordering::Release);
+    MOVED[index].store(len, Ordering::Release);
     RETVAL[index].store(retval, Ordering::Release);
     THROWS[index].store(throws, Ordering::Release);
     if throws {

@@ -492,6 +492,21 @@ pub fn symbolize(pc: usize, lookup_pc: usize, out: &mut Symbolized) {
     })
 }
 
+/// The extent (start, size) of the function symbol that contains `pc`, if a module of the
+/// current snapshot has one. Async-signal-safe.
+pub fn function_extent(pc: usize) -> Option<(usize, usize)> {
+    with_snapshot(|s| {
+        let m = s.and_then(|s| find(s, pc))?;
+        let end = m.funcs.partition_point(|f| f.0 <= pc);
+        m.funcs[..end]
+            .iter()
+            .rev()
+            .take(16)
+            .find(|&&(addr, size, _)| pc - addr < size)
+            .map(|&(a, n, _)| (a, n))
+    })
+}
+
 /// The function symbol whose extent contains `pc`: (its address, its name's string offset).
 /// A binary search of the module's index; async-signal-safe (no allocation, no system call).
 fn nearest_symbol(m: &Module, pc: usize) -> Option<(usize, u32)> {

@@ -158,9 +158,10 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // SAFETY: as above.
     let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
 
-    // The `int3` of an instruction being patched (watch::patch): run it again from its start.
+    // The stop byte (`hlt`) of an instruction being patched (watch::patch): run it again from
+    // its start.
     // SAFETY: `uc` is this signal's context.
-    if sig == libc::SIGTRAP && unsafe { crate::watch::patch::at_int3(uc) } {
+    if sig == libc::SIGSEGV && unsafe { crate::watch::patch::at_stop(code, uc) } {
         // SAFETY: restore errno for the interrupted code.
         unsafe { *libc::__errno_location() = errno };
         return;

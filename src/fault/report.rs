@@ -112,6 +112,8 @@ static COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// Record and print one fault. Async-signal-safe.
 pub fn fault(sig: i32, code: i32, addr: u64, pc: u64, user: u64, action: vmsrs_fault_action, len: u64) {
+    // A fault in a trampoline (watch::patch) is the program's at the instruction it stands for.
+    let pc = crate::watch::patch::original_pc(pc as usize).map_or(pc, |p| p as u64);
     let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     let tid = crate::thread::tid();
     BY_KIND[kind_index(sig)][action as usize - 1].fetch_add(1, Ordering::Relaxed);
@@ -394,6 +396,7 @@ fn frame_line(i: usize, pc: u64, sym: &Symbolized) {
 /// code: ending the main thread alone would let the process exit 0 with its work lost, so the
 /// fault goes to the program's own handler or the default action instead. Async-signal-safe.
 pub fn main_thread_lost(sig: i32, addr: u64, pc: u64, user: u64) {
+    let pc = crate::watch::patch::original_pc(pc as usize).map_or(pc, |p| p as u64);
     let mut l = Line::prefixed();
     l.s("NOT contained: ").s(signal_name(sig)).s(" on address ").hex(addr).s(" pc ").hex(pc);
     l.s(" user ").dec(user).s(" on the main thread, which has no recovery point\n");

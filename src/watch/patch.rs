@@ -14,14 +14,19 @@
 //! the original instruction runs, and traps as before. A monitored byte is never stored
 //! without its trap: only the page's other data goes through.
 //!
-//! Rewriting code other threads may be executing follows the cross-modifying-code protocol
-//! (Linux's `text_poke_bp`): an `int3` over the first byte, every CPU running the process
-//! serialised (`membarrier` `SYNC_CORE`), the rest of the bytes, serialised, the first byte,
-//! serialised. A thread that meets the `int3` meanwhile is sent back to the start of the
-//! instruction ([`at_int3`]), and one that trapped on the old instruction and waited for the
-//! watch lock finds the jump and retries ([`covers`]). Only the main executable's code is
-//! patched (it is never unloaded), and a trampoline and a near view are never unmapped (a
-//! thread may be inside one).
+//! Rewriting code other threads may be executing follows the cross-modifying-code protocol of
+//! Linux's `text_poke_bp`, with `hlt` (0xF4) where Linux puts `int3`: a stop byte over the
+//! first byte, every CPU running the process serialised (`membarrier` `SYNC_CORE`), the rest of
+//! the bytes, serialised, the first byte, serialised. `hlt` faults in user mode with a
+//! SIGSEGV, which no thread may block while ranges are watched (a SIGTRAP could be blocked,
+//! and the kernel kills a thread that meets `int3` with it blocked); a thread that meets it
+//! is sent back to the start of the instruction ([`at_stop`]), and one that trapped on the
+//! old instruction and waited for the watch lock finds the jump and retries ([`covers`]). The
+//! patching thread runs with every signal blocked meanwhile. Only the main executable's code
+//! is patched (it is never unloaded), only where no direct jump of its function lands inside
+//! the instruction (`je 0f; lock; 0: cmpxchg` jumps past a prefix), and a trampoline and a
+//! near view are never unmapped (a thread may be inside one). A fault in a trampoline is
+//! reported at the instruction it stands for ([`original_pc`]).
 //!
 //! `VMSRS_PATCH_STORES=off` turns it off. A patched instruction whose region stops being
 //! watched gets its bytes back.
@@ -47,10 +52,17 @@ struct Candidate {
     /// The address it stored to at its first trap; `usize::MAX` once it stored elsewhere
     /// (then it is never patched).
     target: AtomicUsize,
+    /// Patching was tried (at most once per instruction).
+    tried: core::sync::atomic::AtomicBool,
 }
-static CANDS: [Candidate; CANDIDATES] =
-    [const { Candidate { pc: AtomicUsize::new(0), traps: AtomicU64::new(0), target: AtomicUsize::new(0) } };
-        CANDIDATES];
+static CANDS: [Candidate; CANDIDATES] = [const {
+    Candidate {
+        pc: AtomicUsize::new(0),
+        traps: AtomicU64::new(0),
+        target: AtomicUsize::new(0),
+        tried: core::sync::atomic::AtomicBool::new(false),
+    }
+}; CANDIDATES];
 
 const FREE: u8 = 0;
 /// Its bytes are being rewritten (an `int3` may be at `pc`).
@@ -67,6 +79,8 @@ struct Site {
     orig: [AtomicU8; 16],
     /// The region its store goes to (index in `REGIONS`).
     region: AtomicUsize,
+    /// Its trampoline's page.
+    tramp: AtomicUsize,
 }
 static SITES: [Site; MAX_SITES] = [const {
     Site {
@@ -75,14 +89,14 @@ static SITES: [Site; MAX_SITES] = [const {
         len: AtomicUsize::new(0),
         orig: [const { AtomicU8::new(0) }; 16],
         region: AtomicUsize::new(0),
+        tramp: AtomicUsize::new(0),
     }
 }; MAX_SITES];
 
 /// The near view of each region (0: none yet).
 static NEAR: [AtomicUsize; super::MAX_REGIONS] = [const { AtomicUsize::new(0) }; super::MAX_REGIONS];
 
-/// Instructions waiting for [`apply_wanted`] (pcs; 0 = empty).
-static WANTED: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+/// Some candidate reached [`HOT`] and waits for [`apply_wanted`].
 static ANY_WANTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Whether patching is allowed (`VMSRS_PATCH_STORES`), and whether it failed for good.
 static ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -160,16 +174,14 @@ pub fn note(pc: usize, addr: usize) {
         c.pc.store(pc, Ordering::Relaxed);
         c.target.store(addr, Ordering::Relaxed);
         c.traps.store(0, Ordering::Relaxed);
+        c.tried.store(false, Ordering::Relaxed);
     }
     if c.target.load(Ordering::Relaxed) != addr {
         c.target.store(usize::MAX, Ordering::Relaxed);
         return;
     }
-    if c.traps.fetch_add(1, Ordering::Relaxed) + 1 == HOT {
-        if let Some(w) = WANTED.iter().find(|w| w.load(Ordering::Relaxed) == 0) {
-            w.store(pc, Ordering::Relaxed);
-            ANY_WANTED.store(true, Ordering::Release);
-        }
+    if c.traps.fetch_add(1, Ordering::Relaxed) + 1 >= HOT && !c.tried.load(Ordering::Relaxed) {
+        ANY_WANTED.store(true, Ordering::Release);
     }
 }
 
@@ -202,23 +214,41 @@ pub fn covers(pc: usize) -> bool {
     ANY_SITE.load(Ordering::Acquire) && site_at(pc).is_some_and(|s| s.pc.load(Ordering::Relaxed) == pc)
 }
 
-/// A SIGTRAP at `rip`: the `int3` of a site being rewritten (or a byte of one that is never
-/// executed). Sends the thread back to the start of the instruction, to run it once its new
-/// bytes are in place; `true` if so. Async-signal-safe.
+/// A SIGSEGV from the kernel (`SI_KERNEL`) at `rip`: the `hlt` that stands over the first byte
+/// of an instruction being rewritten. The thread runs the instruction again from its start
+/// (the stop byte, until its new bytes are in place); `true` if so. Async-signal-safe.
 ///
 /// # Safety
-/// `uc` is the context of the SIGTRAP being handled on this thread.
-pub unsafe fn at_int3(uc: *mut libc::ucontext_t) -> bool {
-    if !ANY_SITE.load(Ordering::Acquire) {
+/// `uc` is the context of the SIGSEGV being handled on this thread.
+pub unsafe fn at_stop(code: i32, uc: *mut libc::ucontext_t) -> bool {
+    if code != libc::SI_KERNEL || !ANY_SITE.load(Ordering::Acquire) {
         return false;
     }
     // SAFETY: the signal's context (contract).
     let rip = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as usize;
-    let Some(site) = site_at(rip.wrapping_sub(1)) else { return false };
-    // SAFETY: as above; the thread resumes at the instruction's start.
-    unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = site.pc.load(Ordering::Relaxed) as i64 };
-    true
+    SITES.iter().any(|s| {
+        s.state.load(Ordering::Acquire) == PATCHING
+            && s.pc.load(Ordering::Relaxed) == rip
+            // SAFETY: the instruction's first byte, in the executable's code (readable).
+            && unsafe { core::ptr::read_volatile(rip as *const u8) } == STOP
+    })
 }
+
+/// The instruction a trampoline stands for, if `pc` is in one: a fault there (its original
+/// instruction, run when the address is not the patched one) is the program's at that
+/// instruction, with the same registers. For reports. Async-signal-safe.
+pub fn original_pc(pc: usize) -> Option<usize> {
+    if !ANY_SITE.load(Ordering::Acquire) {
+        return None;
+    }
+    SITES.iter().find_map(|s| {
+        let t = s.tramp.load(Ordering::Relaxed);
+        (t != 0 && t <= pc && pc < t + PAGE).then(|| s.pc.load(Ordering::Relaxed))
+    })
+}
+
+/// The stop byte: `hlt`, a SIGSEGV in user mode.
+const STOP: u8 = 0xF4;
 
 /// At a safe point (normal context, no libvmsrs lock held): patch the instructions that
 /// turned hot. One load while none waits.
@@ -236,14 +266,15 @@ fn apply_wanted_slow() {
     if !ANY_WANTED.swap(false, Ordering::AcqRel) {
         return;
     }
-    for w in &WANTED {
-        let pc = w.swap(0, Ordering::Relaxed);
-        if pc != 0 {
-            if let Err(why) = patch(pc) {
-                let mut l = crate::fault::report::Line::prefixed();
-                l.s("watch: the hot store at pc ").hex(pc as u64).s(" stays trapped: ").s(why).s("\n");
-                l.write_stderr();
-            }
+    for c in &CANDS {
+        let pc = c.pc.load(Ordering::Relaxed);
+        if pc == 0 || c.traps.load(Ordering::Relaxed) < HOT || c.tried.swap(true, Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(why) = patch(pc) {
+            let mut l = crate::fault::report::Line::prefixed();
+            l.s("watch: the hot store at pc ").hex(pc as u64).s(" stays trapped: ").s(why).s("\n");
+            l.write_stderr();
         }
     }
 }
@@ -278,6 +309,7 @@ fn patch(pc: usize) -> Result<(), &'static str> {
         return Err("its target is monitored, straddles, or is not the executable's");
     }
     let scratch = scratch_registers(&ins)?;
+    jumps_past(pc, len)?;
     let near = near_view(ri, s, e, a)?;
     let tramp = near_map(PAGE, pc).ok_or("no room near the executable")?;
     let body = match trampoline(&ins, pc, target, near + (target - s), tramp, scratch) {
@@ -299,15 +331,14 @@ fn patch(pc: usize) -> Result<(), &'static str> {
     if !sync_core_ready() {
         return Err("membarrier SYNC_CORE is not available");
     }
-    if crate::fault::take_over_sigtrap().is_err() {
-        return Err("cannot handle SIGTRAP");
-    }
-    let mut new = [0xCCu8; 16];
+    // Bytes after the jump are never run; `hlt` if something does.
+    let mut new = [STOP; 16];
     new[0] = 0xE9;
     new[1..5].copy_from_slice(&rel.to_le_bytes());
     site.pc.store(pc, Ordering::Relaxed);
     site.len.store(len, Ordering::Relaxed);
     site.region.store(ri, Ordering::Relaxed);
+    site.tramp.store(tramp, Ordering::Relaxed);
     for (o, b) in site.orig.iter().zip(&code[..len]) {
         o.store(*b, Ordering::Relaxed);
     }
@@ -479,7 +510,10 @@ fn rewrite(pc: usize, old: &[u8], new: &[u8]) -> Result<(), &'static str> {
         // SAFETY: a byte of the instruction, writable now; volatile so each step is a store.
         unsafe { core::ptr::write_volatile((pc + i) as *mut u8, b) }
     };
-    put(0, 0xCC);
+    // No signal handler of the program may run here: one that ran this instruction would
+    // stop at its first byte for ever (this thread finishes the rewrite).
+    let all = AllBlocked::new();
+    put(0, STOP);
     sync_core();
     for (i, &b) in new.iter().enumerate().skip(1) {
         put(i, b);
@@ -487,9 +521,104 @@ fn rewrite(pc: usize, old: &[u8], new: &[u8]) -> Result<(), &'static str> {
     sync_core();
     put(0, new[0]);
     sync_core();
+    drop(all);
     // SAFETY: as above, back to what the loader gave them.
     unsafe { sys_mprotect(lo as *mut libc::c_void, hi - lo, libc::PROT_READ | libc::PROT_EXEC) };
     Ok(())
+}
+
+/// Every signal blocked on this thread while it lives (the raw system call: the interposed
+/// `sigprocmask` would keep SIGSEGV deliverable).
+struct AllBlocked(libc::sigset_t);
+
+impl AllBlocked {
+    fn new() -> AllBlocked {
+        // SAFETY: sigset_t is plain data, for which all zeros is a valid (empty) set.
+        let (mut all, mut old): (libc::sigset_t, libc::sigset_t) = unsafe { core::mem::zeroed() };
+        // SAFETY: valid sigset pointers; rt_sigprocmask takes the kernel's 8-byte set size.
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &all as *const _,
+                &mut old as *mut _,
+                8,
+            );
+        }
+        AllBlocked(old)
+    }
+}
+
+impl Drop for AllBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by new().
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &self.0 as *const _,
+                core::ptr::null_mut::<libc::sigset_t>(),
+                8,
+            )
+        };
+    }
+}
+
+/// `Ok` when no direct jump or call of the function holding `pc` lands inside the instruction
+/// at `pc` (past its first byte), decoded linearly from the function's dynamic symbol; an error
+/// when one does, or when the function's extent is not known. Compilers never jump into an
+/// instruction, but hand-written idioms do (`je 0f; lock; 0: cmpxchg`).
+fn jumps_past(pc: usize, len: usize) -> Result<(), &'static str> {
+    let (start, size) = crate::symbols::function_extent(pc)
+        .filter(|&(start, size)| size != 0 && size <= 1 << 20 && in_code(start, size))
+        .ok_or("its function has no dynamic symbol, so the jumps into it cannot be checked")?;
+    match jumped_into(pc, len, start, size) {
+        true => Err("a jump of its function lands inside it"),
+        false => Ok(()),
+    }
+}
+
+/// See [`jumps_past`]: the function is `start..start + size`.
+fn jumped_into(pc: usize, len: usize, start: usize, size: usize) -> bool {
+    let inside = (pc as u64 + 1)..(pc + len) as u64;
+    let lands = |ins: &iced_x86::Instruction| {
+        let t = ins.near_branch_target();
+        t != 0 && inside.contains(&t)
+    };
+    let mut from = start;
+    if let Some((resume, moved)) = crate::rescue::hooked_prologue(start) {
+        // A rescue point's jump stands over the first instructions, which run relocated at
+        // `moved` (up to its jump back to `resume`): their branches count, the bytes left
+        // behind them do not (they would decode out of step).
+        // SAFETY: the hook's own trampoline page (mapped, readable), up to its jump back.
+        let copy = unsafe { core::slice::from_raw_parts(moved as *const u8, 64) };
+        let mut dec = Decoder::with_ip(64, copy, moved as u64, DecoderOptions::NONE);
+        for _ in 0..16 {
+            let ins = dec.decode();
+            if ins.is_invalid() || ins.near_branch_target() == resume as u64 {
+                break;
+            }
+            if lands(&ins) {
+                return true;
+            }
+        }
+        from = resume;
+    }
+    if from >= start + size {
+        return false;
+    }
+    // SAFETY: the function's bytes, in the executable's mapped code (checked above).
+    let code = unsafe { core::slice::from_raw_parts(from as *const u8, start + size - from) };
+    let mut dec = Decoder::with_ip(64, code, from as u64, DecoderOptions::NONE);
+    let mut ins = iced_x86::Instruction::default();
+    while dec.can_decode() {
+        dec.decode_out(&mut ins);
+        if lands(&ins) {
+            return true;
+        }
+    }
+    false
 }
 
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 5;
