@@ -294,8 +294,11 @@ fn patch(pc: usize) -> Result<(), &'static str> {
     let mut dec = Decoder::with_ip(64, &code[..n], pc as u64, DecoderOptions::NONE);
     let ins = dec.decode();
     let len = ins.len();
-    if ins.is_invalid() || len < 5 || !in_code(pc, len) {
+    if ins.is_invalid() || !in_code(pc, len) {
         return Err("not a whole instruction of the executable");
+    }
+    if len < 5 {
+        return Err("it is shorter than the 5-byte jump");
     }
     let size = ins.memory_size().size();
     let (ri, s, e, a) = region_of(target).ok_or("its target is not watched")?;
