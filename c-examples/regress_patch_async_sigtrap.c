@@ -15,9 +15,10 @@
 
 struct page_mates { long limit; long pad[7]; long hits; };
 struct page_mates g __attribute__((aligned(4096)));
-/* The handler's and the killer's own counters, off the watched page: a handler that stores to
- * a watched page while SIGTRAPs arrive every 20 us can nest without bound under CPU overload
- * (a known limit of page watching, with or without patching; see the closing note of stop 16). */
+/* The handler's and the killer's own counters, off the watched page, so that this checks the
+ * patch alone (a handler storing to the watched page while SIGTRAPs arrive every 20 us nested
+ * without bound under CPU overload, patch or not: libvmsrs unblocked SIGTRAP inside the
+ * program's SIGTRAP handler; regress_sigtrap_nesting.c is that one's regression). */
 static struct { volatile long handled; long sent; volatile int stop; } own __attribute__((aligned(4096)));
 #define handled own.handled
 #define stop own.stop

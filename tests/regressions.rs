@@ -317,3 +317,16 @@ fn a_full_exposure_table_is_said_never_silent() {
     assert!(out.stderr.contains("warning: 1 exposure records dropped"), "{}", out.describe());
     assert!(out.stderr.contains("may go unreported (G8)"), "{}", out.describe());
 }
+
+/// A program's SIGTRAP handler runs with SIGTRAP blocked, as the kernel runs it: the handler
+/// trampoline unblocked it (a synchronous signal libvmsrs keeps deliverable), so a SIGTRAP
+/// raised inside the handler nested at once (100 deep here); a program sending itself SIGTRAPs
+/// faster than its handler ran (its stores to a watched page trap) overflowed the signal stack
+/// and died (found by the review of VMSRS_PATCH_STORES, with the patch off too).
+#[test]
+fn a_sigtrap_handler_is_never_nested_inside_itself() {
+    let env = preload(&[]);
+    let out = run(&c_example("regress_sigtrap_nesting", Build::Unmodified), &[], &env_refs(&env), TIMEOUT);
+    out.assert_success();
+    assert!(out.stdout.contains("handled=101 deepest=1 OK"), "{}", out.describe());
+}

@@ -335,9 +335,15 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
     // SAFETY: `uc` is the kernel's context of this signal.
     let interrupted_bits = mask_to_bits(unsafe { &(*(uc as *const libc::ucontext_t)).uc_sigmask });
     let nodefer = flags & libc::SA_NODEFER != 0;
+    // A SIGTRAP handler keeps SIGTRAP blocked, as the kernel would run it: a program that sends
+    // itself SIGTRAPs (pthread_kill) faster than its handler runs (every store of the handler to
+    // a watched page is a trap) nested its handlers without bound until the signal stack
+    // overflowed. (SIGSEGV & co stay deliverable: a store to a watched page in a handler is one.)
+    let own = if nodefer { 0 } else { bit(sig) & bit(libc::SIGTRAP) };
     let want = bits_to_mask(
         (interrupted_bits | mask | if nodefer { 0 } else { bit(sig) }) & !sync_bits()
-            | interrupted_bits & sync_bits(),
+            | interrupted_bits & sync_bits()
+            | own,
     );
     // SAFETY: local sets; pthread_sigmask is async-signal-safe.
     let mut saved: libc::sigset_t = unsafe { core::mem::zeroed() };
