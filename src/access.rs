@@ -60,23 +60,13 @@ pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), Vmsrs
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
 }
 
-/// The user a monitored load is by: the thread's, or, while exposures are tracked, the
-/// implicit user of a thread that never began one (G8 reports every reader: DESIGN §2 makes
-/// such a thread its own user for its lifetime, and without one its loads were never
-/// recorded), and a warning when the exposure tables overflow.
+/// The user a monitored load is by (the thread's), after a warning when the exposure tables
+/// overflowed.
 fn reader(hv: &Hv) -> u64 {
-    let u = user::current();
-    match runtime::get() {
-        Some(rt) if rt.settings.exposure => {
-            warn_dropped_exposures(hv);
-            if u == 0 {
-                user::current_or_implicit(hv)
-            } else {
-                u
-            }
-        }
-        _ => u,
+    if runtime::get().is_some_and(|rt| rt.settings.exposure) {
+        warn_dropped_exposures(hv);
     }
+    user::current()
 }
 
 /// Say on stderr when exposure records were dropped (the tables are full: a writer that never
