@@ -51,7 +51,8 @@ plain_access!(plain_load64, plain_store64, u64, "mov {v}, qword ptr [{p}]", "mov
 #[inline(never)]
 pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
-    let u = reader(hv);
+    warn_dropped_exposures(hv);
+    let u = user::current();
     // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
     // address, which the hv reads only as monitored memory or through a guarded copy.
     let r = unsafe {
@@ -60,18 +61,10 @@ pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), Vmsrs
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
 }
 
-/// The user a monitored load is by (the thread's), after a warning when the exposure tables
-/// overflowed.
-fn reader(hv: &Hv) -> u64 {
-    if runtime::get().is_some_and(|rt| rt.settings.exposure) {
-        warn_dropped_exposures(hv);
-    }
-    user::current()
-}
-
 /// Say on stderr when exposure records were dropped (the tables are full: a writer that never
 /// ends, such as a thread's implicit user that filled a table before the workers started,
-/// keeps every candidate of its readers), the first time and at every tenfold more.
+/// keeps every candidate of its readers), the first time and at every tenfold more. Called
+/// where candidates are made, the loads' slow path; one load of the count.
 fn warn_dropped_exposures(hv: &Hv) {
     static WARNED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
     let n = hv.exposures_dropped();
@@ -136,10 +129,10 @@ fn load_scalar<const N: usize>(a: usize, plain: impl FnOnce() -> u64) -> u64 {
 
 #[inline(never)]
 fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
-    let u = reader(hv);
+    warn_dropped_exposures(hv);
     thread::with(|t| {
         thread::enter_in(t);
-        let mut frame = VmFrame::call(Hypercall::LoadScalar, [u, a as u64, 0, n as u64, 0, 0]);
+        let mut frame = VmFrame::call(Hypercall::LoadScalar, [t.user.get(), a as u64, 0, n as u64, 0, 0]);
         // SAFETY: LoadScalar takes no buffers; the user is this thread's.
         unsafe { svm_exit_handler(&mut frame, hv) };
         thread::leave_in(t);

@@ -124,8 +124,8 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     }
     let rt = runtime::start(settings)?;
     crate::watch::set_pending(pending);
-    crate::watch::patch::enable(cfg.watch_patch);
     if !ranges.is_empty() {
+        crate::watch::patch::enable(cfg.watch_patch);
         if let Err(why) = crate::watch::arm(rt.hv, &ranges) {
             eprintln!(
                 "=={pid}==vmsrs: error: {why}: the monitored ranges are NOT watched (faults are still contained)"

@@ -741,8 +741,10 @@ fn relocatable_prologue(body: &[u8], ip: u64) -> Result<Vec<Instruction>, String
     Ok(prologue)
 }
 
-/// A fresh RW page within ±1.5 GiB of `near`.
-fn near_page(near: usize) -> Option<usize> {
+/// A fresh RW page within ±1.5 GiB of `near`, below it first (above an executable its heap
+/// grows): room for a trampoline that a `jmp rel32` at `near` reaches (rescue points,
+/// `watch::patch`).
+pub(crate) fn near_page(near: usize) -> Option<usize> {
     let step = 1usize << 20;
     let span = 3usize << 29;
     let base = near & !(PAGE - 1);
@@ -760,8 +762,13 @@ fn near_page(near: usize) -> Option<usize> {
                     0,
                 )
             };
+            if p as usize == cand {
+                return Some(cand);
+            }
             if p != libc::MAP_FAILED {
-                return Some(p as usize);
+                // A kernel before 4.17 took the address as a hint only.
+                // SAFETY: the mapping just made.
+                unsafe { libc::munmap(p, PAGE) };
             }
         }
         off += step;

@@ -495,30 +495,21 @@ pub fn symbolize(pc: usize, lookup_pc: usize, out: &mut Symbolized) {
 /// The extent (start, size) of the function symbol that contains `pc`, if a module of the
 /// current snapshot has one. Async-signal-safe.
 pub fn function_extent(pc: usize) -> Option<(usize, usize)> {
-    with_snapshot(|s| {
-        let m = s.and_then(|s| find(s, pc))?;
-        let end = m.funcs.partition_point(|f| f.0 <= pc);
-        m.funcs[..end]
-            .iter()
-            .rev()
-            .take(16)
-            .find(|&&(addr, size, _)| pc - addr < size)
-            .map(|&(a, n, _)| (a, n))
-    })
+    with_snapshot(|s| s.and_then(|s| find(s, pc)).and_then(|m| covering(m, pc)).map(|&(a, n, _)| (a, n)))
 }
 
 /// The function symbol whose extent contains `pc`: (its address, its name's string offset).
-/// A binary search of the module's index; async-signal-safe (no allocation, no system call).
 fn nearest_symbol(m: &Module, pc: usize) -> Option<(usize, u32)> {
+    covering(m, pc).map(|&(addr, _, name)| (addr, name))
+}
+
+/// The index entry (address, size, name) of the function whose extent contains `pc`. A binary
+/// search of the module's index; async-signal-safe (no allocation, no system call).
+fn covering(m: &Module, pc: usize) -> Option<&(usize, usize, u32)> {
     let end = m.funcs.partition_point(|f| f.0 <= pc);
     // The closest start at or below pc that covers it (aliases share a start; a few look-backs
     // cover a function nested in another's extent).
-    m.funcs[..end]
-        .iter()
-        .rev()
-        .take(16)
-        .find(|&&(addr, size, _)| pc - addr < size)
-        .map(|&(addr, _, name)| (addr, name))
+    m.funcs[..end].iter().rev().take(16).find(|&&(addr, size, _)| pc - addr < size)
 }
 
 fn read_name(m: &Module, name: u32, out: &mut [u8; SYM_MAX]) -> usize {

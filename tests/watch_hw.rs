@@ -5,7 +5,7 @@
 mod common;
 
 use common::{c_example, c_example_flags, env_refs, preload, run, Build, RunOutput};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -33,17 +33,9 @@ fn traps(metrics: &Path) -> (u64, u64) {
     (page, hw)
 }
 
-fn metrics_file(tag: &str) -> PathBuf {
-    let dir = common::target_dir().join("watch_hw");
-    std::fs::create_dir_all(&dir).expect("create the metrics directory");
-    let path = dir.join(format!("{tag}.{}.prom", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
 /// Run watch_hw in `mode` with exit-time metrics: (output, page traps, watchpoint traps).
 fn watch_hw_counted(mode: &str) -> (RunOutput, u64, u64) {
-    let metrics = metrics_file(mode);
+    let metrics = common::metrics_file("watch_hw", mode);
     let m = metrics.to_str().expect("utf-8 path").to_owned();
     let out = watch_hw(&[("VMSRS_WATCH", mode), ("VMSRS_METRICS_PATH", &m)]);
     assert_eq!(out.code(), Some(0), "{mode}: {}", out.describe());

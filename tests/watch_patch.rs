@@ -5,23 +5,14 @@
 mod common;
 
 use common::{c_example, env_refs, preload, run, Build, RunOutput};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const PATCHED: &str = "it now stores through a writable view of the page, without a trap";
 
-fn metrics_file(tag: &str) -> PathBuf {
-    let dir = common::target_dir().join("watch_patch");
-    std::fs::create_dir_all(&dir).expect("create the metrics directory");
-    let path = dir.join(format!("{tag}.{}.prom", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
 /// Run watch_patch with `extra`; (output, trapped stores emulated, patched sites at exit).
 fn watch_patch(tag: &str, extra: &[(&str, &str)]) -> (RunOutput, u64, u64) {
-    let metrics = metrics_file(tag);
+    let metrics = common::metrics_file("watch_patch", tag);
     let m = metrics.to_str().expect("utf-8 path").to_owned();
     let mut env = vec![
         ("VMSRS_RANGE_0", "symbol:g:8"),
@@ -146,7 +137,7 @@ fn an_instruction_that_a_jump_lands_inside_is_never_patched() {
 /// for ever. All six are patched now.
 #[test]
 fn every_hot_instruction_is_patched_not_only_the_first_four() {
-    let metrics = metrics_file("many");
+    let metrics = common::metrics_file("watch_patch", "many");
     let m = metrics.to_str().expect("utf-8 path").to_owned();
     let out = regress("regress_patch_many_hot", &[], &[("VMSRS_METRICS_PATH", &m)]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());

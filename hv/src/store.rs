@@ -1549,12 +1549,12 @@ impl Hv {
         }
     }
 
-    /// Reported exposures from index `from`; returns (copied, total reported).
     /// Exposure candidates and exposures dropped because their tables were full (one load).
     pub fn exposures_dropped(&self) -> u64 {
         self.exposures.dropped()
     }
 
+    /// Reported exposures from index `from`; returns (copied, total reported).
     pub fn exposures(&self, from: usize, out: &mut [Exposure]) -> (usize, usize) {
         self.exposures.reported(from, out)
     }

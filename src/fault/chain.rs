@@ -339,11 +339,11 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
     // itself SIGTRAPs (pthread_kill) faster than its handler runs (every store of the handler to
     // a watched page is a trap) nested its handlers without bound until the signal stack
     // overflowed. (SIGSEGV & co stay deliverable: a store to a watched page in a handler is one.)
-    let own = if nodefer { 0 } else { bit(sig) & bit(libc::SIGTRAP) };
+    let own = if nodefer { 0 } else { bit(sig) };
     let want = bits_to_mask(
-        (interrupted_bits | mask | if nodefer { 0 } else { bit(sig) }) & !sync_bits()
+        (interrupted_bits | mask | own) & !sync_bits()
             | interrupted_bits & sync_bits()
-            | own,
+            | own & bit(libc::SIGTRAP),
     );
     // SAFETY: local sets; pthread_sigmask is async-signal-safe.
     let mut saved: libc::sigset_t = unsafe { core::mem::zeroed() };

@@ -694,7 +694,6 @@ pub fn after_fork_child() {
         }
     }
     drop_snapshots(n);
-    patch::after_fork_child();
     OWNER.store(0, Ordering::Release);
     hw::after_fork_child();
 }
@@ -1293,7 +1292,7 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
         if s == e || !gone(s, e) {
             continue;
         }
-        // Its patched stores trap again (their near view stays: a thread may be using it).
+        // Its patched stores trap again before its alias goes.
         patch::unpatch(|ri| ri == i);
         if r.hw.load(Ordering::Relaxed) {
             hw::remove(s, e);

@@ -8,10 +8,11 @@
 //! outside every monitored range ([`note`], in the trap), is patched at the next safe point
 //! ([`apply_wanted`], normal context): it is copied into a *trampoline* near the executable
 //! and replaced by a jump to it. The trampoline computes the address the instruction stores
-//! to this time; if it is that address, the instruction runs on a second writable view of the
-//! region's memfd (the *near view*: the same memory as the watched pages and the alias, so a
-//! locked read-modify-write stays atomic against other threads' emulated stores); otherwise
-//! the original instruction runs, and traps as before. A monitored byte is never stored
+//! to this time; if it is that address, the instruction runs on the region's writable alias
+//! (the same memfd as the watched pages, so a locked read-modify-write stays atomic against
+//! other threads' emulated stores, and a fork child, whose alias is remapped private at the
+//! same address, stores to its own); otherwise the original instruction runs, and traps as
+//! before. A monitored byte is never stored
 //! without its trap: only the page's other data goes through.
 //!
 //! Rewriting code other threads may be executing follows the cross-modifying-code protocol of
@@ -24,14 +25,14 @@
 //! old instruction and waited for the watch lock finds the jump and retries ([`covers`]). The
 //! patching thread runs with every signal blocked meanwhile. Only the main executable's code
 //! is patched (it is never unloaded), only where no direct jump of its function lands inside
-//! the instruction (`je 0f; lock; 0: cmpxchg` jumps past a prefix), and a trampoline and a
-//! near view are never unmapped (a thread may be inside one). A fault in a trampoline is
+//! the instruction (`je 0f; lock; 0: cmpxchg` jumps past a prefix), and a trampoline is never
+//! unmapped (a thread may be inside one). A fault in a trampoline is
 //! reported at the instruction it stands for ([`original_pc`]).
 //!
 //! `VMSRS_PATCH_STORES=off` turns it off. A patched instruction whose region stops being
 //! watched gets its bytes back.
 
-use super::{lock, region_of, sys_mprotect, BlockAsync, COUNT, REGIONS};
+use super::{lock, region_of, sys_mprotect, BlockAsync, REGIONS};
 use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, InstructionBlock,
@@ -92,9 +93,6 @@ static SITES: [Site; MAX_SITES] = [const {
         tramp: AtomicUsize::new(0),
     }
 }; MAX_SITES];
-
-/// The near view of each region (0: none yet).
-static NEAR: [AtomicUsize; super::MAX_REGIONS] = [const { AtomicUsize::new(0) }; super::MAX_REGIONS];
 
 /// Some candidate reached [`HOT`] and waits for [`apply_wanted`].
 static ANY_WANTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -159,17 +157,19 @@ pub fn note(pc: usize, addr: usize) {
     if !ENABLED.load(Ordering::Relaxed) || !in_code(pc, 1) {
         return;
     }
-    // Callers hold the watch lock: one thread at a time here.
+    // Callers hold the watch lock: one thread at a time here. Of eight slots: this
+    // instruction's, else an empty one, else the one that trapped least (start-up code fills
+    // the table with instructions that trap a few times and never again).
     let h = (pc.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % CANDIDATES;
-    let probe = || (0..8).map(|k| &CANDS[(h + k) % CANDIDATES]);
-    let c = match probe()
-        .find(|c| matches!(c.pc.load(Ordering::Relaxed), 0) || c.pc.load(Ordering::Relaxed) == pc)
-    {
-        Some(c) => c,
-        // Full: the instruction that trapped least gives its place (start-up code fills the
-        // table with instructions that trap a few times and never again).
-        None => probe().min_by_key(|c| c.traps.load(Ordering::Relaxed)).expect("eight probes"),
-    };
+    let slot = (0..8)
+        .map(|k| (h + k) % CANDIDATES)
+        .min_by_key(|&i| match CANDS[i].pc.load(Ordering::Relaxed) {
+            p if p == pc => 0,
+            0 => 1,
+            _ => 2 + CANDS[i].traps.load(Ordering::Relaxed),
+        })
+        .unwrap_or(h);
+    let c = &CANDS[slot];
     if c.pc.load(Ordering::Relaxed) != pc {
         c.pc.store(pc, Ordering::Relaxed);
         c.target.store(addr, Ordering::Relaxed);
@@ -183,15 +183,6 @@ pub fn note(pc: usize, addr: usize) {
     if c.traps.fetch_add(1, Ordering::Relaxed) + 1 >= HOT && !c.tried.load(Ordering::Relaxed) {
         ANY_WANTED.store(true, Ordering::Release);
     }
-}
-
-/// The fixed address the hot instruction at `pc` stores to.
-fn target_of(pc: usize) -> Option<usize> {
-    CANDS
-        .iter()
-        .find(|c| c.pc.load(Ordering::Relaxed) == pc)
-        .map(|c| c.target.load(Ordering::Relaxed))
-        .filter(|&t| t != usize::MAX && t != 0)
 }
 
 /// Sites ever taken (one load guards the lookups below).
@@ -271,7 +262,7 @@ fn apply_wanted_slow() {
         if pc == 0 || c.traps.load(Ordering::Relaxed) < HOT || c.tried.swap(true, Ordering::Relaxed) {
             continue;
         }
-        if let Err(why) = patch(pc) {
+        if let Err(why) = patch(pc, c.target.load(Ordering::Relaxed)) {
             let mut l = crate::fault::report::Line::prefixed();
             l.s("watch: the hot store at pc ").hex(pc as u64).s(" stays trapped: ").s(why).s("\n");
             l.write_stderr();
@@ -279,15 +270,18 @@ fn apply_wanted_slow() {
     }
 }
 
-/// Patch the instruction at `pc`, under the watch lock.
-fn patch(pc: usize) -> Result<(), &'static str> {
+/// Patch the instruction at `pc`, which stored to `target` every time it trapped
+/// (`usize::MAX`: not always the same address), under the watch lock.
+fn patch(pc: usize, target: usize) -> Result<(), &'static str> {
     if SITES.iter().any(|s| s.state.load(Ordering::Relaxed) != FREE && s.pc.load(Ordering::Relaxed) == pc) {
         return Ok(());
     }
     let Some(site) = SITES.iter().find(|s| s.state.load(Ordering::Relaxed) == FREE) else {
         return Err("no site left");
     };
-    let target = target_of(pc).ok_or("it stored to more than one address (or its count was evicted)")?;
+    if target == usize::MAX {
+        return Err("it stored to more than one address");
+    }
     let mut code = [0u8; 16];
     // SAFETY: pc is in the main executable's code (checked by note).
     let n = unsafe { crate::fault::readable_code(pc, &mut code) };
@@ -313,9 +307,8 @@ fn patch(pc: usize) -> Result<(), &'static str> {
     }
     let scratch = scratch_registers(&ins)?;
     jumps_past(pc, len)?;
-    let near = near_view(ri, s, e, a)?;
-    let tramp = near_map(PAGE, pc).ok_or("no room near the executable")?;
-    let body = match trampoline(&ins, pc, target, near + (target - s), tramp, scratch) {
+    let tramp = crate::rescue::near_page(pc).ok_or("no room near the executable")?;
+    let body = match trampoline(&ins, pc, target, a + (target - s), tramp, scratch) {
         Ok(b) if b.len() <= PAGE => b,
         _ => {
             // SAFETY: our own page, never used.
@@ -347,7 +340,7 @@ fn patch(pc: usize) -> Result<(), &'static str> {
     }
     site.state.store(PATCHING, Ordering::Release);
     ANY_SITE.store(true, Ordering::Release);
-    if let Err(why) = rewrite(pc, &code[..len], &new[..len]) {
+    if let Err(why) = rewrite(pc, &new[..len]) {
         site.state.store(REFUSED, Ordering::Release);
         return Err(why);
     }
@@ -413,16 +406,16 @@ fn scratch_registers(ins: &iced_x86::Instruction) -> Result<[Register; 2], &'sta
     }
 }
 
-/// The trampoline of `ins` (at `pc`, storing to `target`, whose near view is `near`), to be
-/// placed at `at`:
+/// The trampoline of `ins` (at `pc`, storing to `target`, which its region's alias has at
+/// `alias`), to be placed at `at`:
 ///
 /// ```text
 ///     lea  -128(%rsp), %rsp        ; the red zone of the interrupted function stays intact
 ///     push %x ; push %y ; pushfq
 ///     lea  MEM, %x                 ; the address the instruction stores to this time
 ///     movabs $target, %y ; cmp %y, %x ; jne slow
-///     movabs $near, %x ; popfq
-///     INS with MEM = (%x)          ; the store, through the near view
+///     movabs $alias, %x ; popfq
+///     INS with MEM = (%x)          ; the store, through the alias
 ///     pop %y ; pop %x ; lea 128(%rsp), %rsp ; jmp pc+len
 /// slow:                            ; another address: the instruction as it was (it traps if
 ///     popfq ; pop %y ; pop %x      ; it stores to a watched page, and is emulated there)
@@ -432,7 +425,7 @@ fn trampoline(
     ins: &iced_x86::Instruction,
     pc: usize,
     target: usize,
-    near: usize,
+    alias: usize,
     at: usize,
     [x, y]: [Register; 2],
 ) -> Result<Vec<u8>, iced_x86::IcedError> {
@@ -465,7 +458,7 @@ fn trampoline(
         I::with2(Code::Mov_r64_imm64, y, target as u64)?,
         I::with2(Code::Cmp_rm64_r64, x, y)?,
         I::with_branch(Code::Jne_rel32_64, SLOW)?,
-        I::with2(Code::Mov_r64_imm64, x, near as u64)?,
+        I::with2(Code::Mov_r64_imm64, x, alias as u64)?,
         I::with(Code::Popfq),
         fast,
         I::with1(Code::Pop_r64, y)?,
@@ -497,11 +490,11 @@ fn trampoline(
 const LABELS: u64 = 0x100;
 const SLOW: u64 = 0x200;
 
-/// Replace `old` at `pc` by `new` (same length) while other threads may run it: `int3`
-/// first, the tail, then the head, each step serialised on every CPU.
-fn rewrite(pc: usize, old: &[u8], new: &[u8]) -> Result<(), &'static str> {
+/// Replace the instruction at `pc` by `new` (its length) while other threads may run it: the
+/// stop byte first, the tail, then the head, each step serialised on every CPU.
+fn rewrite(pc: usize, new: &[u8]) -> Result<(), &'static str> {
     let lo = pc & !(PAGE - 1);
-    let hi = (pc + old.len() + PAGE - 1) & !(PAGE - 1);
+    let hi = (pc + new.len() + PAGE - 1) & !(PAGE - 1);
     // SAFETY: the main executable's own code pages, made writable for the rewrite only.
     if unsafe {
         sys_mprotect(lo as *mut libc::c_void, hi - lo, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)
@@ -650,98 +643,6 @@ fn sync_core() {
     unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) };
 }
 
-/// A fresh private read-write mapping of `len` bytes within reach (a 32-bit displacement,
-/// with room to spare) of `near`, or `None`.
-fn near_map(len: usize, near: usize) -> Option<usize> {
-    const STEP: usize = 1 << 21;
-    let base = EXE[3].load(Ordering::Relaxed).max(near) & !(STEP - 1);
-    let low = EXE[2].load(Ordering::Relaxed).min(near) & !(STEP - 1);
-    // Below the image first: above it the heap grows.
-    for k in 1..512usize {
-        for at in [low.wrapping_sub(k * STEP), base + k * STEP] {
-            if at == 0 || at.abs_diff(near) > (1 << 30) {
-                continue;
-            }
-            // SAFETY: a new private anonymous mapping where nothing is mapped (NOREPLACE).
-            let p = unsafe {
-                libc::mmap(
-                    at as *mut libc::c_void,
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-                    -1,
-                    0,
-                )
-            };
-            if p != libc::MAP_FAILED {
-                if p as usize == at {
-                    return Some(at);
-                }
-                // An old kernel took the address as a hint only.
-                // SAFETY: the mapping just made.
-                unsafe { libc::munmap(p, len) };
-            }
-        }
-    }
-    None
-}
-
-/// The near view of region `ri` (`s..e`, alias `a`): a second writable mapping of its memfd
-/// next to the executable, made at its first site.
-fn near_view(ri: usize, s: usize, e: usize, a: usize) -> Result<usize, &'static str> {
-    match NEAR[ri].load(Ordering::Relaxed) {
-        0 => {}
-        v => return Ok(v),
-    }
-    let at = near_map(e - s, s).ok_or("no room near the executable")?;
-    if !view_at(a, e - s, at) {
-        // SAFETY: our reservation.
-        unsafe { libc::munmap(at as *mut libc::c_void, e - s) };
-        return Err("cannot map a near view of the watched pages");
-    }
-    NEAR[ri].store(at, Ordering::Relaxed);
-    Ok(at)
-}
-
-/// Map the `len` bytes of the shared mapping `alias` a second time at `at`, replacing what is
-/// there (a reservation of ours, or the view of the parent's memfd in a fork child); mremap
-/// with old size 0 duplicates a shared mapping. Async-signal-safe.
-fn view_at(alias: usize, len: usize, at: usize) -> bool {
-    // SAFETY: a new mapping of our alias's pages at an address of ours (see above).
-    let p = unsafe {
-        libc::mremap(
-            alias as *mut libc::c_void,
-            0,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            at as *mut libc::c_void,
-        )
-    };
-    p != libc::MAP_FAILED && p as usize == at
-}
-
-/// In a child after fork, once its regions have their private aliases: the near views are
-/// mapped again from them (they were views of the parent's memfd). Async-signal-safe.
-pub fn after_fork_child() {
-    let n = COUNT.load(Ordering::Acquire);
-    for (i, r) in REGIONS[..n].iter().enumerate() {
-        let at = NEAR[i].load(Ordering::Relaxed);
-        let (s, e, a) =
-            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
-        if at == 0 || s == e || a == 0 {
-            continue;
-        }
-        if !view_at(a, e - s, at) {
-            // The child must never store into the parent's memory: take the patches out.
-            unpatch(|ri| ri == i);
-            let mut l = crate::fault::report::Line::prefixed();
-            l.s("error: after fork, a near view at ").hex(at as u64);
-            l.s(" could not be mapped again; its patched stores trap again\n");
-            l.write_stderr();
-        }
-    }
-}
-
 /// Put back the original bytes of the sites whose region `gone` selects (under the watch
 /// lock, or single-threaded).
 pub fn unpatch(gone: impl Fn(usize) -> bool) {
@@ -754,13 +655,8 @@ pub fn unpatch(gone: impl Fn(usize) -> bool) {
         for (o, b) in orig.iter_mut().zip(&site.orig) {
             *o = b.load(Ordering::Relaxed);
         }
-        let mut cur = [0u8; 16];
-        for (i, c) in cur.iter_mut().enumerate().take(len) {
-            // SAFETY: the site's bytes, in the executable's code.
-            *c = unsafe { core::ptr::read_volatile((pc + i) as *const u8) };
-        }
         site.state.store(PATCHING, Ordering::Release);
-        let _ = rewrite(pc, &cur[..len], &orig[..len]);
+        let _ = rewrite(pc, &orig[..len]);
         site.state.store(REFUSED, Ordering::Release);
         PATCHED_SITES.fetch_sub(1, Ordering::Relaxed);
     }

@@ -38,6 +38,16 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// A fresh path for a run's exit-time metrics (`VMSRS_METRICS_PATH`): `target/<dir>/<tag>.<pid>.prom`,
+/// its directory made and any old file removed.
+pub fn metrics_file(dir: &str, tag: &str) -> PathBuf {
+    let dir = target_dir().join(dir);
+    std::fs::create_dir_all(&dir).expect("create the metrics directory");
+    let path = dir.join(format!("{tag}.{}.prom", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
 /// The directory holding `libvmsrs.so` after a release build.
 pub fn release_dir() -> PathBuf {
     target_dir().join("release")
