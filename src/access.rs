@@ -15,7 +15,7 @@ use crate::ffi::{boundary, non_null, non_zero};
 use crate::{runtime, thread, user};
 use core::arch::asm;
 use vmsrs_hv::uaccess;
-use vmsrs_hv::{host::inproc::vmmcall, svm_exit_handler, Hv, Hypercall, VmFrame};
+use vmsrs_hv::{host::inproc::vmmcall, svm_exit_handler, Hv, Hypercall, VmFrame, READER_NEEDED};
 
 /// Bytes moved per bounce-buffer round.
 const CHUNK: usize = 256;
@@ -52,13 +52,31 @@ plain_access!(plain_load64, plain_store64, u64, "mov {v}, qword ptr [{p}]", "mov
 pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
     warn_dropped_exposures(hv);
-    let u = user::current();
-    // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
-    // address, which the hv reads only as monitored memory or through a guarded copy.
-    let r = unsafe {
-        vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, 0, 0])
+    let mut load = |u: u64| {
+        // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
+        // address, which the hv reads only as monitored memory or through a guarded copy.
+        unsafe {
+            vmmcall(
+                hv,
+                Hypercall::Load,
+                [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, ask(u), 0],
+            )
+        }
     };
+    let mut r = load(user::current());
+    if r as u64 == READER_NEEDED {
+        r = load(user::current_or_implicit(hv));
+    }
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
+}
+
+/// The `ask` argument of a load by `u`: a thread that never began a user asks the hv whether
+/// its load read an active user's bytes, and then becomes its implicit user and loads again
+/// (`READER_NEEDED`), so that G8 can name it; a user, or a thread that could not become one,
+/// does not ask.
+#[inline(always)]
+fn ask(u: u64) -> u64 {
+    (u == 0) as u64
 }
 
 /// Say on stderr when exposure records were dropped (the tables are full: a writer that never
@@ -132,11 +150,18 @@ fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
     warn_dropped_exposures(hv);
     thread::with(|t| {
         thread::enter_in(t);
-        let mut frame = VmFrame::call(Hypercall::LoadScalar, [t.user.get(), a as u64, 0, n as u64, 0, 0]);
-        // SAFETY: LoadScalar takes no buffers; the user is this thread's.
-        unsafe { svm_exit_handler(&mut frame, hv) };
+        let load = |u: u64| {
+            let mut frame = VmFrame::call(Hypercall::LoadScalar, [u, a as u64, 0, n as u64, ask(u), 0]);
+            // SAFETY: LoadScalar takes no buffers; the user is this thread's.
+            unsafe { svm_exit_handler(&mut frame, hv) };
+            frame.genrl_regs
+        };
+        let mut regs = load(t.user.get());
+        if regs.rax == READER_NEEDED {
+            regs = load(user::current_or_implicit(hv));
+        }
         thread::leave_in(t);
-        frame.genrl_regs.rdx
+        regs.rdx
     })
 }
 

@@ -293,6 +293,18 @@ fn rescue_calls_of_unusual_shapes_return_the_right_values_from_many_threads() {
     assert!(out.stdout.contains("bad=0"), "{}", out.describe());
 }
 
+/// G8 (fourth review of the core): a thread that never began a user is its own implicit user,
+/// so its loads of an active writer's bytes are exposures when the writer faults, by every read
+/// path (scalar load, vmsrs_load, vmsrs_printf); they were never recorded (the reader was user 0).
+/// Such a thread becomes its implicit user only when a load reads an active user's bytes (the
+/// hv answers READER_NEEDED), so a thread that reads at rest stays without one (api_fuzz).
+#[test]
+fn readers_without_a_user_are_reported_as_exposed() {
+    let out = exits_0("regress_exposure_userless", &[], &[]);
+    assert!(out.stdout.contains("; 0 readers not reported"), "{}", out.describe());
+    assert!(!out.stdout.contains("NOT REPORTED"), "{}", out.describe());
+}
+
 /// G8's candidate table is bounded (8192): a writer that never ends keeps its readers'
 /// candidates, and a later exposure can find no room. Below the bound it is reported; past it
 /// the loss is said on stderr (it was visible only in the stats' exposures_dropped).

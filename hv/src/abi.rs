@@ -129,6 +129,13 @@ const ALL_CODES: [VmsrsError; 22] = [
     VmsrsError::VMSRS_EFAULT,
 ];
 
+/// The one positive status besides `VMSRS_FAULTED`, internal to the hypercall ABI (never a
+/// C return value): a load by no user (`rdi`=0) that asked (`r8`=1) read bytes of an active
+/// user while exposures are tracked. G8 must report that reader if the writer faults, so the
+/// caller becomes its thread's implicit user and makes the load again; the first load's
+/// bytes are not used and it recorded nothing.
+pub const READER_NEEDED: u64 = 2;
+
 /// Result type of the recovery store.
 pub type HvResult<T> = Result<T, VmsrsError>;
 
@@ -146,7 +153,9 @@ pub enum Hypercall {
     UserEnd = 4,
     /// `rdi`=user, `rsi`=dst, `rdx`=src buffer, `r10`=len: monitored store.
     Store = 5,
-    /// `rdi`=user, `rsi`=src, `rdx`=dst buffer, `r10`=len: monitored load.
+    /// `rdi`=user, `rsi`=src, `rdx`=dst buffer, `r10`=len, `r8`=ask: monitored load. With
+    /// `rdi`=0 and `r8`=1, under exposure tracking, a load that read an active user's bytes
+    /// answers [`READER_NEEDED`] instead of going unrecorded.
     Load = 6,
     /// `rdi`=user, `rsi`=signal or kind, `rdx`=fault address, `r10`=pc: enter suppression.
     CrashSuppression = 7,
@@ -158,8 +167,8 @@ pub enum Hypercall {
     Fill = 10,
     /// `rdi`=user, `rsi`=addr, `rdx`=value, `r10`=size (1, 2, 4, 8): monitored scalar store.
     StoreScalar = 11,
-    /// `rdi`=user, `rsi`=addr, `r10`=size (1, 2, 4, 8): monitored scalar load; the value
-    /// comes back in `rdx`.
+    /// `rdi`=user, `rsi`=addr, `r10`=size (1, 2, 4, 8), `r8`=ask: monitored scalar load; the
+    /// value comes back in `rdx`. `r8` as for [`Hypercall::Load`].
     LoadScalar = 12,
 }
 

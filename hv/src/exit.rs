@@ -2,8 +2,8 @@
 //! call, process host draining rings, trap host catching `vmmcall`) decodes an exit into a
 //! [`VmFrame`] and calls this function; the status goes back in `rax`.
 
-use crate::abi::{Hypercall, VmFrame};
-use crate::store::{EndKind, Hv};
+use crate::abi::{Hypercall, VmFrame, READER_NEEDED};
+use crate::store::{EndKind, Hv, Reading};
 use crate::VmsrsError::{self, *};
 
 /// Handle one hypercall exit. Buffers named by the frame are addresses in the guest, which
@@ -36,8 +36,10 @@ unsafe fn dispatch(call: Hypercall, f: &mut VmFrame, hv: &Hv) -> Result<u64, Vms
             hv.store_scalar(a(0), a(1) as usize, a(2), scalar_size(a(3))?).map(|_| 0)?
         }
         Hypercall::LoadScalar => {
-            f.genrl_regs.rdx = hv.load_scalar(a(0), a(1) as usize, scalar_size(a(3))?)?;
-            0
+            let (v, reading) =
+                hv.load_scalar_asking(a(0), a(1) as usize, scalar_size(a(3))?, f.arg(4) == 1)?;
+            f.genrl_regs.rdx = v;
+            status_of(reading)
         }
         Hypercall::Profile => {
             let name = if a(2) == 0 {
@@ -62,7 +64,7 @@ unsafe fn dispatch(call: Hypercall, f: &mut VmFrame, hv: &Hv) -> Result<u64, Vms
         Hypercall::Load => {
             // SAFETY: the ABI says rdx/r10 name a writable destination buffer.
             let dst = unsafe { core::slice::from_raw_parts_mut(a(2) as *mut u8, a(3) as usize) };
-            hv.load(a(0), a(1) as usize, dst).map(|_| 0)?
+            status_of(hv.load_asking(a(0), a(1) as usize, dst, f.arg(4) == 1)?)
         }
         Hypercall::CrashSuppression => hv.crash_suppression(a(0)).map(|_| 0)?,
         Hypercall::Restore => {
@@ -72,6 +74,14 @@ unsafe fn dispatch(call: Hypercall, f: &mut VmFrame, hv: &Hv) -> Result<u64, Vms
         Hypercall::UserState => hv.suppressed(a(0)) as u64,
         Hypercall::Fill => hv.fill(a(3), a(0) as usize, a(1) as u8, a(2) as usize).map(|_| 0)?,
     })
+}
+
+/// The status of a load: 0, or [`READER_NEEDED`].
+fn status_of(reading: Reading) -> u64 {
+    match reading {
+        Reading::ReaderNeeded => READER_NEEDED,
+        _ => 0,
+    }
 }
 
 fn scalar_size(n: u64) -> Result<usize, VmsrsError> {

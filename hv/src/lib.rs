@@ -31,8 +31,8 @@ pub mod sync;
 pub mod uaccess;
 pub mod users;
 
-pub use abi::{genrl_regs, HvResult, Hypercall, VmFrame, VmsrsError};
+pub use abi::{genrl_regs, HvResult, Hypercall, VmFrame, VmsrsError, READER_NEEDED};
 pub use exit::svm_exit_handler;
 pub use exposure::Exposure;
-pub use store::{EndKind, Hv, HvBox, HvConfig, HvStats};
+pub use store::{EndKind, Hv, HvBox, HvConfig, HvStats, Reading};
 pub use users::{UserId, WriterState};

@@ -54,6 +54,29 @@ pub struct HvConfig {
     pub gate: Option<&'static AtomicUsize>,
 }
 
+/// What a load that may ask for its reader learnt (G8; see [`Hv::load_asking`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// The loaded bytes are the load's answer.
+    Done,
+    /// A load by no user read bytes of an active user while exposures are tracked: the
+    /// reader must become a user and load again; this load recorded nothing.
+    ReaderNeeded,
+}
+
+/// What a normal load does for G8, granule by granule.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Track {
+    /// Nothing: exposures are not tracked, or the reader is no user and does not ask.
+    Off,
+    /// Record the reader (a user) as a candidate of every active writer it reads.
+    Record,
+    /// The reader is no user and asks whether it read an active user's bytes.
+    Ask,
+    /// It did: the load ends in [`Reading::ReaderNeeded`].
+    Needed,
+}
+
 /// How a user ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndKind {
@@ -725,6 +748,18 @@ impl Hv {
     /// the scalar fast path of [`Hv::load`], same semantics. Bytes above `n` are zero.
     #[inline]
     pub fn load_scalar(&self, u: UserId, addr: usize, n: usize) -> HvResult<u64> {
+        self.load_scalar_asking(u, addr, n, false).map(|(v, _)| v)
+    }
+
+    /// [`Hv::load_scalar`], asking for a reader as [`Hv::load_asking`] does.
+    #[inline]
+    pub fn load_scalar_asking(
+        &self,
+        u: UserId,
+        addr: usize,
+        n: usize,
+        ask: bool,
+    ) -> HvResult<(u64, Reading)> {
         let _s = self.section(u);
         let off = addr & (GRANULE - 1);
         let keep = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
@@ -735,13 +770,14 @@ impl Hv {
                     let g = addr - off;
                     // SAFETY: g is a granule of r (addr lies in r).
                     let meta = unsafe { r.meta(g) };
-                    return Ok((self.load_normal(u, false, meta, g, 0xFF) >> (8 * off)) & keep);
+                    let v = self.load_normal(u, &mut Track::Off, meta, g, 0xFF);
+                    return Ok(((v >> (8 * off)) & keep, Reading::Done));
                 }
             }
         }
         let mut b = [0u8; 8];
-        self.load(u, addr, &mut b[..n])?;
-        Ok(u64::from_le_bytes(b))
+        let reading = self.load_asking(u, addr, &mut b[..n], ask)?;
+        Ok((u64::from_le_bytes(b), reading))
     }
 
     /// Monitored `memset`.
@@ -757,14 +793,25 @@ impl Hv {
     }
 
     /// Monitored load into `dst` of the bytes at `src`, as seen by user `u` (G3 / G4).
-    /// `u` may be 0 for a reader that is no user (sees the G3 view).
+    /// `u` may be 0 for a reader that is no user (sees the G3 view; never recorded as exposed).
     pub fn load(&self, u: UserId, src: usize, dst: &mut [u8]) -> HvResult<()> {
+        self.load_asking(u, src, dst, false).map(drop)
+    }
+
+    /// [`Hv::load`]; and when `ask`, `u` is 0 and exposures are tracked, a load that read
+    /// bytes of an active user says [`Reading::ReaderNeeded`] (G8 must be able to name its
+    /// reader): the caller becomes a user and loads again.
+    pub fn load_asking(&self, u: UserId, src: usize, dst: &mut [u8], ask: bool) -> HvResult<Reading> {
         if self.quiescent() {
-            return plain_read(src, dst);
+            return plain_read(src, dst).map(|_| Reading::Done);
         }
         let _s = self.section(u);
         let suppressed = u != 0 && self.suppressed(u);
-        let exposure = self.exposure_on.load(Ordering::Relaxed);
+        let mut track = match (self.exposure_on.load(Ordering::Relaxed), u, ask) {
+            (false, _, _) | (true, 0, false) => Track::Off,
+            (true, 0, true) => Track::Ask,
+            (true, _, _) => Track::Record,
+        };
         let mut result = Ok(());
         self.for_spans(src, dst.len(), &mut |span, r| {
             if result.is_err() {
@@ -774,10 +821,10 @@ impl Hv {
             let out = &mut dst[off..off + (span.1 - span.0)];
             match r {
                 None => result = plain_read(span.0, out),
-                Some(r) => self.load_in_range(u, suppressed, exposure, &r, span.0, out),
+                Some(r) => self.load_in_range(u, suppressed, &mut track, &r, span.0, out),
             }
         });
-        result
+        result.map(|_| if track == Track::Needed { Reading::ReaderNeeded } else { Reading::Done })
     }
 
     /// Demand-restore every polluted granule of `addr..addr+len` (for output of monitored
@@ -1065,7 +1112,7 @@ impl Hv {
         &self,
         u: UserId,
         suppressed: bool,
-        exposure: bool,
+        track: &mut Track,
         r: &RangeRef,
         p: usize,
         out: &mut [u8],
@@ -1081,7 +1128,7 @@ impl Hv {
             let v = if suppressed {
                 self.load_suppressed(u, meta, g, want)
             } else {
-                self.load_normal(u, exposure, meta, g, want)
+                self.load_normal(u, track, meta, g, want)
             };
             for (k, b) in out[lo - p..hi - p].iter_mut().enumerate() {
                 *b = (v >> (8 * (lo - g + k))) as u8;
@@ -1090,9 +1137,11 @@ impl Hv {
         }
     }
 
+    /// The G3 view of granule `g`'s `want` bytes, restoring it first if polluted; and what
+    /// `track` says for G8.
     #[inline]
-    fn load_normal(&self, u: UserId, exposure: bool, meta: &GranuleMeta, g: usize, want: u8) -> u64 {
-        if !exposure && meta.flags.load(Ordering::Acquire) & POLLUTED == 0 {
+    fn load_normal(&self, u: UserId, track: &mut Track, meta: &GranuleMeta, g: usize, want: u8) -> u64 {
+        if *track == Track::Off && meta.flags.load(Ordering::Acquire) & POLLUTED == 0 {
             return read_raw(g);
         }
         let mut gl = meta.lock();
@@ -1102,8 +1151,12 @@ impl Hv {
         if gl.flags() & POLLUTED != 0 {
             self.restore_locked(&mut gl, g);
         }
-        if exposure && u != 0 {
-            self.record_exposures_locked(&gl, g, u, want);
+        match *track {
+            Track::Record => {
+                self.record_exposures_locked(&gl, g, u, want);
+            }
+            Track::Ask if self.record_exposures_locked(&gl, g, 0, want) => *track = Track::Needed,
+            _ => {}
         }
         read_raw(g)
     }
@@ -1498,10 +1551,14 @@ impl Hv {
         }
     }
 
-    fn record_exposures_locked(&self, gl: &GranuleGuard, g: usize, reader: UserId, want: u8) {
+    /// Did the reader read, among granule `g`'s `want` bytes, bytes whose latest store is by
+    /// an active user other than itself? Each such (reader, writer, granule) is a candidate
+    /// exposure (G8), recorded unless the reader is no user (0).
+    fn record_exposures_locked(&self, gl: &GranuleGuard, g: usize, reader: UserId, want: u8) -> bool {
         let meta = gl.meta;
         let pool = &self.entries;
         let mut have = 0u8;
+        let mut exposed = false;
         // SAFETY: granule lock held.
         let mut idx = unsafe { *meta.cold().head.get() };
         while idx != NIL && pool_valid(pool, idx) && have & want != want {
@@ -1510,12 +1567,16 @@ impl Hv {
             if state != WriterState::Faulted {
                 let take = e.mask & want & !have;
                 if take != 0 && e.writer != reader && state == WriterState::Active {
-                    self.exposures.candidate(reader, e.writer, g as u64);
+                    exposed = true;
+                    if reader != 0 {
+                        self.exposures.candidate(reader, e.writer, g as u64);
+                    }
                 }
                 have |= e.mask;
             }
             idx = e.next;
         }
+        exposed
     }
 
     // ----- reports ----------------------------------------------------------------------

@@ -27,7 +27,9 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use vmsrs_hv::oracle::{OState, Oracle};
-use vmsrs_hv::{svm_exit_handler, EndKind, Exposure, Hv, HvBox, HvConfig, Hypercall, UserId, VmFrame};
+use vmsrs_hv::{
+    svm_exit_handler, EndKind, Exposure, Hv, HvBox, HvConfig, Hypercall, Reading, UserId, VmFrame,
+};
 
 /// Heap memory the test owns and the store reads and writes through raw pointers only.
 struct Mem {
@@ -873,6 +875,46 @@ fn exposure_of_a_reader_that_already_committed_is_reported() {
         Op::Fault { user: 0 },
     ];
     run(&single(32, 0, None), &init_bytes(), 3, &direct(&ops), true, false).unwrap();
+}
+
+/// G8 for a reader that is no user: a load that asks says `ReaderNeeded` exactly when it read
+/// bytes whose latest store is an active user's (then it recorded nothing); the same load by
+/// the user the reader becomes is then reported when the writer faults. Without exposure
+/// tracking, or at rest, or on committed bytes, a load never asks for a reader.
+#[test]
+fn a_load_by_no_user_asks_for_a_reader_only_when_it_read_an_active_users_bytes() {
+    for exposure in [false, true] {
+        let hv = Hv::create(HvConfig { exposure, ..HvConfig::default() }).unwrap();
+        let mem = Mem::new();
+        let a = mem.addr();
+        hv.profile(a, 64, b"ask").unwrap();
+        let mut b = [0u8; 4];
+        let reads = |hv: &Hv, off: usize, b: &mut [u8; 4]| hv.load_asking(0, a + off, b, true).unwrap();
+        assert_eq!(reads(&hv, 0, &mut b), Reading::Done, "at rest");
+        let c = hv.user_begin().unwrap();
+        hv.store(c, a + 8, &[5; 4]).unwrap();
+        assert_eq!(hv.user_end(c).unwrap(), EndKind::Committed);
+        let w = hv.user_begin().unwrap();
+        hv.store(w, a + 2, &[7]).unwrap();
+        assert_eq!(reads(&hv, 8, &mut b), Reading::Done, "committed bytes");
+        assert_eq!(reads(&hv, 3, &mut b), Reading::Done, "beside the active user's byte");
+        let want = if exposure { Reading::ReaderNeeded } else { Reading::Done };
+        assert_eq!(reads(&hv, 0, &mut b), want, "the active user's byte (exposure {exposure})");
+        assert_eq!(b, [0, 0, 7, 0], "the load's bytes are right either way");
+        assert_eq!(hv.load_asking(0, a, &mut b, false).unwrap(), Reading::Done, "not asking");
+        let (_, r) = hv.load_scalar_asking(0, a + 2, 1, true).unwrap();
+        assert_eq!(r, want, "scalar");
+        let reader = hv.user_begin().unwrap();
+        assert_eq!(hv.load_asking(reader, a, &mut b, true).unwrap(), Reading::Done, "a user never asks");
+        hv.crash_suppression(w).unwrap();
+        let mut out = [Exposure::default(); 8];
+        let (n, _) = hv.exposures(0, &mut out);
+        let expect: &[Exposure] =
+            if exposure { &[Exposure { reader, writer: w, addr: a as u64 }] } else { &[] };
+        assert_eq!(&out[..n], expect, "only the reader that is a user is reported");
+        hv.user_end(reader).unwrap();
+        hv.user_end(w).unwrap();
+    }
 }
 
 /// Reused user slots get fresh ids: an op by a stale id is refused, never applied to the
