@@ -457,7 +457,9 @@ int32_t vmsrs_user_begin(void);
 // `VMSRS_ENOUSER` (no explicit user was begun on this thread).
 int32_t vmsrs_user_end(void);
 
-// The id of the user this thread runs (explicit or implicit), or 0 if none. Ids are never
+// The id of the user this thread runs (explicit or implicit), or 0 if none. A thread that
+// never began a user gets its implicit one at its first monitored store or contained fault,
+// or, with `VMSRS_EXPOSURE=1`, at its first load of bytes an active user wrote. Ids are never
 // reused while the process lives.
 uint64_t vmsrs_user_current(void);
 

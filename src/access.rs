@@ -52,31 +52,38 @@ plain_access!(plain_load64, plain_store64, u64, "mov {v}, qword ptr [{p}]", "mov
 pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
     warn_dropped_exposures(hv);
-    let mut load = |u: u64| {
+    let mut load = |u: u64, ask: u64| {
         // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
         // address, which the hv reads only as monitored memory or through a guarded copy.
         unsafe {
-            vmmcall(
-                hv,
-                Hypercall::Load,
-                [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, ask(u), 0],
-            )
+            vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, ask, 0])
         }
     };
-    let mut r = load(user::current());
+    let u = user::current();
+    let mut r = load(u, asks(u));
     if r as u64 == READER_NEEDED {
-        r = load(user::current_or_implicit(hv));
+        r = load(reader_again(hv), 0);
     }
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
 }
 
-/// The `ask` argument of a load by `u`: a thread that never began a user asks the hv whether
-/// its load read an active user's bytes, and then becomes its implicit user and loads again
-/// (`READER_NEEDED`), so that G8 can name it; a user, or a thread that could not become one,
-/// does not ask.
+/// The `ask` argument (`r8`) of a first load by `u`: a thread that never began a user asks
+/// the hv whether its load read an active user's bytes (G8 must be able to name it then).
 #[inline(always)]
-fn ask(u: u64) -> u64 {
+fn asks(u: u64) -> u64 {
     (u == 0) as u64
+}
+
+/// The hv answered `READER_NEEDED`: the user the load is made again by, which never asks
+/// again. The thread's implicit user, or 0 when none can be begun (the user table is full),
+/// and then the reader G8 could not name is counted in `exposures_dropped`.
+#[cold]
+fn reader_again(hv: &Hv) -> u64 {
+    let u = user::current_or_implicit(hv);
+    if u == 0 {
+        hv.note_unnamed_reader();
+    }
+    u
 }
 
 /// Say on stderr when exposure records were dropped (the tables are full: a writer that never
@@ -99,7 +106,8 @@ fn warn_dropped_exposures(hv: &Hv) {
             .is_ok()
     {
         let mut l = crate::fault::report::Line::prefixed();
-        l.s("warning: ").dec(n).s(" exposure records dropped: the table of ");
+        l.s("warning: ").dec(n).s(" exposure records dropped: a reader could not be made a user (the user ");
+        l.s("table is full), or the table of ");
         l.dec(vmsrs_hv::exposure::CANDIDATES as u64).s(" (reader, writer, granule) candidates or of ");
         l.dec(vmsrs_hv::exposure::REPORTED as u64)
             .s(" reported exposures is full (candidates stay until their writer ends); ");
@@ -150,15 +158,16 @@ fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
     warn_dropped_exposures(hv);
     thread::with(|t| {
         thread::enter_in(t);
-        let load = |u: u64| {
-            let mut frame = VmFrame::call(Hypercall::LoadScalar, [u, a as u64, 0, n as u64, ask(u), 0]);
+        let load = |u: u64, ask: u64| {
+            let mut frame = VmFrame::call(Hypercall::LoadScalar, [u, a as u64, 0, n as u64, ask, 0]);
             // SAFETY: LoadScalar takes no buffers; the user is this thread's.
             unsafe { svm_exit_handler(&mut frame, hv) };
             frame.genrl_regs
         };
-        let mut regs = load(t.user.get());
+        let u = t.user.get();
+        let mut regs = load(u, asks(u));
         if regs.rax == READER_NEEDED {
-            regs = load(user::current_or_implicit(hv));
+            regs = load(reader_again(hv), 0);
         }
         thread::leave_in(t);
         regs.rdx

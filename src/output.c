@@ -34,7 +34,7 @@
 int vmsrs_user_suppressed(void);
 uint64_t vmsrs_user_current(void);
 int vmsrs__needs_view(const void *p);
-size_t vmsrs__view_cstr(const char *p, char *out, size_t cap);
+size_t vmsrs__view_cstr(const char *p, size_t max, char *out, size_t cap);
 void vmsrs__count_suppressed_output(void);
 long vmsrs__probe_cstr(const char *p);
 long vmsrs__probe_cstr_n(const char *p, size_t max);
@@ -268,12 +268,15 @@ static int print_one(FILE *f, const struct spec *s, va_list *ap) {
     case A_STR: {
         const char *str = va_arg(*ap, const char *);
         if (str == NULL || !vmsrs__needs_view(str)) return EMIT(str);
+        /* Read no further than the precision, as libc would (and as check_str probed). */
+        long prec = s->star_prec ? (pr < 0 ? -1 : pr) : s->prec;
+        size_t max = prec < 0 ? (size_t)-1 : (size_t)prec;
         char small[256];
-        size_t len = vmsrs__view_cstr(str, small, sizeof small);
+        size_t len = vmsrs__view_cstr(str, max, small, sizeof small);
         if (len < sizeof small) return EMIT(small);
         char *big = __libc_malloc(len + 1);
         if (big == NULL) return EMIT(small);
-        vmsrs__view_cstr(str, big, len + 1);
+        vmsrs__view_cstr(str, max, big, len + 1);
         int r = EMIT(big);
         __libc_free(big);
         return r;

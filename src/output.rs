@@ -42,16 +42,18 @@ pub extern "C" fn vmsrs__needs_view(p: *const libc::c_void) -> i32 {
     }
 }
 
-/// Internal to output.c: copy the NUL-terminated string at `p`, as this thread's user sees
-/// it, into `out` (at most `cap - 1` bytes, always terminated); returns its full length.
-/// `p` was checked readable by `vmsrs__probe_cstr` first.
+/// Internal to output.c: copy the string at `p`, up to its NUL or `max` bytes (a `%.Ns`
+/// conversion's precision: libc reads no further, so neither do we, and the string need not
+/// be terminated), as this thread's user sees it, into `out` (at most `cap - 1` bytes, always
+/// terminated); returns the length read. `p` was checked readable as far by
+/// `vmsrs__probe_cstr` or `vmsrs__probe_cstr_n` first.
 ///
 /// # Safety
 /// `out` holds `cap` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn vmsrs__view_cstr(p: *const u8, out: *mut u8, cap: usize) -> usize {
+pub unsafe extern "C" fn vmsrs__view_cstr(p: *const u8, max: usize, out: *mut u8, cap: usize) -> usize {
     let mut n = 0usize;
-    loop {
+    while n < max {
         let mut b = [0u8; 1];
         if access::load_into(p as usize + n, b.as_mut_ptr() as usize, 1).is_err() {
             b[0] = 0;

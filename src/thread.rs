@@ -47,6 +47,8 @@ pub struct ThreadState {
     pub first_fault_ns: Cell<u64>,
     /// Whether the pthread key that ends the implicit user at thread exit is set.
     pub exit_hook: Cell<bool>,
+    /// Rounds of thread-exit destructors run so far (see `user::thread_exit`).
+    pub exit_rounds: Cell<u8>,
     /// Signals (bit per number) deferred while inside libvmsrs: queued again and blocked,
     /// to be unblocked when `depth` returns to 0.
     pub deferred: Cell<u64>,
@@ -104,6 +106,7 @@ thread_local! {
             same_pc: Cell::new(0),
             first_fault_ns: Cell::new(0),
             exit_hook: Cell::new(false),
+            exit_rounds: Cell::new(0),
             deferred: Cell::new(0),
             bad_pointer: Cell::new(0),
             forwarded: Cell::new(0),

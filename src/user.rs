@@ -1,8 +1,9 @@
 //! Users: a session of work bound to one thread at a time (`vmsrs_user_*`).
 //!
 //! A thread that never began a user runs as its own implicit user, created at its first
-//! monitored store (or its first fault) and ended when the thread exits. Beginning an explicit
-//! user ends the implicit one first, so the two never overlap on one thread.
+//! monitored store, its first fault, or (under exposure tracking, G8) its first load of an
+//! active user's bytes, and ended when the thread exits. Beginning an explicit user ends the
+//! implicit one first, so the two never overlap on one thread.
 
 use crate::error::VmsrsError::{self, *};
 use crate::ffi::boundary;
@@ -35,7 +36,9 @@ pub fn create_exit_key() {
 }
 
 /// The user this thread runs, creating its implicit user if it has none. 0 if the user table
-/// is full (the access then proceeds unrecorded, and is counted).
+/// is full, or the thread is past its last round of exit destructors: the access then
+/// proceeds by no user (a store is final at once and counted in `unrecorded_stores`; a load
+/// that G8 could not name counts in `exposures_dropped`).
 #[inline]
 pub fn current_or_implicit(hv: &Hv) -> u64 {
     thread::with(|t| {
@@ -47,7 +50,7 @@ pub fn current_or_implicit(hv: &Hv) -> u64 {
     })
 }
 
-/// First monitored store of a thread that never began a user (kept out of the hot path).
+/// First monitored access of a thread that never began a user (kept out of the hot path).
 #[cold]
 #[inline(never)]
 fn implicit_with_altstack(hv: &Hv, t: &ThreadState) -> u64 {
@@ -59,6 +62,10 @@ fn implicit_with_altstack(hv: &Hv, t: &ThreadState) -> u64 {
 #[cold]
 #[inline(never)]
 fn implicit(hv: &Hv, t: &ThreadState, in_handler: bool) -> u64 {
+    if t.exit_rounds.get() >= DESTRUCTOR_ROUNDS {
+        // No destructor round is left to end it.
+        return 0;
+    }
     match hv.user_begin_after(t.last_user.get()) {
         Ok(u) => {
             t.user.set(u);
@@ -123,9 +130,17 @@ fn ensure_exit_hook(t: &ThreadState, in_handler: bool) {
     t.exit_hook.set(true);
 }
 
+/// glibc's `PTHREAD_DESTRUCTOR_ITERATIONS`: rounds of key destructors at thread exit.
+const DESTRUCTOR_ROUNDS: u8 = 4;
+
 /// Thread exit: end whatever user the thread still runs, release its alternate stack, and
 /// mark its hardware watchpoints as ending (they stay armed through the program's own key
 /// destructors, which glibc runs after this one: `watch::hw::thread_exit`).
+///
+/// The program's destructors may still access monitored memory (a store, or a load that G8
+/// must name), which begins an implicit user and maps an alternate stack again: the hook is
+/// then armed again, and glibc runs this in its next round to end them. Past the last round
+/// no implicit user is begun (`implicit`), so none outlives its thread.
 extern "C" fn thread_exit(_value: *mut libc::c_void) {
     crate::watch::hw::thread_exit();
     if let Some(hv) = runtime::hv() {
@@ -141,6 +156,10 @@ extern "C" fn thread_exit(_value: *mut libc::c_void) {
         });
     }
     thread::release_altstack();
+    thread::with(|t| {
+        t.exit_hook.set(false);
+        t.exit_rounds.set(t.exit_rounds.get().saturating_add(1));
+    });
 }
 
 fn end_implicit(hv: &Hv, t: &ThreadState) {
@@ -244,7 +263,9 @@ pub extern "C" fn vmsrs_user_end() -> i32 {
     boundary(end)
 }
 
-/// The id of the user this thread runs (explicit or implicit), or 0 if none. Ids are never
+/// The id of the user this thread runs (explicit or implicit), or 0 if none. A thread that
+/// never began a user gets its implicit one at its first monitored store or contained fault,
+/// or, with `VMSRS_EXPOSURE=1`, at its first load of bytes an active user wrote. Ids are never
 /// reused while the process lives.
 #[no_mangle]
 pub extern "C" fn vmsrs_user_current() -> u64 {

@@ -305,6 +305,40 @@ fn readers_without_a_user_are_reported_as_exposed() {
     assert!(!out.stdout.contains("NOT REPORTED"), "{}", out.describe());
 }
 
+/// A thread's own key destructors run after libvmsrs's thread-exit hook; one that loads an
+/// active user's bytes (G8 names it: an implicit user) or stores to monitored memory begins a
+/// user and maps an alternate stack again. Both outlived the thread (300 users and 4 mappings
+/// per thread; after 4096 threads no user could begin). The hook now runs in glibc's next
+/// destructor round and ends them (third review of G8's reader).
+#[test]
+fn users_begun_by_late_thread_destructors_end_with_the_thread() {
+    let out = exits_0("regress_exposure_late_destructor", &["300"], &[]);
+    assert!(out.stdout.contains("300 threads exited: 0 users and"), "{}", out.describe());
+}
+
+/// With the user table full, a reader that cannot be made a user is not named by G8: it is
+/// counted in exposures_dropped and said on stderr (it was counted nowhere), and its reads are
+/// right (third review of G8's reader).
+#[test]
+fn a_reader_that_cannot_be_named_is_counted_never_silent() {
+    let out = exits_0("regress_exposure_table_full_reader", &[], &[]);
+    assert!(out.stdout.contains("reads right 1"), "{}", out.describe());
+    assert!(out.stderr.contains("a reader could not be made a user"), "{}", out.describe());
+}
+
+/// `%.Ns` reads at most N bytes: libvmsrs's monitored view of the string read on to its NUL,
+/// so 4 valid unterminated bytes at the end of a page faulted the caller (a contained SIGSEGV
+/// of a correct program), and `%.2s` exposed its reader to bytes it never printed.
+#[test]
+fn printf_precision_bounds_the_read_of_a_monitored_string() {
+    let out = exits_0("regress_printf_precision_view", &[], &[]);
+    assert!(
+        out.stdout.contains("printed [aa][EDGE] (rc 4 6); reader suppressed 0; exposures 0"),
+        "{}",
+        out.describe()
+    );
+}
+
 /// G8's candidate table is bounded (8192): a writer that never ends keeps its readers'
 /// candidates, and a later exposure can find no room. Below the bound it is reported; past it
 /// the loss is said on stderr (it was visible only in the stats' exposures_dropped).

@@ -130,7 +130,12 @@ impl Exposures {
         })
     }
 
-    /// Candidates and exposures dropped so far (the tables were full).
+    /// Count one record that could not be kept.
+    pub fn note_dropped(&self) {
+        self.dropped.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Candidates and exposures dropped so far (the tables were full, or a reader had no name).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(core::sync::atomic::Ordering::Relaxed)
     }

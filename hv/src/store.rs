@@ -1610,9 +1610,17 @@ impl Hv {
         }
     }
 
-    /// Exposure candidates and exposures dropped because their tables were full (one load).
+    /// Exposure candidates and exposures dropped because their tables were full, or because
+    /// a reader could not be named (one load).
     pub fn exposures_dropped(&self) -> u64 {
         self.exposures.dropped()
+    }
+
+    /// A load by no user read an active user's bytes ([`Reading::ReaderNeeded`]) and its
+    /// thread could not be made a user (the user table is full): G8 cannot name that reader.
+    /// Counted with the dropped exposure records, never silent.
+    pub fn note_unnamed_reader(&self) {
+        self.exposures.note_dropped();
     }
 
     /// Reported exposures from index `from`; returns (copied, total reported).
