@@ -154,7 +154,10 @@ core::arch::global_asm!(
     "and rsp, -16",
     "call {enter}",
     "mov rsp, rbx",
-    // Continue in the relocated prologue: `ret` to it once every register is back.
+    // Continue in the relocated prologue once every register is back, by an indirect jump
+    // through the word the thunk pushed (left below rsp, where no signal frame goes: the red
+    // zone). Not `ret`: a return that was never called takes the caller's entry off the CPU's
+    // return-stack predictor, and every return above it is then mispredicted.
     "mov [rsp + 384], rdx",
     "test rax, rax",
     "jz 2f",
@@ -164,7 +167,8 @@ core::arch::global_asm!(
     load_xmm!("rsp"),
     "lea rsp, [rsp + 256]",
     pop_registers!(),
-    "ret",
+    "lea rsp, [rsp + 8]",
+    "jmp qword ptr [rsp - 8]",
     // The hooked function returned here: end the user, return to the caller, every register
     // as the function left it.
     ".globl vmsrs__rescue_exit",
@@ -185,7 +189,10 @@ core::arch::global_asm!(
     load_xmm!("rsp"),
     "lea rsp, [rsp + 264]",
     pop_registers!(),
-    "ret",
+    // To the caller as the entry stub goes on (the function's own `ret` to this stub already
+    // took the caller's entry off the return-stack predictor: its returns stay predicted).
+    "lea rsp, [rsp + 8]",
+    "jmp qword ptr [rsp - 8]",
     // A `throw` hook whose user faulted: the callee-saved registers as the function left
     // them (the unwinder restores the caller's from them), then throw from the return site.
     "3:",

@@ -172,7 +172,7 @@ const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 
 /// Register for expedited membarrier (once; readers use plain stores from then on). Called
-/// when the first range is profiled, before any section can matter.
+/// when the hv is created (and again in a fork child), before any section can matter.
 pub fn init() {
     if MEMBARRIER.load(Ordering::Acquire) != UNKNOWN {
         return;

@@ -334,6 +334,11 @@ impl Hv {
         if cfg.exposure {
             hv.raise_gate();
         }
+        // Every user's begin and end opens a grace-period section: registered for membarrier,
+        // a section opens with a plain store instead of a locked exchange (one system call,
+        // now, rather than at the first profile: a drop-in process that only contains faults
+        // profiles nothing and paid the exchange on every rescue call).
+        crate::grace::init();
         Ok(hv)
     }
 
@@ -398,7 +403,6 @@ impl Hv {
         if crate::arena::owned(addr, len) {
             return Err(VMSRS_EINVAL);
         }
-        crate::grace::init();
         let _g = self.profile_lock.lock();
         self.ranges.insert(addr, len, name).map(|r| r.id)
     }
