@@ -277,11 +277,11 @@ extern "C" fn vmsrs__rescue_enter(index: usize, ret_slot: *const usize, regs: *c
     let cont = TRAMPOLINE[index % MAX_HOOKS].load(Ordering::Acquire);
     let plain = Enter { began: 0, cont };
     let Some(rt) = runtime::get() else { return plain };
-    if thread::with(|t| t.handler_depth.get() == 0) {
-        // A monitored range of a library loaded since (a module, a UDF).
-        crate::watch::arm_pending();
-    }
     thread::with(|t| {
+        if t.handler_depth.get() == 0 {
+            // A monitored range of a library loaded since (a module, a UDF).
+            crate::watch::arm_pending();
+        }
         thread::enter_in(t);
         // A call at or above the frame of the one this thread is in means that one was left
         // without returning (longjmp, an exception): it is over.

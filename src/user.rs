@@ -180,7 +180,7 @@ pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
         return false;
     };
     adopt_explicit(t, u, None);
-    thread::ensure_altstack();
+    thread::ensure_altstack_in(t);
     true
 }
 
