@@ -236,6 +236,17 @@ pub unsafe fn defer(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc:
         if t.depth.get() == 0 {
             return false;
         }
+        // Blocked in this handler first: a handler installed with SA_NODEFER runs with its own
+        // signal deliverable, so the copy queued next would be delivered at once, deferred
+        // again, and so on until the signal stack overflowed (the mask of `uc` only takes
+        // effect when the handler returns).
+        // SAFETY: a local set; rt_sigprocmask on this thread is async-signal-safe.
+        unsafe {
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
+        }
         // SAFETY: re-queue the same siginfo to this very thread (allowed for any code when the
         // target is the caller itself); it stays pending while blocked.
         let rc = unsafe {
@@ -278,7 +289,9 @@ pub fn ensure_altstack() {
 /// [`ensure_altstack`] for a thread state already in hand.
 #[inline]
 pub fn ensure_altstack_in(t: &ThreadState) {
-    if !t.altstack.get() {
+    // Not once the thread is exiting (its exit hook has run): nothing would free it, and the
+    // few handlers left to run there can use the thread's stack.
+    if !t.altstack.get() && t.exit_rounds.get() == 0 {
         give_altstack(t);
     }
 }

@@ -55,7 +55,7 @@ pub fn current_or_implicit(hv: &Hv) -> u64 {
 #[inline(never)]
 fn implicit_with_altstack(hv: &Hv, t: &ThreadState) -> u64 {
     let u = implicit(hv, t, false);
-    thread::ensure_altstack();
+    thread::ensure_altstack_in(t);
     u
 }
 
@@ -138,9 +138,10 @@ const DESTRUCTOR_ROUNDS: u8 = 4;
 /// destructors, which glibc runs after this one: `watch::hw::thread_exit`).
 ///
 /// The program's destructors may still access monitored memory (a store, or a load that G8
-/// must name), which begins an implicit user and maps an alternate stack again: the hook is
-/// then armed again, and glibc runs this in its next round to end them. Past the last round
-/// no implicit user is begun (`implicit`), so none outlives its thread.
+/// must name), which begins an implicit user: so the hook arms itself again for every one of
+/// glibc's rounds (its count is then glibc's round number) and ends such a user in the round
+/// after. After the last round no implicit user is begun (`implicit`), so none outlives its
+/// thread; no alternate stack is mapped once the hook has run (`thread::ensure_altstack_in`).
 extern "C" fn thread_exit(_value: *mut libc::c_void) {
     crate::watch::hw::thread_exit();
     if let Some(hv) = runtime::hv() {
@@ -153,12 +154,16 @@ extern "C" fn thread_exit(_value: *mut libc::c_void) {
                 t.explicit.set(false);
                 t.armed.set(None);
             }
+            hv.offer_slot(t.last_user.get());
         });
     }
     thread::release_altstack();
     thread::with(|t| {
-        t.exit_hook.set(false);
         t.exit_rounds.set(t.exit_rounds.get().saturating_add(1));
+        t.exit_hook.set(false);
+        if t.exit_rounds.get() < DESTRUCTOR_ROUNDS {
+            ensure_exit_hook(t, false);
+        }
     });
 }
 

@@ -487,6 +487,14 @@ impl Hv {
         Ok(id)
     }
 
+    /// The thread that ran `last` (its last user, ended) exits: the next new thread begins
+    /// its first user in that slot, if it is still free.
+    pub fn offer_slot(&self, last: UserId) {
+        if last != 0 {
+            self.users.offer(users::slot_index(last));
+        }
+    }
+
     /// End a user at its end point: commit it, or (if it faulted) collect it (G7).
     ///
     /// Must run on the thread that runs `u`.

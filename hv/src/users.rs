@@ -155,6 +155,14 @@ impl UserTable {
         self.claim(near % MAX_USERS).or_else(|| self.alloc())
     }
 
+    /// Make slot `i` the next one [`UserTable::alloc`] tries: a thread that exits offers its
+    /// slot, warm, with its log already mapped, to the next new thread, rather than new threads
+    /// walking every slot in turn (and mapping every slot's log) while another user holds the
+    /// slot they would have found first.
+    pub fn offer(&self, i: usize) {
+        self.hint.store((i % MAX_USERS) as u32, Ordering::Relaxed);
+    }
+
     /// Claim slot `i` if it is free, with a fresh id.
     fn claim(&self, i: usize) -> Option<(UserId, &UserSlot)> {
         let s = &self.slots[i];
