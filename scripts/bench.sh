@@ -44,11 +44,12 @@ $CC "${CFLAGS[@]}" c-examples/bench_fig14.c -o "$OUT/bench_fig14" "${LINK[@]}"
 $CC "${CFLAGS[@]}" -rdynamic c-examples/bench_interpose.c -o "$OUT/bench_interpose"
 $CC "${CFLAGS[@]}" c-examples/bench_locks.c -o "$OUT/bench_locks"
 $CC "${CFLAGS[@]}" -rdynamic c-examples/bench_watch.c -o "$OUT/bench_watch"
+$CC "${CFLAGS[@]}" c-examples/bench_exposure.c -o "$OUT/bench_exposure" "${LINK[@]}"
 # The floor: the minimal recorder, a shared library called through the PLT like libvmsrs.
 $CC "${CFLAGS[@]}" -shared -fPIC c-examples/minrec.c -o "$OUT/libminrec.so"
 $CC "${CFLAGS[@]}" c-examples/bench_floor.c -o "$OUT/bench_floor" -L"$OUT" -lminrec -Wl,-rpath,"$OUT" "${LINK[@]}"
 $CC "${CFLAGS[@]}" -DFIG14_MINREC c-examples/bench_fig14.c -o "$OUT/bench_fig14_minrec" -L"$OUT" -lminrec -Wl,-rpath,"$OUT"
-echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_fig14_minrec,bench_interpose,bench_locks,bench_floor,bench_watch}"
+echo "built: $OUT/{bench_micro,bench_micro_plain,bench_fig14,bench_fig14_plain,bench_fig14_minrec,bench_interpose,bench_locks,bench_floor,bench_watch,bench_exposure}"
 echo "libvmsrs: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src hv 2>/dev/null || echo ' + uncommitted changes in src/ or hv/')"
 
 if [ "$SELFCHECK" = 1 ]; then
@@ -80,6 +81,9 @@ echo "== bench_watch (drop-in monitored ranges: a trapped store, a watchpoint's 
 LD_PRELOAD="$LIB/libvmsrs.so" VMSRS_RANGE_0=symbol:watched VMSRS_RANGE_1=symbol:hw_word VMSRS_WATCH_1=hw \
     VMSRS_USER_CALL=poison:-1 VMSRS_POLICY=oblivious \
     "$OUT/bench_watch" "${BI[@]}" 2>"$OUT/bench_watch.stderr" | tee "$OUT/bench_watch.txt"
+echo "== bench_exposure (G8: a request of 8 loads of a never-ending writer's data, exposure tracking on vs off) =="
+if [ "$QUICK" = 1 ]; then BX=(-r 3); else BX=(-r 7); fi
+"$OUT/bench_exposure" "${BX[@]}" | tee "$OUT/bench_exposure.txt"
 
 if [ "$FIG14" = 1 ]; then
     echo
@@ -111,7 +115,7 @@ fi
 echo
 echo "== results (copy of the summary blocks) =="
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" || true
-grep -hE '^INFO ' "$OUT/bench_floor.txt" "$OUT/bench_interpose.txt" || true
+grep -hE '^INFO ' "$OUT/bench_floor.txt" "$OUT/bench_interpose.txt" "$OUT/bench_exposure.txt" || true
 grep -hE '^(BAR|INFO) ' "$OUT/bench_micro.txt" "$OUT/bench_locks.txt" || true
 if [ "$FIG14" = 1 ]; then grep -hE '^(BAR|INFO) ' "$OUT/bench_fig14.txt" "$OUT/bench_fig14_large.txt" || true; fi
 echo "full outputs in $OUT/ (bench_micro.txt, bench_fig14.txt)"
