@@ -119,21 +119,25 @@ fn dropin(name: &str, calls: &str, policy: &str) -> RunOutput {
 
 /// A C++ program of c-examples/, unmodified (no vmsrs.h), its functions exported; a C file of
 /// the same name, if there is one, is compiled with gcc -O2 and linked in, and a C++ file
-/// NAME_lib.cpp too.
+/// NAME_lib.cpp too. Built under private names and renamed into place: several tests (each
+/// its own process under nextest) build the same program while others run it, and writing it
+/// in place failed one of them now and then (a half-written or busy executable).
 fn cpp_program(file: &str) -> PathBuf {
     let src = root().join("c-examples").join(file);
     let c_half = src.with_extension("c");
     let out_dir = target_dir().join("c-examples");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let exe = out_dir.join(file.trim_end_matches(".cpp"));
+    let stem = file.trim_end_matches(".cpp");
+    let exe = out_dir.join(stem);
+    let private = |what: &str| out_dir.join(format!(".{stem}.{}.{what}", std::process::id()));
     let mut cmd = Command::new("g++");
     cmd.args(["-O2", "-g", "-rdynamic", "-pthread"]).arg(&src);
     let cpp_half = root().join("c-examples").join(file.replace(".cpp", "_lib.cpp"));
     if cpp_half.is_file() {
         cmd.arg(cpp_half);
     }
+    let obj = private("o");
     if c_half.is_file() {
-        let obj = out_dir.join(format!("{}.o", file.trim_end_matches(".cpp")));
         let st = Command::new("gcc")
             .args(["-O2", "-g", "-c"])
             .arg(&c_half)
@@ -142,10 +146,13 @@ fn cpp_program(file: &str) -> PathBuf {
             .status()
             .expect("gcc is required (scripts/setup.sh installs it)");
         assert!(st.success(), "gcc failed on {}", c_half.display());
-        cmd.arg(obj);
+        cmd.arg(&obj);
     }
-    let st = cmd.arg("-o").arg(&exe).status().expect("g++ is required (scripts/setup.sh installs it)");
+    let tmp = private("tmp");
+    let st = cmd.arg("-o").arg(&tmp).status().expect("g++ is required (scripts/setup.sh installs it)");
+    let _ = std::fs::remove_file(&obj);
     assert!(st.success(), "g++ failed on {}", src.display());
+    std::fs::rename(&tmp, &exe).expect("rename the compiled program into place");
     exe
 }
 
