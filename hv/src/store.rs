@@ -727,20 +727,26 @@ impl Hv {
         if n == 0 || before.len() != n || (addr + n - 1) & !(GRANULE - 1) != g {
             return Err(VMSRS_EINVAL);
         }
-        let w = self.writer(u)?;
-        let _s = match w {
-            Writer::User { slot, .. } => slot.reader.enter(),
-            Writer::Anonymous => Section::shared(),
-        };
+        let _s = self.section(u);
         let r = self.ranges.find(addr).filter(|r| addr + n <= r.end()).ok_or(VMSRS_EINVAL)?;
         let (seen, val) = pack(g, addr, after);
         let (_, old) = pack(g, addr, before);
+        // SAFETY: g is a granule of r (addr lies in r).
+        let meta = unsafe { r.meta(g) };
+        // A user doomed by a cascade enters its fault in `writer`, which moves the newest bytes
+        // of each of its granules from raw memory into their head entries. Raw memory at `g`
+        // already holds this store's bytes, which are no head's: settle `g` as it was before
+        // them first (else another user's entry took them, and every later load saw them).
+        if let Some(slot) = self.users.get(u) {
+            if slot.doomed.load(Ordering::Acquire) && slot.state() == users::ACTIVE {
+                self.materialize_seen(&mut meta.lock(), g, seen_raw(g, Some((seen, old))));
+            }
+        }
+        let w = self.writer(u)?;
         let mask = (0..n).filter(|&i| before[i] != after[i]).fold(0u8, |m, i| m | 1 << (addr - g + i));
         if mask == 0 {
             return Ok(());
         }
-        // SAFETY: g is a granule of r (addr lies in r).
-        let meta = unsafe { r.meta(g) };
         match w {
             // SAFETY: runs on the user's own thread (the contract).
             Writer::User { slot, suppressed: true, .. } => unsafe { self.shadow_store(slot, g, mask, val) },

@@ -917,6 +917,45 @@ fn a_load_by_no_user_asks_for_a_reader_only_when_it_read_an_active_users_bytes()
     }
 }
 
+/// G3 under `cascade` with a store that already landed (a hardware watchpoint's): the storing
+/// user is doomed, so `store_landed` enters its fault, whose materialisation of its granules
+/// read raw memory holding the landed byte and gave it to another user's head entry; every
+/// later load returned it. Found by a review (oracle_prop at 100000 cases), minimised.
+#[test]
+fn a_doomed_users_landed_store_never_lands_in_another_users_history() {
+    let hv = Hv::create(HvConfig { exposure: true, cascade: true, ..HvConfig::default() }).unwrap();
+    let mem = Mem::new();
+    let base = mem.addr() + 5;
+    hv.profile(base, 26, b"landed").unwrap();
+    let raw = |o: usize| mem.read(5 + o);
+    // SAFETY: inside the 64-byte allocation of `mem`.
+    let set_raw = |o: usize, b: u8| unsafe { core::ptr::write_volatile((base + o) as *mut u8, b) };
+    let _u0 = hv.user_begin().unwrap();
+    let u1 = hv.user_begin().unwrap();
+    hv.fill(u1, base, 0, 14).unwrap();
+    let u2 = hv.user_begin().unwrap();
+    let mut b = [0u8; 2];
+    hv.load(u2, base, &mut b).unwrap(); // u2 reads u1's bytes: doomed when u1 faults
+    hv.store(u2, base, &[0; 8]).unwrap();
+    let u3 = hv.user_begin().unwrap();
+    hv.fill(u3, base, 0, 13).unwrap();
+    hv.crash_suppression(u1).unwrap();
+    hv.fill(u1, base, 0, 1).unwrap();
+    hv.store(u3, base, &[0; 4]).unwrap();
+    // u2's store of [1, 0, 0, 0] at offset 3 lands, then is journaled.
+    let before: Vec<u8> = (3..7).map(raw).collect();
+    set_raw(3, 1);
+    hv.store_landed(u2, base + 3, &before, &[1, 0, 0, 0]).unwrap();
+    assert!(hv.suppressed(u2), "the doom was carried out");
+    // Suppressed: its bytes go to its shadow, and memory is put back (as the watch path does).
+    for (i, &x) in before.iter().enumerate() {
+        set_raw(3 + i, x);
+    }
+    let mut b = [0u8; 2];
+    hv.load(0, base + 2, &mut b).unwrap();
+    assert_eq!(b, [0, 0], "a normal load sees u3's zeros, never the doomed u2's byte");
+}
+
 /// Reused user slots get fresh ids: an op by a stale id is refused, never applied to the
 /// slot's new occupant.
 #[test]
