@@ -8,9 +8,11 @@
 //!
 //! Candidates are nodes on two chains: a hash bucket of the triple (a load that reads the
 //! same bytes again finds its candidate in O(1)) and its writer's list, headed per user slot
-//! (a commit or fault walks only its own candidates). A writer's list holds only that writer's
-//! candidates: they are recorded under the granule lock while the writer is seen active, and
-//! its end or fault entry takes every such granule's lock before it drops or reports them.
+//! (a commit or fault walks only its own candidates). A candidate is recorded while its writer
+//! is seen active or entering its fault, which may be after the writer's list was drained (a
+//! fault entry in progress, or a granule its end did not reach): each slot remembers the last
+//! writer drained from it and how, and a late candidate of that writer is reported on the spot
+//! (it faulted) or dropped (it committed).
 
 use crate::sync::StripeLock;
 use crate::users::{slot_index, UserId, MAX_USERS};
@@ -50,6 +52,9 @@ struct Tables {
     free: u32,
     buckets: [u32; BUCKETS],
     by_writer: [u32; MAX_USERS],
+    /// Per slot: the last writer whose list was drained, and whether it had faulted.
+    drained: [u64; MAX_USERS],
+    drained_faulted: [bool; MAX_USERS],
     reported: [Exposure; REPORTED],
     nrep: usize,
 }
@@ -83,9 +88,12 @@ impl Tables {
         }
     }
 
-    /// Remove every candidate of `writer`'s slot, calling `f` with each of `writer`'s.
-    fn drain_writer(&mut self, writer: UserId, f: &mut dyn FnMut(&mut Self, Exposure)) {
+    /// Remove every candidate of `writer`'s slot, calling `f` with each of `writer`'s, and
+    /// remember that `writer` was drained (`faulted`: reported, else dropped).
+    fn drain_writer(&mut self, writer: UserId, faulted: bool, f: &mut dyn FnMut(&mut Self, Exposure)) {
         let w = slot_index(writer);
+        self.drained[w] = writer;
+        self.drained_faulted[w] = faulted;
         let mut n = core::mem::replace(&mut self.by_writer[w], 0);
         while n != 0 {
             let next = self.node(n).next_of_writer;
@@ -97,6 +105,17 @@ impl Tables {
                 f(self, e);
             }
             n = next;
+        }
+    }
+
+    /// Add `e` to the reported exposures (false when that table is full).
+    fn report(&mut self, e: Exposure) -> bool {
+        if self.nrep < REPORTED {
+            self.reported[self.nrep] = e;
+            self.nrep += 1;
+            true
+        } else {
+            false
         }
     }
 }
@@ -135,14 +154,28 @@ impl Exposures {
         f(unsafe { &mut *self.t.get() })
     }
 
-    pub fn candidate(&self, reader: UserId, writer: UserId, addr: u64) {
+    /// Record that `reader` loaded bytes of granule `addr` whose latest store is `writer`'s, an
+    /// active user or one entering its fault. Returns true when `writer` had already faulted
+    /// (its list drained): the exposure is reported at once, and the caller must treat the
+    /// reader as a fault's readers are treated (`cascade`).
+    pub fn candidate(&self, reader: UserId, writer: UserId, addr: u64) -> bool {
         let e = Exposure { reader, writer, addr };
         self.with(|t| {
+            let w = slot_index(writer);
+            if t.drained[w] == writer {
+                if !t.drained_faulted[w] {
+                    return false;
+                }
+                if !t.reported[..t.nrep].contains(&e) && !t.report(e) {
+                    self.note_dropped();
+                }
+                return true;
+            }
             let b = Tables::bucket(&e);
             let mut n = t.buckets[b];
             while n != 0 {
                 if t.node(n).e == e {
-                    return;
+                    return false;
                 }
                 n = t.node(n).next_in_bucket;
             }
@@ -155,30 +188,27 @@ impl Exposures {
                 t.used
             } else {
                 self.note_dropped();
-                return;
+                return false;
             };
-            let w = slot_index(writer);
             *t.node(n) = Node { e, next_in_bucket: t.buckets[b], next_of_writer: t.by_writer[w] };
             t.buckets[b] = n;
             t.by_writer[w] = n;
-        });
+            false
+        })
     }
 
     /// The writer committed: its candidates can never become exposures. (Its candidates as a
     /// reader stay: G8 reports a reader that committed before its writer faulted.)
     pub fn on_commit(&self, writer: UserId) {
-        self.with(|t| t.drain_writer(writer, &mut |_, _| {}));
+        self.with(|t| t.drain_writer(writer, false, &mut |_, _| {}));
     }
 
     /// The writer faulted: report its candidates; `doom` is called for each reader. (Its
     /// candidates as a reader stay: it loaded that data while normal.)
     pub fn on_fault(&self, writer: UserId, doom: &mut dyn FnMut(UserId)) {
         self.with(|t| {
-            t.drain_writer(writer, &mut |t, e| {
-                if t.nrep < REPORTED {
-                    t.reported[t.nrep] = e;
-                    t.nrep += 1;
-                } else {
+            t.drain_writer(writer, true, &mut |t, e| {
+                if !t.report(e) {
                     self.note_dropped();
                 }
                 doom(e.reader);
@@ -303,5 +333,29 @@ mod tests {
         assert_eq!(x.dropped(), drops);
         assert!(full_hits > 0 || cfg!(miri), "the candidates never filled their table");
         assert!(want.len() > REPORTED || cfg!(miri), "the reports never filled their table: {}", want.len());
+    }
+
+    /// A candidate recorded after its writer's list was drained (a reader that saw it entering
+    /// its fault, or through a granule its end did not reach): reported at once, once, with
+    /// its reader to be doomed, if the writer faulted; dropped if it committed.
+    #[test]
+    fn a_candidate_after_its_writer_was_drained_is_reported_or_dropped_as_the_writer_ended() {
+        let x = table();
+        let (faulted, committed) = ((7 << 12) | 5, (9 << 12) | 6);
+        x.candidate(1, faulted, 0);
+        x.on_fault(faulted, &mut |_| {});
+        assert!(x.candidate(2, faulted, 8), "late: reported, reader to be doomed");
+        assert!(x.candidate(2, faulted, 8), "again: the reader is still exposed");
+        x.candidate(1, committed, 0);
+        x.on_commit(committed);
+        assert!(!x.candidate(2, committed, 8), "late for a committed writer: nothing");
+        let want: BTreeSet<_> = [(1, faulted, 0), (2, faulted, 8)].into_iter().collect();
+        assert_eq!(reported(x), want);
+        // The slot's next writer starts afresh.
+        let next = (8 << 12) | 5;
+        assert!(!x.candidate(3, next, 16));
+        x.on_fault(next, &mut |_| {});
+        assert!(reported(x).contains(&(3, next, 16)));
+        assert_eq!(x.dropped(), 0);
     }
 }

@@ -575,16 +575,18 @@ impl Hv {
         slot.set_state(users::FAULTED);
         self.counters.faulted.fetch_add(1, Ordering::Relaxed);
         if self.exposure_on.load(Ordering::Relaxed) {
-            let cascade = self.cfg.cascade;
-            self.exposures.on_fault(u, &mut |reader| {
-                if cascade {
-                    if let Some(s) = self.users.get(reader) {
-                        s.doomed.store(true, Ordering::Release);
-                    }
-                }
-            });
+            self.exposures.on_fault(u, &mut |reader| self.exposed(reader));
         }
         Ok(())
+    }
+
+    /// `reader` is reported exposed to a faulted writer: under `cascade`, doom it to fault too.
+    fn exposed(&self, reader: UserId) {
+        if self.cfg.cascade {
+            if let Some(s) = self.users.get(reader) {
+                s.doomed.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// Is `u` suppressed (faulted, not yet collected)? Enters suppression first if `u` was
@@ -1570,8 +1572,9 @@ impl Hv {
     }
 
     /// Did the reader read, among granule `g`'s `want` bytes, bytes whose latest store is by
-    /// an active user other than itself? Each such (reader, writer, granule) is a candidate
-    /// exposure (G8), recorded unless the reader is no user (0).
+    /// another user not yet faulted (active, or entering its fault: its bytes are still read
+    /// until the fault's linearization point)? Each such (reader, writer, granule) is a
+    /// candidate exposure (G8), recorded unless the reader is no user (0).
     fn record_exposures_locked(&self, gl: &GranuleGuard, g: usize, reader: UserId, want: u8) -> bool {
         let meta = gl.meta;
         let pool = &self.entries;
@@ -1584,10 +1587,11 @@ impl Hv {
             let state = self.users.writer_state(e.writer);
             if state != WriterState::Faulted {
                 let take = e.mask & want & !have;
-                if take != 0 && e.writer != reader && state == WriterState::Active {
+                let live = matches!(state, WriterState::Active | WriterState::Faulting);
+                if take != 0 && e.writer != reader && live {
                     exposed = true;
-                    if reader != 0 {
-                        self.exposures.candidate(reader, e.writer, g as u64);
+                    if reader != 0 && self.exposures.candidate(reader, e.writer, g as u64) {
+                        self.exposed(reader);
                     }
                 }
                 have |= e.mask;

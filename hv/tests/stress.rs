@@ -9,7 +9,8 @@
 #![cfg(not(loom))]
 
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst,
 };
 use std::thread;
 use std::time::{Duration, Instant};
@@ -565,4 +566,82 @@ fn history_stays_bounded_with_long_lived_concurrent_writers() {
         let v = mem.raw(g);
         assert!(((v >> 32) as usize) % 2 == 1 || v == 0, "granule {g} holds {v:#x}, a faulted user's store");
     }
+}
+
+/// G8 across a fault entry: a reader that loads the writer's byte while the writer is entering
+/// its fault (`Faulting`: its bytes are still read until the fault's linearization point) is
+/// reported. Such readers were never recorded (a candidate needed the writer `Active`), and one
+/// recorded after the writer's list was drained must be reported at once. The writer's log is
+/// long (many granules), so the entry takes a while and readers race it. Found by a review.
+#[test]
+fn readers_racing_a_fault_entry_are_reported_when_they_saw_the_writers_bytes() {
+    let mut seen = 0;
+    for _attempt in 0..5 {
+        seen += readers_racing_one_fault_entry();
+        if seen >= 20 {
+            break;
+        }
+    }
+    assert!(seen > 0, "no reader ever loaded during a fault entry: the test proved nothing");
+}
+
+/// One run of the test above: how many readers loaded the writer's byte during its entry.
+fn readers_racing_one_fault_entry() -> usize {
+    // Long enough an entry (tens of milliseconds) to outlast a scheduler slice when the test
+    // shares its CPUs.
+    let n = 400_000usize;
+    let hv = Hv::create(HvConfig { exposure: true, ..HvConfig::default() }).unwrap();
+    let mem = Mem::new(n, |_| 0);
+    hv.profile(mem.granule(0), n * 8, b"entry").unwrap();
+    let last = mem.granule(n - 1);
+    let load = |u, a| {
+        let mut b = [0u8; 1];
+        hv.load(u, a, &mut b).unwrap();
+        b[0]
+    };
+    let (go, done) = (AtomicBool::new(false), AtomicBool::new(false));
+    let (w, saw) = thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (hv, mem, go, done) = (&hv, &mem, &go, &done);
+        let writer = s.spawn(move || {
+            let w = hv.user_begin().unwrap();
+            for i in 0..n {
+                hv.store(w, mem.granule(i), &[0xAA]).unwrap();
+            }
+            tx.send(w).unwrap();
+            while !go.load(Acquire) {
+                std::hint::spin_loop();
+            }
+            hv.crash_suppression(w).unwrap();
+            done.store(true, Release);
+            w
+        });
+        let w = rx.recv().unwrap();
+        go.store(true, Release);
+        // Readers only once the entry began: none is a candidate of the writer while active.
+        while hv.user_state(w) == WriterState::Active {
+            std::hint::spin_loop();
+        }
+        let mut saw = Vec::new();
+        while !done.load(Acquire) && saw.len() < 200 {
+            let r = hv.user_begin().unwrap();
+            if load(r, last) == 0xAA {
+                saw.push(r);
+            }
+            hv.user_end(r).unwrap();
+        }
+        (writer.join().unwrap(), saw)
+    });
+    let mut out = vec![vmsrs_hv::Exposure::default(); 4096];
+    let (k, _) = hv.exposures(0, &mut out);
+    let missing = saw.iter().filter(|&&r| !out[..k].iter().any(|e| e.reader == r && e.writer == w)).count();
+    assert_eq!(
+        missing,
+        0,
+        "G8: {missing} of {} readers that loaded the faulting writer's byte are not reported",
+        saw.len()
+    );
+    assert_eq!(hv.exposures_dropped(), 0);
+    assert_eq!(hv.user_end(w).unwrap(), EndKind::Faulted);
+    saw.len()
 }
