@@ -501,7 +501,7 @@ impl Hv {
     pub fn user_end(&self, u: UserId) -> HvResult<EndKind> {
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
         let section = slot.reader.enter();
-        if slot.doomed.load(Ordering::Acquire) && slot.state() == users::ACTIVE {
+        if slot.doomed.load(Ordering::Acquire) == u && slot.state() == users::ACTIVE {
             self.crash_suppression(u)?;
         }
         match slot.state() {
@@ -584,7 +584,7 @@ impl Hv {
     fn exposed(&self, reader: UserId) {
         if self.cfg.cascade {
             if let Some(s) = self.users.get(reader) {
-                s.doomed.store(true, Ordering::Release);
+                s.doomed.store(reader, Ordering::Release);
             }
         }
     }
@@ -597,7 +597,7 @@ impl Hv {
 
     /// [`Hv::suppressed`] for a slot already looked up.
     fn slot_suppressed(&self, u: UserId, s: &UserSlot) -> bool {
-        if s.doomed.load(Ordering::Relaxed) && s.state() == users::ACTIVE {
+        if s.doomed.load(Ordering::Relaxed) == u && s.state() == users::ACTIVE {
             let _ = self.crash_suppression(u);
         }
         matches!(s.state(), users::FAULTING | users::FAULTED)
@@ -703,7 +703,7 @@ impl Hv {
                 if off + n <= GRANULE
                     && addr + n <= r.end()
                     && slot.state() == users::ACTIVE
-                    && !slot.doomed.load(Ordering::Relaxed) =>
+                    && slot.doomed.load(Ordering::Relaxed) != u =>
             {
                 let g = addr - off;
                 let mask = (((1u16 << n) - 1) << off) as u8;
@@ -740,7 +740,7 @@ impl Hv {
         // already holds this store's bytes, which are no head's: settle `g` as it was before
         // them first (else another user's entry took them, and every later load saw them).
         if let Some(slot) = self.users.get(u) {
-            if slot.doomed.load(Ordering::Acquire) && slot.state() == users::ACTIVE {
+            if slot.doomed.load(Ordering::Acquire) == u && slot.state() == users::ACTIVE {
                 self.materialize_seen(&mut meta.lock(), g, seen_raw(g, Some((seen, old))));
             }
         }

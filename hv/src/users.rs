@@ -8,7 +8,7 @@
 //! stores, its fault entry and its end point. That is the contract of [`UserSlot::owned`].
 
 use crate::grow::{Log, Shadow};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use core::cell::UnsafeCell;
 
 pub const SLOT_BITS: u32 = 12;
@@ -48,9 +48,10 @@ pub struct UserSlot {
     state: AtomicU32,
     /// The grace-period reader of operations by this slot's user (crate::grace).
     pub reader: crate::grace::Reader,
-    /// Set by another user's fault under the `cascade` exposure policy; the user faults itself
-    /// at its next monitored operation.
-    pub doomed: AtomicBool,
+    /// The id of the occupant doomed by another user's fault under the `cascade` exposure
+    /// policy (0: none); it faults itself at its next monitored operation. An id, not a flag:
+    /// a doom meant for an occupant that has just ended never reaches the slot's next one.
+    pub doomed: AtomicU64,
     /// Users this slot has held, how many of them ended committed, and how many ended at
     /// all. Written only by the slot's occupant (at its claim and at its end, both ordered by
     /// the claim's acquire and the free's release), so each is a plain load and store, no
@@ -73,7 +74,7 @@ impl UserSlot {
             id: AtomicU64::new(0),
             state: AtomicU32::new(FREE),
             reader: crate::grace::Reader::new(),
-            doomed: AtomicBool::new(false),
+            doomed: AtomicU64::new(0),
             begun: AtomicU64::new(0),
             committed: AtomicU64::new(0),
             ended: AtomicU64::new(0),
@@ -174,7 +175,7 @@ impl UserTable {
         bump(&s.begun);
         let gen = next_generation(s.id.load(Ordering::Relaxed));
         let id = (gen << SLOT_BITS) | i as u64;
-        s.doomed.store(false, Ordering::Relaxed);
+        s.doomed.store(0, Ordering::Relaxed);
         s.id.store(id, Ordering::Release);
         Some((id, s))
     }
