@@ -52,31 +52,34 @@ plain_access!(plain_load64, plain_store64, u64, "mov {v}, qword ptr [{p}]", "mov
 pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
     warn_dropped_exposures(hv);
-    let mut load = |u: u64, ask: u64| {
+    let load = |u: u64, ask: u64| {
         // SAFETY: `dst` is our own live buffer of the given length; `src` is the caller's
         // address, which the hv reads only as monitored memory or through a guarded copy.
         unsafe {
             vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, ask, 0])
         }
     };
-    let u = user::current();
-    let mut r = load(u, asks(u));
-    if r as u64 == READER_NEEDED {
-        r = load(reader_again(hv), 0);
-    }
+    let r = as_reader(hv, user::current(), load, |&r| r as u64);
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
 }
 
-/// The `ask` argument (`r8`) of a first load by `u`: a thread that never began a user asks
-/// the hv whether its load read an active user's bytes (G8 must be able to name it then).
+/// Make a load (`load(user, ask)`, whose hypercall status `status` reads) by this thread's
+/// user `u`. A thread that never began a user asks the hv (`r8`) whether its load read an
+/// active user's bytes, which G8 must then be able to name: at `READER_NEEDED` the load is
+/// made again by the thread's implicit user, which never asks.
 #[inline(always)]
-fn asks(u: u64) -> u64 {
-    (u == 0) as u64
+fn as_reader<R>(hv: &Hv, u: u64, mut load: impl FnMut(u64, u64) -> R, status: impl Fn(&R) -> u64) -> R {
+    let r = load(u, (u == 0) as u64);
+    if status(&r) == READER_NEEDED {
+        load(reader_again(hv), 0)
+    } else {
+        r
+    }
 }
 
-/// The hv answered `READER_NEEDED`: the user the load is made again by, which never asks
-/// again. The thread's implicit user, or 0 when none can be begun (the user table is full),
-/// and then the reader G8 could not name is counted in `exposures_dropped`.
+/// The user a load answered `READER_NEEDED` is made again by: the thread's implicit user, or
+/// 0 when none can be begun (the user table is full), and then the reader G8 could not name
+/// is counted in `exposures_dropped`.
 #[cold]
 fn reader_again(hv: &Hv) -> u64 {
     let u = user::current_or_implicit(hv);
@@ -164,11 +167,7 @@ fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
             unsafe { svm_exit_handler(&mut frame, hv) };
             frame.genrl_regs
         };
-        let u = t.user.get();
-        let mut regs = load(u, asks(u));
-        if regs.rax == READER_NEEDED {
-            regs = load(reader_again(hv), 0);
-        }
+        let regs = as_reader(hv, t.user.get(), load, |regs| regs.rax);
         thread::leave_in(t);
         regs.rdx
     })

@@ -195,20 +195,9 @@ pub fn leave_in(t: &ThreadState) {
 #[cold]
 #[inline(never)]
 fn deliver_deferred(t: &ThreadState) {
-    let bits = t.deferred.replace(0);
-    // SAFETY: an empty set on the stack, filled below.
-    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: sigemptyset/sigaddset on a local set.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for sig in 1..64 {
-            if bits & (1u64 << sig) != 0 {
-                libc::sigaddset(&mut set, sig);
-            }
-        }
-        // The re-queued signals are pending: unblocking delivers them now.
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
-    }
+    let set = crate::fault::chain::bits_to_mask(t.deferred.replace(0));
+    // SAFETY: a local set. The re-queued signals are pending: unblocking delivers them now.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut()) };
 }
 
 /// Is `sig` with `code` a synchronous fault (raised by the instruction at the pc)?
@@ -240,13 +229,9 @@ pub unsafe fn defer(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc:
         // signal deliverable, so the copy queued next would be delivered at once, deferred
         // again, and so on until the signal stack overflowed (the mask of `uc` only takes
         // effect when the handler returns).
+        let set = crate::fault::chain::bits_to_mask(1u64 << sig);
         // SAFETY: a local set; rt_sigprocmask on this thread is async-signal-safe.
-        unsafe {
-            let mut set: libc::sigset_t = core::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, sig);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
-        }
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut()) };
         // SAFETY: re-queue the same siginfo to this very thread (allowed for any code when the
         // target is the caller itself); it stays pending while blocked.
         let rc = unsafe {
@@ -330,19 +315,17 @@ pub fn thread_started() {
 }
 
 /// Disable and unmap the alternate stack libvmsrs gave this thread (at thread exit).
-pub fn release_altstack() {
-    with(|t| {
-        let (p, len) = t.own_altstack.get();
-        if p == 0 {
-            return;
-        }
-        let off = libc::stack_t { ss_sp: core::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
-        // SAFETY: disabling this thread's alternate stack; we are not running on it.
-        if unsafe { libc::sigaltstack(&off, core::ptr::null_mut()) } == 0 {
-            // SAFETY: the region was mapped by ensure_altstack and leaked; it is disabled now.
-            unsafe { vmsrs_hv::arena::release_leaked(p as *mut u8, len) };
-            t.own_altstack.set((0, 0));
-            t.altstack.set(false);
-        }
-    })
+pub fn release_altstack_in(t: &ThreadState) {
+    let (p, len) = t.own_altstack.get();
+    if p == 0 {
+        return;
+    }
+    let off = libc::stack_t { ss_sp: core::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+    // SAFETY: disabling this thread's alternate stack; we are not running on it.
+    if unsafe { libc::sigaltstack(&off, core::ptr::null_mut()) } == 0 {
+        // SAFETY: the region was mapped by ensure_altstack and leaked; it is disabled now.
+        unsafe { vmsrs_hv::arena::release_leaked(p as *mut u8, len) };
+        t.own_altstack.set((0, 0));
+        t.altstack.set(false);
+    }
 }

@@ -144,8 +144,8 @@ const DESTRUCTOR_ROUNDS: u8 = 4;
 /// thread; no alternate stack is mapped once the hook has run (`thread::ensure_altstack_in`).
 extern "C" fn thread_exit(_value: *mut libc::c_void) {
     crate::watch::hw::thread_exit();
-    if let Some(hv) = runtime::hv() {
-        thread::with(|t| {
+    thread::with(|t| {
+        if let Some(hv) = runtime::hv() {
             let u = t.user.get();
             if u != 0 {
                 let _e = thread::HvEntry::enter();
@@ -155,13 +155,13 @@ extern "C" fn thread_exit(_value: *mut libc::c_void) {
                 t.armed.set(None);
             }
             hv.offer_slot(t.last_user.get());
-        });
-    }
-    thread::release_altstack();
-    thread::with(|t| {
-        t.exit_rounds.set(t.exit_rounds.get().saturating_add(1));
+        }
+        thread::release_altstack_in(t);
+        // glibc cleared the key before this call: set it again for the next round.
+        let round = t.exit_rounds.get() + 1;
+        t.exit_rounds.set(round);
         t.exit_hook.set(false);
-        if t.exit_rounds.get() < DESTRUCTOR_ROUNDS {
+        if round < DESTRUCTOR_ROUNDS {
             ensure_exit_hook(t, false);
         }
     });

@@ -501,9 +501,7 @@ impl Hv {
     pub fn user_end(&self, u: UserId) -> HvResult<EndKind> {
         let slot = self.users.get(u).ok_or(VMSRS_ENOUSER)?;
         let section = slot.reader.enter();
-        if slot.doomed.load(Ordering::Acquire) == u && slot.state() == users::ACTIVE {
-            self.crash_suppression(u)?;
-        }
+        self.slot_suppressed(u, slot); // a doomed user ends faulted
         match slot.state() {
             users::ACTIVE => {
                 slot.set_committed();
@@ -597,7 +595,7 @@ impl Hv {
 
     /// [`Hv::suppressed`] for a slot already looked up.
     fn slot_suppressed(&self, u: UserId, s: &UserSlot) -> bool {
-        if s.doomed.load(Ordering::Relaxed) == u && s.state() == users::ACTIVE {
+        if s.doomed_now(u) {
             let _ = self.crash_suppression(u);
         }
         matches!(s.state(), users::FAULTING | users::FAULTED)
@@ -735,13 +733,14 @@ impl Hv {
         let (_, old) = pack(g, addr, before);
         // SAFETY: g is a granule of r (addr lies in r).
         let meta = unsafe { r.meta(g) };
-        // A user doomed by a cascade enters its fault in `writer`, which moves the newest bytes
-        // of each of its granules from raw memory into their head entries. Raw memory at `g`
-        // already holds this store's bytes, which are no head's: settle `g` as it was before
-        // them first (else another user's entry took them, and every later load saw them).
-        if let Some(slot) = self.users.get(u) {
-            if slot.doomed.load(Ordering::Acquire) == u && slot.state() == users::ACTIVE {
-                self.materialize_seen(&mut meta.lock(), g, seen_raw(g, Some((seen, old))));
+        // Raw memory at `g` already holds this store's bytes, which are no head's: settle `g` as
+        // it was before them first, before anything materialises it from raw memory (the fault
+        // entry a doomed user makes in `writer` does, for each of its granules: another user's
+        // entry took the bytes, and every later load saw them).
+        {
+            let mut gl = meta.lock();
+            if gl.flags() & DEAD == 0 {
+                self.materialize_seen(&mut gl, g, seen_raw(g, Some((seen, old))));
             }
         }
         let w = self.writer(u)?;

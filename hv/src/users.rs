@@ -98,6 +98,12 @@ impl UserSlot {
         self.state.store(s, Ordering::SeqCst);
     }
 
+    /// Must occupant `u` enter its fault now (a cascade doomed it while it was active)?
+    #[inline(always)]
+    pub fn doomed_now(&self, u: UserId) -> bool {
+        self.doomed.load(Ordering::Acquire) == u && self.state() == ACTIVE
+    }
+
     /// `ACTIVE → COMMITTED`, by the occupant at its end point. A plain release store: to a
     /// reader under a granule lock, a committing writer is as visible as an active one, so no
     /// reader's decision depends on ordering this store against any other location.
