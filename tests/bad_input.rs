@@ -1015,6 +1015,14 @@ fn fuzzed_api_calls_return_the_predicted_documented_codes_seed_2() {
     run_fuzz(2, &[]);
 }
 
+/// Seed 12 found a faulted user's shadow outliving its range: after the range was unprofiled
+/// and profiled again at the same address, the user loaded the bytes it had stored into the
+/// old range's shadow instead of the memory (G4; at iteration 18,450 before the fix).
+#[test]
+fn fuzzed_api_calls_return_the_predicted_documented_codes_seed_12() {
+    run_fuzz(12, &[]);
+}
+
 #[test]
 fn fuzzed_api_calls_return_the_predicted_codes_with_exposure_tracking_seed_3() {
     // Exposure tracking sends every monitored load through the hypervisor component.

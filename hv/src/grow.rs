@@ -81,11 +81,15 @@ impl Default for Log {
 #[repr(C)]
 struct ShadowSlot {
     gaddr: u64,
+    /// The id of the range the bytes were stored in: a granule of a range unprofiled and
+    /// profiled again (a new id) starts with no shadow, and two ranges sharing a granule
+    /// keep theirs apart.
+    range: u64,
     bytes: u64,
     mask: u64,
 }
 
-/// A faulted user's private shadow: granule address → (byte mask, bytes), open addressing.
+/// A faulted user's private shadow: (granule address, range id) → (byte mask, bytes), open addressing.
 pub struct Shadow {
     region: Option<Region>,
     len: usize,
@@ -128,8 +132,8 @@ impl Shadow {
         ((gaddr >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize
     }
 
-    /// The shadow bytes of one granule: (mask, bytes).
-    pub fn get(&self, gaddr: u64) -> (u8, u64) {
+    /// The shadow bytes of one granule of range `range` (its id): (mask, bytes).
+    pub fn get(&self, gaddr: u64, range: u64) -> (u8, u64) {
         let slots = self.slots();
         if slots.is_empty() {
             return (0, 0);
@@ -138,7 +142,7 @@ impl Shadow {
         let mut i = Self::hash(gaddr) & m;
         loop {
             let s = slots[i];
-            if s.gaddr == gaddr {
+            if s.gaddr == gaddr && s.range == range {
                 return (s.mask as u8, s.bytes);
             }
             if s.gaddr == 0 {
@@ -148,8 +152,9 @@ impl Shadow {
         }
     }
 
-    /// Merge `bytes` under `mask` into the granule's shadow; `false` when out of memory.
-    pub fn put(&mut self, gaddr: u64, mask: u8, bytes: u64) -> bool {
+    /// Merge `bytes` under `mask` into the shadow of granule `gaddr` of range `range` (its
+    /// id); `false` when out of memory.
+    pub fn put(&mut self, gaddr: u64, range: u64, mask: u8, bytes: u64) -> bool {
         if (self.len + 1) * 2 > self.cap() && !self.grow() {
             return false;
         }
@@ -159,9 +164,10 @@ impl Shadow {
         let mut i = Self::hash(gaddr) & m;
         loop {
             let s = &mut slots[i];
-            if s.gaddr == gaddr || s.gaddr == 0 {
+            if (s.gaddr == gaddr && s.range == range) || s.gaddr == 0 {
                 if s.gaddr == 0 {
                     s.gaddr = gaddr;
+                    s.range = range;
                     added = true;
                 }
                 let bm = crate::store::byte_mask(mask);
@@ -184,7 +190,7 @@ impl Shadow {
             // SAFETY: the old region holds `n` ShadowSlots written by this owner.
             let olds = unsafe { core::slice::from_raw_parts(old.as_ptr() as *const ShadowSlot, n) };
             for s in olds.iter().filter(|s| s.gaddr != 0) {
-                self.put(s.gaddr, s.mask as u8, s.bytes);
+                self.put(s.gaddr, s.range, s.mask as u8, s.bytes);
             }
         }
         true

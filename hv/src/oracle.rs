@@ -90,6 +90,18 @@ impl Oracle {
         self.shadow.remove(&u);
     }
 
+    /// The bytes `lo..hi` (a range) are unprofiled and profiled again: each keeps its normal
+    /// view as its new profiled value, and every store and shadow byte there is forgotten.
+    pub fn reprofile(&mut self, lo: usize, hi: usize) {
+        for o in lo..hi {
+            self.initial[o] = self.normal_byte(o);
+            self.stores[o].clear();
+        }
+        for sh in self.shadow.values_mut() {
+            sh.retain(|&o, _| !(lo..hi).contains(&o));
+        }
+    }
+
     /// What raw memory must hold after a faulted user's end point (G7): every byte at its
     /// normal-view value.
     pub fn expected_raw(&self) -> Vec<u8> {

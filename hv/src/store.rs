@@ -687,7 +687,7 @@ impl Hv {
         Ok(Writer::User { u, slot, suppressed: self.slot_suppressed(u, slot) })
     }
 
-    /// Monitored store of the low `n` bytes of `val` (n ∈ 1, 2, 4, 8) at `addr`: the scalar
+    /// Monitored store of the low `n` bytes of `val` (1 ≤ n ≤ 8) at `addr`: the scalar
     /// fast path of [`Hv::store`], same semantics. Must run on the thread that runs `u`.
     #[inline]
     pub fn store_scalar(&self, u: UserId, addr: usize, val: u64, n: usize) -> HvResult<()> {
@@ -750,7 +750,9 @@ impl Hv {
         }
         match w {
             // SAFETY: runs on the user's own thread (the contract).
-            Writer::User { slot, suppressed: true, .. } => unsafe { self.shadow_store(slot, g, mask, val) },
+            Writer::User { slot, suppressed: true, .. } => unsafe {
+                self.shadow_store(slot, &r, g, mask, val)
+            },
             Writer::User { u, slot, suppressed: false } => {
                 let mut gl = meta.lock();
                 self.store_granule_slow(u, slot, &mut gl, g, mask, val, Some((seen, old)));
@@ -763,7 +765,7 @@ impl Hv {
         Ok(())
     }
 
-    /// Monitored load of `n` bytes (n ∈ 1, 2, 4, 8) at `addr` as seen by `u` (0: no user):
+    /// Monitored load of `n` bytes (1 ≤ n ≤ 8) at `addr` as seen by `u` (0: no user):
     /// the scalar fast path of [`Hv::load`], same semantics. Bytes above `n` are zero.
     #[inline]
     pub fn load_scalar(&self, u: UserId, addr: usize, n: usize) -> HvResult<u64> {
@@ -932,7 +934,7 @@ impl Hv {
             match *w {
                 // SAFETY: store() runs on the user's own thread.
                 Writer::User { slot, suppressed: true, .. } => unsafe {
-                    self.shadow_store(slot, g, mask, val)
+                    self.shadow_store(slot, r, g, mask, val)
                 },
                 Writer::User { u, slot, suppressed: false } => {
                     self.store_granule(u, slot, meta, g, mask, val)
@@ -946,14 +948,15 @@ impl Hv {
         }
     }
 
-    /// A suppressed user's store of the bytes of `mask` of granule `g`: to its shadow (G4).
+    /// A suppressed user's store of the bytes of `mask` of granule `g` of range `r`: to its
+    /// shadow (G4).
     ///
     /// # Safety
     /// Runs on the thread that runs the user of `slot` (which owns its shadow).
-    unsafe fn shadow_store(&self, slot: &UserSlot, g: usize, mask: u8, val: u64) {
+    unsafe fn shadow_store(&self, slot: &UserSlot, r: &RangeRef, g: usize, mask: u8, val: u64) {
         // SAFETY: the contract.
         let owned = unsafe { slot.owned() };
-        if !owned.shadow.put(g as u64, mask, val) {
+        if !owned.shadow.put(g as u64, r.id, mask, val) {
             self.counters.unrecorded.fetch_add(1, Ordering::Relaxed);
         }
         self.counters.shadow_stores.fetch_add(1, Ordering::Relaxed);
@@ -1145,7 +1148,7 @@ impl Hv {
             let meta = unsafe { r.meta(g) };
             let want = span_mask(g, lo, hi);
             let v = if suppressed {
-                self.load_suppressed(u, meta, g, want)
+                self.load_suppressed(u, r, meta, g, want)
             } else {
                 self.load_normal(u, track, meta, g, want)
             };
@@ -1180,10 +1183,10 @@ impl Hv {
         read_raw(g)
     }
 
-    fn load_suppressed(&self, u: UserId, meta: &GranuleMeta, g: usize, want: u8) -> u64 {
+    fn load_suppressed(&self, u: UserId, r: &RangeRef, meta: &GranuleMeta, g: usize, want: u8) -> u64 {
         let slot = self.users.get(u);
         // SAFETY: load() runs on the user's own thread.
-        let (smask, sbytes) = slot.map_or((0, 0), |s| unsafe { s.owned() }.shadow.get(g as u64));
+        let (smask, sbytes) = slot.map_or((0, 0), |s| unsafe { s.owned() }.shadow.get(g as u64, r.id));
         let need = want & !smask;
         let mut v = sbytes & byte_mask(smask);
         if need != 0 {

@@ -126,6 +126,10 @@ enum Op {
         off: u8,
         len: u8,
     },
+    /// Unprofile one of the ranges and profile it again at once.
+    Reprofile {
+        range: u8,
+    },
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
@@ -157,6 +161,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u8>().prop_map(|user| Op::Fault { user }),
         3 => any::<u8>().prop_map(|user| Op::End { user }),
         1 => (any::<u8>(), 1u8..=20).prop_map(|(off, len)| Op::Restore { off, len }),
+        1 => any::<u8>().prop_map(|range| Op::Reprofile { range }),
     ]
 }
 
@@ -592,6 +597,48 @@ impl Harness {
         Ok(())
     }
 
+    /// Unprofile range `i` and profile it again: raw memory keeps the normal view (G3), and
+    /// nothing recorded or shadowed there before is seen again, by any user.
+    fn do_reprofile(&mut self, i: usize) -> Result<(), TestCaseError> {
+        let (a, n) = self.ranges[i];
+        self.trace.push(format!("reprofile range {i} ({n} bytes)"));
+        let name = b"prop-re";
+        let r = match self.path {
+            Path::Abi | Path::AbiScalar => {
+                self.status(Hypercall::Unprofile, [a as u64, 0, 0, 0]).and_then(|_| {
+                    self.status(
+                        Hypercall::Profile,
+                        [a as u64, n as u64, name.as_ptr() as u64, name.len() as u64],
+                    )
+                    .map(drop)
+                })
+            }
+            _ => self
+                .hv
+                .unprofile(a)
+                .and_then(|_| self.hv.profile(a, n, name).map(drop))
+                .map_err(|e| format!("{e:?}")),
+        };
+        if let Err(e) = r {
+            return Err(self.fail(format!("unprofile + profile of range {i}: {e}")));
+        }
+        let lo = a - self.addr(0);
+        let want = self.expected_raw();
+        let raw = self.raw();
+        if raw[lo..lo + n] != want[lo..lo + n] {
+            return Err(self.fail(format!(
+                "raw memory after unprofile of range {i} is {:02x?}, oracle {:02x?}",
+                &raw[lo..lo + n],
+                &want[lo..lo + n]
+            )));
+        }
+        self.oracle.reprofile(lo, lo + n);
+        for h in &mut self.hist[lo..lo + n] {
+            h.clear();
+        }
+        Ok(())
+    }
+
     /// One hypercall through the exit handler: the status in `rax` (negative: an error).
     fn hypercall(&self, nr: Hypercall, args: [u64; 4]) -> (i64, u64) {
         let mut f = VmFrame::call(nr, [args[0], args[1], args[2], args[3], 0, 0]);
@@ -643,6 +690,7 @@ impl Harness {
                 let n = (n as usize).min(len);
                 self.do_restore(at(off, n), n)?;
             }
+            Op::Reprofile { range } => self.do_reprofile(range as usize % self.ranges.len())?,
         }
         self.check_invariants()
     }
