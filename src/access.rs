@@ -133,6 +133,32 @@ pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsErr
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, dst))
 }
 
+/// The largest assignment [`assign`] stores as scalars (the Fig. 14 workloads assign 16-byte
+/// record halves): no bounce-buffer round through the hv's span store.
+const SMALL_ASSIGN: usize = 16;
+
+/// Monitored store of our own buffer `src` (at most [`SMALL_ASSIGN`] bytes) at `dst`: one
+/// scalar store per granule it covers, the path of `vmsrs_store64`. The same record as
+/// [`store_slow`]; the pieces land in address order, as the span store writes its granules.
+fn store_small(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsError> {
+    let _e = thread::HvEntry::enter();
+    let u = user::current_or_implicit(hv);
+    let mut done = 0;
+    while done < src.len() {
+        let a = dst + done;
+        let k = (vmsrs_hv::ranges::GRANULE - a % vmsrs_hv::ranges::GRANULE).min(src.len() - done);
+        let mut v = [0u8; 8];
+        v[..k].copy_from_slice(&src[done..done + k]);
+        // SAFETY: StoreScalar takes no buffers; the user is this thread's.
+        let r = unsafe {
+            vmmcall(hv, Hypercall::StoreScalar, [u, a as u64, u64::from_le_bytes(v), k as u64, 0, 0])
+        };
+        crate::profile::status(r).map_err(|e| bad_span(e, a))?;
+        done += k;
+    }
+    Ok(())
+}
+
 /// An hv status for an unmonitored span the caller named: `VMSRS_EFAULT` is a bad pointer.
 fn bad_span(e: VmsrsError, addr: usize) -> VmsrsError {
     if e == VmsrsError::VMSRS_EFAULT {
@@ -344,6 +370,13 @@ fn put(dst: usize, bytes: &[u8]) -> Result<(), VmsrsError> {
 /// Assign `n` bytes from `src` to `dst`, both possibly monitored, in either direction of
 /// overlap (memmove semantics): each byte is loaded through G3 and stored as this user.
 pub(crate) fn assign(dst: usize, src: usize, n: usize) -> Result<(), VmsrsError> {
+    if n <= SMALL_ASSIGN {
+        if let Some(hv) = runtime::hv().filter(|hv| hv.may_touch(dst, n)) {
+            let mut buf = [0u8; SMALL_ASSIGN];
+            load_into(src, buf.as_mut_ptr() as usize, n)?;
+            return store_small(hv, dst, &buf[..n]);
+        }
+    }
     let mut buf = [0u8; CHUNK];
     let backwards = dst > src && dst < src + n;
     let mut done = 0;

@@ -165,9 +165,9 @@ pub enum Hypercall {
     UserState = 9,
     /// `rdi`=dst, `rsi`=byte, `rdx`=len, `r10`=user: monitored memset.
     Fill = 10,
-    /// `rdi`=user, `rsi`=addr, `rdx`=value, `r10`=size (1, 2, 4, 8): monitored scalar store.
+    /// `rdi`=user, `rsi`=addr, `rdx`=value, `r10`=size (1 to 8): monitored scalar store.
     StoreScalar = 11,
-    /// `rdi`=user, `rsi`=addr, `r10`=size (1, 2, 4, 8), `r8`=ask: monitored scalar load; the
+    /// `rdi`=user, `rsi`=addr, `r10`=size (1 to 8), `r8`=ask: monitored scalar load; the
     /// value comes back in `rdx`. `r8` as for [`Hypercall::Load`].
     LoadScalar = 12,
 }

@@ -86,7 +86,7 @@ fn status_of(reading: Reading) -> u64 {
 
 fn scalar_size(n: u64) -> Result<usize, VmsrsError> {
     match n {
-        1 | 2 | 4 | 8 => Ok(n as usize),
+        1..=8 => Ok(n as usize),
         _ => Err(VMSRS_EINVAL),
     }
 }

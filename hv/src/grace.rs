@@ -87,6 +87,7 @@ impl Reader {
         self.seq.store(self.seq.load(Ordering::Relaxed) & !1, Ordering::Relaxed);
     }
 
+    #[inline(always)]
     fn leave(&self) {
         let d = self.depth.get() - 1;
         self.depth.set(d);

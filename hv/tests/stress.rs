@@ -645,3 +645,36 @@ fn readers_racing_one_fault_entry() -> usize {
     assert_eq!(hv.user_end(w).unwrap(), EndKind::Faulted);
     saw.len()
 }
+
+/// Threads that come and go (up to eight live at once, each beginning users as a new thread
+/// does: near its last slot, the first near slot 0; offering its slot when it exits) reuse the
+/// slots of those that exited: the slots ever used stay near the most users live at once,
+/// rather than creeping over the table (each slot used maps its own log).
+#[test]
+fn new_threads_reuse_the_slots_of_exited_threads() {
+    let hv = Hv::create(HvConfig::default()).unwrap();
+    let used: std::sync::Mutex<std::collections::BTreeSet<u64>> = Default::default();
+    let spawned = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                while spawned.fetch_add(1, Relaxed) < 20_000 {
+                    thread::scope(|s2| {
+                        s2.spawn(|| {
+                            let mut last = 0;
+                            for _ in 0..3 {
+                                let u = hv.user_begin_after(last).unwrap();
+                                used.lock().unwrap().insert(u & (vmsrs_hv::users::MAX_USERS as u64 - 1));
+                                assert_eq!(hv.user_end(u).unwrap(), EndKind::Committed);
+                                last = u;
+                            }
+                            hv.offer_slot(last);
+                        });
+                    });
+                }
+            });
+        }
+    });
+    let used = used.into_inner().unwrap();
+    assert!(used.len() <= 16, "20,000 threads, at most 8 at once, used {} slots: {used:?}", used.len());
+}
