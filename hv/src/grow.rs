@@ -23,27 +23,66 @@ impl Log {
 
     /// Append; `false` when memory could not be mapped.
     pub fn push(&mut self, v: u64) -> bool {
+        self.push_keeping(v, |_| true)
+    }
+
+    /// Append `v`. When the log is full it is first compacted — sorted, duplicates dropped,
+    /// and values `keep` rejects dropped — and grows only if that freed less than half of it,
+    /// so it stays within twice the distinct values it must keep. In place (no allocation:
+    /// async-signal-safe). `false` when memory could not be mapped.
+    pub fn push_keeping(&mut self, v: u64, keep: impl Fn(u64) -> bool) -> bool {
         if self.len == self.cap() {
-            let new_cap = (self.cap() * 2).max(512);
-            let Some(r) = Region::map(new_cap * 8) else { return false };
-            if let Some(old) = &self.region {
-                // SAFETY: both regions are valid for `len` u64s and do not overlap.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        old.as_ptr() as *const u64,
-                        r.as_ptr() as *mut u64,
-                        self.len,
-                    )
-                };
+            if self.len > 0 {
+                self.compact(keep);
             }
-            self.region = Some(r);
+            if (self.cap() == 0 || self.len * 2 > self.cap()) && self.grow().is_none() {
+                return false;
+            }
         }
+        self.append(v)
+    }
+
+    /// Map a region twice as large and move the log there; `None` when it cannot be mapped.
+    fn grow(&mut self) -> Option<()> {
+        let r = Region::map((self.cap() * 2).max(512) * 8)?;
+        if let Some(old) = &self.region {
+            // SAFETY: both regions are valid for `len` u64s and do not overlap.
+            unsafe {
+                core::ptr::copy_nonoverlapping(old.as_ptr() as *const u64, r.as_ptr() as *mut u64, self.len)
+            };
+        }
+        self.region = Some(r);
+        Some(())
+    }
+
+    /// Append into room the log has.
+    fn append(&mut self, v: u64) -> bool {
         let base = self.region.as_ref().map(|r| r.as_ptr() as *mut u64);
         let Some(base) = base else { return false };
+        if self.len >= self.cap() {
+            return false;
+        }
         // SAFETY: len < cap, so the slot lies inside the region.
         unsafe { base.add(self.len).write(v) };
         self.len += 1;
         true
+    }
+
+    fn compact(&mut self, keep: impl Fn(u64) -> bool) {
+        let Some(r) = &self.region else { return };
+        // SAFETY: the first `len` u64s of the region were written by `push`, and `&mut self`
+        // makes this the only reference to them.
+        let all = unsafe { core::slice::from_raw_parts_mut(r.as_ptr() as *mut u64, self.len) };
+        all.sort_unstable();
+        let mut n = 0;
+        for i in 0..all.len() {
+            let v = all[i];
+            if (n == 0 || all[n - 1] != v) && keep(v) {
+                all[n] = v;
+                n += 1;
+            }
+        }
+        self.len = n;
     }
 
     pub fn as_slice(&self) -> &[u64] {
