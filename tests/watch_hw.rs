@@ -352,3 +352,28 @@ fn a_descriptor_the_program_takes_over_is_never_closed_by_libvmsrs() {
         out.describe()
     );
 }
+
+/// Review regression: a library with a watched global, loaded and unloaded 100 times, each
+/// time a normal request and a faulty one storing there. A run that went with its library
+/// kept its slot in the region table, so from the 64th load on the global was not watched
+/// (said once on stderr) and the faulty request's value stayed (G1/G3). Both watch kinds.
+#[test]
+fn a_library_loaded_and_unloaded_a_hundred_times_stays_watched() {
+    for kind in ["page", "hw"] {
+        let env = preload(&[
+            ("VMSRS_RANGE_0", "symbol:lib_limit"),
+            ("VMSRS_WATCH", kind),
+            ("VMSRS_USER_CALL", "request:-1"),
+            ("VMSRS_POLICY", "unwind"),
+        ]);
+        let out = run(
+            &c_example("regress_watch_dl_cycles", Build::Unmodified),
+            &[&hw_lib(), "100"],
+            &env_refs(&env),
+            TIMEOUT,
+        );
+        assert_eq!(out.code(), Some(0), "watch={kind}: {}", out.describe());
+        assert!(out.stdout.contains("dl_cycles: OK"), "watch={kind}: {}", out.describe());
+        assert!(!out.stderr.contains("too many watched pages"), "watch={kind}: {}", out.describe());
+    }
+}

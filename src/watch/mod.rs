@@ -45,11 +45,15 @@ const PAGE: usize = 4096;
 
 /// A run of watched pages and its writable alias.
 struct Region {
-    start: AtomicUsize,
-    end: AtomicUsize,
+    /// Its pages `start..end`, packed in one word ([`Region::bounds`]) so that a lock-free
+    /// reader never pairs one run's start with another's end; 0 while the slot is unused or
+    /// dead (its run unmapped), when no address is in it.
+    span: AtomicU64,
     alias: AtomicUsize,
-    /// Index of its first page in [`PAGES`].
+    /// Index of its first page in [`PAGES`], and how many it holds there (a dead slot is
+    /// taken again by a run of at most as many pages).
     first_page: AtomicUsize,
+    pages: AtomicUsize,
     /// Watched by hardware watchpoints ([`hw`]): its pages stay writable.
     hw: core::sync::atomic::AtomicBool,
     /// Every range on it is `watch=auto` and fits a watchpoint: it moves to watchpoints when
@@ -60,15 +64,32 @@ struct Region {
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_REGION: Region = Region {
-    start: AtomicUsize::new(0),
-    end: AtomicUsize::new(0),
+    span: AtomicU64::new(0),
     alias: AtomicUsize::new(0),
     first_page: AtomicUsize::new(0),
+    pages: AtomicUsize::new(0),
     hw: core::sync::atomic::AtomicBool::new(false),
     auto: core::sync::atomic::AtomicBool::new(false),
     promote: core::sync::atomic::AtomicBool::new(false),
 };
 static REGIONS: [Region; MAX_REGIONS] = [NO_REGION; MAX_REGIONS];
+
+impl Region {
+    /// Its pages, `(start, end)`; `(0, 0)` when unused or dead.
+    #[inline]
+    fn bounds(&self) -> (usize, usize) {
+        let w = self.span.load(Ordering::Acquire);
+        let start = ((w >> 16) as usize) * PAGE;
+        (start, start + (w & 0xFFFF) as usize * PAGE)
+    }
+
+    /// Publish its pages (`start..end`, page-aligned, at most 2^16 pages); `(0, 0)`: none.
+    fn set_bounds(&self, start: usize, end: usize) {
+        debug_assert!(start % PAGE == 0 && end >= start && (end - start) / PAGE <= MAX_PAGES);
+        let w = ((start / PAGE) as u64) << 16 | ((end - start) / PAGE) as u64;
+        self.span.store(w, Ordering::Release);
+    }
+}
 /// Regions published (written before, read with Acquire).
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
@@ -157,7 +178,7 @@ impl Drop for Held {
 fn region_of(addr: usize) -> Option<(usize, usize, usize, usize)> {
     let n = COUNT.load(Ordering::Acquire);
     REGIONS[..n].iter().enumerate().find_map(|(i, r)| {
-        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
+        let (s, e) = r.bounds();
         (s <= addr && addr < e).then(|| (i, s, e, r.alias.load(Ordering::Relaxed)))
     })
 }
@@ -170,7 +191,10 @@ fn page_of(region: usize, start: usize, addr: usize) -> &'static Page {
 pub fn overlaps(addr: usize, len: usize) -> bool {
     let end = addr.saturating_add(len);
     let n = COUNT.load(Ordering::Acquire);
-    REGIONS[..n].iter().any(|r| r.start.load(Ordering::Relaxed) < end && addr < r.end.load(Ordering::Relaxed))
+    REGIONS[..n].iter().any(|r| {
+        let (s, e) = r.bounds();
+        s < end && addr < e
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,30 +244,50 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         let _quiet = BlockAsync::new();
         let _g = lock();
         let n = COUNT.load(Ordering::Acquire);
-        let pages_used = match n {
-            0 => 0,
-            _ => {
-                let r = &REGIONS[n - 1];
-                r.first_page.load(Ordering::Relaxed)
-                    + (r.end.load(Ordering::Relaxed) - r.start.load(Ordering::Relaxed)) / PAGE
+        let npages = (p1 - p0) / PAGE;
+        // A dead slot (its run went with its library, or was unmapped) with room for these
+        // pages is taken again, with its pages' counters; else a new slot after the last.
+        let reuse = REGIONS[..n]
+            .iter()
+            .position(|r| r.bounds() == (0, 0) && r.pages.load(Ordering::Relaxed) >= npages);
+        let (i, first_page) = match reuse {
+            Some(i) => (i, REGIONS[i].first_page.load(Ordering::Relaxed)),
+            None => {
+                let pages_used = match n {
+                    0 => 0,
+                    _ => {
+                        REGIONS[n - 1].first_page.load(Ordering::Relaxed)
+                            + REGIONS[n - 1].pages.load(Ordering::Relaxed)
+                    }
+                };
+                if n == MAX_REGIONS || pages_used + npages > MAX_PAGES {
+                    return Err(format!(
+                        "too many watched pages (at most {MAX_PAGES} in {MAX_REGIONS} runs); watch smaller ranges"
+                    ));
+                }
+                (n, pages_used)
             }
         };
-        let npages = (p1 - p0) / PAGE;
-        if n == MAX_REGIONS || pages_used + npages > MAX_PAGES {
-            return Err(format!(
-                "too many watched pages (at most {MAX_PAGES} in {MAX_REGIONS} runs); watch smaller ranges"
-            ));
+        for pg in &PAGES[first_page..first_page + npages] {
+            pg.traps.store(0, Ordering::Relaxed);
+            pg.outside.store(0, Ordering::Relaxed);
+            pg.window.store(0, Ordering::Relaxed);
+            pg.warned.store(0, Ordering::Relaxed);
         }
         // Published without an alias first: a store that traps now waits on the lock.
-        let r = &REGIONS[n];
+        let r = &REGIONS[i];
         r.alias.store(0, Ordering::Relaxed);
         r.hw.store(false, Ordering::Relaxed);
         r.auto.store(!by_hw && auto_eligible(&members), Ordering::Relaxed);
         r.promote.store(false, Ordering::Relaxed);
-        r.start.store(p0, Ordering::Relaxed);
-        r.end.store(p1, Ordering::Relaxed);
-        r.first_page.store(pages_used, Ordering::Relaxed);
-        COUNT.store(n + 1, Ordering::Release);
+        r.first_page.store(first_page, Ordering::Relaxed);
+        if i == n {
+            r.pages.store(npages, Ordering::Relaxed);
+        }
+        r.set_bounds(p0, p1);
+        if i == n {
+            COUNT.store(n + 1, Ordering::Release);
+        }
         // SAFETY: the program's own private data pages (checked by resolve), read-only from
         // here until they are replaced by the memfd mapping.
         unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ) };
@@ -252,7 +296,10 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             Err(e) => {
                 // SAFETY: undo the protection above; the pages are the program's again.
                 unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ | libc::PROT_WRITE) };
-                COUNT.store(n, Ordering::Release);
+                r.set_bounds(0, 0);
+                if i == n {
+                    COUNT.store(n, Ordering::Release);
+                }
                 return Err(format!("cannot watch {p0:#x}..{p1:#x}: {e}"));
             }
         };
@@ -356,7 +403,10 @@ pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
     let mut pieces: Vec<(usize, usize)> = REGIONS[..n]
         .iter()
         .filter(|r| !r.hw.load(Ordering::Relaxed) && r.alias.load(Ordering::Relaxed) != 0)
-        .map(|r| (r.start.load(Ordering::Relaxed).max(addr), r.end.load(Ordering::Relaxed).min(end)))
+        .map(|r| {
+            let (s, e) = r.bounds();
+            (s.max(addr), e.min(end))
+        })
         .filter(|&(lo, hi)| lo < hi)
         .collect();
     if pieces.is_empty() {
@@ -506,8 +556,10 @@ fn promote() {
         }
         let _quiet = BlockAsync::new();
         let _g = lock();
-        let (s, e, a) =
-            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let (s, e, a) = {
+            let (s, e) = r.bounds();
+            (s, e, r.alias.load(Ordering::Relaxed))
+        };
         let members: Vec<resolve::Resolved> =
             WATCHED.lock().iter().filter(|m| s <= m.addr && m.addr < e).cloned().collect();
         r.auto.store(false, Ordering::Relaxed);
@@ -672,8 +724,10 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usi
 pub fn after_fork_child() {
     let n = COUNT.load(Ordering::Acquire);
     for (i, r) in REGIONS[..n].iter().enumerate() {
-        let (s, e, a) =
-            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let (s, e, a) = {
+            let (s, e) = r.bounds();
+            (s, e, r.alias.load(Ordering::Relaxed))
+        };
         if s == e {
             continue; // no longer watched
         }
@@ -706,8 +760,10 @@ static SNAP: [AtomicUsize; MAX_REGIONS] = [const { AtomicUsize::new(0) }; MAX_RE
 fn take_snapshots() {
     let n = COUNT.load(Ordering::Acquire);
     for (i, r) in REGIONS[..n].iter().enumerate() {
-        let (s, e, a) =
-            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let (s, e, a) = {
+            let (s, e) = r.bounds();
+            (s, e, r.alias.load(Ordering::Relaxed))
+        };
         // SAFETY: a new private anonymous mapping, filled from our own alias.
         if s == e || a == 0 {
             SNAP[i].store(0, Ordering::Relaxed);
@@ -738,7 +794,10 @@ fn drop_snapshots(n: usize) {
     for (i, r) in REGIONS[..n].iter().enumerate() {
         let p = SNAP[i].swap(0, Ordering::Relaxed);
         if p != 0 {
-            let len = r.end.load(Ordering::Relaxed) - r.start.load(Ordering::Relaxed);
+            let len = {
+                let (s, e) = r.bounds();
+                e - s
+            };
             // SAFETY: our own snapshot mapping.
             unsafe { libc::munmap(p as *mut libc::c_void, len) };
         }
@@ -763,8 +822,10 @@ pub fn fencing<R>(hv: &Hv, u: u64, f: impl FnOnce() -> R) -> R {
     let out = f();
     let rewritten = hw::polluted(hv);
     for r in &REGIONS[..n] {
-        let (s, e, a) =
-            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let (s, e, a) = {
+            let (s, e) = r.bounds();
+            (s, e, r.alias.load(Ordering::Relaxed))
+        };
         if a != 0 && hv.polluted(a, e - s) {
             hv.restore_range(a, e - s);
             COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
@@ -1235,7 +1296,7 @@ pub fn store_program_bytes(addr: usize, bytes: &[u8]) -> bool {
 pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
     let n = COUNT.load(Ordering::Acquire);
     for (i, r) in REGIONS[..n].iter().enumerate() {
-        let (s, e) = (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed));
+        let (s, e) = r.bounds();
         let mut p = s;
         while p < e {
             let pg = page_of(i, s, p);
@@ -1287,8 +1348,10 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
     let pid = std::process::id();
     let mut requeued = Vec::new();
     for (i, r) in REGIONS[..n].iter().enumerate() {
-        let (s, e, a) =
-            (r.start.load(Ordering::Relaxed), r.end.load(Ordering::Relaxed), r.alias.load(Ordering::Relaxed));
+        let (s, e, a) = {
+            let (s, e) = r.bounds();
+            (s, e, r.alias.load(Ordering::Relaxed))
+        };
         if s == e || !gone(s, e) {
             continue;
         }
@@ -1320,9 +1383,8 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
             let _ = hv.unprofile(a + (m.addr - s));
             false
         });
-        // Dead: no address is in [0, 0).
-        r.start.store(0, Ordering::Relaxed);
-        r.end.store(0, Ordering::Relaxed);
+        // Dead: no address is in it; the slot and its pages' counters may be taken again.
+        r.set_bounds(0, 0);
         // SAFETY: our own alias mapping, no longer referenced by the hv.
         unsafe { libc::munmap(a as *mut libc::c_void, e - s) };
     }
