@@ -85,7 +85,7 @@ impl Region {
 
     /// Publish its pages (`start..end`, page-aligned, at most 2^16 pages); `(0, 0)`: none.
     fn set_bounds(&self, start: usize, end: usize) {
-        debug_assert!(start % PAGE == 0 && end >= start && (end - start) / PAGE <= MAX_PAGES);
+        debug_assert!(start.is_multiple_of(PAGE) && end >= start && (end - start) / PAGE <= MAX_PAGES);
         let w = ((start / PAGE) as u64) << 16 | ((end - start) / PAGE) as u64;
         self.span.store(w, Ordering::Release);
     }
