@@ -159,6 +159,24 @@ fn each_process_has_its_own_watched_pages_after_fork() {
     assert!(plain.stdout.contains("fork ok"), "{}", plain.describe());
 }
 
+/// Review regression: the program unmaps the second page of a watched two-page global. The
+/// first page stays its own memory: a store there lands without a fault (G2; it stayed the
+/// watched read-only mapping, and the correct user was suppressed), and it is private again
+/// (a fork child's store there never reaches the parent).
+#[test]
+fn the_pages_a_partial_munmap_leaves_of_a_watched_run_are_the_programs_again() {
+    let env = preload(&[("VMSRS_RANGE_0", "symbol:arr")]);
+    let out = run(&c_example("regress_watch_unmap_part", Build::Unmodified), &[], &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("unmap_part: OK"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("is being unmapped by the program (munmap): it is no longer watched"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.stderr.contains("contained"), "{}", out.describe());
+}
+
 /// A watched range the program unmaps stops being watched (said on stderr), and a later fault
 /// at its address is the user's own: a store to the page mapped there again read-only is
 /// contained, never emulated into the old alias.

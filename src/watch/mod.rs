@@ -1314,10 +1314,13 @@ pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
 /// at those addresses is taken for a watched page's.
 pub fn before_unmap(addr: usize, len: usize) {
     if active() && overlaps(addr, len) {
+        // munmap unmaps whole pages.
+        let end = addr.saturating_add(len).saturating_add(PAGE - 1) & !(PAGE - 1);
         disarm(
-            |s, e| s < addr.saturating_add(len) && addr < e,
+            |s, e| s < end && addr < e,
             "is being unmapped by the program (munmap)",
             false,
+            Some((addr, end)),
         );
     }
 }
@@ -1334,14 +1337,16 @@ pub fn after_dlclose() {
             },
             "was unmapped when its library was unloaded (dlclose)",
             true,
+            None,
         );
     }
 }
 
 /// Stop watching the runs `gone(start, end)` selects: their ranges are unprofiled in the hv
 /// and their aliases unmapped; with `requeue` they are pending again (a library unloaded may
-/// be loaded again). Normal context.
-fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
+/// be loaded again). `unmapping`: the pages the program is about to unmap; the run's other
+/// pages stay the program's, and become its own private writable memory again. Normal context.
+fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, unmapping: Option<(usize, usize)>) {
     let Some(hv) = runtime::hv() else { return };
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
@@ -1383,6 +1388,16 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
             let _ = hv.unprofile(a + (m.addr - s));
             false
         });
+        // Pages the program keeps: private and writable again, as before they were watched
+        // (while the region still claims them, so a store that traps meanwhile waits for the
+        // lock and is then retried on the new pages).
+        if let Some((ua, ue)) = unmapping {
+            for (ps, pe) in [(s, e.min(ua)), (s.max(ue), e)] {
+                if ps < pe {
+                    make_private(ps, pe);
+                }
+            }
+        }
         // Dead: no address is in it; the slot and its pages' counters may be taken again.
         r.set_bounds(0, 0);
         // SAFETY: our own alias mapping, no longer referenced by the hv.
@@ -1393,6 +1408,46 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool) {
         PENDING.lock().extend(requeued);
         LAST_ADDS.store(0, Ordering::Relaxed);
         HAS_PENDING.store(true, Ordering::Release);
+    }
+}
+
+/// Replace the watched pages `start..end` (the memfd mapping) by private anonymous writable
+/// pages holding the same bytes, in one `mremap` (a thread touching them sees the old pages or
+/// the new ones, never a hole). Said on stderr if it fails: the pages then stay read-only.
+fn make_private(start: usize, end: usize) {
+    let len = end - start;
+    // SAFETY: a fresh anonymous mapping; checked.
+    let tmp = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let moved = tmp != libc::MAP_FAILED && {
+        // SAFETY: read-only first (pages watched by hardware are writable: a store between the
+        // copy and the move would be lost; now it traps and waits for the watch lock, which
+        // the caller holds). `start..end` is readable and `tmp` is our own mapping of `len`
+        // bytes; then `tmp` replaces the watched pages.
+        unsafe {
+            sys_mprotect(start as *mut libc::c_void, len, libc::PROT_READ);
+            core::ptr::copy_nonoverlapping(start as *const u8, tmp as *mut u8, len);
+            libc::mremap(tmp, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, start as *mut libc::c_void)
+                != libc::MAP_FAILED
+        }
+    };
+    if !moved {
+        if tmp != libc::MAP_FAILED {
+            // SAFETY: our own mapping, not moved.
+            unsafe { libc::munmap(tmp, len) };
+        }
+        eprintln!(
+            "=={}==vmsrs: error: cannot give the pages {start:#x}..{end:#x} back as writable memory: they stay read-only",
+            std::process::id()
+        );
     }
 }
 
