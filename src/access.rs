@@ -133,30 +133,27 @@ pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsErr
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, dst))
 }
 
-/// The largest assignment [`assign`] stores as scalars (the Fig. 14 workloads assign 16-byte
-/// record halves): no bounce-buffer round through the hv's span store.
+/// The largest assignment [`assign`] makes without a bounce-buffer round (the Fig. 14
+/// workloads assign 16-byte record halves).
 const SMALL_ASSIGN: usize = 16;
 
-/// Monitored store of our own buffer `src` (at most [`SMALL_ASSIGN`] bytes) at `dst`: one
-/// scalar store per granule it covers, the path of `vmsrs_store64`. The same record as
-/// [`store_slow`]; the pieces land in address order, as the span store writes its granules.
+/// Monitored store of our own buffer `src` (at most [`SMALL_ASSIGN`] bytes) at `dst`: inside
+/// one granule, the scalar path of `vmsrs_store64`; else one span store of `src` itself (no
+/// second copy of our own bytes).
 fn store_small(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsError> {
+    const G: usize = vmsrs_hv::ranges::GRANULE;
+    if dst % G + src.len() > G {
+        return store_slow(hv, dst, src);
+    }
     let _e = thread::HvEntry::enter();
     let u = user::current_or_implicit(hv);
-    let mut done = 0;
-    while done < src.len() {
-        let a = dst + done;
-        let k = (vmsrs_hv::ranges::GRANULE - a % vmsrs_hv::ranges::GRANULE).min(src.len() - done);
-        let mut v = [0u8; 8];
-        v[..k].copy_from_slice(&src[done..done + k]);
-        // SAFETY: StoreScalar takes no buffers; the user is this thread's.
-        let r = unsafe {
-            vmmcall(hv, Hypercall::StoreScalar, [u, a as u64, u64::from_le_bytes(v), k as u64, 0, 0])
-        };
-        crate::profile::status(r).map_err(|e| bad_span(e, a))?;
-        done += k;
-    }
-    Ok(())
+    let mut v = [0u8; 8];
+    v[..src.len()].copy_from_slice(src);
+    // SAFETY: StoreScalar takes no buffers; the user is this thread's.
+    let r = unsafe {
+        vmmcall(hv, Hypercall::StoreScalar, [u, dst as u64, u64::from_le_bytes(v), src.len() as u64, 0, 0])
+    };
+    crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, dst))
 }
 
 /// An hv status for an unmonitored span the caller named: `VMSRS_EFAULT` is a bad pointer.
