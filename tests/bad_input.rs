@@ -1023,6 +1023,21 @@ fn fuzzed_api_calls_return_the_predicted_documented_codes_seed_12() {
     run_fuzz(12, &[]);
 }
 
+/// More seeds, each a different program of 200,000 calls (seed 12 above was found this way):
+/// plain, with exposure tracking, and under the cascade policy.
+#[test]
+fn fuzzed_api_calls_return_the_predicted_codes_over_more_seeds() {
+    for seed in [4, 14, 27] {
+        run_fuzz(seed, &[]);
+    }
+    for seed in [5, 16] {
+        run_fuzz(seed, &[("VMSRS_EXPOSURE", "1")]);
+    }
+    for seed in [6, 18] {
+        run_fuzz(seed, &[("VMSRS_EXPOSURE", "1"), ("VMSRS_EXPOSURE_POLICY", "cascade")]);
+    }
+}
+
 #[test]
 fn fuzzed_api_calls_return_the_predicted_codes_with_exposure_tracking_seed_3() {
     // Exposure tracking sends every monitored load through the hypervisor component.
