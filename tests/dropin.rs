@@ -175,6 +175,43 @@ fn the_pages_a_partial_munmap_leaves_of_a_watched_run_are_the_programs_again() {
         out.describe()
     );
     assert!(!out.stderr.contains("contained"), "{}", out.describe());
+    // A munmap the kernel refuses changes nothing (the run was given back, zeroed past the
+    // address, its second page left read-only).
+    let out = run(
+        &c_example("regress_watch_unmap_part", Build::Unmodified),
+        &["refused"],
+        &env_refs(&env),
+        TIMEOUT,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("unmap_part: OK"), "{}", out.describe());
+    assert!(
+        !out.stderr.contains("contained") && !out.stderr.contains("no longer watched"),
+        "{}",
+        out.describe()
+    );
+    // A store to a page the program made read-only is its own fault, before and after the
+    // page is given back (it was emulated, and the page given back writable).
+    let out = run(
+        &c_example("regress_watch_unmap_part", Build::Unmodified),
+        &["readonly"],
+        &env_refs(&env),
+        TIMEOUT,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("unmap_part: OK"), "{}", out.describe());
+    assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{}", out.describe());
+}
+
+/// Review regression: a signal handler of the program stores to a watched page while the
+/// main thread's partial munmap gives that page back: no store is lost (G2; hundreds were,
+/// landing in the old mapping after the page was copied).
+#[test]
+fn a_handlers_stores_during_a_partial_munmap_are_kept() {
+    let env = preload(&[("VMSRS_RANGE_0", "symbol:big")]);
+    let out = run(&c_example("regress_watch_unmap_signal", Build::Unmodified), &[], &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("unmap_signal: OK"), "{}", out.describe());
 }
 
 /// A watched range the program unmaps stops being watched (said on stderr), and a later fault

@@ -103,6 +103,10 @@ struct Page {
     window: AtomicU64,
     /// The second of the last hot-page warning.
     warned: AtomicU64,
+    /// The protection the program gave the page (`PROT_*`; read and write when watching began),
+    /// which the watch itself does not show: a store to a page the program made read-only is
+    /// the program's own fault, never emulated, and pages given back keep it.
+    prot: AtomicU64,
 }
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_PAGE: Page = Page {
@@ -110,7 +114,9 @@ const NO_PAGE: Page = Page {
     outside: AtomicU64::new(0),
     window: AtomicU64::new(0),
     warned: AtomicU64::new(0),
+    prot: AtomicU64::new(RW as u64),
 };
+const RW: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
 static PAGES: [Page; MAX_PAGES] = [NO_PAGE; MAX_PAGES];
 
 /// Counters for `vmsrs_stats`-style reporting and the tests.
@@ -273,6 +279,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             pg.outside.store(0, Ordering::Relaxed);
             pg.window.store(0, Ordering::Relaxed);
             pg.warned.store(0, Ordering::Relaxed);
+            pg.prot.store(RW as u64, Ordering::Relaxed);
         }
         // Published without an alias first: a store that traps now waits on the lock.
         let r = &REGIONS[i];
@@ -392,7 +399,7 @@ unsafe fn sys_mprotect(addr: *mut libc::c_void, len: usize, prot: libc::c_int) -
 /// implies a read on x86, and a write-only page must stay readable), the rest `prot`; said once.
 /// The program sees no difference but the trap's cost.
 pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
-    if !active() || prot & libc::PROT_WRITE == 0 || !addr.is_multiple_of(PAGE) {
+    if !active() || !addr.is_multiple_of(PAGE) {
         // SAFETY: the program's own call.
         return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
     }
@@ -400,6 +407,10 @@ pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
     let _quiet = BlockAsync::new();
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
+    if !note_program_prot(n, addr, end, prot) || prot & libc::PROT_WRITE == 0 {
+        // SAFETY: the program's own call.
+        return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
+    }
     let mut pieces: Vec<(usize, usize)> = REGIONS[..n]
         .iter()
         .filter(|r| !r.hw.load(Ordering::Relaxed) && r.alias.load(Ordering::Relaxed) != 0)
@@ -868,9 +879,9 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
         // Trapped on the old bytes of an instruction patched meanwhile: run the new ones.
         return true;
     }
-    if err & 2 == 0 {
-        // Watched pages are always readable: a read fault there is the program's own (it
-        // changed the page's protection itself).
+    if err & 2 == 0 || pg.prot.load(Ordering::Relaxed) & libc::PROT_WRITE as u64 == 0 {
+        // A read fault, or a store to a page the program itself made read-only: the program's
+        // own fault (watched pages are otherwise always readable, and writable to it).
         return false;
     }
     let mut code = [0u8; 16];
@@ -1313,6 +1324,10 @@ pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
 /// there stops being watched first (said on stderr: its recovery ends), so no later fault
 /// at those addresses is taken for a watched page's.
 pub fn before_unmap(addr: usize, len: usize) {
+    // A call the kernel refuses (EINVAL) unmaps nothing: nothing to stop watching.
+    if len == 0 || !addr.is_multiple_of(PAGE) || addr.checked_add(len).is_none() {
+        return;
+    }
     if active() && overlaps(addr, len) {
         // munmap unmaps whole pages.
         let end = addr.saturating_add(len).saturating_add(PAGE - 1) & !(PAGE - 1);
@@ -1348,6 +1363,9 @@ pub fn after_dlclose() {
 /// pages stay the program's, and become its own private writable memory again. Normal context.
 fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, unmapping: Option<(usize, usize)>) {
     let Some(hv) = runtime::hv() else { return };
+    // No handler of the program may run here: its store to a page being given back would
+    // trap, take the lock again (same thread) and land in the old alias after the copy.
+    let _quiet = BlockAsync::new();
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
     let pid = std::process::id();
@@ -1395,6 +1413,16 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, unmappi
             for (ps, pe) in [(s, e.min(ua)), (s.max(ue), e)] {
                 if ps < pe {
                     make_private(ps, pe);
+                    // Each page as the program last protected it.
+                    let mut p = ps;
+                    while p < pe {
+                        let prot = page_of(i, s, p).prot.load(Ordering::Relaxed) as libc::c_int;
+                        if prot != RW {
+                            // SAFETY: the program's own page, as it last asked.
+                            unsafe { sys_mprotect(p as *mut libc::c_void, PAGE, prot) };
+                        }
+                        p += PAGE;
+                    }
                 }
             }
         }
@@ -1449,6 +1477,22 @@ fn make_private(start: usize, end: usize) {
             std::process::id()
         );
     }
+}
+
+/// Record `prot` as the program's protection of the watched pages in `addr..end`; `false` if
+/// none is watched. Under the watch lock.
+fn note_program_prot(n: usize, addr: usize, end: usize, prot: libc::c_int) -> bool {
+    let mut any = false;
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e) = r.bounds();
+        let mut p = s.max(addr);
+        while p < e.min(end) {
+            page_of(i, s, p).prot.store(prot as u64, Ordering::Relaxed);
+            any = true;
+            p += PAGE;
+        }
+    }
+    any
 }
 
 /// Take the watch lock for a fork (prepare) and release it in the parent.
