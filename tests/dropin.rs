@@ -203,6 +203,28 @@ fn the_pages_a_partial_munmap_leaves_of_a_watched_run_are_the_programs_again() {
     assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{}", out.describe());
 }
 
+/// A watched run the program moves (`mremap`) or maps over (`mmap` with `MAP_FIXED`) stops
+/// being watched first, as at `munmap`: the moved pages are the program's private writable
+/// memory holding every byte (they stayed libvmsrs's read-only memfd mapping: a store there
+/// faulted and the correct user was suppressed, G2), and a store to a read-only page the program
+/// maps over a watched one is its own fault (it was emulated into the old alias).
+#[test]
+fn a_watched_run_the_program_moves_or_maps_over_is_the_programs_again() {
+    let env = preload(&[("VMSRS_RANGE_0", "symbol:arr")]);
+    for (mode, why) in [
+        ("move", "is being moved by the program (mremap): it is no longer watched"),
+        ("fixed", "is being mapped over by the program (mmap MAP_FIXED): it is no longer watched"),
+    ] {
+        let out =
+            run(&c_example("regress_watch_remap", Build::Unmodified), &[mode], &env_refs(&env), TIMEOUT);
+        assert_eq!(out.code(), Some(0), "{mode}: {}", out.describe());
+        assert!(out.stdout.contains("remap: OK"), "{mode}: {}", out.describe());
+        assert!(out.stderr.contains(why), "{mode}: {}", out.describe());
+        // The one store to a read-only page of the program's own.
+        assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{mode}: {}", out.describe());
+    }
+}
+
 /// Review regression: a signal handler of the program stores to a watched page while the
 /// main thread's partial munmap gives that page back: no store is lost (G2; hundreds were,
 /// landing in the old mapping after the page was copied).

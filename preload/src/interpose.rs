@@ -467,6 +467,66 @@ pub unsafe extern "C" fn munmap(addr: *mut libc::c_void, len: usize) -> c_int {
     unsafe { libc::syscall(libc::SYS_munmap, addr, len) as c_int }
 }
 
+/// `mmap(2)`: with `MAP_FIXED`, the watched runs it maps over stop being watched first, as at
+/// `munmap`.
+///
+/// # Safety
+/// mmap's contract.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut libc::c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut libc::c_void {
+    vmsrs_runtime::watch::before_map(addr as usize, len, flags);
+    // SAFETY: forwarded contract; the system call is what glibc's mmap makes (the kernel checks
+    // the offset's alignment), -1 with errno (MAP_FAILED) on failure.
+    unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut libc::c_void }
+}
+
+/// `mmap64(2)`: the same call (`off_t` is 64 bits here; `_FILE_OFFSET_BITS=64` programs call it
+/// by this name).
+///
+/// # Safety
+/// mmap's contract.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut libc::c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off64_t,
+) -> *mut libc::c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// `mremap(2)`: the watched runs it moves or resizes are given back to the program first, and
+/// those a fixed destination maps over stop being watched (`vmsrs_runtime::watch::before_remap`).
+///
+/// C declares it variadic (`new_address` only with `MREMAP_FIXED`); on x86-64 a variadic
+/// argument travels in the register a fifth fixed one would, so it is declared with five and
+/// `new_addr` is only read with `MREMAP_FIXED`, as the kernel does.
+///
+/// # Safety
+/// mremap's contract.
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut libc::c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: c_int,
+    new_addr: *mut libc::c_void,
+) -> *mut libc::c_void {
+    vmsrs_runtime::watch::before_remap(old as usize, old_len, new_len, flags, new_addr as usize);
+    // SAFETY: forwarded contract; the system call is what glibc's mremap makes.
+    unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut libc::c_void }
+}
+
 /// `mprotect(2)`: as asked, except that pages watched by page protection never become
 /// writable (`vmsrs_runtime::watch::mprotect`): their stores must keep trapping.
 ///

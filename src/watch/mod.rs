@@ -393,6 +393,23 @@ unsafe fn sys_mprotect(addr: *mut libc::c_void, len: usize, prot: libc::c_int) -
     unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as libc::c_int }
 }
 
+/// The `mmap` system call itself: libvmsrs's own fixed mappings over watched pages must not
+/// pass through the interposed `mmap` ([`before_map`]), which would stop watching them.
+///
+/// # Safety
+/// mmap's contract.
+unsafe fn sys_mmap(
+    addr: *mut libc::c_void,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+    fd: libc::c_int,
+) -> *mut libc::c_void {
+    // SAFETY: forwarded contract; the kernel returns the address or -errno, which `syscall`
+    // turns into -1 (MAP_FAILED) with errno set.
+    unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, 0usize) as *mut libc::c_void }
+}
+
 /// The program's `mprotect(addr, len, prot)`: as asked, except that pages watched by page
 /// protection never become writable. With `PROT_WRITE`, the call is split, under the watch lock
 /// (no arming interleaves): the watched pages get `prot` without write and with read (a store
@@ -703,7 +720,7 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usi
         unsafe { core::ptr::copy_nonoverlapping(src as *const u8, tmp as *mut u8, len) };
         // SAFETY: the new alias replaces the old one at the same address (fork child) or goes
         // where the kernel picks.
-        let alias = unsafe { libc::mmap(hint, len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0) };
+        let alias = unsafe { sys_mmap(hint, len, libc::PROT_READ | libc::PROT_WRITE, flags, fd) };
         // SAFETY: unmapping our temporary view.
         unsafe { libc::munmap(tmp, len) };
         if alias == libc::MAP_FAILED {
@@ -712,14 +729,7 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usi
         // The watched pages themselves, read-only, from the memfd.
         // SAFETY: replacing the watched pages by the same bytes.
         let p = unsafe {
-            libc::mmap(
-                start as *mut libc::c_void,
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_FIXED,
-                fd,
-                0,
-            )
+            sys_mmap(start as *mut libc::c_void, len, libc::PROT_READ, libc::MAP_SHARED | libc::MAP_FIXED, fd)
         };
         if p == libc::MAP_FAILED {
             return Err("mmap over the watched pages failed");
@@ -1324,20 +1334,63 @@ pub fn page_traps(out: &mut dyn FnMut(usize, u64, u64)) {
 /// there stops being watched first (said on stderr: its recovery ends), so no later fault
 /// at those addresses is taken for a watched page's.
 pub fn before_unmap(addr: usize, len: usize) {
-    // A call the kernel refuses (EINVAL) unmaps nothing: nothing to stop watching.
+    replacing(addr, len, "is being unmapped by the program (munmap)");
+}
+
+/// The program is about to map over `addr..addr+len` (`mmap` with `flags`): with `MAP_FIXED`
+/// (and not `MAP_FIXED_NOREPLACE`, which replaces nothing) the watched pages there are
+/// replaced, as at [`before_unmap`].
+pub fn before_map(addr: usize, len: usize, flags: libc::c_int) {
+    if flags & libc::MAP_FIXED != 0 && flags & libc::MAP_FIXED_NOREPLACE == 0 {
+        replacing(addr, len, "is being mapped over by the program (mmap MAP_FIXED)");
+    }
+}
+
+/// The program is about to `mremap(old, old_len, new_len, flags, new_addr)`. Every watched run
+/// with a page in `old..old+old_len` (at least its first page: `old_len` 0 duplicates a
+/// mapping) stops being watched and is given back whole, private and writable, first, so the
+/// kernel moves, resizes or refuses the program's own pages as it would without libvmsrs (the
+/// moved pages were libvmsrs's read-only mapping of its memfd); with `MREMAP_FIXED` the
+/// watched pages at `new_addr..new_addr+new_len` are replaced, as at [`before_unmap`].
+pub fn before_remap(old: usize, old_len: usize, new_len: usize, flags: libc::c_int, new_addr: usize) {
+    let known = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP;
+    let fixed = flags & libc::MREMAP_FIXED != 0;
+    // A call the kernel refuses (EINVAL) changes nothing.
+    if !active()
+        || !old.is_multiple_of(PAGE)
+        || new_len == 0
+        || flags & !known != 0
+        || (fixed && (flags & libc::MREMAP_MAYMOVE == 0 || !new_addr.is_multiple_of(PAGE)))
+    {
+        return;
+    }
+    let (lo, hi) = pages_of(old, old_len.max(1));
+    if overlaps(lo, hi - lo) {
+        disarm(|s, e| s < hi && lo < e, "is being moved by the program (mremap)", false, Some((0, 0)));
+    }
+    if fixed {
+        replacing(new_addr, new_len, "is being mapped over by the program (mremap MREMAP_FIXED)");
+    }
+}
+
+/// The whole pages `addr..addr+len` are about to be unmapped or replaced by the program: every
+/// watched run with a page there stops being watched first (`why` said on stderr), and the
+/// run's other pages become the program's private writable memory again.
+fn replacing(addr: usize, len: usize, why: &str) {
+    // A call the kernel refuses (EINVAL) replaces nothing: nothing to stop watching.
     if len == 0 || !addr.is_multiple_of(PAGE) || addr.checked_add(len).is_none() {
         return;
     }
-    if active() && overlaps(addr, len) {
-        // munmap unmaps whole pages.
-        let end = addr.saturating_add(len).saturating_add(PAGE - 1) & !(PAGE - 1);
-        disarm(
-            |s, e| s < end && addr < e,
-            "is being unmapped by the program (munmap)",
-            false,
-            Some((addr, end)),
-        );
+    let (lo, hi) = pages_of(addr, len);
+    if active() && overlaps(lo, hi - lo) {
+        disarm(|s, e| s < hi && lo < e, why, false, Some((lo, hi)));
     }
+}
+
+/// The whole pages holding `addr..addr+len` (`len` > 0), saturating at the top of memory.
+fn pages_of(addr: usize, len: usize) -> (usize, usize) {
+    let lo = addr & !(PAGE - 1);
+    (lo, addr.saturating_add(len).saturating_add(PAGE - 1) & !(PAGE - 1))
 }
 
 /// After `dlclose`: watched runs whose pages the loader unmapped (their library was unloaded)
@@ -1359,8 +1412,9 @@ pub fn after_dlclose() {
 
 /// Stop watching the runs `gone(start, end)` selects: their ranges are unprofiled in the hv
 /// and their aliases unmapped; with `requeue` they are pending again (a library unloaded may
-/// be loaded again). `unmapping`: the pages the program is about to unmap; the run's other
-/// pages stay the program's, and become its own private writable memory again. Normal context.
+/// be loaded again). `unmapping`: the pages the program is about to unmap or replace; the
+/// run's other pages stay the program's, and become its own private writable memory again
+/// (with the empty window `(0, 0)`, all of them). Normal context.
 fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, unmapping: Option<(usize, usize)>) {
     let Some(hv) = runtime::hv() else { return };
     // No handler of the program may run here: its store to a page being given back would
@@ -1463,7 +1517,15 @@ fn make_private(start: usize, end: usize) {
         unsafe {
             sys_mprotect(start as *mut libc::c_void, len, libc::PROT_READ);
             core::ptr::copy_nonoverlapping(start as *const u8, tmp as *mut u8, len);
-            libc::mremap(tmp, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, start as *mut libc::c_void)
+            // The system call itself, not the interposed mremap ([`before_remap`]).
+            libc::syscall(
+                libc::SYS_mremap,
+                tmp,
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                start as *mut libc::c_void,
+            ) as *mut libc::c_void
                 != libc::MAP_FAILED
         }
     };
