@@ -464,7 +464,7 @@ impl RangeTable {
 }
 
 /// Size of a range's metadata mapping, as `Region::map` rounded it.
-fn meta_bytes(r: &RangeRef) -> usize {
+pub(crate) fn meta_bytes(r: &RangeRef) -> usize {
     let granules = (r.end() - r.gstart).div_ceil(GRANULE);
     granules.div_ceil(PER_PAGE) * META_PAGE
 }
@@ -480,24 +480,26 @@ pub unsafe fn release_meta(r: &RangeRef) {
 }
 
 /// Call `f` with the address of every granule of `r` whose metadata page has ever been
-/// touched (untouched pages are all fresh granules, and are skipped without being read).
+/// touched (untouched pages are all fresh granules, and are skipped without being written).
 pub fn for_touched_granules(r: &RangeRef, f: &mut dyn FnMut(usize)) {
+    for_granules_of_pages(r, &mut |base, out| touched_pages(base, out), f);
+}
+
+/// [`for_touched_granules`] with `touched(base, out)` saying which metadata pages from `base`
+/// may hold a granule with state (`out[j]`: page `j`).
+fn for_granules_of_pages(
+    r: &RangeRef,
+    touched: &mut dyn FnMut(usize, &mut [bool]),
+    f: &mut dyn FnMut(usize),
+) {
     let granules = (r.end() - r.gstart).div_ceil(GRANULE);
     let pages = meta_bytes(r) / META_PAGE;
-    let mut vec = [0u8; 256];
+    let mut out = [false; 256];
     let mut p = 0;
     while p < pages {
-        let k = (pages - p).min(vec.len());
-        let base = r.meta as usize + p * META_PAGE;
-        #[cfg(not(miri))]
-        // SAFETY: mincore only inspects the mapping, which `r` owns; `vec` holds `k` bytes.
-        let ok = unsafe { libc::mincore(base as *mut libc::c_void, k * META_PAGE, vec.as_mut_ptr()) } == 0;
-        #[cfg(miri)]
-        let ok = false;
-        for (j, &v) in vec.iter().enumerate().take(k) {
-            if ok && v & 1 == 0 {
-                continue;
-            }
+        let k = (pages - p).min(out.len());
+        touched(r.meta as usize + p * META_PAGE, &mut out[..k]);
+        for (j, _) in out[..k].iter().enumerate().filter(|(_, &t)| t) {
             // A metadata page holds PER_PAGE whole records.
             let first = (p + j) * PER_PAGE;
             for i in first..(first + PER_PAGE).min(granules) {
@@ -505,5 +507,123 @@ pub fn for_touched_granules(r: &RangeRef, f: &mut dyn FnMut(usize)) {
             }
         }
         p += k;
+    }
+}
+
+/// Which of the metadata pages from `base` may hold a granule with state: those the process
+/// ever touched. A resident page (`mincore`) may; of the others, one the kernel swapped out
+/// does (`mincore` says no for it, and skipping it left a faulted user's byte in raw memory at
+/// unprofile), which `/proc/self/pagemap` tells apart from one never touched. Where pagemap
+/// cannot be read, a page that is not all zero bytes may (an all-zero record is a fresh
+/// granule; reading a never-touched page maps the zero page, reading a swapped one swaps it
+/// in). Normal context.
+fn touched_pages(base: usize, out: &mut [bool]) {
+    #[cfg(miri)]
+    {
+        let _ = base;
+        out.fill(true);
+    }
+    #[cfg(not(miri))]
+    {
+        let mut vec = [0u8; 256];
+        let k = out.len().min(vec.len());
+        // SAFETY: mincore only inspects our own metadata mapping; `vec` holds `k` bytes.
+        let ok = unsafe { libc::mincore(base as *mut libc::c_void, k * META_PAGE, vec.as_mut_ptr()) } == 0;
+        let mut map = [0u64; 256];
+        let mapped = ok && vec[..k].iter().any(|v| v & 1 == 0) && pagemap(base, &mut map[..k]);
+        for j in 0..k {
+            out[j] = may_hold_state(ok.then_some(vec[j] & 1 != 0), mapped.then_some(map[j]), || {
+                all_zero(base + j * META_PAGE)
+            });
+        }
+    }
+}
+
+/// Whether a metadata page may hold a granule with state, from what the kernel says of it:
+/// whether it is `resident` (`mincore`; `None`: unknown), its pagemap `entry` (`None`: not
+/// read), and, when these cannot tell, whether its bytes are all zero (`zero`).
+fn may_hold_state(resident: Option<bool>, entry: Option<u64>, zero: impl FnOnce() -> bool) -> bool {
+    match (resident, entry) {
+        (Some(true), _) => true,
+        // Bit 63: present; bit 62: swapped out.
+        (Some(false), Some(e)) => e & (3 << 62) != 0,
+        _ => !zero(),
+    }
+}
+
+/// `/proc/self/pagemap`'s entries for the pages from `base` into `out`; `false` if it cannot
+/// be read (no /proc, or a kernel that hides it).
+#[cfg(not(miri))]
+fn pagemap(base: usize, out: &mut [u64]) -> bool {
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe { libc::open(c"/proc/self/pagemap".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return false;
+    }
+    let want = core::mem::size_of_val(out);
+    // SAFETY: reads at most `want` bytes into `out`; the offset is the first page's entry.
+    let n = unsafe {
+        libc::pread(fd, out.as_mut_ptr() as *mut libc::c_void, want, (base / 4096 * 8) as libc::off_t)
+    };
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    n == want as isize
+}
+
+/// Whether the metadata page at `page` holds only zero bytes (fresh granules).
+#[cfg(not(miri))]
+fn all_zero(page: usize) -> bool {
+    (0..META_PAGE / 8).all(|i| {
+        // SAFETY: a page of our own metadata mapping, readable; volatile: each word is read.
+        unsafe { core::ptr::read_volatile((page + i * 8) as *const u64) == 0 }
+    })
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+
+    /// A page `mincore` calls not resident may have been swapped out, state and all: it must be
+    /// visited (unprofile skipped it, so a faulted user's byte stayed in raw memory and its
+    /// entries leaked). Only a page that was never touched is skipped.
+    #[test]
+    fn a_swapped_out_metadata_page_is_visited_and_a_never_touched_one_is_not() {
+        let never = || -> bool { panic!("the bytes are read only when the kernel cannot tell") };
+        assert!(may_hold_state(Some(true), None, never));
+        assert!(may_hold_state(Some(false), Some(1 << 62), never), "swapped out");
+        assert!(may_hold_state(Some(false), Some(1 << 63), never), "present");
+        assert!(!may_hold_state(Some(false), Some(0), never), "never touched");
+        assert!(may_hold_state(None, None, || false));
+        assert!(!may_hold_state(Some(false), None, || true));
+    }
+
+    /// On a real mapping: a written page may hold state, a never-touched one is skipped
+    /// without being written (pagemap, else its bytes).
+    #[test]
+    fn touched_pages_sees_written_pages_and_skips_untouched_ones() {
+        let len = 4 * META_PAGE;
+        // SAFETY: a fresh private anonymous mapping, unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let base = p as usize;
+        // SAFETY: inside our mapping.
+        unsafe { core::ptr::write_volatile((base + 2 * META_PAGE + 64) as *mut u64, 7) };
+        let mut out = [false; 4];
+        touched_pages(base, &mut out);
+        assert_eq!(out, [false, false, true, false]);
+        let mut map = [0u64; 4];
+        assert!(pagemap(base, &mut map), "/proc/self/pagemap is readable");
+        assert!(all_zero(base) && !all_zero(base + 2 * META_PAGE));
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(p, len) };
     }
 }
