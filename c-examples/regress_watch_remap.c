@@ -11,6 +11,20 @@
  *          the old address is its own (a store there is its own fault, never emulated);
  *   fixed  mmap(MAP_FIXED) maps a read-only page over the second page: a store there is the
  *          program's own fault, and the first page is the program's private writable memory.
+ *   refused  calls the kernel refuses (a bad descriptor or offset for mmap MAP_FIXED; for
+ *          mremap: MREMAP_DONTUNMAP resizing or without MREMAP_MAYMOVE, old_len 0 on the
+ *          program's own private pages, a huge length, a fixed destination overlapping the
+ *          source, growing in place with the next page mapped) fail with the same errno as
+ *          without libvmsrs and change nothing: the run stays watched and every store lands
+ *          (they stopped the watch, and a refused MAP_FIXED left a read-only page behind that
+ *          faulted the next store);
+ *   race     four threads store to the run's second page while the main thread maps over
+ *          (argv[2] "mmap"), moves ("mremap") or unmaps ("munmap") its first page: no store
+ *          faults (one that trapped on the read-only page and reached libvmsrs only after the
+ *          page was given back was contained as the program's fault);
+ *   signal   a handler (every 20 us) stores to the page the main thread maps over: no store
+ *          faults (one landing between the give-back and the mmap faulted on the read-only
+ *          page left behind).
  *
  * Before the fix the moved pages were still libvmsrs's read-only mapping of its memfd: the
  * store faulted and the correct user was suppressed; and a store to a page mapped over a
@@ -20,9 +34,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -121,6 +139,136 @@ static int fixed(void)
     return 0;
 }
 
+/* The call (its result `r`) must fail with `want`, as it does without libvmsrs, and leave arr watched and whole. */
+static int expect_refused(const char *what, void *r, int want)
+{
+    int e = errno;
+    if (r != MAP_FAILED || e != want) {
+        printf("FAIL: %s: %s (want errno %d)\n", what, r == MAP_FAILED ? strerror(e) : "succeeded", want);
+        return 1;
+    }
+    arr[2]++; /* still writable, still ours */
+    return 0;
+}
+
+static int refused(void)
+{
+    arr[0] = 5;
+    arr[600] = 6;
+    int bad = 0;
+    errno = 0;
+    bad |= expect_refused("mmap MAP_FIXED, bad fd",
+                          mmap(arr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, 12345, 0), EBADF);
+    bad |= expect_refused("mmap MAP_FIXED, bad offset",
+                          mmap(arr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 123),
+                          EINVAL);
+    void *dst = mmap(NULL, 16384, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (dst == MAP_FAILED) {
+        perror("mmap");
+        return 2;
+    }
+    bad |= expect_refused("mremap DONTUNMAP resizing",
+                          mremap(arr, 8192, 4096, MREMAP_MAYMOVE | MREMAP_DONTUNMAP), EINVAL);
+    bad |= expect_refused("mremap DONTUNMAP without MAYMOVE", mremap(arr, 8192, 8192, MREMAP_DONTUNMAP), EINVAL);
+    bad |= expect_refused("mremap old_len 0", mremap(arr, 0, 4096, MREMAP_MAYMOVE), EINVAL);
+    bad |= expect_refused("mremap huge", mremap(arr, 8192, (size_t)1 << 62, MREMAP_MAYMOVE), EINVAL);
+    bad |= expect_refused("mremap onto itself",
+                          mremap(arr, 8192, 8192, MREMAP_MAYMOVE | MREMAP_FIXED, (char *)arr + 4096), EINVAL);
+    bad |= expect_refused("mremap growing in place", mremap(arr, 4096, 8192, 0), ENOMEM);
+    if (bad)
+        return 1;
+    *(volatile long *)&arr[1] = 7;
+    if (arr[0] != 5 || arr[1] != 7 || arr[600] != 6 || arr[2] != 8) {
+        printf("FAIL: after refused calls arr[0]=%ld arr[1]=%ld arr[600]=%ld arr[2]=%ld (want 5 7 6 8)\n", arr[0],
+               arr[1], arr[600], arr[2]);
+        return 1;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
+#define WORKERS 4
+static atomic_int stop, started;
+static long done[WORKERS];
+
+static void *worker(void *x)
+{
+    long id = (long)x, n = 0;
+    volatile long *p = &arr[512 + id * 8]; /* the second page */
+    atomic_fetch_add(&started, 1);
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        *p = ++n;
+    done[id] = n;
+    return NULL;
+}
+
+static int race(const char *how)
+{
+    pthread_t t[WORKERS];
+    for (long i = 0; i < WORKERS; i++)
+        pthread_create(&t[i], NULL, worker, (void *)i);
+    while (atomic_load(&started) < WORKERS)
+        ;
+    usleep(2000);
+    void *r;
+    if (strcmp(how, "mremap") == 0) {
+        void *dst = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        r = mremap(arr, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    } else if (strcmp(how, "munmap") == 0) {
+        r = munmap(arr, 4096) == 0 ? (void *)arr : MAP_FAILED;
+    } else {
+        r = mmap(arr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    }
+    usleep(2000);
+    atomic_store(&stop, 1);
+    int lost = 0;
+    for (long i = 0; i < WORKERS; i++) {
+        pthread_join(t[i], NULL);
+        lost += ((volatile long *)arr)[512 + i * 8] != done[i];
+    }
+    if (r == MAP_FAILED || lost) {
+        printf("FAIL: %s: %s, workers whose last store is missing: %d\n", how, r == MAP_FAILED ? "failed" : "ok",
+               lost);
+        return 1;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
+static volatile sig_atomic_t runs;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    ((volatile long *)arr)[1]++;
+    runs++;
+}
+
+static int on_signal(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 20}, {0, 20}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    while (runs < 50)
+        ;
+    void *r = mmap(arr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    int before = runs;
+    while (runs < before + 50)
+        ;
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    if (r == MAP_FAILED) {
+        perror("mmap");
+        return 2;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -128,6 +276,12 @@ int main(int argc, char **argv)
         return move();
     if (argc > 1 && strcmp(argv[1], "fixed") == 0)
         return fixed();
-    fprintf(stderr, "usage: regress_watch_remap move|fixed\n");
+    if (argc > 1 && strcmp(argv[1], "refused") == 0)
+        return refused();
+    if (argc > 2 && strcmp(argv[1], "race") == 0)
+        return race(argv[2]);
+    if (argc > 1 && strcmp(argv[1], "signal") == 0)
+        return on_signal();
+    fprintf(stderr, "usage: regress_watch_remap move|fixed|refused|race mmap|mremap|munmap|signal\n");
     return 2;
 }

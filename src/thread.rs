@@ -43,6 +43,8 @@ pub struct ThreadState {
     /// Fault budget of the current user.
     pub skipped: Cell<u32>,
     pub last_pc: Cell<u64>,
+    /// The watched-page store this thread retried last (pc, address), see `watch::given_back`.
+    pub watch_retry: Cell<(u64, u64)>,
     pub same_pc: Cell<u32>,
     pub first_fault_ns: Cell<u64>,
     /// Whether the pthread key that ends the implicit user at thread exit is set.
@@ -103,6 +105,7 @@ thread_local! {
             own_altstack: Cell::new((0, 0)),
             skipped: Cell::new(0),
             last_pc: Cell::new(0),
+            watch_retry: Cell::new((0, 0)),
             same_pc: Cell::new(0),
             first_fault_ns: Cell::new(0),
             exit_hook: Cell::new(false),

@@ -481,7 +481,7 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     off: libc::off_t,
 ) -> *mut libc::c_void {
-    vmsrs_runtime::watch::before_map(addr as usize, len, flags);
+    vmsrs_runtime::watch::before_map(addr as usize, len, flags, fd, off);
     // SAFETY: forwarded contract; the system call is what glibc's mmap makes (the kernel checks
     // the offset's alignment), -1 with errno (MAP_FAILED) on failure.
     unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut libc::c_void }
@@ -522,7 +522,13 @@ pub unsafe extern "C" fn mremap(
     flags: c_int,
     new_addr: *mut libc::c_void,
 ) -> *mut libc::c_void {
-    vmsrs_runtime::watch::before_remap(old as usize, old_len, new_len, flags, new_addr as usize);
+    if let Err(e) =
+        vmsrs_runtime::watch::before_remap(old as usize, old_len, new_len, flags, new_addr as usize)
+    {
+        // SAFETY: errno is thread-local.
+        unsafe { *libc::__errno_location() = e };
+        return libc::MAP_FAILED;
+    }
     // SAFETY: forwarded contract; the system call is what glibc's mremap makes.
     unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut libc::c_void }
 }
