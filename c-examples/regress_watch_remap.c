@@ -11,6 +11,9 @@
  *          the old address is its own (a store there is its own fault, never emulated);
  *   fixed  mmap(MAP_FIXED) maps a read-only page over the second page: a store there is the
  *          program's own fault, and the first page is the program's private writable memory.
+ *   shm      shmat(SHM_REMAP) maps a System V segment over the second page: it is the
+ *          program's (a store there lands in the segment), and the first page is the
+ *          program's private writable memory;
  *   refused  calls the kernel refuses (a bad descriptor or offset for mmap MAP_FIXED; for
  *          mremap: MREMAP_DONTUNMAP resizing or without MREMAP_MAYMOVE, old_len 0 on the
  *          program's own private pages, a huge length, a fixed destination overlapping the
@@ -40,6 +43,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,6 +132,39 @@ static int fixed(void)
         return 1;
     }
     *(volatile long *)&arr[1] = 7; /* the first page: the program's own */
+    if (arr[0] != 5 || arr[1] != 7) {
+        printf("FAIL: the first page holds arr[0]=%ld arr[1]=%ld (want 5, 7)\n", arr[0], arr[1]);
+        return 1;
+    }
+    int rc = private_to_fork(arr, 1);
+    if (rc)
+        return rc;
+    printf("remap: OK\n");
+    return 0;
+}
+
+static int shm(void)
+{
+    arr[0] = 5;
+    arr[600] = 6;
+    int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    if (id < 0) {
+        perror("shmget");
+        return 2;
+    }
+    volatile long *seg = shmat(id, (char *)arr + 4096, SHM_REMAP);
+    shmctl(id, IPC_RMID, NULL);
+    if (seg == (void *)-1) {
+        perror("shmat");
+        return 2;
+    }
+    seg[88] = 9; /* arr[600]: the segment's */
+    volatile long *other = shmat(id, NULL, 0);
+    if (other == (void *)-1 || other[88] != 9 || arr[600] != 9) {
+        printf("FAIL: the store did not land in the segment: arr[600]=%ld\n", arr[600]);
+        return 1;
+    }
+    *(volatile long *)&arr[1] = 7;
     if (arr[0] != 5 || arr[1] != 7) {
         printf("FAIL: the first page holds arr[0]=%ld arr[1]=%ld (want 5, 7)\n", arr[0], arr[1]);
         return 1;
@@ -276,12 +313,14 @@ int main(int argc, char **argv)
         return move();
     if (argc > 1 && strcmp(argv[1], "fixed") == 0)
         return fixed();
+    if (argc > 1 && strcmp(argv[1], "shm") == 0)
+        return shm();
     if (argc > 1 && strcmp(argv[1], "refused") == 0)
         return refused();
     if (argc > 2 && strcmp(argv[1], "race") == 0)
         return race(argv[2]);
     if (argc > 1 && strcmp(argv[1], "signal") == 0)
         return on_signal();
-    fprintf(stderr, "usage: regress_watch_remap move|fixed|refused|race mmap|mremap|munmap|signal\n");
+    fprintf(stderr, "usage: regress_watch_remap move|fixed|shm|refused|race mmap|mremap|munmap|signal\n");
     return 2;
 }

@@ -533,6 +533,18 @@ pub unsafe extern "C" fn mremap(
     unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut libc::c_void }
 }
 
+/// `shmat(2)`: with `SHM_REMAP`, the watched runs the segment maps over stop being watched
+/// first, as at `munmap`.
+///
+/// # Safety
+/// shmat's contract.
+#[no_mangle]
+pub unsafe extern "C" fn shmat(shmid: c_int, addr: *const libc::c_void, flags: c_int) -> *mut libc::c_void {
+    vmsrs_runtime::watch::before_shmat(shmid, addr as usize, flags);
+    // SAFETY: forwarded contract; the system call is what glibc's shmat makes.
+    unsafe { libc::syscall(libc::SYS_shmat, shmid, addr, flags) as *mut libc::c_void }
+}
+
 /// `mprotect(2)`: as asked, except that pages watched by page protection never become
 /// writable (`vmsrs_runtime::watch::mprotect`): their stores must keep trapping.
 ///

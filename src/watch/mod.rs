@@ -1451,6 +1451,23 @@ pub fn before_remap(
     Ok(())
 }
 
+/// The program is about to `shmat(shmid, addr, flags)`: with `SHM_REMAP` at an address, the
+/// segment replaces whatever is mapped there, watched pages too, as at [`before_unmap`]. A
+/// call the kernel refuses for a bad segment or address (`EINVAL`) changes nothing.
+pub fn before_shmat(shmid: libc::c_int, addr: usize, flags: libc::c_int) {
+    if flags & libc::SHM_REMAP == 0 || addr == 0 || !active() {
+        return;
+    }
+    let addr = if flags & libc::SHM_RND != 0 { addr & !(PAGE - 1) } else { addr };
+    // SAFETY: a plain-old-data struct the kernel fills.
+    let mut ds: libc::shmid_ds = unsafe { core::mem::zeroed() };
+    // SAFETY: IPC_STAT writes into `ds`.
+    if unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) } != 0 {
+        return;
+    }
+    replacing(addr, ds.shm_segsz, "is being mapped over by the program (shmat SHM_REMAP)");
+}
+
 /// The top of user space (4-level paging): a length beyond it is refused by the kernel.
 const TASK_SIZE: usize = (1 << 47) - PAGE;
 
