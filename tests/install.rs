@@ -263,7 +263,7 @@ const INTERPOSED: &[&str] = &[
     "ssignal",
     "pthread_create",
     // Drop-in monitored ranges (preload/src/interpose.rs): kernel stores into watched buffers,
-    // watched ranges unmapped, signal masks that must not block a watched store's trap.
+    // watched ranges unmapped, moved or mapped over, signal masks that must not block a watched store's trap.
     "read",
     "pread",
     "pread64",
@@ -273,6 +273,10 @@ const INTERPOSED: &[&str] = &[
     "recvfrom",
     "munmap",
     "mprotect",
+    "mmap",
+    "mmap64",
+    "mremap",
+    "shmat",
     "dlclose",
     "close",
     "dup2",
