@@ -27,7 +27,15 @@
  *          page was given back was contained as the program's fault);
  *   signal   a handler (every 20 us) stores to the page the main thread maps over: no store
  *          faults (one landing between the give-back and the mmap faulted on the read-only
- *          page left behind).
+ *          page left behind);
+ *   many     twenty watched runs (of big, named by the test) mapped over in one call while four
+ *          threads store to the first's page the call keeps: no store faults or is lost (the
+ *          runs given back were remembered in a ring of 16, and a store trapped on the first
+ *          was contained);
+ *   droppable  mmap(MAP_DROPPABLE | MAP_FIXED) over big: the pages are the program's (the
+ *          type was not recognised, the kernel replaced the pages and libvmsrs still claimed
+ *          them: made read-only and writable again, they stayed read-only to libvmsrs, and a
+ *          store there was emulated into the old alias and read back wrong).
  *
  * Before the fix the moved pages were still libvmsrs's read-only mapping of its memfd: the
  * store faulted and the correct user was suppressed; and a store to a page mapped over a
@@ -228,10 +236,12 @@ static int refused(void)
 static atomic_int stop, started;
 static long done[WORKERS];
 
+static volatile long *target = &arr[512]; /* the run's second page (race), or many's first run */
+
 static void *worker(void *x)
 {
     long id = (long)x, n = 0;
-    volatile long *p = &arr[512 + id * 8]; /* the second page */
+    volatile long *p = target + id * 8;
     atomic_fetch_add(&started, 1);
     while (!atomic_load_explicit(&stop, memory_order_relaxed))
         *p = ++n;
@@ -266,6 +276,69 @@ static int race(const char *how)
     if (r == MAP_FAILED || lost) {
         printf("FAIL: %s: %s, workers whose last store is missing: %d\n", how, r == MAP_FAILED ? "failed" : "ok",
                lost);
+        return 1;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
+/* Twenty watched runs of big (named by the test): pages 0-1, then the odd pages 3 to 39.
+   Workers store to page 0 while the main thread maps over pages 1 to 39 in one call: every
+   run is given back, the first (in slot order) with page 0 kept. */
+__attribute__((aligned(4096))) long big[40][512] = {{1}};
+
+static int many(void)
+{
+    target = &big[0][0];
+    pthread_t t[WORKERS];
+    for (long i = 0; i < WORKERS; i++)
+        pthread_create(&t[i], NULL, worker, (void *)i);
+    while (atomic_load(&started) < WORKERS)
+        ;
+    usleep(3000);
+    void *r = mmap(big[1], sizeof big - sizeof big[0], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                   -1, 0);
+    usleep(3000);
+    atomic_store(&stop, 1);
+    int lost = 0;
+    for (long i = 0; i < WORKERS; i++) {
+        pthread_join(t[i], NULL);
+        lost += target[i * 8] != done[i];
+    }
+    if (r == MAP_FAILED || lost) {
+        printf("FAIL: many: mmap %s, workers whose last store is missing: %d\n", r == MAP_FAILED ? "failed" : "ok",
+               lost);
+        return 1;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
+/* The same, with MAP_DROPPABLE (Linux 6.11; EINVAL before): the kernel replaces the pages
+   whatever the type, so the runs stop being watched first. */
+static int droppable(void)
+{
+    big[2][0] = 9;
+    void *r = mmap(big, sizeof big, PROT_READ | PROT_WRITE, 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS | MAP_FIXED,
+                   -1, 0);
+    if (r == MAP_FAILED) {
+        if (errno != EINVAL) {
+            perror("mmap MAP_DROPPABLE");
+            return 2;
+        }
+        printf("remap: OK (MAP_DROPPABLE: EINVAL from this kernel)\n");
+        return 0;
+    }
+    /* Read-only, writable again, then a store: it lands in the new pages. */
+    if (mprotect(big, 4096 * 3, PROT_READ) != 0 || mprotect(big, 4096 * 3, PROT_READ | PROT_WRITE) != 0) {
+        perror("mprotect");
+        return 2;
+    }
+    ((volatile long *)big[2])[0] = 5;
+    ((volatile long *)big[2])[3] = 6;
+    if (((volatile long *)big[2])[0] != 5 || ((volatile long *)big[2])[3] != 6) {
+        printf("FAIL: droppable: stores after the mapping read %ld %ld (want 5 6)\n", ((volatile long *)big[2])[0],
+               ((volatile long *)big[2])[3]);
         return 1;
     }
     printf("remap: OK\n");
@@ -321,6 +394,10 @@ int main(int argc, char **argv)
         return race(argv[2]);
     if (argc > 1 && strcmp(argv[1], "signal") == 0)
         return on_signal();
-    fprintf(stderr, "usage: regress_watch_remap move|fixed|shm|refused|race mmap|mremap|munmap|signal\n");
+    if (argc > 1 && strcmp(argv[1], "many") == 0)
+        return many();
+    if (argc > 1 && strcmp(argv[1], "droppable") == 0)
+        return droppable();
+    fprintf(stderr, "usage: regress_watch_remap move|fixed|shm|refused|race mmap|mremap|munmap|signal|many|droppable\n");
     return 2;
 }

@@ -60,6 +60,10 @@ struct Region {
     /// other data makes its pages hot ([`promote`]), which the trap flags in `promote`.
     auto: core::sync::atomic::AtomicBool,
     promote: core::sync::atomic::AtomicBool,
+    /// The last run of this slot given back to the program ([`disarm`]), as a `span` word,
+    /// kept when the slot is taken again: a trap that no region claims finds it here
+    /// ([`given_back`]).
+    given: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -71,6 +75,7 @@ const NO_REGION: Region = Region {
     hw: core::sync::atomic::AtomicBool::new(false),
     auto: core::sync::atomic::AtomicBool::new(false),
     promote: core::sync::atomic::AtomicBool::new(false),
+    given: AtomicU64::new(0),
 };
 static REGIONS: [Region; MAX_REGIONS] = [NO_REGION; MAX_REGIONS];
 
@@ -311,11 +316,17 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             }
         };
         r.alias.store(alias, Ordering::Release);
-        for m in &members {
-            let at = alias + (m.addr - p0);
-            if let Err(e) = hv.profile(at, m.len, m.name.as_bytes()) {
-                return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name));
-            }
+        // Inside libvmsrs while the hv profiles: its range table copies names with memmove,
+        // which the preload interposes; from the program's side that copy asks the same table,
+        // whose writer (this thread) is mid-update, and waited for it for ever.
+        let profiled = {
+            let _e = thread::HvEntry::enter();
+            members.iter().try_for_each(|m| {
+                hv.profile(alias + (m.addr - p0), m.len, m.name.as_bytes()).map(drop).map_err(|e| (m, e))
+            })
+        };
+        if let Err((m, e)) = profiled {
+            return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name));
         }
         WATCHED.lock().extend(members.iter().map(|m| (*m).clone()));
         if by_hw {
@@ -919,20 +930,18 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     }
 }
 
-/// Runs given back to the program lately ([`disarm`]), as [`Region::span`] words.
-static GIVEN_BACK: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
-static GIVEN_BACK_NEXT: AtomicUsize = AtomicUsize::new(0);
-
 /// A fault at `addr` (instruction `pc`) that no region claims: `true` (retry the instruction)
-/// if it is on a run given back lately and this thread did not just retry it. Such a store
+/// if it is on a run given back ([`Region::given`]: the last of each slot, so one `disarm` of
+/// every run forgets none; a ring of 16 did, and 7 of 25 runs of 17 to 20 runs given back in
+/// one call were killed) and this thread did not just retry it. Such a store
 /// trapped on the run's read-only page and reached [`on_trap`] only after the page was given
 /// back, writable (a hostile review saw 35 to 86 of 100 runs contain a correct store as a
 /// fault); a page the program itself keeps read-only faults again at the same place, and is
 /// then its own fault.
 fn given_back(addr: usize, pc: u64) -> bool {
     let page = (addr / PAGE) as u64;
-    let on_run = GIVEN_BACK.iter().any(|w| {
-        let w = w.load(Ordering::Acquire);
+    let on_run = REGIONS[..COUNT.load(Ordering::Acquire)].iter().any(|r| {
+        let w = r.given.load(Ordering::Acquire);
         w != 0 && ((w >> 16)..(w >> 16) + (w & 0xFFFF)).contains(&page)
     });
     if !on_run {
@@ -1372,6 +1381,10 @@ pub fn before_unmap(addr: usize, len: usize) {
     replacing(addr, len, "is being unmapped by the program (munmap)");
 }
 
+/// The mapping-type bits of `mmap`'s flags, and the type Linux 6.11 added (`libc` lacks it).
+const MAP_TYPE: libc::c_int = 0x0f;
+const MAP_DROPPABLE: libc::c_int = 0x08;
+
 /// The program is about to `mmap(addr, len, .., flags, fd, off)`: with `MAP_FIXED` (and not
 /// `MAP_FIXED_NOREPLACE`, which replaces nothing) the watched pages there are replaced, as at
 /// [`before_unmap`]. A call the kernel refuses before it maps anything (a bad offset, no
@@ -1380,10 +1393,12 @@ pub fn before_map(addr: usize, len: usize, flags: libc::c_int, fd: libc::c_int, 
     if flags & libc::MAP_FIXED == 0 || flags & libc::MAP_FIXED_NOREPLACE != 0 || !active() {
         return;
     }
-    let kind = flags & (libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_SHARED_VALIDATE);
+    // The kernel's MAP_TYPE: shared, private, shared-validate, or droppable (Linux 6.11);
+    // anything else is refused before anything is mapped.
+    let known_kind = matches!(flags & MAP_TYPE, 0x01..=0x03 | MAP_DROPPABLE);
     // SAFETY: F_GETFD only asks whether `fd` is open.
     let bad_fd = flags & libc::MAP_ANONYMOUS == 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0;
-    if kind == 0 || off & (PAGE as i64 - 1) != 0 || bad_fd {
+    if !known_kind || off & (PAGE as i64 - 1) != 0 || bad_fd {
         return;
     }
     replacing(addr, len, "is being mapped over by the program (mmap MAP_FIXED)");
@@ -1587,8 +1602,7 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, give_ba
                 p += PAGE;
             }
             // Before the run is dead: a trap that finds no region finds it here.
-            let k = GIVEN_BACK_NEXT.fetch_add(1, Ordering::Relaxed) % GIVEN_BACK.len();
-            GIVEN_BACK[k].store(r.span.load(Ordering::Relaxed), Ordering::Release);
+            r.given.store(r.span.load(Ordering::Relaxed), Ordering::Release);
         }
         // Dead: no address is in it; the slot and its pages' counters may be taken again.
         r.set_bounds(0, 0);
