@@ -32,6 +32,13 @@
  *          threads store to the first's page the call keeps: no store faults or is lost (the
  *          runs given back were remembered in a ring of 16, and a store trapped on the first
  *          was contained);
+ *   protect  refused mprotect calls (an unknown bit, PROT_GROWSDOWN, a huge length) change
+ *          nothing: a store lands (the refused protection was recorded as the program's, and
+ *          the store contained as its fault); pkey_mprotect with no key is mprotect: a page it
+ *          makes read-only faults the program's store (it was emulated), and one it makes
+ *          writable stays journaled (said on stderr);
+ *   droppable_refused  mmap(MAP_DROPPABLE | MAP_FIXED) calls the kernel refuses (a file,
+ *          MAP_LOCKED, MAP_GROWSDOWN) change nothing (they stopped the watch);
  *   droppable  mmap(MAP_DROPPABLE | MAP_FIXED) over big: the pages are the program's (the
  *          type was not recognised, the kernel replaced the pages and libvmsrs still claimed
  *          them: made read-only and writable again, they stayed read-only to libvmsrs, and a
@@ -45,6 +52,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -345,6 +353,86 @@ static int droppable(void)
     return 0;
 }
 
+/* The program's page protection: refused calls change nothing, pkey_mprotect is mprotect. */
+static int protect(void)
+{
+    arr[0] = 5;
+    arr[600] = 6;
+    struct {
+        const char *what;
+        size_t len;
+        int prot, err;
+    } refused[] = {
+        {"an unknown bit", 4096, PROT_READ | 0x40000, EINVAL},
+        {"PROT_GROWSDOWN on data", 4096, PROT_READ | PROT_GROWSDOWN, EINVAL},
+        {"a length past the end of memory", (size_t)-8192, PROT_READ, ENOMEM},
+    };
+    for (int i = 0; i < 3; i++) {
+        errno = 0;
+        if (mprotect(arr, refused[i].len, refused[i].prot) == 0 || errno != refused[i].err) {
+            printf("FAIL: mprotect with %s: errno %d (want %d)\n", refused[i].what, errno, refused[i].err);
+            return 1;
+        }
+        *(volatile long *)&arr[3 + i] = 40 + i;
+        if (((volatile long *)arr)[3 + i] != 40 + i) {
+            printf("FAIL: after a refused mprotect with %s a store reads %ld\n", refused[i].what, arr[3 + i]);
+            return 1;
+        }
+    }
+    /* pkey_mprotect with no key is mprotect: a page it makes writable stays journaled (said
+       on stderr), and one it makes read-only faults the program's store: its fault (last: the
+       faulted user's own stores to watched pages are then withdrawn). */
+    if (pkey_mprotect((char *)arr + 4096, 4096, PROT_READ | PROT_WRITE, -1) != 0) {
+        perror("pkey_mprotect");
+        return 2;
+    }
+    *(volatile long *)&arr[600] = 10;
+    if (((volatile long *)arr)[600] != 10) {
+        printf("FAIL: after pkey_mprotect writable: arr[600]=%ld (want 10)\n", ((volatile long *)arr)[600]);
+        return 1;
+    }
+    if (pkey_mprotect((char *)arr + 4096, 4096, PROT_READ, -1) != 0) {
+        perror("pkey_mprotect");
+        return 2;
+    }
+    *(volatile long *)&arr[600] = 9;
+    if (((volatile long *)arr)[600] == 9) {
+        printf("FAIL: a store to a page made read-only by pkey_mprotect landed\n");
+        return 1;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
+/* MAP_DROPPABLE calls the kernel refuses before mapping anything change nothing. */
+static int droppable_refused(void)
+{
+    int fd = open("/proc/self/exe", O_RDONLY);
+    struct {
+        const char *what;
+        int flags, fd;
+    } c[] = {
+        {"a file", 0x08 | MAP_FIXED, fd},
+        {"MAP_LOCKED", 0x08 | MAP_ANONYMOUS | MAP_FIXED | MAP_LOCKED, -1},
+        {"MAP_GROWSDOWN", 0x08 | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1},
+    };
+    for (int i = 0; i < 3; i++) {
+        errno = 0;
+        if (mmap(arr, 4096, PROT_READ | PROT_WRITE, c[i].flags, c[i].fd, 0) != MAP_FAILED || errno != EINVAL) {
+            printf("FAIL: mmap MAP_DROPPABLE with %s: errno %d (want EINVAL)\n", c[i].what, errno);
+            return 1;
+        }
+    }
+    close(fd);
+    *(volatile long *)&arr[1] = 5;
+    if (((volatile long *)arr)[1] != 5) {
+        printf("FAIL: a store after refused mmaps reads %ld\n", arr[1]);
+        return 1;
+    }
+    printf("remap: OK\n");
+    return 0;
+}
+
 static volatile sig_atomic_t runs;
 
 static void on_alarm(int sig)
@@ -398,6 +486,10 @@ int main(int argc, char **argv)
         return many();
     if (argc > 1 && strcmp(argv[1], "droppable") == 0)
         return droppable();
-    fprintf(stderr, "usage: regress_watch_remap move|fixed|shm|refused|race mmap|mremap|munmap|signal|many|droppable\n");
+    if (argc > 1 && strcmp(argv[1], "protect") == 0)
+        return protect();
+    if (argc > 1 && strcmp(argv[1], "droppable_refused") == 0)
+        return droppable_refused();
+    fprintf(stderr, "usage: regress_watch_remap move|fixed|shm|refused|race mmap|mremap|munmap|signal|many|droppable|protect|droppable_refused\n");
     return 2;
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{c_example, env_refs, preload, root, run, Build, Spawned};
+use common::{c_example, c_example_flags, env_refs, preload, root, run, Build, Spawned};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -300,6 +300,62 @@ fn twenty_runs_start_up_and_are_mapped_over_in_one_call() {
                 "{args:?}: {}",
                 out.describe()
             );
+        }
+    }
+}
+
+/// Third review's regressions: `mprotect` calls the kernel refuses leave the protection
+/// libvmsrs records for the program as it was (a correct store was contained as the program's
+/// fault), `pkey_mprotect` is `mprotect` (it was not interposed: a store to a page it made
+/// read-only was emulated, and a page it made writable stopped trapping), and `MAP_DROPPABLE`
+/// calls the kernel refuses before mapping anything stop no watch.
+#[test]
+fn refused_protection_changes_and_pkey_mprotect_are_the_programs() {
+    let env = preload(&[("VMSRS_RANGE_0", "symbol:arr")]);
+    let exe = c_example("regress_watch_remap", Build::Unmodified);
+    let out = run(&exe, &["protect"], &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("remap: OK"), "{}", out.describe());
+    assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{}", out.describe());
+    assert!(out.stderr.contains("the program made watched pages at"), "{}", out.describe());
+    let out = run(&exe, &["droppable_refused"], &env_refs(&env), TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.contains("remap: OK"), "{}", out.describe());
+    assert!(
+        !out.stderr.contains("no longer watched") && !out.stderr.contains("contained"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// Third review's regressions on a library loaded and unloaded while other threads run:
+/// arming a range never races the loader's unmapping (before the first range was armed,
+/// `dlclose` did not exclude arming: faults inside libvmsrs contained as the program's, then a
+/// hang, 3 of 20 runs); and a run whose library another thread unloaded is never given back
+/// with the pages a third thread mapped there (the range was never watched again: 10 to 17 of
+/// 300 loads were), nor copied over them in a fork child.
+#[test]
+fn a_library_unloaded_while_other_threads_arm_or_map_stays_watched() {
+    let lib = c_example_flags("regress_watch_dl_race_lib", Build::Unmodified, "so", &["-shared", "-fPIC"]);
+    let exe = c_example("regress_watch_dl_race", Build::Unmodified);
+    let env = preload(&[("VMSRS_RANGE_0", "symbol:race_var")]);
+    let lib = lib.to_str().unwrap();
+    for args in [["arm", "1000", ""]; 10].iter().chain(&[["stale", "300", ""], ["stale", "300", "fork"]]) {
+        let mut argv = vec![lib, args[0], args[1]];
+        if !args[2].is_empty() {
+            argv.push(args[2]);
+        }
+        let out = run(&exe, &argv, &env_refs(&env), TIMEOUT);
+        assert_eq!(out.code(), Some(0), "{args:?}: {}", out.describe());
+        assert!(out.stdout.contains("dl_race: OK"), "{args:?}: {}", out.describe());
+        assert!(
+            !out.stderr.contains("contained") && !out.stderr.contains("by the program (munmap)"),
+            "{args:?}: {}",
+            out.describe()
+        );
+        if args[0] == "stale" {
+            let watched = out.stderr.matches("watching symbol:race_var").count();
+            assert_eq!(watched, 300, "{args:?}: loads watched: {watched} of 300: {}", out.describe());
         }
     }
 }

@@ -273,6 +273,7 @@ const INTERPOSED: &[&str] = &[
     "recvfrom",
     "munmap",
     "mprotect",
+    "pkey_mprotect",
     "mmap",
     "mmap64",
     "mremap",

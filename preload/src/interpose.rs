@@ -555,6 +555,20 @@ pub unsafe extern "C" fn mprotect(addr: *mut libc::c_void, len: usize, prot: c_i
     vmsrs_runtime::watch::mprotect(addr as usize, len, prot)
 }
 
+/// `pkey_mprotect(2)`: as `mprotect`, the pages getting the key too (-1: plain `mprotect`).
+///
+/// # Safety
+/// pkey_mprotect's contract.
+#[no_mangle]
+pub unsafe extern "C" fn pkey_mprotect(
+    addr: *mut libc::c_void,
+    len: usize,
+    prot: c_int,
+    pkey: c_int,
+) -> c_int {
+    vmsrs_runtime::watch::pkey_mprotect(addr as usize, len, prot, pkey)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Descriptors the program closes or replaces: one that is a hardware watchpoint's event
 // (watch=hw) is forgotten by libvmsrs first, so libvmsrs never closes that number later.

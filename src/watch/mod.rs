@@ -182,6 +182,85 @@ impl Drop for Held {
     }
 }
 
+// The loader lock: the program's `dlclose` (glibc's, then [`after_dlclose`]) and arming a
+// pending range (resolving it, then copying its pages) exclude each other, so the loader never
+// unmaps an object between the two (a range was copied from pages just unmapped: faults inside
+// libvmsrs taken for the program's, a thread killed holding the watch lock, then a hang), and a
+// fork never sees a run whose object is gone still armed. Taken before any other lock of
+// libvmsrs; a thread that holds it may take it again (a destructor that calls `dlclose`).
+
+static LOADER: AtomicU64 = AtomicU64::new(0);
+
+/// Set in [`LOADER`] with the holder (a thread state's address, even) while it forks.
+const FORKING: u64 = 1;
+
+/// The loader lock held (`true`: taken here, released on drop; `false`: this thread already
+/// held it).
+struct Loader(bool);
+
+impl Loader {
+    /// Wait for the loader lock.
+    fn take() -> Loader {
+        let me = me();
+        if LOADER.load(Ordering::Relaxed) == me {
+            return Loader(false);
+        }
+        while LOADER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+        Loader(true)
+    }
+
+    /// The loader lock unless a `dlclose` holds it (this thread's included: arming inside a
+    /// `dlclose` would resolve in a loader mid-change); a fork that holds it is waited for (it
+    /// waits for no other thread, and a thread about to be created must find its ranges armed).
+    fn take_unless_unloading() -> Option<Loader> {
+        loop {
+            match LOADER.compare_exchange(0, me(), Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(Loader(true)),
+                Err(held) if held & FORKING != 0 => {
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        if self.0 {
+            LOADER.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// The loader lock was taken by [`loader_for_fork`] (not held before by the forking thread).
+static FORK_TOOK_LOADER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Take the loader lock for a fork (prepare, before libvmsrs's other locks): no `dlclose` or
+/// arming is half done in the child.
+pub fn loader_for_fork() {
+    if active() || HAS_PENDING.load(Ordering::Acquire) {
+        let l = Loader::take();
+        if l.0 {
+            LOADER.fetch_or(FORKING, Ordering::Relaxed);
+        }
+        FORK_TOOK_LOADER.store(l.0, Ordering::Relaxed);
+        core::mem::forget(l);
+    }
+}
+
+/// Release what [`loader_for_fork`] took (parent and child: the child's forking thread is the
+/// same thread state).
+pub fn loader_after_fork() {
+    if FORK_TOOK_LOADER.swap(false, Ordering::Relaxed) {
+        LOADER.store(0, Ordering::Release);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lookup.
 
@@ -404,6 +483,17 @@ unsafe fn sys_mprotect(addr: *mut libc::c_void, len: usize, prot: libc::c_int) -
     unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as libc::c_int }
 }
 
+/// `munmap` as a system call: libvmsrs's own mappings are unmapped without the interposed
+/// `munmap` ([`before_unmap`]), which takes the watch lock and may give runs back (a fork
+/// child hung there, nested in a give-back of its own).
+///
+/// # Safety
+/// munmap's contract.
+pub(crate) unsafe fn sys_munmap(addr: *mut libc::c_void, len: usize) -> libc::c_int {
+    // SAFETY: forwarded contract.
+    unsafe { libc::syscall(libc::SYS_munmap, addr, len) as libc::c_int }
+}
+
 /// The `mmap` system call itself: libvmsrs's own fixed mappings over watched pages must not
 /// pass through the interposed `mmap` ([`before_map`]), which would stop watching them.
 ///
@@ -427,17 +517,112 @@ unsafe fn sys_mmap(
 /// implies a read on x86, and a write-only page must stay readable), the rest `prot`; said once.
 /// The program sees no difference but the trap's cost.
 pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
+    // SAFETY: the program's own call.
+    protect(addr, len, prot, &|a, l, p| unsafe { sys_mprotect(a as *mut libc::c_void, l, p) })
+}
+
+/// The program's `pkey_mprotect(addr, len, prot, pkey)`: as [`mprotect`], the pages getting
+/// `pkey` too (-1: none, plain `mprotect`).
+pub fn pkey_mprotect(addr: usize, len: usize, prot: libc::c_int, pkey: libc::c_int) -> libc::c_int {
+    protect(addr, len, prot, &|a, l, p| {
+        // SAFETY: the program's own call, on its own pages or watched ones as `mprotect` does.
+        unsafe { libc::syscall(libc::SYS_pkey_mprotect, a, l, p, pkey) as libc::c_int }
+    })
+}
+
+/// [`mprotect`] through `call` (the system call the program asked for, on `(addr, len,
+/// prot)`). The protection recorded for watched pages is the program's only where the kernel
+/// granted it: a refused call leaves the records as they were ([`forget_refused`]).
+fn protect(
+    addr: usize,
+    len: usize,
+    prot: libc::c_int,
+    call: &dyn Fn(usize, usize, libc::c_int) -> libc::c_int,
+) -> libc::c_int {
     if !active() || !addr.is_multiple_of(PAGE) {
-        // SAFETY: the program's own call.
-        return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
+        return call(addr, len, prot);
     }
     let end = addr.saturating_add(len.next_multiple_of(PAGE));
+    if overlaps(addr, end - addr) {
+        drop_stale(addr, end);
+    }
     let _quiet = BlockAsync::new();
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
+    let before = program_prots(n, addr, end);
+    let rc = protect_locked(n, addr, len, end, prot, call);
+    if rc != 0 {
+        let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+        forget_refused(n, &before, addr, err);
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = err };
+    }
+    rc
+}
+
+/// The recorded protection of each watched page in `addr..end`: `(region, page, prot)`.
+fn program_prots(n: usize, addr: usize, end: usize) -> Vec<(usize, usize, u64)> {
+    let mut v = Vec::new();
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e) = r.bounds();
+        let mut p = s.max(addr);
+        while p < e.min(end) {
+            v.push((i, p, page_of(i, s, p).prot.load(Ordering::Relaxed)));
+            p += PAGE;
+        }
+    }
+    v
+}
+
+/// The program's `mprotect` from `addr` failed with `err`: put back the recorded protection
+/// of the watched pages the kernel left as they were. `EINVAL` is found before anything
+/// changes; otherwise (`ENOMEM` at a hole, `EACCES`) the kernel changed the pages before the
+/// first hole in the range and none after; with no hole, none is taken as changed.
+fn forget_refused(n: usize, before: &[(usize, usize, u64)], addr: usize, err: i32) {
+    let Some(last) = before.iter().map(|b| b.1 + PAGE).max() else { return };
+    let kept_below = match err {
+        libc::EINVAL => addr,
+        _ => first_hole(addr, last).unwrap_or(addr),
+    };
+    for &(i, p, prot) in before {
+        if p >= kept_below && i < n {
+            let (s, _) = REGIONS[i].bounds();
+            page_of(i, s, p).prot.store(prot, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The first unmapped page in `addr..end` (page-aligned), if any: `msync` fails with ENOMEM
+/// on a range with one, which a binary search narrows down.
+fn first_hole(addr: usize, end: usize) -> Option<usize> {
+    // SAFETY: msync with MS_ASYNC only checks that the range is mapped (Linux).
+    let has_hole =
+        |hi: usize| unsafe { libc::msync(addr as *mut libc::c_void, hi - addr, libc::MS_ASYNC) } != 0;
+    if !has_hole(end) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0, (end - addr) / PAGE); // [addr, addr + hi pages) has one
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if has_hole(addr + mid * PAGE) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(addr + lo * PAGE)
+}
+
+fn protect_locked(
+    n: usize,
+    addr: usize,
+    len: usize,
+    end: usize,
+    prot: libc::c_int,
+    call: &dyn Fn(usize, usize, libc::c_int) -> libc::c_int,
+) -> libc::c_int {
     if !note_program_prot(n, addr, end, prot) || prot & libc::PROT_WRITE == 0 {
-        // SAFETY: the program's own call.
-        return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
+        return call(addr, len, prot);
     }
     let mut pieces: Vec<(usize, usize)> = REGIONS[..n]
         .iter()
@@ -449,8 +634,7 @@ pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
         .filter(|&(lo, hi)| lo < hi)
         .collect();
     if pieces.is_empty() {
-        // SAFETY: the program's own call.
-        return unsafe { sys_mprotect(addr as *mut libc::c_void, len, prot) };
+        return call(addr, len, prot);
     }
     pieces.sort_unstable();
     let watched_prot = (prot & !libc::PROT_WRITE) | libc::PROT_READ;
@@ -458,16 +642,16 @@ pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
     let mut rc = 0;
     for &(lo, hi) in &pieces {
         if at < lo {
-            // SAFETY: the program's own pages, as it asked.
-            rc |= unsafe { sys_mprotect(at as *mut libc::c_void, lo - at, prot) };
+            // The program's own pages, as it asked.
+            rc |= call(at, lo - at, prot);
         }
-        // SAFETY: watched pages of the program, readable, never writable.
-        rc |= unsafe { sys_mprotect(lo as *mut libc::c_void, hi - lo, watched_prot) };
+        // Watched pages of the program: readable, never writable.
+        rc |= call(lo, hi - lo, watched_prot);
         at = hi;
     }
     if at < end {
-        // SAFETY: the program's own pages, as it asked.
-        rc |= unsafe { sys_mprotect(at as *mut libc::c_void, end - at, prot) };
+        // The program's own pages, as it asked.
+        rc |= call(at, end - at, prot);
     }
     static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if !SAID.swap(true, Ordering::Relaxed) {
@@ -636,6 +820,8 @@ fn arm_pending_slow(throttled: bool) {
     {
         return;
     }
+    // Pending ranges stay pending while a `dlclose` runs (checked again later).
+    let Some(_loader) = Loader::take_unless_unloading() else { return };
     let adds = loader_adds();
     if adds == LAST_ADDS.swap(adds, Ordering::Relaxed) {
         return;
@@ -733,7 +919,7 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usi
         // where the kernel picks.
         let alias = unsafe { sys_mmap(hint, len, libc::PROT_READ | libc::PROT_WRITE, flags, fd) };
         // SAFETY: unmapping our temporary view.
-        unsafe { libc::munmap(tmp, len) };
+        unsafe { sys_munmap(tmp, len) };
         if alias == libc::MAP_FAILED {
             return Err("mmap of the alias failed");
         }
@@ -831,7 +1017,7 @@ fn drop_snapshots(n: usize) {
                 e - s
             };
             // SAFETY: our own snapshot mapping.
-            unsafe { libc::munmap(p as *mut libc::c_void, len) };
+            unsafe { sys_munmap(p as *mut libc::c_void, len) };
         }
     }
 }
@@ -1312,6 +1498,9 @@ pub unsafe fn dlclose(handle: *mut libc::c_void) -> libc::c_int {
     if p == 0 {
         return -1;
     }
+    // Also before the first range is armed: one may be while glibc unloads (the first cycle
+    // of a library loaded and unloaded while another thread arms its range).
+    let _loader = (active() || HAS_PENDING.load(Ordering::Acquire)).then(Loader::take);
     // SAFETY: `p` is glibc's dlclose (dlvsym), of this signature; forwarded contract.
     let r = unsafe {
         core::mem::transmute::<usize, unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int>(p)(handle)
@@ -1393,9 +1582,16 @@ pub fn before_map(addr: usize, len: usize, flags: libc::c_int, fd: libc::c_int, 
     if flags & libc::MAP_FIXED == 0 || flags & libc::MAP_FIXED_NOREPLACE != 0 || !active() {
         return;
     }
-    // The kernel's MAP_TYPE: shared, private, shared-validate, or droppable (Linux 6.11);
-    // anything else is refused before anything is mapped.
-    let known_kind = matches!(flags & MAP_TYPE, 0x01..=0x03 | MAP_DROPPABLE);
+    // The kernel's MAP_TYPE: shared, private, shared-validate, or droppable (Linux 6.11:
+    // anonymous only, never locked or growing down); anything else is refused before anything
+    // is mapped.
+    let known_kind = match flags & MAP_TYPE {
+        0x01..=0x03 => true,
+        MAP_DROPPABLE => {
+            flags & libc::MAP_ANONYMOUS != 0 && flags & (libc::MAP_LOCKED | libc::MAP_GROWSDOWN) == 0
+        }
+        _ => false,
+    };
     // SAFETY: F_GETFD only asks whether `fd` is open.
     let bad_fd = flags & libc::MAP_ANONYMOUS == 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0;
     if !known_kind || off & (PAGE as i64 - 1) != 0 || bad_fd {
@@ -1508,8 +1704,24 @@ fn replacing(addr: usize, len: usize, why: &str) {
     }
     let (lo, hi) = pages_of(addr, len);
     if active() && overlaps(lo, hi - lo) {
+        drop_stale(lo, hi);
         disarm(|s, e| s < hi && lo < e, why, false, true);
     }
+}
+
+/// Runs in `lo..hi` whose pages are no longer libvmsrs's memfd mapping: another thread's
+/// `dlclose` unloaded their library and has not reached [`after_dlclose`] yet, and this
+/// thread mapped the address again. They are dropped and pending again, as there (they were
+/// given back with this thread's pages, and never watched again). Rare: only for a call on
+/// watched pages.
+fn drop_stale(lo: usize, hi: usize) {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    disarm(
+        |s, e| s < hi && lo < e && !is_watch_mapping(&maps, s),
+        "was unmapped when its library was unloaded (dlclose)",
+        true,
+        false,
+    );
 }
 
 /// The whole pages holding `addr..addr+len` (`len` > 0), saturating at the top of memory.
@@ -1522,17 +1734,37 @@ fn pages_of(addr: usize, len: usize) -> (usize, usize) {
 /// stop being watched.
 pub fn after_dlclose() {
     if active() {
+        // A run is gone when its first page is no longer libvmsrs's memfd mapping: unmapped,
+        // or mapped again by another thread since (judged as unmapped by `mincore`, such a run
+        // was left armed over that thread's memory, and a fork child mapped the old bytes over
+        // it). Unreadable maps: judged by `mincore`.
+        let maps = std::fs::read_to_string("/proc/self/maps").ok();
         disarm(
-            |s, _| {
-                let mut v = 0u8;
-                // SAFETY: mincore only inspects the mapping; ENOMEM means unmapped.
-                unsafe { libc::mincore(s as *mut libc::c_void, 1, &mut v) != 0 }
+            |s, _| match &maps {
+                Some(maps) => !is_watch_mapping(maps, s),
+                None => {
+                    let mut v = 0u8;
+                    // SAFETY: mincore only inspects the mapping; ENOMEM means unmapped.
+                    unsafe { libc::mincore(s as *mut libc::c_void, 1, &mut v) != 0 }
+                }
             },
             "was unmapped when its library was unloaded (dlclose)",
             true,
             false,
         );
     }
+}
+
+/// `addr` is in a mapping of a libvmsrs watch memfd, by `/proc/self/maps` (`maps`).
+fn is_watch_mapping(maps: &str, addr: usize) -> bool {
+    maps.lines().any(|l| {
+        let mut f = l.split_ascii_whitespace();
+        let Some((lo, hi)) = f.next().and_then(|r| r.split_once('-')) else { return false };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else {
+            return false;
+        };
+        (lo..hi).contains(&addr) && f.nth(4).is_some_and(|path| path == "/memfd:vmsrs-watch")
+    })
 }
 
 /// Stop watching the runs `gone(start, end)` selects: their ranges are unprofiled in the hv
@@ -1607,7 +1839,7 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, give_ba
         // Dead: no address is in it; the slot and its pages' counters may be taken again.
         r.set_bounds(0, 0);
         // SAFETY: our own alias mapping, no longer referenced by the hv.
-        unsafe { libc::munmap(a as *mut libc::c_void, e - s) };
+        unsafe { sys_munmap(a as *mut libc::c_void, e - s) };
     }
     if !requeued.is_empty() {
         // After WATCHED is released: arm_pending takes PENDING, then WATCHED.
@@ -1656,7 +1888,7 @@ fn make_private(start: usize, end: usize) {
     if !moved {
         if tmp != libc::MAP_FAILED {
             // SAFETY: our own mapping, not moved.
-            unsafe { libc::munmap(tmp, len) };
+            unsafe { sys_munmap(tmp, len) };
         }
         eprintln!(
             "=={}==vmsrs: error: cannot give the pages {start:#x}..{end:#x} back as writable memory: they stay read-only",

@@ -312,7 +312,7 @@ fn patch(pc: usize, target: usize) -> Result<(), &'static str> {
         Ok(b) if b.len() <= PAGE => b,
         _ => {
             // SAFETY: our own page, never used.
-            unsafe { libc::munmap(tramp as *mut libc::c_void, PAGE) };
+            unsafe { super::sys_munmap(tramp as *mut libc::c_void, PAGE) };
             return Err("cannot build its trampoline");
         }
     };
