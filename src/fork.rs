@@ -23,7 +23,6 @@ pub extern "C" fn prepare() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
     }
     SAVED.with(|s| s.set(Some(old)));
-    crate::watch::loader_for_fork();
     crate::fault::chain::lock_for_fork();
     crate::memory::lock_for_fork();
     crate::watch::lock_for_fork();
@@ -43,7 +42,6 @@ fn after(child: bool) {
     }
     crate::memory::unlock_after_fork();
     crate::fault::chain::unlock_after_fork(child);
-    crate::watch::loader_after_fork();
     if let Some(old) = SAVED.with(|s| s.take()) {
         // SAFETY: restoring the mask saved by prepare on this thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };

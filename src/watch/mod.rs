@@ -182,84 +182,14 @@ impl Drop for Held {
     }
 }
 
-// The loader lock: the program's `dlclose` (glibc's, then [`after_dlclose`]) and arming a
-// pending range (resolving it, then copying its pages) exclude each other, so the loader never
-// unmaps an object between the two (a range was copied from pages just unmapped: faults inside
-// libvmsrs taken for the program's, a thread killed holding the watch lock, then a hang), and a
-// fork never sees a run whose object is gone still armed. Taken before any other lock of
-// libvmsrs; a thread that holds it may take it again (a destructor that calls `dlclose`).
+/// Why [`arm`] failed when a run's pages were unmapped while it armed them.
+const GONE: &str = "its pages were unmapped meanwhile";
 
-static LOADER: AtomicU64 = AtomicU64::new(0);
-
-/// Set in [`LOADER`] with the holder (a thread state's address, even) while it forks.
-const FORKING: u64 = 1;
-
-/// The loader lock held (`true`: taken here, released on drop; `false`: this thread already
-/// held it).
-struct Loader(bool);
-
-impl Loader {
-    /// Wait for the loader lock.
-    fn take() -> Loader {
-        let me = me();
-        if LOADER.load(Ordering::Relaxed) == me {
-            return Loader(false);
-        }
-        while LOADER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
-        }
-        Loader(true)
-    }
-
-    /// The loader lock unless a `dlclose` holds it (this thread's included: arming inside a
-    /// `dlclose` would resolve in a loader mid-change); a fork that holds it is waited for (it
-    /// waits for no other thread, and a thread about to be created must find its ranges armed).
-    fn take_unless_unloading() -> Option<Loader> {
-        loop {
-            match LOADER.compare_exchange(0, me(), Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Some(Loader(true)),
-                Err(held) if held & FORKING != 0 => {
-                    // SAFETY: sched_yield has no preconditions.
-                    unsafe { libc::sched_yield() };
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-}
-
-impl Drop for Loader {
-    fn drop(&mut self) {
-        if self.0 {
-            LOADER.store(0, Ordering::Release);
-        }
-    }
-}
-
-/// The loader lock was taken by [`loader_for_fork`] (not held before by the forking thread).
-static FORK_TOOK_LOADER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Take the loader lock for a fork (prepare, before libvmsrs's other locks): no `dlclose` or
-/// arming is half done in the child.
-pub fn loader_for_fork() {
-    if active() || HAS_PENDING.load(Ordering::Acquire) {
-        let l = Loader::take();
-        if l.0 {
-            LOADER.fetch_or(FORKING, Ordering::Relaxed);
-        }
-        FORK_TOOK_LOADER.store(l.0, Ordering::Relaxed);
-        core::mem::forget(l);
-    }
-}
-
-/// Release what [`loader_for_fork`] took (parent and child: the child's forking thread is the
-/// same thread state).
-pub fn loader_after_fork() {
-    if FORK_TOOK_LOADER.swap(false, Ordering::Relaxed) {
-        LOADER.store(0, Ordering::Release);
-    }
-}
+/// `dlclose` calls in progress (glibc's, then [`after_dlclose`]). While one is, a run whose
+/// library it unloads is still claimed though its pages are gone: a fork first drops such runs
+/// ([`lock_for_fork`]), so the child never maps the old bytes over another thread's memory.
+/// Only counted: nothing ever waits for a `dlclose` (its destructors may wait for any thread).
+static UNLOADING: AtomicUsize = AtomicUsize::new(0);
 
 // ---------------------------------------------------------------------------------------------
 // Lookup.
@@ -381,8 +311,10 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
         }
         // SAFETY: the program's own private data pages (checked by resolve), read-only from
         // here until they are replaced by the memfd mapping.
-        unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ) };
-        let alias = match map_alias(p0, p1 - p0, None) {
+        // A library unloaded since it was resolved (its `dlclose` in another thread): the
+        // pages are gone, refused here or by the copy, and the ranges are pending again.
+        let protected = unsafe { sys_mprotect(p0 as *mut libc::c_void, p1 - p0, libc::PROT_READ) } == 0;
+        let alias = match if protected { map_alias(p0, p1 - p0, None) } else { Err(GONE) } {
             Ok(a) => a,
             Err(e) => {
                 // SAFETY: undo the protection above; the pages are the program's again.
@@ -820,8 +752,6 @@ fn arm_pending_slow(throttled: bool) {
     {
         return;
     }
-    // Pending ranges stay pending while a `dlclose` runs (checked again later).
-    let Some(_loader) = Loader::take_unless_unloading() else { return };
     let adds = loader_adds();
     if adds == LAST_ADDS.swap(adds, Ordering::Relaxed) {
         return;
@@ -842,6 +772,21 @@ fn arm_pending_slow(throttled: bool) {
         return;
     }
     match arm(hv, &now) {
+        Err(why) if why.contains(GONE) => {
+            // Another thread unloaded the library: pending again, for its next load.
+            let watched = WATCHED.lock().clone();
+            let again: Vec<resolve::Pending> = now
+                .iter()
+                .filter(|r| !watched.iter().any(|w| w.addr == r.addr && w.name == r.name))
+                .filter_map(|r| {
+                    let spec = vmsrs_config::config::parse_range(&r.name).ok()?;
+                    Some(resolve::Pending { spec, watch: r.watch, why: why.clone() })
+                })
+                .collect();
+            PENDING.lock().extend(again);
+            LAST_ADDS.store(0, Ordering::Relaxed);
+            HAS_PENDING.store(true, Ordering::Release);
+        }
         Err(why) => eprintln!("=={pid}==vmsrs: error: {why}: these ranges are NOT watched"),
         Ok(()) => {
             for r in &now {
@@ -912,9 +857,24 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usi
             Some((_, from)) => from,
             None => start,
         };
-        // SAFETY: `src` is `len` readable bytes (the watched pages before arming, or the old
-        // alias, which is always readable); `tmp` is our new mapping.
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, tmp as *mut u8, len) };
+        match at {
+            // The old alias, always readable; `tmp` is our new mapping of `len` bytes.
+            // SAFETY: as said.
+            Some(_) => unsafe { core::ptr::copy_nonoverlapping(src as *const u8, tmp as *mut u8, len) },
+            // The watched pages: a library another thread unloads may unmap them now, so they
+            // are read by the kernel, which says so instead of faulting.
+            None => {
+                let local = libc::iovec { iov_base: tmp, iov_len: len };
+                let remote = libc::iovec { iov_base: src as *mut libc::c_void, iov_len: len };
+                // SAFETY: reads this process's own memory into our mapping `tmp`.
+                let got = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+                if got != len as isize {
+                    // SAFETY: our own temporary view.
+                    unsafe { sys_munmap(tmp, len) };
+                    return Err(GONE);
+                }
+            }
+        }
         // SAFETY: the new alias replaces the old one at the same address (fork child) or goes
         // where the kernel picks.
         let alias = unsafe { sys_mmap(hint, len, libc::PROT_READ | libc::PROT_WRITE, flags, fd) };
@@ -1498,14 +1458,13 @@ pub unsafe fn dlclose(handle: *mut libc::c_void) -> libc::c_int {
     if p == 0 {
         return -1;
     }
-    // Also before the first range is armed: one may be while glibc unloads (the first cycle
-    // of a library loaded and unloaded while another thread arms its range).
-    let _loader = (active() || HAS_PENDING.load(Ordering::Acquire)).then(Loader::take);
+    UNLOADING.fetch_add(1, Ordering::AcqRel);
     // SAFETY: `p` is glibc's dlclose (dlvsym), of this signature; forwarded contract.
     let r = unsafe {
         core::mem::transmute::<usize, unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int>(p)(handle)
     };
     after_dlclose();
+    UNLOADING.fetch_sub(1, Ordering::AcqRel);
     r
 }
 
@@ -1916,6 +1875,9 @@ fn note_program_prot(n: usize, addr: usize, end: usize, prot: libc::c_int) -> bo
 /// Take the watch lock for a fork (prepare) and release it in the parent.
 pub fn lock_for_fork() {
     if active() {
+        if UNLOADING.load(Ordering::Acquire) != 0 {
+            drop_stale(0, usize::MAX);
+        }
         core::mem::forget(lock());
         take_snapshots();
     }
