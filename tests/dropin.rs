@@ -229,6 +229,15 @@ fn a_watched_run_the_program_moves_or_maps_over_is_the_programs_again() {
     }
 }
 
+/// `out` exited 0 and printed `ok`, and its stderr says none of `never` (`what`: the run).
+fn assert_clean(out: &common::RunOutput, ok: &str, never: &[&str], what: &str) {
+    assert_eq!(out.code(), Some(0), "{what}: {}", out.describe());
+    assert!(out.stdout.contains(ok), "{what}: {}", out.describe());
+    for said in never {
+        assert!(!out.stderr.contains(said), "{what}: {said:?} on stderr: {}", out.describe());
+    }
+}
+
 /// Review regressions of the `mmap`/`mremap` interposition: calls the kernel refuses change
 /// nothing (they stopped the watch, and a refused `MAP_FIXED` left a read-only page that
 /// faulted the next store); a store that trapped on a page being given back and reached
@@ -239,13 +248,7 @@ fn calls_the_kernel_refuses_change_nothing_and_stores_racing_a_give_back_land() 
     let env = preload(&[("VMSRS_RANGE_0", "symbol:arr")]);
     let exe = c_example("regress_watch_remap", Build::Unmodified);
     let out = run(&exe, &["refused"], &env_refs(&env), TIMEOUT);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.stdout.contains("remap: OK"), "{}", out.describe());
-    assert!(
-        !out.stderr.contains("no longer watched") && !out.stderr.contains("contained"),
-        "{}",
-        out.describe()
-    );
+    assert_clean(&out, "remap: OK", &["no longer watched", "contained"], "refused");
     let mut runs: Vec<Vec<&str>> = Vec::new();
     for how in ["mmap", "mremap", "munmap"] {
         runs.extend((0..15).map(|_| vec!["race", how]));
@@ -253,9 +256,7 @@ fn calls_the_kernel_refuses_change_nothing_and_stores_racing_a_give_back_land() 
     runs.extend((0..10).map(|_| vec!["signal"]));
     for args in &runs {
         let out = run(&exe, args, &env_refs(&env), TIMEOUT);
-        assert_eq!(out.code(), Some(0), "{args:?}: {}", out.describe());
-        assert!(out.stdout.contains("remap: OK"), "{args:?}: {}", out.describe());
-        assert!(!out.stderr.contains("contained"), "{args:?}: {}", out.describe());
+        assert_clean(&out, "remap: OK", &["contained"], &format!("{args:?}"));
     }
 }
 
@@ -287,16 +288,10 @@ fn twenty_runs_start_up_and_are_mapped_over_in_one_call() {
     for (args, runs) in [(["many"], 25), (["droppable"], 1)] {
         for _ in 0..runs {
             let out = run(&exe, &args, &env_refs(&env), TIMEOUT);
-            assert_eq!(out.code(), Some(0), "{args:?}: {}", out.describe());
-            assert!(out.stdout.contains("remap: OK"), "{args:?}: {}", out.describe());
+            assert_clean(&out, "remap: OK", &["contained", "made watched pages"], &format!("{args:?}"));
             assert_eq!(
                 out.stderr.matches("is no longer watched").count(),
                 20,
-                "{args:?}: {}",
-                out.describe()
-            );
-            assert!(
-                !out.stderr.contains("contained") && !out.stderr.contains("made watched pages"),
                 "{args:?}: {}",
                 out.describe()
             );
@@ -314,18 +309,11 @@ fn refused_protection_changes_and_pkey_mprotect_are_the_programs() {
     let env = preload(&[("VMSRS_RANGE_0", "symbol:arr")]);
     let exe = c_example("regress_watch_remap", Build::Unmodified);
     let out = run(&exe, &["protect"], &env_refs(&env), TIMEOUT);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.stdout.contains("remap: OK"), "{}", out.describe());
+    assert_clean(&out, "remap: OK", &[], "protect");
     assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{}", out.describe());
     assert!(out.stderr.contains("the program made watched pages at"), "{}", out.describe());
     let out = run(&exe, &["droppable_refused"], &env_refs(&env), TIMEOUT);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.stdout.contains("remap: OK"), "{}", out.describe());
-    assert!(
-        !out.stderr.contains("no longer watched") && !out.stderr.contains("contained"),
-        "{}",
-        out.describe()
-    );
+    assert_clean(&out, "remap: OK", &["no longer watched", "contained"], "droppable_refused");
 }
 
 /// Third review's regressions on a library loaded and unloaded while other threads run:
@@ -346,13 +334,7 @@ fn a_library_unloaded_while_other_threads_arm_or_map_stays_watched() {
             argv.push(args[2]);
         }
         let out = run(&exe, &argv, &env_refs(&env), TIMEOUT);
-        assert_eq!(out.code(), Some(0), "{args:?}: {}", out.describe());
-        assert!(out.stdout.contains("dl_race: OK"), "{args:?}: {}", out.describe());
-        assert!(
-            !out.stderr.contains("contained") && !out.stderr.contains("by the program (munmap)"),
-            "{args:?}: {}",
-            out.describe()
-        );
+        assert_clean(&out, "dl_race: OK", &["contained", "by the program (munmap)"], &format!("{args:?}"));
         if args[0] == "stale" {
             let watched = out.stderr.matches("watching symbol:race_var").count();
             assert_eq!(watched, 300, "{args:?}: loads watched: {watched} of 300: {}", out.describe());

@@ -182,8 +182,33 @@ impl Drop for Held {
     }
 }
 
-/// Why [`arm`] failed when a run's pages were unmapped while it armed them.
+/// Why [`arm`] did not watch a run.
+#[derive(Debug)]
+pub enum Unarmed {
+    /// Its pages were unmapped while it was armed (its library unloaded by another thread):
+    /// its ranges may be pending again.
+    Gone,
+    /// It cannot be watched: the reason.
+    Refused(String),
+}
+
+impl From<String> for Unarmed {
+    fn from(why: String) -> Unarmed {
+        Unarmed::Refused(why)
+    }
+}
+
+/// [`map_alias`]'s error when the pages it copies were unmapped meanwhile.
 const GONE: &str = "its pages were unmapped meanwhile";
+
+impl core::fmt::Display for Unarmed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Unarmed::Gone => f.write_str(GONE),
+            Unarmed::Refused(why) => f.write_str(why),
+        }
+    }
+}
 
 /// `dlclose` calls in progress (glibc's, then [`after_dlclose`]). While one is, a run whose
 /// library it unloads is still claimed though its pages are gone: a fork first drops such runs
@@ -224,9 +249,9 @@ pub fn overlaps(addr: usize, len: usize) -> bool {
 /// and profile them in the hv at the alias. Safe while other threads run: the pages are made
 /// read-only before they are copied, under the watch lock, so a concurrent store traps and
 /// waits for the alias instead of being lost.
-pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
+pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), Unarmed> {
     if resolve::page_size() != PAGE {
-        return Err(format!("page size {} is not {PAGE}", resolve::page_size()));
+        return Err(format!("page size {} is not {PAGE}", resolve::page_size()).into());
     }
     // Page runs: ranges sorted, merged where their pages touch or overlap.
     let mut sorted: Vec<&resolve::Resolved> = ranges.iter().collect();
@@ -251,7 +276,8 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             return Err(format!(
                 "range {} shares a page with a range watched already; name them in one configuration",
                 members[0].name
-            ));
+            )
+            .into());
         }
         let hw = hw_choice(members, free)?;
         free -= if hw { members.len() } else { 0 };
@@ -283,7 +309,8 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
                 if n == MAX_REGIONS || pages_used + npages > MAX_PAGES {
                     return Err(format!(
                         "too many watched pages (at most {MAX_PAGES} in {MAX_REGIONS} runs); watch smaller ranges"
-                    ));
+                    )
+                    .into());
                 }
                 (n, pages_used)
             }
@@ -323,7 +350,10 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
                 if i == n {
                     COUNT.store(n, Ordering::Release);
                 }
-                return Err(format!("cannot watch {p0:#x}..{p1:#x}: {e}"));
+                return Err(match e {
+                    GONE => Unarmed::Gone,
+                    e => format!("cannot watch {p0:#x}..{p1:#x}: {e}").into(),
+                });
             }
         };
         r.alias.store(alias, Ordering::Release);
@@ -337,7 +367,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), String> {
             })
         };
         if let Err((m, e)) = profiled {
-            return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name));
+            return Err(format!("range {}: the hv refused to profile it ({e:?})", m.name).into());
         }
         WATCHED.lock().extend(members.iter().map(|m| (*m).clone()));
         if by_hw {
@@ -415,6 +445,25 @@ unsafe fn sys_mprotect(addr: *mut libc::c_void, len: usize, prot: libc::c_int) -
     unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as libc::c_int }
 }
 
+/// Copy `len` bytes from `src` to `dst` through the kernel, which says so (`false`) when some
+/// of `src` is unmapped instead of faulting; a plain copy where the system call is not allowed
+/// (a seccomp filter). Async-signal-safe.
+///
+/// # Safety
+/// `dst` is `len` writable bytes of ours; `src` was mapped and readable when checked.
+unsafe fn copy_unless_unmapped(src: usize, dst: usize, len: usize) -> bool {
+    let local = libc::iovec { iov_base: dst as *mut libc::c_void, iov_len: len };
+    let remote = libc::iovec { iov_base: src as *mut libc::c_void, iov_len: len };
+    // SAFETY: reads this process's own memory into `dst` (contract).
+    let got = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if got < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EFAULT) {
+        // SAFETY: contract.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
+        return true;
+    }
+    got == len as isize
+}
+
 /// `munmap` as a system call: libvmsrs's own mappings are unmapped without the interposed
 /// `munmap` ([`before_unmap`]), which takes the watch lock and may give runs back (a fork
 /// child hung there, nested in a give-back of its own).
@@ -464,7 +513,7 @@ pub fn pkey_mprotect(addr: usize, len: usize, prot: libc::c_int, pkey: libc::c_i
 
 /// [`mprotect`] through `call` (the system call the program asked for, on `(addr, len,
 /// prot)`). The protection recorded for watched pages is the program's only where the kernel
-/// granted it: a refused call leaves the records as they were ([`forget_refused`]).
+/// granted it: a refused call leaves the records as they were ([`refused_from`]).
 fn protect(
     addr: usize,
     len: usize,
@@ -474,53 +523,38 @@ fn protect(
     if !active() || !addr.is_multiple_of(PAGE) {
         return call(addr, len, prot);
     }
-    let end = addr.saturating_add(len.next_multiple_of(PAGE));
+    // A range past the end of memory the kernel refuses before changing anything (ENOMEM).
+    let Some(end) = len.checked_next_multiple_of(PAGE).and_then(|l| addr.checked_add(l)) else {
+        return call(addr, len, prot);
+    };
     if overlaps(addr, end - addr) {
         drop_stale(addr, end);
     }
     let _quiet = BlockAsync::new();
     let _g = lock();
     let n = COUNT.load(Ordering::Acquire);
-    let before = program_prots(n, addr, end);
     let rc = protect_locked(n, addr, len, end, prot, call);
-    if rc != 0 {
+    // The program's protection, recorded where the kernel granted it.
+    let granted = if rc == 0 {
+        end
+    } else {
         let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
-        forget_refused(n, &before, addr, err);
-        // SAFETY: errno is this thread's.
+        let upto = refused_from(addr, end, err);
+        // SAFETY: errno is this thread's (first_hole's msync may have changed it).
         unsafe { *libc::__errno_location() = err };
-    }
+        upto
+    };
+    note_program_prot(n, addr, granted, prot);
     rc
 }
 
-/// The recorded protection of each watched page in `addr..end`: `(region, page, prot)`.
-fn program_prots(n: usize, addr: usize, end: usize) -> Vec<(usize, usize, u64)> {
-    let mut v = Vec::new();
-    for (i, r) in REGIONS[..n].iter().enumerate() {
-        let (s, e) = r.bounds();
-        let mut p = s.max(addr);
-        while p < e.min(end) {
-            v.push((i, p, page_of(i, s, p).prot.load(Ordering::Relaxed)));
-            p += PAGE;
-        }
-    }
-    v
-}
-
-/// The program's `mprotect` from `addr` failed with `err`: put back the recorded protection
-/// of the watched pages the kernel left as they were. `EINVAL` is found before anything
-/// changes; otherwise (`ENOMEM` at a hole, `EACCES`) the kernel changed the pages before the
-/// first hole in the range and none after; with no hole, none is taken as changed.
-fn forget_refused(n: usize, before: &[(usize, usize, u64)], addr: usize, err: i32) {
-    let Some(last) = before.iter().map(|b| b.1 + PAGE).max() else { return };
-    let kept_below = match err {
+/// Where the kernel stopped an `mprotect` from `addr` to `end` that failed with `err`:
+/// `EINVAL` is found before anything changes; otherwise (`ENOMEM` at a hole, `EACCES`) the
+/// pages before the first hole changed and none after; with no hole, none is taken as changed.
+fn refused_from(addr: usize, end: usize, err: i32) -> usize {
+    match err {
         libc::EINVAL => addr,
-        _ => first_hole(addr, last).unwrap_or(addr),
-    };
-    for &(i, p, prot) in before {
-        if p >= kept_below && i < n {
-            let (s, _) = REGIONS[i].bounds();
-            page_of(i, s, p).prot.store(prot, Ordering::Relaxed);
-        }
+        _ => first_hole(addr, end).unwrap_or(addr),
     }
 }
 
@@ -553,7 +587,7 @@ fn protect_locked(
     prot: libc::c_int,
     call: &dyn Fn(usize, usize, libc::c_int) -> libc::c_int,
 ) -> libc::c_int {
-    if !note_program_prot(n, addr, end, prot) || prot & libc::PROT_WRITE == 0 {
+    if prot & libc::PROT_WRITE == 0 || !overlaps(addr, end - addr) {
         return call(addr, len, prot);
     }
     let mut pieces: Vec<(usize, usize)> = REGIONS[..n]
@@ -772,20 +806,18 @@ fn arm_pending_slow(throttled: bool) {
         return;
     }
     match arm(hv, &now) {
-        Err(why) if why.contains(GONE) => {
-            // Another thread unloaded the library: pending again, for its next load.
+        Err(Unarmed::Gone) => {
+            // Another thread unloaded the library: the ranges not armed before it are pending
+            // again, for its next load (an address range does not come back: said).
             let watched = WATCHED.lock().clone();
-            let again: Vec<resolve::Pending> = now
-                .iter()
-                .filter(|r| !watched.iter().any(|w| w.addr == r.addr && w.name == r.name))
-                .filter_map(|r| {
-                    let spec = vmsrs_config::config::parse_range(&r.name).ok()?;
-                    Some(resolve::Pending { spec, watch: r.watch, why: why.clone() })
-                })
-                .collect();
-            PENDING.lock().extend(again);
-            LAST_ADDS.store(0, Ordering::Relaxed);
-            HAS_PENDING.store(true, Ordering::Release);
+            let mut again = Vec::new();
+            for r in now.iter().filter(|r| !watched.iter().any(|w| w.addr == r.addr && w.name == r.name)) {
+                match pending_again(r, GONE) {
+                    Some(p) => again.push(p),
+                    None => eprintln!("=={pid}==vmsrs: error: range {}: {GONE}: it is NOT watched", r.name),
+                }
+            }
+            pend(again);
         }
         Err(why) => eprintln!("=={pid}==vmsrs: error: {why}: these ranges are NOT watched"),
         Ok(()) => {
@@ -857,23 +889,12 @@ fn map_alias(start: usize, len: usize, at: Option<(usize, usize)>) -> Result<usi
             Some((_, from)) => from,
             None => start,
         };
-        match at {
-            // The old alias, always readable; `tmp` is our new mapping of `len` bytes.
-            // SAFETY: as said.
-            Some(_) => unsafe { core::ptr::copy_nonoverlapping(src as *const u8, tmp as *mut u8, len) },
-            // The watched pages: a library another thread unloads may unmap them now, so they
-            // are read by the kernel, which says so instead of faulting.
-            None => {
-                let local = libc::iovec { iov_base: tmp, iov_len: len };
-                let remote = libc::iovec { iov_base: src as *mut libc::c_void, iov_len: len };
-                // SAFETY: reads this process's own memory into our mapping `tmp`.
-                let got = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-                if got != len as isize {
-                    // SAFETY: our own temporary view.
-                    unsafe { sys_munmap(tmp, len) };
-                    return Err(GONE);
-                }
-            }
+        // SAFETY: `tmp` is our new mapping of `len` bytes; `src` is the old alias (always
+        // readable) or the watched pages, which a library another thread unloads may unmap now.
+        if !unsafe { copy_unless_unmapped(src, tmp as usize, len) } {
+            // SAFETY: our own temporary view.
+            unsafe { sys_munmap(tmp, len) };
+            return Err(GONE);
         }
         // SAFETY: the new alias replaces the old one at the same address (fork child) or goes
         // where the kernel picks.
@@ -1668,15 +1689,24 @@ fn replacing(addr: usize, len: usize, why: &str) {
     }
 }
 
-/// Runs in `lo..hi` whose pages are no longer libvmsrs's memfd mapping: another thread's
-/// `dlclose` unloaded their library and has not reached [`after_dlclose`] yet, and this
-/// thread mapped the address again. They are dropped and pending again, as there (they were
-/// given back with this thread's pages, and never watched again). Rare: only for a call on
-/// watched pages.
+/// Runs in `lo..hi` whose pages are no longer libvmsrs's memfd mapping, their library
+/// unloaded, stop being watched and are pending again. At `dlclose`; and before a call on
+/// watched pages, or a fork, while another thread's `dlclose` may not have got there yet (a
+/// third thread's pages mapped at the address were given back as the run's, which was never
+/// watched again). Reads `/proc/self/maps`: only on those rare paths.
 fn drop_stale(lo: usize, hi: usize) {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    // Where the maps cannot be read, a run is stale when its first page is unmapped.
+    let maps = std::fs::read_to_string("/proc/self/maps").ok();
+    let stale = |s: usize| match &maps {
+        Some(maps) => !is_watch_mapping(maps, s),
+        None => {
+            let mut v = 0u8;
+            // SAFETY: mincore only inspects the mapping; ENOMEM means unmapped.
+            unsafe { libc::mincore(s as *mut libc::c_void, 1, &mut v) != 0 }
+        }
+    };
     disarm(
-        |s, e| s < hi && lo < e && !is_watch_mapping(&maps, s),
+        |s, e| s < hi && lo < e && stale(s),
         "was unmapped when its library was unloaded (dlclose)",
         true,
         false,
@@ -1693,24 +1723,10 @@ fn pages_of(addr: usize, len: usize) -> (usize, usize) {
 /// stop being watched.
 pub fn after_dlclose() {
     if active() {
-        // A run is gone when its first page is no longer libvmsrs's memfd mapping: unmapped,
-        // or mapped again by another thread since (judged as unmapped by `mincore`, such a run
-        // was left armed over that thread's memory, and a fork child mapped the old bytes over
-        // it). Unreadable maps: judged by `mincore`.
-        let maps = std::fs::read_to_string("/proc/self/maps").ok();
-        disarm(
-            |s, _| match &maps {
-                Some(maps) => !is_watch_mapping(maps, s),
-                None => {
-                    let mut v = 0u8;
-                    // SAFETY: mincore only inspects the mapping; ENOMEM means unmapped.
-                    unsafe { libc::mincore(s as *mut libc::c_void, 1, &mut v) != 0 }
-                }
-            },
-            "was unmapped when its library was unloaded (dlclose)",
-            true,
-            false,
-        );
+        // Gone: no longer libvmsrs's memfd mapping, unmapped or mapped again by another
+        // thread since (judged as unmapped by `mincore`, such a run was left armed over that
+        // thread's memory, and a fork child mapped the old bytes over it).
+        drop_stale(0, usize::MAX);
     }
 }
 
@@ -1767,11 +1783,7 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, give_ba
                 if requeue { " until its library is loaded again" } else { "" }
             );
             if requeue {
-                if let Ok(spec) = vmsrs_config::config::parse_range(&m.name) {
-                    if !matches!(spec, vmsrs_config::config::RangeSpec::Addr { .. }) {
-                        requeued.push(resolve::Pending { spec, watch: m.watch, why: why.to_owned() });
-                    }
-                }
+                requeued.extend(pending_again(m, why));
             }
             let _e = thread::HvEntry::enter();
             let _ = hv.unprofile(a + (m.addr - s));
@@ -1800,9 +1812,22 @@ fn disarm(gone: impl Fn(usize, usize) -> bool, why: &str, requeue: bool, give_ba
         // SAFETY: our own alias mapping, no longer referenced by the hv.
         unsafe { sys_munmap(a as *mut libc::c_void, e - s) };
     }
-    if !requeued.is_empty() {
-        // After WATCHED is released: arm_pending takes PENDING, then WATCHED.
-        PENDING.lock().extend(requeued);
+    // After WATCHED is released: arm_pending takes PENDING, then WATCHED.
+    pend(requeued);
+}
+
+/// The watched range `m` as a pending one again (`why` it is), unless it is an address range
+/// (those do not come back with a library).
+fn pending_again(m: &resolve::Resolved, why: &str) -> Option<resolve::Pending> {
+    let spec = vmsrs_config::config::parse_range(&m.name).ok()?;
+    let by_address = matches!(spec, vmsrs_config::config::RangeSpec::Addr { .. });
+    (!by_address).then(|| resolve::Pending { spec, watch: m.watch, why: why.to_owned() })
+}
+
+/// Add `ranges` to the pending ones, checked at the next loader change. Not with WATCHED held.
+fn pend(ranges: Vec<resolve::Pending>) {
+    if !ranges.is_empty() {
+        PENDING.lock().extend(ranges);
         LAST_ADDS.store(0, Ordering::Relaxed);
         HAS_PENDING.store(true, Ordering::Release);
     }
@@ -1856,20 +1881,17 @@ fn make_private(start: usize, end: usize) {
     }
 }
 
-/// Record `prot` as the program's protection of the watched pages in `addr..end`; `false` if
-/// none is watched. Under the watch lock.
-fn note_program_prot(n: usize, addr: usize, end: usize, prot: libc::c_int) -> bool {
-    let mut any = false;
+/// Record `prot` as the program's protection of the watched pages in `addr..end`. Under the
+/// watch lock.
+fn note_program_prot(n: usize, addr: usize, end: usize, prot: libc::c_int) {
     for (i, r) in REGIONS[..n].iter().enumerate() {
         let (s, e) = r.bounds();
         let mut p = s.max(addr);
         while p < e.min(end) {
             page_of(i, s, p).prot.store(prot as u64, Ordering::Relaxed);
-            any = true;
             p += PAGE;
         }
     }
-    any
 }
 
 /// Take the watch lock for a fork (prepare) and release it in the parent.
