@@ -123,6 +123,11 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         return Err(VMSRS_ECONFIG);
     }
     let rt = runtime::start(settings)?;
+    if !ranges.is_empty() || !pending.is_empty() {
+        // Before any range is armed, on the thread that starts the program (the threads it
+        // creates inherit the key's rights).
+        crate::watch::pkey::init();
+    }
     crate::watch::set_pending(pending);
     if !ranges.is_empty() {
         crate::watch::patch::enable(cfg.watch_patch);

@@ -806,6 +806,18 @@ pub fn metrics_text() -> String {
             l(&w.unsupported),
         ),
         (
+            "vmsrs_watch_faulted_loads_emulated_total",
+            COUNTER,
+            "Loads of keyed watched pages by faulted users, emulated from their own view (G4).",
+            l(&w.loads_emulated),
+        ),
+        (
+            "vmsrs_watch_faulted_loads_unsupported_total",
+            COUNTER,
+            "Loads by faulted users that could not be emulated (their loads then read memory).",
+            l(&w.loads_unsupported),
+        ),
+        (
             "vmsrs_watch_hw_traps_total",
             COUNTER,
             "Hardware watchpoint traps (stores to watch=hw ranges).",

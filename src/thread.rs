@@ -87,6 +87,9 @@ pub struct ThreadState {
     /// libvmsrs is ending this thread (its user is contained and it had no recovery point):
     /// a fault signal sent to it from now on is dropped, never contained a second time.
     pub ending: Cell<bool>,
+    /// This thread runs a faulted user and denies the protection key of the watched pages
+    /// where its view differs from memory (`watch::pkey`).
+    pub pkey_denied: Cell<bool>,
 }
 
 /// Nested program signal handlers whose interrupted masks a thread keeps.
@@ -125,6 +128,7 @@ thread_local! {
             trap_below: Cell::new(false),
             hw_gen: Cell::new(0),
             ending: Cell::new(false),
+            pkey_denied: Cell::new(false),
         }
     };
 }
@@ -315,6 +319,7 @@ pub fn thread_started() {
     ensure_altstack();
     crate::user::ensure_exit_hook_here();
     crate::watch::hw::thread_started();
+    crate::watch::pkey::thread_started();
 }
 
 /// Disable and unmap the alternate stack libvmsrs gave this thread (at thread exit).

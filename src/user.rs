@@ -150,6 +150,7 @@ extern "C" fn thread_exit(_value: *mut libc::c_void) {
             if u != 0 {
                 let _e = thread::HvEntry::enter();
                 let _ = hv.user_end(u);
+                crate::watch::pkey::user_ended(hv);
                 t.user.set(0);
                 t.explicit.set(false);
                 t.armed.set(None);
@@ -172,6 +173,7 @@ fn end_implicit(hv: &Hv, t: &ThreadState) {
     if u != 0 && !t.explicit.get() {
         let _e = thread::HvEntry::enter();
         let _ = hv.user_end(u);
+        crate::watch::pkey::user_ended(hv);
         t.user.set(0);
     }
 }
@@ -194,7 +196,11 @@ pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
 pub fn end_for_rescue(t: &ThreadState) -> bool {
     let u = t.user.get();
     let faulted = match (runtime::hv(), u != 0) {
-        (Some(hv), true) => hv.user_end(u) == Ok(EndKind::Faulted),
+        (Some(hv), true) => {
+            let kind = hv.user_end(u);
+            crate::watch::pkey::user_ended(hv);
+            kind == Ok(EndKind::Faulted)
+        }
         _ => false,
     };
     drop_explicit(t);
@@ -242,7 +248,9 @@ fn end() -> Result<i32, VmsrsError> {
         if u == 0 || !t.explicit.get() {
             return Err(VMSRS_ENOUSER);
         }
-        let kind = rt.hv.user_end(u)?;
+        let kind = rt.hv.user_end(u);
+        crate::watch::pkey::user_ended(rt.hv);
+        let kind = kind?;
         drop_explicit(t);
         Ok(match kind {
             EndKind::Committed => 0,

@@ -316,6 +316,28 @@ fn refused_protection_changes_and_pkey_mprotect_are_the_programs() {
     assert_clean(&out, "remap: OK", &["no longer watched", "contained"], "droppable_refused");
 }
 
+/// G4 for a faulted user's own loads (`watch::pkey`): after its fault it loads its own earlier
+/// store and its shadow, not the restored values the normal users see (it read memory: the
+/// restored values), while the main thread's loads, its `write(2)` of the keyed page and its
+/// signal handler see the G3 values; a thread the faulted user creates loads normally; a load
+/// libvmsrs cannot emulate (glibc's vector `memcpy`) is reported and reads memory; at its end
+/// point its thread and the page are as before (no key, `write(2)` works).
+#[test]
+fn a_faulted_users_loads_see_its_own_stores_and_no_one_elses_are_changed() {
+    let env = preload(&[
+        ("VMSRS_RANGE_0", "symbol:table"),
+        ("VMSRS_USER_CALL", "session:-1"),
+        ("VMSRS_POLICY", "oblivious"),
+    ]);
+    let exe = c_example("watch_faulted_loads", Build::Unmodified);
+    for _ in 0..5 {
+        let out = run(&exe, &[], &env_refs(&env), TIMEOUT);
+        assert_clean(&out, "faulted_loads: OK", &["FAIL", "no memory protection key"], "faulted loads");
+        assert_eq!(out.stderr.matches("contained SIGSEGV").count(), 1, "{}", out.describe());
+        assert_eq!(out.stderr.matches("loading watched").count(), 1, "{}", out.describe());
+    }
+}
+
 /// Third review's regressions on a library loaded and unloaded while other threads run:
 /// arming a range never races the loader's unmapping (before the first range was armed,
 /// `dlclose` did not exclude arming: faults inside libvmsrs contained as the program's, then a

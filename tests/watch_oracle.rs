@@ -136,10 +136,11 @@ fn one_case(seed: u64, ops: usize) {
         } else if what < 70 {
             let off = r.below(REGION as u64 - 64) as usize;
             let n = 1 + r.below(64) as usize;
+            // A faulted user's loads too (G4: its shadow, else its own earlier stores and
+            // normal users' stores), through the keyed pages (`watch::pkey`).
             let got = p.load(&format!("L {t} {off} {n}"));
-            if !faulted {
-                assert_eq!(got, o.load(u, off, n), "load by user {u} at {off}+{n}: {}", ctx(&log));
-            }
+            let who = if faulted { "faulted user" } else { "user" };
+            assert_eq!(got, o.load(u, off, n), "load by {who} {u} at {off}+{n}: {}", ctx(&log));
         } else if what < 80 {
             let off = r.below(REGION as u64 - 256) as usize;
             let n = 1 + r.below(256) as usize;

@@ -53,10 +53,11 @@ const YMM_HI128: usize = 2;
 const OPMASK: usize = 5;
 const ZMM_HI256: usize = 6;
 const HI16_ZMM: usize = 7;
-const NCOMP: usize = 8;
+const PKRU: usize = 9;
+const NCOMP: usize = 10;
 
 /// Expected size of each component we touch (for validation against CPUID).
-const COMP_SIZE: [u32; NCOMP] = [0, 0, 256, 0, 0, 64, 512, 1024];
+const COMP_SIZE: [u32; NCOMP] = [0, 0, 256, 0, 0, 64, 512, 1024, 0, 8];
 
 const PROBE_NONE: u8 = 0;
 const PROBE_DONE: u8 = 1;
@@ -155,6 +156,38 @@ pub unsafe fn read_opmask(uc: *const libc::ucontext_t, n: usize) -> Option<u64> 
         Some(base) => unsafe { rd64(base.add(n * 8)) },
         None => 0,
     })
+}
+
+/// The protection-key rights register (PKRU) of the interrupted context: the value
+/// `sigreturn` gives the thread back. `None` when the frame has no PKRU slot (no XSAVE area, or
+/// a CPU without protection keys). Async-signal-safe.
+///
+/// # Safety
+/// As for [`read_vector`].
+pub unsafe fn read_pkru(uc: *const libc::ucontext_t) -> Option<u32> {
+    // SAFETY: per the contract `fpregs` is null or the frame's FPU area.
+    let fp = unsafe { FpArea::new((*uc).uc_mcontext.fpregs.cast::<u8>()) }?;
+    let slot = fp.slot(PKRU)?;
+    // In its initial configuration (XSTATE_BV bit clear) PKRU is 0.
+    // SAFETY: the 8-byte PKRU component lies inside the frame (checked by `slot`).
+    Some(if fp.xstate_bv() & (1 << PKRU) == 0 { 0 } else { unsafe { rd32(slot) } })
+}
+
+/// Set the PKRU the interrupted context resumes with (a `wrpkru` inside a handler is undone
+/// by `sigreturn`); `false` when the frame has no PKRU slot. The component's XSTATE_BV bit is
+/// set too: with it clear, `sigreturn` would load PKRU's initial value, 0, whatever the slot
+/// says. Async-signal-safe.
+///
+/// # Safety
+/// As for [`apply`].
+pub unsafe fn write_pkru(uc: *mut libc::ucontext_t, v: u32) -> bool {
+    // SAFETY: per the contract `fpregs` is null or the frame's FPU area.
+    let Some(fp) = (unsafe { FpArea::new((*uc).uc_mcontext.fpregs.cast::<u8>()) }) else { return false };
+    let Some(slot) = fp.slot(PKRU) else { return false };
+    // SAFETY: as in read_pkru; the frame is this handler's own, resumed when it returns.
+    unsafe { ptr::write_unaligned(slot.cast::<u32>(), v) };
+    fp.set_xstate_bv(fp.xstate_bv() | (1 << PKRU));
+    true
 }
 
 /// Skip the faulting instruction in `uc` as `plan` says: advance RIP, then
@@ -306,6 +339,21 @@ impl FpArea {
     fn component(&self, comp: usize) -> Option<*mut u8> {
         let (xfeatures, size) = self.xsave?;
         if xfeatures & (1 << comp) == 0 || self.xstate_bv() & (1 << comp) == 0 {
+            return None;
+        }
+        let off = component_offset(comp)?;
+        if off + COMP_SIZE[comp] as usize > size {
+            return None;
+        }
+        // SAFETY: off + size lies inside the frame's XSAVE area (checked).
+        Some(unsafe { self.fx.add(off) })
+    }
+
+    /// Pointer to extended component `comp`'s slot when the frame has room for it, whatever
+    /// its XSTATE_BV bit says.
+    fn slot(&self, comp: usize) -> Option<*mut u8> {
+        let (xfeatures, size) = self.xsave?;
+        if xfeatures & (1 << comp) == 0 {
             return None;
         }
         let off = component_offset(comp)?;

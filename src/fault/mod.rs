@@ -195,11 +195,14 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
         unsafe { *libc::__errno_location() = errno };
         return;
     }
-    // A watched page (drop-in monitored ranges): a store to emulate or a fenced page to
-    // restore. An instruction that cannot be emulated goes on as the user's fault.
-    if sig == libc::SIGSEGV && code == 2 /* SEGV_ACCERR */ && crate::watch::active() {
+    // A watched page (drop-in monitored ranges): a store to emulate, or a faulted user's load
+    // of a keyed page. A store that cannot be emulated goes on as the user's fault.
+    let pkey_err = code == crate::watch::pkey::SEGV_PKUERR;
+    if sig == libc::SIGSEGV && (code == 2 /* SEGV_ACCERR */ || pkey_err) && crate::watch::active() {
+        // SAFETY: the kernel's siginfo of this SIGSEGV.
+        let key = pkey_err.then(|| unsafe { crate::watch::pkey::si_pkey(info) });
         // SAFETY: `uc` is this signal's context.
-        if unsafe { crate::watch::on_trap(addr as usize, uc) } {
+        if unsafe { crate::watch::on_trap(addr as usize, key, uc) } {
             // SAFETY: restore errno for the interrupted code.
             unsafe { *libc::__errno_location() = errno };
             return;
@@ -240,6 +243,10 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     // SAFETY: `uc` is the context the kernel handed to this handler.
     unsafe { report::enter_handler(uc) };
     let action = contain(sig, code, addr, pc, uc);
+    // A user that just faulted resumes denying the key of the pages where its view differs
+    // from memory (`watch::pkey`).
+    // SAFETY: `uc` is this signal's context.
+    unsafe { crate::watch::pkey::settle_frame(uc) };
     report::leave_handler();
     match action {
         Some(Step::Return) => {}
@@ -499,6 +506,7 @@ extern "C" fn thread_end_trampoline() -> ! {
             if u != 0 {
                 let _e = thread::HvEntry::enter();
                 let _ = hv.user_end(u);
+                crate::watch::pkey::user_ended(hv);
                 t.user.set(0);
                 t.explicit.set(false);
                 t.rescue.set(0);

@@ -120,6 +120,129 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
     r
 }
 
+/// Decode the instruction at `code` (fetched at `cpu.rip()`) and emulate it, given that it
+/// trapped *loading* `fault_addr`: a faulted user's load of a page keyed for it
+/// (`super::pkey`). Its memory operand is read through [`Memory::read`], which gives that
+/// user's view (G4); only registers, flags and RIP change. Emulated: `mov`, `movzx`, `movsx`
+/// and `movsxd` into a general-purpose register; `add`, `adc`, `sub`, `sbb`, `and`, `or`,
+/// `xor` and `cmp` with a memory source; `cmp` and `test` with a memory first operand;
+/// `cmovcc`; `bt` with an immediate offset. Anything else is [`Outcome::Unsupported`] and
+/// changes nothing.
+pub fn emulate_load(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outcome {
+    use Mnemonic::*;
+    let code = &code[..code.len().min(MAX_INSN_LEN)];
+    let Ok(mut decoder) = Decoder::try_with_ip(64, code, cpu.rip(), DecoderOptions::NONE) else {
+        return Outcome::Unsupported(Mnemonic::INVALID);
+    };
+    let mut ins = Instruction::default();
+    decoder.decode_out(&mut ins);
+    if ins.is_invalid() || ins.len() == 0 {
+        return Outcome::Unsupported(Mnemonic::INVALID);
+    }
+    let m = ins.mnemonic();
+    let unsupported = Outcome::Unsupported(m);
+    let Some(mi) = (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory) else {
+        return unsupported;
+    };
+    if ins.op_count() != 2
+        || ins.has_lock_prefix()
+        || ins.segment_prefix() == Register::FS
+        || ins.segment_prefix() == Register::GS
+    {
+        return unsupported;
+    }
+    let size = ins.memory_size().size();
+    if !(1..=8).contains(&size) {
+        return unsupported;
+    }
+    let Some(ea) = ins.virtual_address(mi, 0, |r, _, _| reg_value(cpu, r)) else { return unsupported };
+    if fault_addr < ea || fault_addr >= ea.wrapping_add(size as u64) {
+        return unsupported;
+    }
+    // The other operand: a general-purpose register to write, or a register or immediate to
+    // combine with the memory value.
+    let other = 1 - mi;
+    let dest = (ins.op_kind(other) == OpKind::Register && ins.op_register(other).is_gpr())
+        .then(|| ins.op_register(other));
+    let flags = cpu.flags();
+    let Some(val) = read_n(mem, ea, size) else { return Outcome::Fault(ea) };
+    match (m, mi, dest) {
+        (Mov | Movzx, 1, Some(r)) => set_reg(cpu, r, val),
+        (Movsx | Movsxd, 1, Some(r)) => {
+            let shift = 64 - 8 * size as u32;
+            set_reg(cpu, r, (((val << shift) as i64) >> shift) as u64);
+        }
+        (Add | Adc | Sub | Sbb | And | Or | Xor | Cmp, 1, Some(r)) if r.size() == size => {
+            let Some(a) = reg_value(cpu, r) else { return unsupported };
+            let c = flags & CF;
+            let (res, f) = match m {
+                Add => add_flags(a, val, 0, size),
+                Adc => add_flags(a, val, c, size),
+                Sub | Cmp => sub_flags(a, val, 0, size),
+                Sbb => sub_flags(a, val, c, size),
+                And => (a & val, szp(a & val, size)),
+                Or => (a | val, szp(a | val, size)),
+                _ => (a ^ val, szp(a ^ val, size)),
+            };
+            if m != Cmp {
+                set_reg(cpu, r, res);
+            }
+            cpu.set_flags((flags & !ARITH) | f);
+        }
+        (Cmp, 0, _) => {
+            let Some(b) = operand(&ins, 1, cpu) else { return unsupported };
+            let (_, f) = sub_flags(val, b, 0, size);
+            cpu.set_flags((flags & !ARITH) | f);
+        }
+        (Test, _, _) => {
+            let Some(b) = operand(&ins, other, cpu) else { return unsupported };
+            cpu.set_flags((flags & !ARITH) | szp(val & b, size));
+        }
+        (_, 1, Some(r)) if ins.condition_code() != ConditionCode::None && m_is_cmov(m) => {
+            match condition(ins.condition_code(), flags) {
+                Some(true) => set_reg(cpu, r, val),
+                // A 32-bit cmov clears the upper half even when it does not move.
+                Some(false) => match reg_value(cpu, r) {
+                    Some(old) => set_reg(cpu, r, old),
+                    None => return unsupported,
+                },
+                None => return unsupported,
+            }
+        }
+        (Bt, 0, None) if ins.op_kind(1) != OpKind::Register => {
+            let Some(off) = operand(&ins, 1, cpu) else { return unsupported };
+            let bit = off % (size as u64 * 8);
+            cpu.set_flags((flags & !CF) | ((val >> bit) & 1));
+        }
+        _ => return unsupported,
+    }
+    cpu.set_rip(ins.next_ip());
+    Outcome::Done
+}
+
+fn m_is_cmov(m: Mnemonic) -> bool {
+    use Mnemonic::*;
+    matches!(
+        m,
+        Cmovo
+            | Cmovno
+            | Cmovb
+            | Cmovae
+            | Cmove
+            | Cmovne
+            | Cmovbe
+            | Cmova
+            | Cmovs
+            | Cmovns
+            | Cmovp
+            | Cmovnp
+            | Cmovl
+            | Cmovge
+            | Cmovle
+            | Cmovg
+    )
+}
+
 /// Register-to-memory vector moves: the bytes stored are the source register's, from `offset`.
 fn vector_store(m: Mnemonic) -> bool {
     vector_offset(m).is_some()
@@ -805,6 +928,104 @@ mod tests {
         f.mem[0x10] = 0x80;
         assert_eq!(run(&mut f, &[0xfe, 0x0b], 0x1010), Outcome::Done);
         assert_eq!((f.mem[0x10], f.flags & (CF | OF | AF)), (0x7f, CF | OF | AF));
+    }
+
+    fn run_load(f: &mut Fake, code: &[u8], fault: u64) -> Outcome {
+        let mut mem = [0u8; 0x1000];
+        mem.copy_from_slice(&f.mem);
+        let mut w = 0;
+        let r = emulate_load(code, fault, f, &mut Mem(&mut mem, &mut w, 0x2000));
+        assert_eq!((w, mem), (0, f.mem), "a load never writes memory");
+        r
+    }
+
+    #[test]
+    fn loads_into_registers_and_flags_of_every_form() {
+        let mut f = fake();
+        f.mem[0x10..0x18].copy_from_slice(&0x8081_8283_f4f5_f6f7u64.to_le_bytes());
+        f.gpr[3] = 0x1010; // rbx
+        let load = |f: &mut Fake, code: &[u8]| {
+            f.rip = 0x40_0000;
+            assert_eq!(run_load(f, code, 0x1010), Outcome::Done, "{code:x?}");
+            assert_eq!(f.rip, 0x40_0000 + code.len() as u64, "{code:x?}");
+        };
+        let rax = |f: &mut Fake, v: u64| {
+            f.gpr[0] = v;
+        };
+        // mov of each width: 64, 32 (zero-extends), 16 and 8 (merge), ah.
+        for (code, before, after) in [
+            (&[0x48, 0x8b, 0x03][..], 0, 0x8081_8283_f4f5_f6f7),
+            (&[0x8b, 0x03], u64::MAX, 0xf4f5_f6f7),
+            (&[0x66, 0x8b, 0x03], 0x1111_1111_1111_1111, 0x1111_1111_1111_f6f7),
+            (&[0x8a, 0x03], 0x1111_1111_1111_1111, 0x1111_1111_1111_11f7),
+            (&[0x8a, 0x23], 0x1111_1111_1111_1111, 0x1111_1111_1111_f711),
+            // movzx eax, byte; movsx rax, byte; movsxd rax, dword; movsx eax, word.
+            (&[0x0f, 0xb6, 0x03], u64::MAX, 0xf7),
+            (&[0x48, 0x0f, 0xbe, 0x03], 0, 0xffff_ffff_ffff_fff7),
+            (&[0x48, 0x63, 0x03], 0, 0xffff_ffff_f4f5_f6f7),
+            (&[0x0f, 0xbf, 0x03], u64::MAX, 0xffff_f6f7),
+        ] {
+            rax(&mut f, before);
+            load(&mut f, code);
+            assert_eq!(f.gpr[0], after, "{code:x?}");
+        }
+        // add eax, [rbx]: carry out of 32 bits, zero result, upper half cleared.
+        rax(&mut f, 0xffff_ffff_0b0a_0909);
+        load(&mut f, &[0x03, 0x03]);
+        assert_eq!((f.gpr[0], f.flags & (CF | ZF | SF)), (0, CF | ZF));
+        // cmp dword [rbx], 0: negative, not zero, no borrow; no register changes.
+        rax(&mut f, 5);
+        load(&mut f, &[0x83, 0x3b, 0x00]);
+        assert_eq!((f.gpr[0], f.flags & (CF | ZF | SF)), (5, SF));
+        // cmp rax, [rbx] with rax equal: ZF.
+        rax(&mut f, 0x8081_8283_f4f5_f6f7);
+        load(&mut f, &[0x48, 0x3b, 0x03]);
+        assert_eq!(f.flags & (CF | ZF), ZF);
+        // test byte [rbx], 8: 0xf7 & 8 = 0.
+        load(&mut f, &[0xf6, 0x03, 0x08]);
+        assert_eq!(f.flags & (ZF | CF | OF), ZF);
+        // cmove rcx, [rbx] taken (ZF set); cmovne ecx, [rbx] not taken still clears the upper half.
+        f.gpr[1] = 1;
+        load(&mut f, &[0x48, 0x0f, 0x44, 0x0b]);
+        assert_eq!(f.gpr[1], 0x8081_8283_f4f5_f6f7);
+        load(&mut f, &[0x0f, 0x45, 0x0b]);
+        assert_eq!(f.gpr[1], 0xf4f5_f6f7);
+        // bt dword [rbx], 3: bit 3 of 0xf7 is 0; bit 0 is 1.
+        load(&mut f, &[0x0f, 0xba, 0x23, 0x03]);
+        assert_eq!(f.flags & CF, 0);
+        load(&mut f, &[0x0f, 0xba, 0x23, 0x00]);
+        assert_eq!(f.flags & CF, CF);
+        // sub rdx, [rbx] then sbb, and, or, xor through r8 (REX.R).
+        f.gpr[8] = 0;
+        load(&mut f, &[0x4c, 0x2b, 0x03]);
+        assert_eq!((f.gpr[8], f.flags & CF), (0u64.wrapping_sub(0x8081_8283_f4f5_f6f7), CF));
+        load(&mut f, &[0x4c, 0x33, 0x03]);
+        assert_eq!(f.gpr[8], 0u64.wrapping_sub(0x8081_8283_f4f5_f6f7) ^ 0x8081_8283_f4f5_f6f7);
+    }
+
+    #[test]
+    fn loads_that_are_not_emulated_change_nothing() {
+        let mut f = fake();
+        f.gpr[3] = 0x1010;
+        f.gpr[0] = 42;
+        let before = (f.gpr, f.rip, f.flags);
+        for code in [
+            &[0xf3, 0x0f, 0x6f, 0x03][..], // movdqu xmm0, [rbx]: vector registers are not written
+            &[0xff, 0x33],                 // push qword [rbx]
+            &[0x89, 0x03],                 // mov [rbx], eax: a store
+            &[0xf0, 0x0f, 0xc1, 0x03],     // lock xadd: a store
+            &[0x64, 0x8b, 0x03],           // mov eax, fs:[rbx]
+            &[0x0f, 0xa3, 0x03],           // bt [rbx], eax: the bit may lie far from rbx
+        ] {
+            assert!(matches!(run_load(&mut f, code, 0x1010), Outcome::Unsupported(_)), "{code:x?}");
+            assert_eq!((f.gpr, f.rip, f.flags), before, "{code:x?}");
+        }
+        // The trap was not this instruction's load.
+        assert!(matches!(run_load(&mut f, &[0x8b, 0x03], 0x1800), Outcome::Unsupported(_)));
+        // Its load fails outside memory: the address is reported, nothing changes.
+        f.gpr[3] = 0x1ffe;
+        assert_eq!(run_load(&mut f, &[0x8b, 0x03], 0x1ffe), Outcome::Fault(0x1ffe));
+        assert_eq!(f.gpr[0], 42);
     }
 
     #[test]

@@ -30,6 +30,7 @@
 pub mod emulate;
 pub mod hw;
 pub mod patch;
+pub mod pkey;
 pub mod resolve;
 
 use crate::fault::context;
@@ -112,6 +113,8 @@ struct Page {
     /// which the watch itself does not show: a store to a page the program made read-only is
     /// the program's own fault, never emulated, and pages given back keep it.
     prot: AtomicU64,
+    /// It carries the protection key that a faulted user's thread denies ([`pkey`]).
+    keyed: core::sync::atomic::AtomicBool,
 }
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_PAGE: Page = Page {
@@ -120,6 +123,7 @@ const NO_PAGE: Page = Page {
     window: AtomicU64::new(0),
     warned: AtomicU64::new(0),
     prot: AtomicU64::new(RW as u64),
+    keyed: core::sync::atomic::AtomicBool::new(false),
 };
 const RW: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
 static PAGES: [Page; MAX_PAGES] = [NO_PAGE; MAX_PAGES];
@@ -129,11 +133,17 @@ pub struct Counters {
     pub stores_emulated: AtomicU64,
     pub restorations: AtomicU64,
     pub unsupported: AtomicU64,
+    /// A faulted user's loads of keyed pages emulated from its view ([`pkey`]), and those that
+    /// could not be (its thread then reads memory until its end point).
+    pub loads_emulated: AtomicU64,
+    pub loads_unsupported: AtomicU64,
 }
 pub static COUNTERS: Counters = Counters {
     stores_emulated: AtomicU64::new(0),
     restorations: AtomicU64::new(0),
     unsupported: AtomicU64::new(0),
+    loads_emulated: AtomicU64::new(0),
+    loads_unsupported: AtomicU64::new(0),
 };
 
 /// Whether any range is watched (one load; the fault-entry path checks it first).
@@ -321,6 +331,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), Unarmed> {
             pg.window.store(0, Ordering::Relaxed);
             pg.warned.store(0, Ordering::Relaxed);
             pg.prot.store(RW as u64, Ordering::Relaxed);
+            pg.keyed.store(false, Ordering::Relaxed);
         }
         // Published without an alias first: a store that traps now waits on the lock.
         let r = &REGIONS[i];
@@ -944,6 +955,8 @@ pub fn after_fork_child() {
         } else if r.hw.load(Ordering::Relaxed) {
             // SAFETY: the region's pages, writable as in the parent (hardware-watched).
             unsafe { sys_mprotect(s as *mut libc::c_void, e - s, libc::PROT_READ | libc::PROT_WRITE) };
+        } else {
+            pkey::after_fork_child(i, s, e);
         }
     }
     drop_snapshots(n);
@@ -1020,30 +1033,47 @@ pub fn fencing<R>(hv: &Hv, u: u64, f: impl FnOnce() -> R) -> R {
     let n = COUNT.load(Ordering::Acquire);
     let out = f();
     let rewritten = hw::polluted(hv);
-    for r in &REGIONS[..n] {
+    for (i, r) in REGIONS[..n].iter().enumerate() {
         let (s, e, a) = {
             let (s, e) = r.bounds();
             (s, e, r.alias.load(Ordering::Relaxed))
         };
         if a != 0 && hv.polluted(a, e - s) {
+            // Where the faulted user's view now differs from memory: its loads there trap.
+            if !r.hw.load(Ordering::Relaxed) {
+                pkey::key_polluted(hv, i, s, e, a);
+            }
             hv.restore_range(a, e - s);
             COUNTERS.restorations.fetch_add(1, Ordering::Relaxed);
         }
     }
     hw::restored(hv, &rewritten);
+    pkey::deny_here();
     out
 }
 
 // ---------------------------------------------------------------------------------------------
 // The trap.
 
-/// Handle a SIGSEGV at `addr` if it is a watched page's:
-/// emulate a store. `true`: handled, resume the interrupted context. `false`: not ours, or an
-/// instruction that cannot be emulated (reported), to be contained as the user's fault.
+/// Handle a SIGSEGV at `addr` if it is a watched page's: emulate a store, or a faulted user's
+/// load of a keyed page (`key`: the `si_pkey` of a `SEGV_PKUERR`, see [`pkey`]). `true`:
+/// handled, resume the interrupted context. `false`: not ours, or a store that cannot be
+/// emulated (reported), to be contained as the user's fault.
 ///
 /// # Safety
 /// `uc` is the context of the SIGSEGV being handled on this thread.
-pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
+pub unsafe fn on_trap(addr: usize, key: Option<u32>, uc: *mut libc::ucontext_t) -> bool {
+    if let Some(k) = key {
+        if !pkey::is_ours(k) {
+            return false; // the program's own protection key
+        }
+        if !pkey::denied_here() || region_of(addr).is_none() {
+            // A thread that runs no faulted user: created before the key, or a signal
+            // handler (every key but 0 denied). Or a keyed page no longer watched.
+            // SAFETY: the context of this signal (contract).
+            return unsafe { pkey::allow_in(uc) };
+        }
+    }
     if region_of(addr).is_none() {
         // SAFETY: the context of this signal (contract).
         let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as u64 };
@@ -1056,15 +1086,19 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
     let Some((i, s, _, a)) = region_of(addr).filter(|r| r.3 != 0) else { return true };
     let page = addr & !(PAGE - 1);
     let pg = page_of(i, s, page);
-    if count_trap(pg, page) {
-        flag_for_promotion(i, pg);
-    }
     // SAFETY: the context of this signal (contract).
     let (err, pc) = unsafe {
         let g = &(*uc).uc_mcontext.gregs;
         (g[libc::REG_ERR as usize] as u64, g[libc::REG_RIP as usize] as u64)
     };
     let _e = thread::HvEntry::enter();
+    if key.is_some() && err & 2 == 0 {
+        // SAFETY: the context of this signal (contract).
+        return unsafe { faulted_load(hv, addr, pc, uc) };
+    }
+    if count_trap(pg, page) {
+        flag_for_promotion(i, pg);
+    }
     if patch::covers(pc as usize) {
         // Trapped on the old bytes of an instruction patched meanwhile: run the new ones.
         return true;
@@ -1094,6 +1128,40 @@ pub unsafe fn on_trap(addr: usize, uc: *mut libc::ucontext_t) -> bool {
             false
         }
         emulate::Outcome::Fault(_) => false,
+    }
+}
+
+/// A faulted user's load at `addr` (instruction `pc`) of a keyed page (the watch lock held):
+/// emulated from its view. One that cannot be is reported, and the thread allows the key
+/// until its user's end point (its loads then read memory). Always `true`: retry or resume.
+///
+/// # Safety
+/// `uc` is the context of the SIGSEGV being handled on this thread.
+unsafe fn faulted_load(hv: &Hv, addr: usize, pc: u64, uc: *mut libc::ucontext_t) -> bool {
+    let mut code = [0u8; 16];
+    // SAFETY: the CPU just fetched the instruction at pc.
+    let n = unsafe { crate::fault::readable_code(pc as usize, &mut code) };
+    let mut cpu = UcCpu(uc);
+    let mut mem = WatchedMemory { hv, user: storing_user(hv) };
+    match emulate::emulate_load(&code[..n], addr as u64, &mut cpu, &mut mem) {
+        emulate::Outcome::Done | emulate::Outcome::Partial => {
+            COUNTERS.loads_emulated.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        emulate::Outcome::Unsupported(m) => {
+            COUNTERS.loads_unsupported.fetch_add(1, Ordering::Relaxed);
+            report_unsupported_load(m, pc, addr);
+            thread::with(|t| t.pkey_denied.set(false));
+            // SAFETY: the context of this signal (contract).
+            unsafe { pkey::allow_in(uc) }
+        }
+        // A part of the load outside the watched pages failed: retried with the key allowed,
+        // the program's own fault is then raised by the instruction itself.
+        emulate::Outcome::Fault(_) => {
+            thread::with(|t| t.pkey_denied.set(false));
+            // SAFETY: the context of this signal (contract).
+            unsafe { pkey::allow_in(uc) }
+        }
     }
 }
 
@@ -1169,6 +1237,20 @@ fn count_trap(pg: &Page, page: usize) -> bool {
 }
 
 fn report_unsupported(m: iced_x86::Mnemonic, pc: u64, addr: usize) {
+    report_cannot(m, pc, addr, " storing to watched ", ": the store is not performed; a fault of its user\n");
+}
+
+fn report_unsupported_load(m: iced_x86::Mnemonic, pc: u64, addr: usize) {
+    report_cannot(
+        m,
+        pc,
+        addr,
+        " loading watched ",
+        " for a faulted user: its loads read memory (what normal users see) until its end point\n",
+    );
+}
+
+fn report_cannot(m: iced_x86::Mnemonic, pc: u64, addr: usize, what: &str, then: &str) {
     struct Buf([u8; 48], usize);
     impl core::fmt::Write for Buf {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
@@ -1183,7 +1265,7 @@ fn report_unsupported(m: iced_x86::Mnemonic, pc: u64, addr: usize) {
     let _ = core::fmt::write(&mut name, format_args!("{m:?}"));
     let mut l = crate::fault::report::Line::prefixed();
     l.s("watch: cannot emulate ").bytes(&name.0[..name.1]).s(" at pc ").hex(pc);
-    l.s(" storing to watched ").hex(addr as u64).s(": the store is not performed; a fault of its user\n");
+    l.s(what).hex(addr as u64).s(then);
     l.write_stderr();
 }
 
@@ -1288,6 +1370,8 @@ impl emulate::Memory for WatchedMemory<'_> {
         }) && Self::parts(addr as usize, bytes.len(), &mut |off, n, alias| match alias {
             Some(a) => {
                 let ok = hv.store(u, a, &bytes[off..off + n]).is_ok();
+                // A faulted user's store goes to its shadow: its loads of the page must trap.
+                pkey::stored(addr as usize + off, n);
                 // A hardware-watched range written through its alias: no trap saw it.
                 hw::wrote(a, n);
                 ok

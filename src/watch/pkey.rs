@@ -1,0 +1,265 @@
+//! A faulted user's own loads of watched ranges (G4), by memory protection keys.
+//!
+//! Read-only pages catch every store, but not loads: a faulted user F would read memory, which
+//! holds the G3 view once F's pollution is restored at its fault ([`super::fencing`]), not
+//! F's view (its shadow, else its own earlier stores, DESIGN §2 G4). So the pages where F's
+//! view may differ from memory get one protection key, `KEY`, and F's thread alone denies it
+//! in its PKRU register:
+//!
+//! * **Keyed pages.** At a fault entry, every watched page holding a polluted granule (before
+//!   it is restored); afterwards, every page a thread that denies the key stores to (its
+//!   stores go to its shadow). Keys come off every page when no user is faulted any more.
+//! * **F's thread** denies the key from its fault entry (in the signal frame: a `wrpkru` in a
+//!   handler is undone by `sigreturn`) to its end point. Its loads of keyed pages trap
+//!   (SIGSEGV, `SEGV_PKUERR`) and are emulated from the hv's view for F
+//!   ([`super::emulate::emulate_load`]); its stores trap as before. An instruction that cannot
+//!   be emulated is reported by mnemonic, and F's thread then allows the key until its end
+//!   point: its loads read memory (the G3 view), never a wrong register.
+//! * **Every other thread** allows the key and loads at full speed. Threads that existed before
+//!   the key was allocated, and every signal handler (the kernel runs handlers with every key
+//!   but 0 denied), trap once: the trap allows the key in their frame and retries.
+//!
+//! Limits: the kernel refuses F's own system calls on keyed pages (EFAULT), e.g. a
+//! `read(2)` into one or a futex wait on a lock word there; a signal handler's system call on
+//! a keyed page fails the same way; hardware-watched ranges (`watch=hw`) are not keyed.
+//! Without protection keys (CPU, kernel, or all 15 keys taken) F's loads read memory, and
+//! libvmsrs says so once at start-up.
+
+use super::{lock, page_of, region_of, Page, COUNT, PAGE, REGIONS};
+use crate::thread;
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use vmsrs_hv::Hv;
+
+/// `si_code` of a SIGSEGV from a protection-key check.
+pub const SEGV_PKUERR: i32 = 4;
+
+/// The key (1..16); -1 before [`init`], -2 when none could be allocated.
+static KEY: AtomicI32 = AtomicI32::new(-1);
+/// Pages keyed now (an upper bound: a keyed page given back to the program keeps counting
+/// until the next [`unkey_all`]).
+static KEYED: AtomicUsize = AtomicUsize::new(0);
+
+fn key() -> Option<u32> {
+    match KEY.load(Ordering::Relaxed) {
+        k @ 1..=15 => Some(k as u32),
+        _ => None,
+    }
+}
+
+/// The PKRU bits that deny access to the key (access-disable and write-disable).
+fn deny_bits(k: u32) -> u32 {
+    3 << (2 * k)
+}
+
+/// Allocate the key, once, in normal context, before the first range is armed (the threads
+/// that exist now deny it until their first trap on a keyed page: see the module comment).
+pub fn init() {
+    if KEY.load(Ordering::Relaxed) != -1 {
+        return;
+    }
+    // SAFETY: pkey_alloc(flags 0, access rights 0) takes no pointers; it fails with ENOSYS,
+    // EINVAL (no protection keys) or ENOSPC.
+    let k = unsafe { libc::syscall(libc::SYS_pkey_alloc, 0, 0) };
+    if (1..=15).contains(&k) {
+        KEY.store(k as i32, Ordering::Relaxed);
+        return;
+    }
+    let err = std::io::Error::last_os_error();
+    KEY.store(-2, Ordering::Relaxed);
+    super::warn(&format!(
+        "no memory protection key for the watched ranges ({err}): a faulted user's loads of them \
+         read memory, the values normal users see, not its own stores (DESIGN G4 holds for its \
+         stores only)"
+    ));
+}
+
+fn rdpkru() -> u32 {
+    let v: u32;
+    // SAFETY: only called with a key allocated, so the CPU and kernel support protection
+    // keys (CR4.PKE); rdpkru with ecx = 0 reads PKRU into eax and clears edx.
+    unsafe {
+        core::arch::asm!("rdpkru", in("ecx") 0u32, out("eax") v, out("edx") _, options(nomem, nostack))
+    };
+    v
+}
+
+fn wrpkru(v: u32) {
+    // SAFETY: as for rdpkru; wrpkru with ecx = edx = 0 writes eax into PKRU, changing only
+    // which keyed pages this thread may access.
+    unsafe { core::arch::asm!("wrpkru", in("eax") v, in("ecx") 0u32, in("edx") 0u32, options(nostack)) };
+}
+
+/// Does this thread deny the key (it runs a faulted user)?
+pub fn denied_here() -> bool {
+    thread::with(|t| t.pkey_denied.get())
+}
+
+/// A new thread inherits its creator's PKRU, which denies the key when the creator runs a
+/// faulted user (or is a handler): allow it.
+pub fn thread_started() {
+    if let Some(k) = key() {
+        wrpkru(rdpkru() & !deny_bits(k));
+    }
+}
+
+/// This thread's user just faulted (its fault entry, under the watch lock): deny the key
+/// from now on. In a signal handler the denial must also go into the frame ([`settle_frame`]).
+pub(super) fn deny_here() {
+    if let Some(k) = key() {
+        wrpkru(rdpkru() | deny_bits(k));
+        thread::with(|t| t.pkey_denied.set(true));
+    }
+}
+
+/// Make the interrupted context of this handler resume with this thread's key rights (denied
+/// while it runs a faulted user). A frame without a PKRU slot cannot: the thread then allows
+/// the key, and its loads read memory.
+///
+/// # Safety
+/// `uc` is the context of the signal being handled on this thread.
+pub unsafe fn settle_frame(uc: *mut libc::ucontext_t) {
+    let Some(k) = key() else { return };
+    if !denied_here() {
+        return;
+    }
+    // SAFETY: the context of this signal (contract).
+    let ok = unsafe { crate::fault::context::read_pkru(uc) }
+        // SAFETY: as above.
+        .is_some_and(|v| unsafe { crate::fault::context::write_pkru(uc, v | deny_bits(k)) });
+    if !ok {
+        thread::with(|t| t.pkey_denied.set(false));
+    }
+}
+
+/// Let the interrupted context access the key's pages; `true`: retry the instruction.
+///
+/// # Safety
+/// As for [`settle_frame`].
+pub(super) unsafe fn allow_in(uc: *mut libc::ucontext_t) -> bool {
+    let Some(k) = key() else { return false };
+    // SAFETY: the context of this signal (contract).
+    match unsafe { crate::fault::context::read_pkru(uc) } {
+        // SAFETY: as above.
+        Some(v) => unsafe { crate::fault::context::write_pkru(uc, v & !deny_bits(k)) },
+        None => false,
+    }
+}
+
+/// Is `k` (a `SEGV_PKUERR`'s key) libvmsrs's? Other keys are the program's own.
+pub fn is_ours(k: u32) -> bool {
+    key() == Some(k)
+}
+
+/// The key of a `SEGV_PKUERR` siginfo (`si_pkey`, after `si_addr` and `si_addr_lsb`).
+///
+/// # Safety
+/// `info` is the kernel's siginfo of a SIGSEGV being handled.
+pub unsafe fn si_pkey(info: *const libc::siginfo_t) -> u32 {
+    // SAFETY: `_sigfault` on x86-64: si_addr at 16, si_addr_lsb at 24, the union holding
+    // si_pkey at 32, inside the 128-byte siginfo.
+    unsafe { core::ptr::read_unaligned(info.cast::<u8>().add(32).cast::<u32>()) }
+}
+
+/// The protection the kernel gives a watched page now (read-only while the program may write
+/// it, as the program left it otherwise).
+fn watched_prot(pg: &Page) -> libc::c_int {
+    let p = pg.prot.load(Ordering::Relaxed) as libc::c_int;
+    if p & libc::PROT_WRITE != 0 {
+        (p & !libc::PROT_WRITE) | libc::PROT_READ
+    } else {
+        p
+    }
+}
+
+fn set_key(page: usize, pg: &Page, k: u32) -> bool {
+    // SAFETY: a watched page of ours (the caller holds the watch lock, so it stays watched);
+    // pkey_mprotect changes only its key, with the protection it has.
+    unsafe { libc::syscall(libc::SYS_pkey_mprotect, page, PAGE, watched_prot(pg), k as libc::c_long) == 0 }
+}
+
+/// Key watched page `page` (the watch lock held), unless it is already.
+pub(super) fn key_page(page: usize, pg: &Page) {
+    let Some(k) = key() else { return };
+    if !pg.keyed.load(Ordering::Relaxed) && set_key(page, pg, k) {
+        pg.keyed.store(true, Ordering::Relaxed);
+        KEYED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A thread that denies the key stored `addr..addr+len` (its shadow took the watched bytes;
+/// the watch lock held): key the watched pages holding them, so that its loads there trap.
+pub(super) fn stored(addr: usize, len: usize) {
+    if key().is_none() || len == 0 || !denied_here() {
+        return;
+    }
+    let mut p = addr & !(PAGE - 1);
+    while p < addr + len {
+        if let Some((i, s, _, a)) = region_of(p) {
+            if a != 0 && !REGIONS[i].hw.load(Ordering::Relaxed) {
+                key_page(p, page_of(i, s, p));
+            }
+        }
+        p += PAGE;
+    }
+}
+
+/// Key every page of region `i` (`s..e`, alias `a`) holding a polluted granule (the watch lock
+/// held, before the restoration of a fault entry).
+pub(super) fn key_polluted(hv: &Hv, i: usize, s: usize, e: usize, a: usize) {
+    if key().is_none() {
+        return;
+    }
+    for p in (s..e).step_by(PAGE) {
+        if hv.polluted(a + (p - s), PAGE) {
+            key_page(p, page_of(i, s, p));
+        }
+    }
+}
+
+/// Take the key off every page (the watch lock held).
+fn unkey_all() {
+    let n = COUNT.load(Ordering::Acquire);
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e) = r.bounds();
+        if r.alias.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        for p in (s..e).step_by(PAGE) {
+            let pg = page_of(i, s, p);
+            if pg.keyed.load(Ordering::Relaxed) {
+                set_key(p, pg, 0);
+                pg.keyed.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+    KEYED.store(0, Ordering::Relaxed);
+}
+
+/// In a fork child, whose watched pages were mapped again (a new mapping has key 0): key the
+/// pages that were keyed (the watch lock held).
+pub(super) fn after_fork_child(i: usize, s: usize, e: usize) {
+    let Some(k) = key() else { return };
+    for p in (s..e).step_by(PAGE) {
+        let pg = page_of(i, s, p);
+        if pg.keyed.load(Ordering::Relaxed) {
+            set_key(p, pg, k);
+        }
+    }
+}
+
+/// This thread's user ended (normal context): allow the key again, and take it off every page
+/// when no user is faulted any more.
+pub fn user_ended(hv: &Hv) {
+    let Some(k) = key() else { return };
+    if thread::with(|t| t.pkey_denied.replace(false)) {
+        wrpkru(rdpkru() & !deny_bits(k));
+    }
+    if KEYED.load(Ordering::Relaxed) != 0 && hv.faulted_now() == 0 {
+        let _quiet = super::BlockAsync::new();
+        let _g = lock();
+        // Checked again under the lock: a fault entry keys pages under it.
+        if hv.faulted_now() == 0 {
+            unkey_all();
+        }
+    }
+}
