@@ -14,9 +14,9 @@
  *      page: it works) and a signal handler on the main thread loads table[0] (handlers run
  *      with every key denied: one trap allows it) : both see 1;
  *   4. a thread the faulted user creates loads table[0]: 1 (it does not inherit the denial);
- *   5. it copies table[0..8] with memcpy (glibc's vector loads, which libvmsrs cannot
- *      emulate: reported, and from then on its loads read memory): it gets what memory holds,
- *      and goes on;
+ *   5. its vector load (movdqu) of table[0..2] gets 7 and 9; a load libvmsrs does not
+ *      emulate (por with a memory operand) is reported, gets what memory holds (1), and from
+ *      then on the user's loads read memory;
  *   6. while it is faulted, the watched page carries a protection key (/proc/self/smaps).
  *
  * After it returns (its end point), its thread loads table[0] and table[1]: 1 and 2 (G7); a
@@ -26,6 +26,7 @@
  * Prints "faulted_loads: OK" and exits 0; any wrong value is named and exits 1.
  */
 #define _GNU_SOURCE
+#include <emmintrin.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -99,9 +100,19 @@ __attribute__((noinline)) long session(int which) {
     pthread_create(&t, NULL, child, NULL);
     pthread_join(t, &r);
     check("4. a thread the faulted user created loads", (long)(intptr_t)r, 1);
-    long copy[8];
-    memcpy(copy, (const void *)table, sizeof copy);
-    check("5. the faulted user's memcpy (not emulated: memory)", copy[0], 1);
+    /* A vector load (emulated) of table[0..2]: its own store and its shadow. */
+    long pair[2];
+    __m128i v;
+    __asm__ volatile("movdqu %1, %0" : "=x"(v) : "m"(*(const __m128i *)table));
+    memcpy(pair, &v, sizeof pair);
+    check("5. the faulted user's movdqu: table[0]", pair[0], 7);
+    check("5. the faulted user's movdqu: table[1]", pair[1], 9);
+    /* An instruction libvmsrs does not emulate for loads (por with a memory source): reported,
+       and from here on this user's loads read memory. */
+    __m128i z = _mm_setzero_si128();
+    __asm__ volatile("por %1, %0" : "+x"(z) : "m"(*(const __m128i *)table));
+    check("5. the faulted user's por (not emulated: memory)", _mm_cvtsi128_si64(z), 1);
+    check("5. then its loads read memory", table[0], 1);
     check("6. the page is keyed while the user is faulted", table_key() > 0, 1);
     return 0;
 }

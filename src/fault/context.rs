@@ -158,6 +158,42 @@ pub unsafe fn read_opmask(uc: *const libc::ucontext_t, n: usize) -> Option<u64> 
     })
 }
 
+/// Load `bytes` (at most 32) into vector register `num` (0..16) of the interrupted context
+/// from its byte 0, then zero its bytes `bytes.len()..zero_to` (16 for a legacy SSE load,
+/// which keeps the upper ymm half; 64 for a VEX one, which clears the rest of the zmm).
+/// `false` (nothing changed) when the frame cannot hold it. Async-signal-safe.
+///
+/// # Safety
+/// As for [`apply`].
+pub unsafe fn write_vector(uc: *mut libc::ucontext_t, num: usize, bytes: &[u8], zero_to: usize) -> bool {
+    // SAFETY: per the contract `fpregs` is null or the frame's FPU area.
+    let Some(fp) = (unsafe { FpArea::new((*uc).uc_mcontext.fpregs.cast::<u8>()) }) else { return false };
+    let n = bytes.len();
+    if num >= 16 || n > 32 || zero_to > 64 || !fp.legacy_live(SSE) {
+        return false;
+    }
+    let upper = if n > 16 {
+        let Some(base) = fp.slot(YMM_HI128) else { return false };
+        if fp.xstate_bv() & (1 << YMM_HI128) == 0 {
+            // The component in its initial configuration: every upper half is zero.
+            // SAFETY: the 256-byte component lies inside the frame (checked by `slot`).
+            unsafe { zero(base, COMP_SIZE[YMM_HI128] as usize) };
+            fp.set_xstate_bv(fp.xstate_bv() | (1 << YMM_HI128));
+        }
+        Some(base)
+    } else {
+        None
+    };
+    // SAFETY: xmm`num` is 16 bytes at 160 + 16 * num in the legacy area.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), fp.fx.add(FX_XMM0 + num * 16), n.min(16)) };
+    if let Some(base) = upper {
+        // SAFETY: 16 bytes per register in the 256-byte YMM_Hi128 component.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr().add(16), base.add(num * 16), n - 16) };
+    }
+    fp.zero_vec(num as u8, n as u8, zero_to as u8);
+    true
+}
+
 /// The protection-key rights register (PKRU) of the interrupted context: the value
 /// `sigreturn` gives the thread back. `None` when the frame has no PKRU slot (no XSAVE area, or
 /// a CPU without protection keys). Async-signal-safe.

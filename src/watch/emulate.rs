@@ -56,6 +56,9 @@ pub trait Cpu {
     fn vector(&self, n: usize, out: &mut [u8; 64]) -> bool;
     /// Opmask register k`n` (0..8).
     fn opmask(&self, n: usize) -> Option<u64>;
+    /// Load `bytes` (at most 32) into vector register `n` (0..16) from its byte 0 and zero its
+    /// bytes `bytes.len()..zero_to`; `false` when unavailable (nothing changed).
+    fn set_vector(&mut self, n: usize, bytes: &[u8], zero_to: usize) -> bool;
 }
 
 /// What became of the instruction.
@@ -126,8 +129,9 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
 /// user's view (G4); only registers, flags and RIP change. Emulated: `mov`, `movzx`, `movsx`
 /// and `movsxd` into a general-purpose register; `add`, `adc`, `sub`, `sbb`, `and`, `or`,
 /// `xor` and `cmp` with a memory source; `cmp` and `test` with a memory first operand;
-/// `cmovcc`; `bt` with an immediate offset. Anything else is [`Outcome::Unsupported`] and
-/// changes nothing.
+/// `cmovcc`; `bt` with an immediate offset; the SSE and VEX whole-register vector loads of up
+/// to 32 bytes (`movdqu`, `movaps`, `movq`, `movss`, `vmovdqu`, `vlddqu`, ...). Anything else
+/// is [`Outcome::Unsupported`] and changes nothing.
 pub fn emulate_load(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outcome {
     use Mnemonic::*;
     let code = &code[..code.len().min(MAX_INSN_LEN)];
@@ -152,11 +156,22 @@ pub fn emulate_load(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut d
         return unsupported;
     }
     let size = ins.memory_size().size();
-    if !(1..=8).contains(&size) {
+    let Some(ea) = ins.virtual_address(mi, 0, |r, _, _| reg_value(cpu, r)) else { return unsupported };
+    if size == 0 || fault_addr < ea || fault_addr >= ea.wrapping_add(size as u64) {
         return unsupported;
     }
-    let Some(ea) = ins.virtual_address(mi, 0, |r, _, _| reg_value(cpu, r)) else { return unsupported };
-    if fault_addr < ea || fault_addr >= ea.wrapping_add(size as u64) {
+    if let Some(zero_to) = vector_load(&ins, m, size) {
+        let mut b = [0u8; 32];
+        if !mem.read(ea, &mut b[..size]) {
+            return Outcome::Fault(ea);
+        }
+        if !cpu.set_vector(ins.op_register(0).number(), &b[..size], zero_to) {
+            return unsupported;
+        }
+        cpu.set_rip(ins.next_ip());
+        return Outcome::Done;
+    }
+    if size > 8 {
         return unsupported;
     }
     // The other operand: a general-purpose register to write, or a register or immediate to
@@ -218,6 +233,34 @@ pub fn emulate_load(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut d
     }
     cpu.set_rip(ins.next_ip());
     Outcome::Done
+}
+
+/// A whole-register load of vector register xmm/ymm 0..15 from memory, as a load emulates it:
+/// how far the register is written or zeroed (16: a legacy SSE load, which keeps the upper
+/// half of the ymm; 64: a VEX one, which clears the rest of the zmm). `None`: not one (EVEX
+/// forms, masked or merging loads such as `movlps`, and every other instruction).
+fn vector_load(ins: &Instruction, m: Mnemonic, size: usize) -> Option<usize> {
+    use Mnemonic::*;
+    let r = ins.op_register(0);
+    if ins.op_kind(0) != OpKind::Register || ins.op_kind(1) != OpKind::Memory || r.number() >= 16 {
+        return None;
+    }
+    let legacy = matches!(
+        m,
+        Movups | Movaps | Movupd | Movapd | Movdqu | Movdqa | Lddqu | Movq | Movd | Movss | Movsd
+    );
+    let vex = matches!(
+        m,
+        Vmovups | Vmovaps | Vmovupd | Vmovapd | Vmovdqu | Vmovdqa | Vlddqu | Vmovq | Vmovd | Vmovss | Vmovsd
+    );
+    if legacy && r.is_xmm() && ins.encoding() == iced_x86::EncodingKind::Legacy && size <= 16 {
+        Some(16)
+    } else if vex && (r.is_xmm() || r.is_ymm()) && ins.encoding() == iced_x86::EncodingKind::VEX && size <= 32
+    {
+        Some(64)
+    } else {
+        None
+    }
 }
 
 fn m_is_cmov(m: Mnemonic) -> bool {
@@ -839,6 +882,16 @@ mod tests {
         fn opmask(&self, n: usize) -> Option<u64> {
             self.k.get(n).copied()
         }
+        fn set_vector(&mut self, n: usize, bytes: &[u8], zero_to: usize) -> bool {
+            let mut z = [0u8; 64];
+            z[..32].copy_from_slice(&self.ymm[n]);
+            z[32..].copy_from_slice(&self.zmm_hi[n][32..]);
+            z[..bytes.len()].copy_from_slice(bytes);
+            z[bytes.len()..zero_to.max(bytes.len())].fill(0);
+            self.ymm[n].copy_from_slice(&z[..32]);
+            self.zmm_hi[n][32..].copy_from_slice(&z[32..]);
+            true
+        }
     }
 
     /// Memory at 0x1000..0x2000, watched up to the third field.
@@ -1004,18 +1057,47 @@ mod tests {
     }
 
     #[test]
+    fn vector_loads_write_their_register_and_clear_what_their_encoding_clears() {
+        let mut f = fake();
+        f.gpr[3] = 0x1010;
+        for i in 0..32 {
+            f.mem[0x10 + i] = 0xa0 + i as u8;
+        }
+        let want: Vec<u8> = (0..32).map(|i| 0xa0 + i as u8).collect();
+        f.ymm = [[0xee; 32]; 16];
+        // movdqu xmm1, [rbx]: 16 bytes; the upper ymm half is kept (legacy SSE).
+        assert_eq!(run_load(&mut f, &[0xf3, 0x0f, 0x6f, 0x0b], 0x1010), Outcome::Done);
+        assert_eq!((&f.ymm[1][..16], &f.ymm[1][16..]), (&want[..16], &[0xee; 16][..]));
+        // movq xmm4, [rbx]: 8 bytes, the rest of the xmm zeroed, the upper half kept.
+        assert_eq!(run_load(&mut f, &[0xf3, 0x0f, 0x7e, 0x23], 0x1010), Outcome::Done);
+        assert_eq!(
+            (&f.ymm[4][..8], &f.ymm[4][8..16], &f.ymm[4][16..]),
+            (&want[..8], &[0; 8][..], &[0xee; 16][..])
+        );
+        // vmovdqu ymm2, [rbx]: 32 bytes.
+        assert_eq!(run_load(&mut f, &[0xc5, 0xfe, 0x6f, 0x13], 0x1010), Outcome::Done);
+        assert_eq!(&f.ymm[2][..], &want[..]);
+        // vmovq xmm3, [rbx]: 8 bytes, everything above zeroed (VEX).
+        assert_eq!(run_load(&mut f, &[0xc5, 0xfa, 0x7e, 0x1b], 0x1010), Outcome::Done);
+        assert_eq!((&f.ymm[3][..8], &f.ymm[3][8..]), (&want[..8], &[0; 24][..]));
+        assert_eq!(f.rip, 0x40_0010);
+    }
+
+    #[test]
     fn loads_that_are_not_emulated_change_nothing() {
         let mut f = fake();
         f.gpr[3] = 0x1010;
         f.gpr[0] = 42;
         let before = (f.gpr, f.rip, f.flags);
         for code in [
-            &[0xf3, 0x0f, 0x6f, 0x03][..], // movdqu xmm0, [rbx]: vector registers are not written
-            &[0xff, 0x33],                 // push qword [rbx]
-            &[0x89, 0x03],                 // mov [rbx], eax: a store
-            &[0xf0, 0x0f, 0xc1, 0x03],     // lock xadd: a store
-            &[0x64, 0x8b, 0x03],           // mov eax, fs:[rbx]
-            &[0x0f, 0xa3, 0x03],           // bt [rbx], eax: the bit may lie far from rbx
+            &[0xc5, 0xf5, 0x74, 0x03][..],         // vpcmpeqb ymm0, ymm1, [rbx]
+            &[0x62, 0xf1, 0xfe, 0x48, 0x6f, 0x03], // vmovdqu64 zmm0, [rbx] (EVEX)
+            &[0x0f, 0x12, 0x03],                   // movlps xmm0, [rbx]: merges
+            &[0xff, 0x33],                         // push qword [rbx]
+            &[0x89, 0x03],                         // mov [rbx], eax: a store
+            &[0xf0, 0x0f, 0xc1, 0x03],             // lock xadd: a store
+            &[0x64, 0x8b, 0x03],                   // mov eax, fs:[rbx]
+            &[0x0f, 0xa3, 0x03],                   // bt [rbx], eax: the bit may lie far from rbx
         ] {
             assert!(matches!(run_load(&mut f, code, 0x1010), Outcome::Unsupported(_)), "{code:x?}");
             assert_eq!((f.gpr, f.rip, f.flags), before, "{code:x?}");

@@ -1310,6 +1310,10 @@ impl emulate::Cpu for UcCpu {
         // SAFETY: the signal's context.
         unsafe { context::read_opmask(self.0, n) }
     }
+    fn set_vector(&mut self, n: usize, bytes: &[u8], zero_to: usize) -> bool {
+        // SAFETY: the signal's context, this handler's own frame.
+        unsafe { context::write_vector(self.0, n, bytes, zero_to) }
+    }
 }
 
 /// Memory as the storing user sees it: watched bytes through the hv at their alias, the rest

@@ -31,7 +31,7 @@ use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use vmsrs_hv::Hv;
 
 /// `si_code` of a SIGSEGV from a protection-key check.
-pub const SEGV_PKUERR: i32 = 4;
+pub(crate) const SEGV_PKUERR: i32 = 4;
 
 /// The key (1..16); -1 before [`init`], -2 when none could be allocated.
 static KEY: AtomicI32 = AtomicI32::new(-1);
