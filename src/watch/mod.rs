@@ -20,6 +20,9 @@
 //!   demand, as linked mode does) made the kernel fail every system call on it with EFAULT,
 //!   and glibc abort the process when a pthread mutex shared the page (its futex call failed).
 //!   At the faulted user's end point the hv frees its history (G7).
+//! * **A faulted user's loads** ([`pkey`]). The pages where its view differs from memory
+//!   carry a protection key its thread alone denies: its loads there trap (`SEGV_PKUERR`) and
+//!   are emulated from its view (G4).
 //! * **Fork.** The child gets a private copy of every alias, mapped at the same addresses, so
 //!   parent and child never share watched memory (httpd forks its children without exec).
 //!

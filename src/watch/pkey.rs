@@ -160,27 +160,29 @@ pub unsafe fn si_pkey(info: *const libc::siginfo_t) -> u32 {
     unsafe { core::ptr::read_unaligned(info.cast::<u8>().add(32).cast::<u32>()) }
 }
 
-/// The protection the kernel gives a watched page now (read-only while the program may write
-/// it, as the program left it otherwise).
-fn watched_prot(pg: &Page) -> libc::c_int {
+/// The protection the kernel gives a watched page now: read-only while the program may write
+/// it, as the program left it otherwise, or as the program has it on a run moved to hardware
+/// watchpoints (`hw`), whose pages are writable again.
+fn watched_prot(pg: &Page, hw: bool) -> libc::c_int {
     let p = pg.prot.load(Ordering::Relaxed) as libc::c_int;
-    if p & libc::PROT_WRITE != 0 {
+    if p & libc::PROT_WRITE != 0 && !hw {
         (p & !libc::PROT_WRITE) | libc::PROT_READ
     } else {
         p
     }
 }
 
-fn set_key(page: usize, pg: &Page, k: u32) -> bool {
+fn set_key(page: usize, pg: &Page, hw: bool, k: u32) -> bool {
+    let prot = watched_prot(pg, hw);
     // SAFETY: a watched page of ours (the caller holds the watch lock, so it stays watched);
     // pkey_mprotect changes only its key, with the protection it has.
-    unsafe { libc::syscall(libc::SYS_pkey_mprotect, page, PAGE, watched_prot(pg), k as libc::c_long) == 0 }
+    unsafe { libc::syscall(libc::SYS_pkey_mprotect, page, PAGE, prot, k as libc::c_long) == 0 }
 }
 
 /// Key watched page `page` (the watch lock held), unless it is already.
 pub(super) fn key_page(page: usize, pg: &Page) {
     let Some(k) = key() else { return };
-    if !pg.keyed.load(Ordering::Relaxed) && set_key(page, pg, k) {
+    if !pg.keyed.load(Ordering::Relaxed) && set_key(page, pg, false, k) {
         pg.keyed.store(true, Ordering::Relaxed);
         KEYED.fetch_add(1, Ordering::Relaxed);
     }
@@ -224,10 +226,11 @@ fn unkey_all() {
         if r.alias.load(Ordering::Relaxed) == 0 {
             continue;
         }
+        let hw = r.hw.load(Ordering::Relaxed);
         for p in (s..e).step_by(PAGE) {
             let pg = page_of(i, s, p);
             if pg.keyed.load(Ordering::Relaxed) {
-                set_key(p, pg, 0);
+                set_key(p, pg, hw, 0);
                 pg.keyed.store(false, Ordering::Relaxed);
             }
         }
@@ -242,7 +245,7 @@ pub(super) fn after_fork_child(i: usize, s: usize, e: usize) {
     for p in (s..e).step_by(PAGE) {
         let pg = page_of(i, s, p);
         if pg.keyed.load(Ordering::Relaxed) {
-            set_key(p, pg, k);
+            set_key(p, pg, false, k);
         }
     }
 }
