@@ -2,7 +2,7 @@
  * watch_faulted_loads: a faulted user's own loads of a watched global (DESIGN §2 G4) in an
  * unmodified program, under LD_PRELOAD=libvmsrs.so with
  *
- *   VMSRS_RANGE_0=symbol:table  VMSRS_USER_CALL=session:-1  VMSRS_POLICY=oblivious
+ *   VMSRS_RANGE_0=symbol:shared:2048  VMSRS_USER_CALL=session:-1  VMSRS_POLICY=oblivious
  *
  * Each call of session() on the worker thread is one user. The first stores table[0] = 7,
  * faults (a store through NULL, skipped), and goes on as a faulted user, step by step with the
@@ -14,10 +14,13 @@
  *      page: it works) and a signal handler on the main thread loads table[0] (handlers run
  *      with every key denied: one trap allows it) : both see 1;
  *   4. a thread the faulted user creates loads table[0]: 1 (it does not inherit the denial);
- *   5. its vector load (movdqu) of table[0..2] gets 7 and 9; a load libvmsrs does not
- *      emulate (por with a memory operand) is reported, gets what memory holds (1), and from
- *      then on the user's loads read memory;
- *   6. while it is faulted, the watched page carries a protection key (/proc/self/smaps).
+ *   5. its vector load (movdqu) of table[0..2] gets 7 and 9;
+ *   6. while it is faulted, the watched page carries a protection key (/proc/self/smaps);
+ *   7. it waits for a lock the main thread holds and then on a condition variable, both on
+ *      the keyed page outside the range (the kernel refused these futex waits with EFAULT,
+ *      and glibc aborted the process);
+ *   8. a load libvmsrs does not emulate (por with a memory operand) is reported, gets what
+ *      memory holds (1), and from then on the user's loads read memory.
  *
  * After it returns (its end point), its thread loads table[0] and table[1]: 1 and 2 (G7); a
  * second session stores table[2] = 5, loads 5, and passes table[2] to write(2) (its thread
@@ -36,7 +39,15 @@
 #include <string.h>
 #include <unistd.h>
 
-volatile long table[1024] __attribute__((aligned(4096)));
+/* The watched range is the first 2 KiB (VMSRS_RANGE_0=symbol:shared:2048); a lock, a
+   condition variable and a flag share its page, outside the range. */
+static struct {
+    volatile long table[256];
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    volatile int ready;
+} shared __attribute__((aligned(4096))) = {.m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER};
+#define table shared.table
 static int *volatile null_ptr;
 static sem_t to_main, to_worker;
 static volatile long seen_in_handler;
@@ -107,13 +118,22 @@ __attribute__((noinline)) long session(int which) {
     memcpy(pair, &v, sizeof pair);
     check("5. the faulted user's movdqu: table[0]", pair[0], 7);
     check("5. the faulted user's movdqu: table[1]", pair[1], 9);
-    /* An instruction libvmsrs does not emulate for loads (por with a memory source): reported,
-       and from here on this user's loads read memory. */
+    check("6. the page is keyed while the user is faulted", table_key() > 0, 1);
+    /* 7. It waits for the lock on the keyed page (the main thread holds it), then on the
+       condition variable there: the kernel refused such futex waits (EFAULT) and glibc
+       aborted. */
+    step();
+    pthread_mutex_lock(&shared.m);
+    while (!shared.ready) pthread_cond_wait(&shared.c, &shared.m);
+    pthread_mutex_unlock(&shared.m);
+    check("7. the faulted user waited for the lock and the condition on the keyed page", shared.ready, 1);
+    check("7. and still loads its own store", table[0], 7);
+    /* 8. An instruction libvmsrs does not emulate for loads (por with a memory source):
+       reported, and from here on this user's loads read memory. */
     __m128i z = _mm_setzero_si128();
     __asm__ volatile("por %1, %0" : "+x"(z) : "m"(*(const __m128i *)table));
-    check("5. the faulted user's por (not emulated: memory)", _mm_cvtsi128_si64(z), 1);
-    check("5. then its loads read memory", table[0], 1);
-    check("6. the page is keyed while the user is faulted", table_key() > 0, 1);
+    check("8. the faulted user's por (not emulated: memory)", _mm_cvtsi128_si64(z), 1);
+    check("8. then its loads read memory", table[0], 1);
     return 0;
 }
 
@@ -159,6 +179,16 @@ int main(void) {
     raise(SIGUSR1);
     check("3. a signal handler on the main thread loads", seen_in_handler, 1);
     sem_post(&to_worker);
+    sem_wait(&to_main); /* the worker is at 7 */
+    pthread_mutex_lock(&shared.m);
+    sem_post(&to_worker);
+    usleep(100 * 1000); /* the worker blocks on the lock */
+    pthread_mutex_unlock(&shared.m);
+    usleep(100 * 1000); /* ... then on the condition */
+    pthread_mutex_lock(&shared.m);
+    shared.ready = 1;
+    pthread_cond_signal(&shared.c);
+    pthread_mutex_unlock(&shared.m);
     pthread_join(w, NULL);
     check("the page carries no key after the end point", table_key(), 0);
     if (failures) return 1;

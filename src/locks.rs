@@ -358,9 +358,12 @@ enum F {
     SpinLock,
     SpinTrylock,
     SpinUnlock,
+    CondWait,
+    CondTimedwait,
+    CondClockwait,
 }
 
-const NFUNCS: usize = 17;
+const NFUNCS: usize = 20;
 
 /// Name and oldest x86-64 version of each function.
 const NAMES: [(&CStr, &CStr); NFUNCS] = [
@@ -381,6 +384,9 @@ const NAMES: [(&CStr, &CStr); NFUNCS] = [
     (c"pthread_spin_lock", c"GLIBC_2.2.5"),
     (c"pthread_spin_trylock", c"GLIBC_2.2.5"),
     (c"pthread_spin_unlock", c"GLIBC_2.2.5"),
+    (c"pthread_cond_wait", c"GLIBC_2.3.2"),
+    (c"pthread_cond_timedwait", c"GLIBC_2.3.2"),
+    (c"pthread_cond_clockwait", c"GLIBC_2.30"),
 ];
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -394,6 +400,15 @@ type RwlockFn = unsafe extern "C" fn(*mut pthread_rwlock_t) -> c_int;
 type RwlockTimedFn = unsafe extern "C" fn(*mut pthread_rwlock_t, *const timespec) -> c_int;
 type RwlockClockFn = unsafe extern "C" fn(*mut pthread_rwlock_t, clockid_t, *const timespec) -> c_int;
 type SpinFn = unsafe extern "C" fn(*mut pthread_spinlock_t) -> c_int;
+type CondFn = unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut pthread_mutex_t) -> c_int;
+type CondTimedFn =
+    unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut pthread_mutex_t, *const timespec) -> c_int;
+type CondClockFn = unsafe extern "C" fn(
+    *mut libc::pthread_cond_t,
+    *mut pthread_mutex_t,
+    clockid_t,
+    *const timespec,
+) -> c_int;
 
 /// The real function `f`, as the function pointer type `T` (its C signature).
 ///
@@ -487,6 +502,7 @@ fn acquired_mutex(rc: c_int) -> bool {
 /// pthread_mutex_lock's contract.
 #[inline]
 pub unsafe fn mutex_lock(m: *mut pthread_mutex_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<MutexFn>(F::MutexLock)(m) };
     if acquired_mutex(rc) {
@@ -515,6 +531,7 @@ pub unsafe fn mutex_trylock(m: *mut pthread_mutex_t) -> c_int {
 /// pthread_mutex_timedlock's contract.
 #[inline]
 pub unsafe fn mutex_timedlock(m: *mut pthread_mutex_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<MutexTimedFn>(F::MutexTimedlock)(m, t) };
     if acquired_mutex(rc) {
@@ -529,6 +546,7 @@ pub unsafe fn mutex_timedlock(m: *mut pthread_mutex_t, t: *const timespec) -> c_
 /// pthread_mutex_clocklock's contract.
 #[inline]
 pub unsafe fn mutex_clocklock(m: *mut pthread_mutex_t, c: clockid_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<MutexClockFn>(F::MutexClocklock)(m, c, t) };
     if acquired_mutex(rc) {
@@ -543,6 +561,7 @@ pub unsafe fn mutex_clocklock(m: *mut pthread_mutex_t, c: clockid_t, t: *const t
 /// pthread_mutex_unlock's contract.
 #[inline]
 pub unsafe fn mutex_unlock(m: *mut pthread_mutex_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<MutexFn>(F::MutexUnlock)(m) };
     if rc == 0 {
@@ -568,6 +587,7 @@ unsafe fn rwlock_plain(f: F, kind: LockKind, l: *mut pthread_rwlock_t) -> c_int 
 /// pthread_rwlock_rdlock's contract.
 #[inline]
 pub unsafe fn rwlock_rdlock(l: *mut pthread_rwlock_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract.
     unsafe { rwlock_plain(F::RwlockRdlock, LockKind::RwlockRead, l) }
 }
@@ -578,6 +598,7 @@ pub unsafe fn rwlock_rdlock(l: *mut pthread_rwlock_t) -> c_int {
 /// pthread_rwlock_wrlock's contract.
 #[inline]
 pub unsafe fn rwlock_wrlock(l: *mut pthread_rwlock_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract.
     unsafe { rwlock_plain(F::RwlockWrlock, LockKind::RwlockWrite, l) }
 }
@@ -608,6 +629,7 @@ pub unsafe fn rwlock_trywrlock(l: *mut pthread_rwlock_t) -> c_int {
 /// pthread_rwlock_timedrdlock's contract.
 #[inline]
 pub unsafe fn rwlock_timedrdlock(l: *mut pthread_rwlock_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<RwlockTimedFn>(F::RwlockTimedrdlock)(l, t) };
     if rc == 0 {
@@ -622,6 +644,7 @@ pub unsafe fn rwlock_timedrdlock(l: *mut pthread_rwlock_t, t: *const timespec) -
 /// pthread_rwlock_timedwrlock's contract.
 #[inline]
 pub unsafe fn rwlock_timedwrlock(l: *mut pthread_rwlock_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<RwlockTimedFn>(F::RwlockTimedwrlock)(l, t) };
     if rc == 0 {
@@ -636,6 +659,7 @@ pub unsafe fn rwlock_timedwrlock(l: *mut pthread_rwlock_t, t: *const timespec) -
 /// pthread_rwlock_clockrdlock's contract.
 #[inline]
 pub unsafe fn rwlock_clockrdlock(l: *mut pthread_rwlock_t, c: clockid_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<RwlockClockFn>(F::RwlockClockrdlock)(l, c, t) };
     if rc == 0 {
@@ -650,6 +674,7 @@ pub unsafe fn rwlock_clockrdlock(l: *mut pthread_rwlock_t, c: clockid_t, t: *con
 /// pthread_rwlock_clockwrlock's contract.
 #[inline]
 pub unsafe fn rwlock_clockwrlock(l: *mut pthread_rwlock_t, c: clockid_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<RwlockClockFn>(F::RwlockClockwrlock)(l, c, t) };
     if rc == 0 {
@@ -664,6 +689,7 @@ pub unsafe fn rwlock_clockwrlock(l: *mut pthread_rwlock_t, c: clockid_t, t: *con
 /// pthread_rwlock_unlock's contract.
 #[inline]
 pub unsafe fn rwlock_unlock(l: *mut pthread_rwlock_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     let rc = unsafe { real::<RwlockFn>(F::RwlockUnlock)(l) };
     if rc == 0 {
@@ -712,6 +738,48 @@ pub unsafe fn spin_unlock(s: *mut pthread_spinlock_t) -> c_int {
         pop(s as usize);
     }
     rc
+}
+
+/// `pthread_cond_wait` (not recorded: it gives the mutex back before it returns).
+///
+/// # Safety
+/// pthread_cond_wait's contract.
+#[inline]
+pub unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut pthread_mutex_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<CondFn>(F::CondWait)(c, m) }
+}
+
+/// `pthread_cond_timedwait`, as [`cond_wait`].
+///
+/// # Safety
+/// pthread_cond_timedwait's contract.
+#[inline]
+pub unsafe fn cond_timedwait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut pthread_mutex_t,
+    t: *const timespec,
+) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<CondTimedFn>(F::CondTimedwait)(c, m, t) }
+}
+
+/// `pthread_cond_clockwait`, as [`cond_wait`].
+///
+/// # Safety
+/// pthread_cond_clockwait's contract.
+#[inline]
+pub unsafe fn cond_clockwait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut pthread_mutex_t,
+    k: clockid_t,
+    t: *const timespec,
+) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<CondClockFn>(F::CondClockwait)(c, m, k, t) }
 }
 
 #[cfg(test)]

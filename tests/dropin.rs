@@ -320,12 +320,14 @@ fn refused_protection_changes_and_pkey_mprotect_are_the_programs() {
 /// store and its shadow, not the restored values the normal users see (it read memory: the
 /// restored values), while the main thread's loads, its `write(2)` of the keyed page and its
 /// signal handler see the G3 values; a thread the faulted user creates loads normally; a load
-/// libvmsrs cannot emulate (glibc's vector `memcpy`) is reported and reads memory; at its end
-/// point its thread and the page are as before (no key, `write(2)` works).
+/// libvmsrs cannot emulate (`por` with memory) is reported and reads memory; it waits for a lock
+/// and a condition variable on the keyed page (the kernel refused the futex waits with EFAULT
+/// and glibc aborted the process: "The futex facility returned an unexpected error code");
+/// at its end point its thread and the page are as before (no key, `write(2)` works).
 #[test]
 fn a_faulted_users_loads_see_its_own_stores_and_no_one_elses_are_changed() {
     let env = preload(&[
-        ("VMSRS_RANGE_0", "symbol:table"),
+        ("VMSRS_RANGE_0", "symbol:shared:2048"),
         ("VMSRS_USER_CALL", "session:-1"),
         ("VMSRS_POLICY", "oblivious"),
     ]);

@@ -349,6 +349,9 @@ const INTERPOSED: &[&str] = &[
     "pthread_spin_lock",
     "pthread_spin_trylock",
     "pthread_spin_unlock",
+    "pthread_cond_wait",
+    "pthread_cond_timedwait",
+    "pthread_cond_clockwait",
 ];
 
 /// libvmsrs.so exports its API and nothing else (rustc's export list keeps Rust internals

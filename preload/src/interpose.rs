@@ -337,6 +337,12 @@ lock_fn!(/// `pthread_spin_trylock(3)`, recorded when it succeeds.
     pthread_spin_trylock => spin_trylock(s: *mut pthread_spinlock_t));
 lock_fn!(/// `pthread_spin_unlock(3)`, recorded.
     pthread_spin_unlock => spin_unlock(s: *mut pthread_spinlock_t));
+lock_fn!(/// `pthread_cond_wait(3)`: a faulted user's thread may wait on a keyed page.
+    pthread_cond_wait => cond_wait(c: *mut libc::pthread_cond_t, m: *mut pthread_mutex_t));
+lock_fn!(/// `pthread_cond_timedwait(3)`, as `pthread_cond_wait`.
+    pthread_cond_timedwait => cond_timedwait(c: *mut libc::pthread_cond_t, m: *mut pthread_mutex_t, t: *const timespec));
+lock_fn!(/// `pthread_cond_clockwait(3)`, as `pthread_cond_wait`.
+    pthread_cond_clockwait => cond_clockwait(c: *mut libc::pthread_cond_t, m: *mut pthread_mutex_t, k: clockid_t, t: *const timespec));
 
 // ---------------------------------------------------------------------------------------------
 // System calls that write the caller's buffer: the kernel cannot write a watched (read-only)

@@ -20,8 +20,9 @@
 //!   but 0 denied), trap once: the trap allows the key in their frame and retries.
 //!
 //! Limits: the kernel refuses F's own system calls on keyed pages (EFAULT), e.g. a
-//! `read(2)` into one or a futex wait on a lock word there; a signal handler's system call on
-//! a keyed page fails the same way; hardware-watched ranges (`watch=hw`) are not keyed.
+//! `read(2)` into one (the lock and condition-variable calls libvmsrs interposes open the
+//! key around themselves, [`Open`]: glibc aborts when a futex wait fails so); a signal
+//! handler's system call on a keyed page fails the same way; hardware-watched ranges (`watch=hw`) are not keyed.
 //! Without protection keys (CPU, kernel, or all 15 keys taken) F's loads read memory, and
 //! libvmsrs says so once at start-up.
 
@@ -246,6 +247,42 @@ pub(super) fn after_fork_child(i: usize, s: usize, e: usize) {
         let pg = page_of(i, s, p);
         if pg.keyed.load(Ordering::Relaxed) {
             set_key(p, pg, false, k);
+        }
+    }
+}
+
+/// While it lives, this thread may access keyed pages, if it denies them: around a blocking
+/// lock or condition-variable call of a faulted user (the kernel refuses a futex wait on a
+/// lock word in a keyed page with EFAULT, which glibc answers with `abort`). The lock word is
+/// never a monitored byte the user's view could differ in (a monitored range is data).
+pub struct Open(Option<u32>);
+
+impl Open {
+    #[inline]
+    pub fn new() -> Open {
+        match key() {
+            Some(k) if denied_here() => {
+                wrpkru(rdpkru() & !deny_bits(k));
+                Open(Some(k))
+            }
+            _ => Open(None),
+        }
+    }
+}
+
+impl Default for Open {
+    fn default() -> Open {
+        Open::new()
+    }
+}
+
+impl Drop for Open {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(k) = self.0 {
+            if denied_here() {
+                wrpkru(rdpkru() | deny_bits(k));
+            }
         }
     }
 }
