@@ -15,7 +15,11 @@
  *   restore  ns for a user's fault entry (the faulting store through NULL until the thread
  *            runs on) after it polluted all 512 granules of the watched page, against the same
  *            fault after it polluted none: the difference is the restoration of the page,
- *            which libvmsrs does at fault entry for watched ranges.
+ *            which libvmsrs does at fault entry for watched ranges;
+ *   faulted  ns per 8-byte load by the faulted user (after it polluted the page) of an
+ *            unwatched global, and of the watched page, which carries the protection key its
+ *            thread denies: each load traps and is emulated from its own view (G4), and must
+ *            read its own earlier store.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -64,7 +68,10 @@ static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
 static int phase; /* 1: go, 2: polluted and faulted, 3: measured, 0: the user ended */
 static int pollute;  /* this round's faulting user pollutes the page first */
-static double fault_ns;
+static double fault_ns, fload_ns, fload_plain_ns;
+static long fload_bad = -1; /* a load by the faulted user that did not read its own store */
+
+#define FLOADS 2000
 
 __attribute__((noinline)) int poison(long v) {
     if (pollute)
@@ -72,6 +79,17 @@ __attribute__((noinline)) int poison(long v) {
     double t0 = now_ns();
     *null_ptr = 1;
     fault_ns = now_ns() - t0;
+    if (pollute) {
+        long sum = 0;
+        t0 = now_ns();
+        for (int i = 0; i < FLOADS; i++) sum += ((volatile long *)unwatched)[i % WORDS];
+        fload_plain_ns = (now_ns() - t0) / FLOADS;
+        t0 = now_ns();
+        for (int i = 0; i < FLOADS; i++)
+            if (((volatile long *)watched)[i % WORDS] != v) fload_bad = i % WORDS;
+        fload_ns = (now_ns() - t0) / FLOADS;
+        (void)sum;
+    }
     pthread_mutex_lock(&m);
     phase = 2;
     pthread_cond_broadcast(&c);
@@ -104,6 +122,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     double plain[1000], trapped[1000], clean[1000], restore[1000], hw[1000], hw_next[1000];
+    double fload[1000], fload_plain[1000];
     for (int r = 0; r < rounds; r++) {
         plain[r] = store_ns(unwatched, 2000000);
         trapped[r] = store_ns(watched, 20000);
@@ -126,6 +145,14 @@ int main(int argc, char **argv) {
         while (phase != 2) pthread_cond_wait(&c, &m);
         pthread_mutex_unlock(&m);
         (pollute ? restore : clean)[r / 2] = fault_ns;
+        if (pollute) {
+            fload[r / 2] = fload_ns;
+            fload_plain[r / 2] = fload_plain_ns;
+            if (fload_bad >= 0) {
+                printf("bench_watch: the faulted user's load of watched[%ld] did not read its own store\n", fload_bad);
+                return 1;
+            }
+        }
         for (int i = 0; i < WORDS; i++)
             if (((volatile long *)watched)[i] != -1) {
                 printf("bench_watch: watched[%d] = %ld after the restoration, want -1\n", i, watched[i]);
@@ -148,5 +175,9 @@ int main(int argc, char **argv) {
     printf("restore  fault entry, nothing polluted %8.0f ns   with a page of %d polluted granules %8.0f ns   "
            "restoration %8.0f ns\n",
            a, WORDS, b, b - a);
+    double fl = median(fload, rounds), flp = median(fload_plain, rounds);
+    printf("faulted  load by the faulted user: unwatched %8.1f ns   its keyed page (trapped, emulated) %8.1f ns   "
+           "ratio %7.1fx\n",
+           flp, fl, fl / flp);
     return 0;
 }
