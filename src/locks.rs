@@ -361,9 +361,13 @@ enum F {
     CondWait,
     CondTimedwait,
     CondClockwait,
+    SemWait,
+    SemTimedwait,
+    SemClockwait,
+    BarrierWait,
 }
 
-const NFUNCS: usize = 20;
+const NFUNCS: usize = 24;
 
 /// Name and oldest x86-64 version of each function.
 const NAMES: [(&CStr, &CStr); NFUNCS] = [
@@ -387,6 +391,10 @@ const NAMES: [(&CStr, &CStr); NFUNCS] = [
     (c"pthread_cond_wait", c"GLIBC_2.3.2"),
     (c"pthread_cond_timedwait", c"GLIBC_2.3.2"),
     (c"pthread_cond_clockwait", c"GLIBC_2.30"),
+    (c"sem_wait", c"GLIBC_2.2.5"),
+    (c"sem_timedwait", c"GLIBC_2.2.5"),
+    (c"sem_clockwait", c"GLIBC_2.30"),
+    (c"pthread_barrier_wait", c"GLIBC_2.2.5"),
 ];
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -400,6 +408,10 @@ type RwlockFn = unsafe extern "C" fn(*mut pthread_rwlock_t) -> c_int;
 type RwlockTimedFn = unsafe extern "C" fn(*mut pthread_rwlock_t, *const timespec) -> c_int;
 type RwlockClockFn = unsafe extern "C" fn(*mut pthread_rwlock_t, clockid_t, *const timespec) -> c_int;
 type SpinFn = unsafe extern "C" fn(*mut pthread_spinlock_t) -> c_int;
+type SemFn = unsafe extern "C" fn(*mut libc::sem_t) -> c_int;
+type SemTimedFn = unsafe extern "C" fn(*mut libc::sem_t, *const timespec) -> c_int;
+type SemClockFn = unsafe extern "C" fn(*mut libc::sem_t, clockid_t, *const timespec) -> c_int;
+type BarrierFn = unsafe extern "C" fn(*mut libc::pthread_barrier_t) -> c_int;
 type CondFn = unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut pthread_mutex_t) -> c_int;
 type CondTimedFn =
     unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut pthread_mutex_t, *const timespec) -> c_int;
@@ -780,6 +792,50 @@ pub unsafe fn cond_clockwait(
     let _open = crate::watch::pkey::Open::new();
     // SAFETY: forwarded contract; the pointer type matches the function.
     unsafe { real::<CondClockFn>(F::CondClockwait)(c, m, k, t) }
+}
+
+/// `sem_wait`, as [`cond_wait`] (a faulted user may wait on a semaphore in a keyed page).
+///
+/// # Safety
+/// sem_wait's contract.
+#[inline]
+pub unsafe fn sem_wait(s: *mut libc::sem_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<SemFn>(F::SemWait)(s) }
+}
+
+/// `sem_timedwait`, as [`sem_wait`].
+///
+/// # Safety
+/// sem_timedwait's contract.
+#[inline]
+pub unsafe fn sem_timedwait(s: *mut libc::sem_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<SemTimedFn>(F::SemTimedwait)(s, t) }
+}
+
+/// `sem_clockwait`, as [`sem_wait`].
+///
+/// # Safety
+/// sem_clockwait's contract.
+#[inline]
+pub unsafe fn sem_clockwait(s: *mut libc::sem_t, c: clockid_t, t: *const timespec) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<SemClockFn>(F::SemClockwait)(s, c, t) }
+}
+
+/// `pthread_barrier_wait`, as [`sem_wait`].
+///
+/// # Safety
+/// pthread_barrier_wait's contract.
+#[inline]
+pub unsafe fn barrier_wait(b: *mut libc::pthread_barrier_t) -> c_int {
+    let _open = crate::watch::pkey::Open::new();
+    // SAFETY: forwarded contract; the pointer type matches the function.
+    unsafe { real::<BarrierFn>(F::BarrierWait)(b) }
 }
 
 #[cfg(test)]

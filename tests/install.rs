@@ -352,6 +352,10 @@ const INTERPOSED: &[&str] = &[
     "pthread_cond_wait",
     "pthread_cond_timedwait",
     "pthread_cond_clockwait",
+    "sem_wait",
+    "sem_timedwait",
+    "sem_clockwait",
+    "pthread_barrier_wait",
 ];
 
 /// libvmsrs.so exports its API and nothing else (rustc's export list keeps Rust internals

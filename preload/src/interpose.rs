@@ -343,6 +343,14 @@ lock_fn!(/// `pthread_cond_timedwait(3)`, as `pthread_cond_wait`.
     pthread_cond_timedwait => cond_timedwait(c: *mut libc::pthread_cond_t, m: *mut pthread_mutex_t, t: *const timespec));
 lock_fn!(/// `pthread_cond_clockwait(3)`, as `pthread_cond_wait`.
     pthread_cond_clockwait => cond_clockwait(c: *mut libc::pthread_cond_t, m: *mut pthread_mutex_t, k: clockid_t, t: *const timespec));
+lock_fn!(/// `sem_wait(3)`: a faulted user's thread may wait on a keyed page.
+    sem_wait => sem_wait(s: *mut libc::sem_t));
+lock_fn!(/// `sem_timedwait(3)`, as `sem_wait`.
+    sem_timedwait => sem_timedwait(s: *mut libc::sem_t, t: *const timespec));
+lock_fn!(/// `sem_clockwait(3)`, as `sem_wait`.
+    sem_clockwait => sem_clockwait(s: *mut libc::sem_t, c: clockid_t, t: *const timespec));
+lock_fn!(/// `pthread_barrier_wait(3)`, as `sem_wait`.
+    pthread_barrier_wait => barrier_wait(b: *mut libc::pthread_barrier_t));
 
 // ---------------------------------------------------------------------------------------------
 // System calls that write the caller's buffer: the kernel cannot write a watched (read-only)

@@ -378,6 +378,10 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
         f(sig);
     }
     crate::thread::with(|t| t.handler_depth.set(depth));
+    // A user that faulted inside the handler resumes the interrupted code denying the key of
+    // the pages where its view differs (`watch::pkey`): that code's frame is this one.
+    // SAFETY: `uc` is the kernel's context of this signal.
+    unsafe { crate::watch::pkey::settle_frame(uc as *mut libc::ucontext_t) };
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, core::ptr::null_mut()) };
     true

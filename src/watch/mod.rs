@@ -118,6 +118,9 @@ struct Page {
     prot: AtomicU64,
     /// It carries the protection key that a faulted user's thread denies ([`pkey`]).
     keyed: core::sync::atomic::AtomicBool,
+    /// The protection key the program gave it (`pkey_mprotect`; 0: none), which libvmsrs's
+    /// never replaces.
+    own_key: core::sync::atomic::AtomicU32,
 }
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_PAGE: Page = Page {
@@ -127,6 +130,7 @@ const NO_PAGE: Page = Page {
     warned: AtomicU64::new(0),
     prot: AtomicU64::new(RW as u64),
     keyed: core::sync::atomic::AtomicBool::new(false),
+    own_key: core::sync::atomic::AtomicU32::new(0),
 };
 const RW: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
 static PAGES: [Page; MAX_PAGES] = [NO_PAGE; MAX_PAGES];
@@ -335,6 +339,7 @@ pub fn arm(hv: &Hv, ranges: &[resolve::Resolved]) -> Result<(), Unarmed> {
             pg.warned.store(0, Ordering::Relaxed);
             pg.prot.store(RW as u64, Ordering::Relaxed);
             pg.keyed.store(false, Ordering::Relaxed);
+            pg.own_key.store(0, Ordering::Relaxed);
         }
         // Published without an alias first: a store that traps now waits on the lock.
         let r = &REGIONS[i];
@@ -513,13 +518,13 @@ unsafe fn sys_mmap(
 /// The program sees no difference but the trap's cost.
 pub fn mprotect(addr: usize, len: usize, prot: libc::c_int) -> libc::c_int {
     // SAFETY: the program's own call.
-    protect(addr, len, prot, &|a, l, p| unsafe { sys_mprotect(a as *mut libc::c_void, l, p) })
+    protect(addr, len, prot, -1, &|a, l, p| unsafe { sys_mprotect(a as *mut libc::c_void, l, p) })
 }
 
 /// The program's `pkey_mprotect(addr, len, prot, pkey)`: as [`mprotect`], the pages getting
 /// `pkey` too (-1: none, plain `mprotect`).
 pub fn pkey_mprotect(addr: usize, len: usize, prot: libc::c_int, pkey: libc::c_int) -> libc::c_int {
-    protect(addr, len, prot, &|a, l, p| {
+    protect(addr, len, prot, pkey, &|a, l, p| {
         // SAFETY: the program's own call, on its own pages or watched ones as `mprotect` does.
         unsafe { libc::syscall(libc::SYS_pkey_mprotect, a, l, p, pkey) as libc::c_int }
     })
@@ -532,6 +537,7 @@ fn protect(
     addr: usize,
     len: usize,
     prot: libc::c_int,
+    pkey: libc::c_int,
     call: &dyn Fn(usize, usize, libc::c_int) -> libc::c_int,
 ) -> libc::c_int {
     if !active() || !addr.is_multiple_of(PAGE) {
@@ -559,6 +565,9 @@ fn protect(
         upto
     };
     note_program_prot(n, addr, granted, prot);
+    if pkey >= 0 {
+        pkey::program_keyed(n, addr, granted, pkey as u32);
+    }
     rc
 }
 
@@ -1068,7 +1077,19 @@ pub fn fencing<R>(hv: &Hv, u: u64, f: impl FnOnce() -> R) -> R {
 pub unsafe fn on_trap(addr: usize, key: Option<u32>, uc: *mut libc::ucontext_t) -> bool {
     if let Some(k) = key {
         if !pkey::is_ours(k) {
-            return false; // the program's own protection key
+            // On a watched page, a key fault raised while our key was on it and reported after
+            // it came off (as key 0: a faulted user's end point raced the load; a hostile
+            // review saw normal users' loads contained so): retried (`pkey::stale`).
+            if region_of(addr).is_none() {
+                return false;
+            }
+            if !pkey::denied_here() {
+                // Our key, on again by the retry, must not fault it again.
+                // SAFETY: the context of this signal (contract).
+                unsafe { pkey::allow_in(uc) };
+            }
+            // SAFETY: the context of this signal (contract).
+            return unsafe { pkey::stale(k, uc) };
         }
         if !pkey::denied_here() || region_of(addr).is_none() {
             // A thread that runs no faulted user: created before the key, or a signal
@@ -1136,7 +1157,8 @@ pub unsafe fn on_trap(addr: usize, key: Option<u32>, uc: *mut libc::ucontext_t) 
 
 /// A faulted user's load at `addr` (instruction `pc`) of a keyed page (the watch lock held):
 /// emulated from its view. One that cannot be is reported, and the thread allows the key
-/// until its user's end point (its loads then read memory). Always `true`: retry or resume.
+/// until its user's end point (its loads then read memory): `true`, retry or resume. `false`:
+/// a part of the load outside the watched pages is a memory error of the user.
 ///
 /// # Safety
 /// `uc` is the context of the SIGSEGV being handled on this thread.
@@ -1158,13 +1180,8 @@ unsafe fn faulted_load(hv: &Hv, addr: usize, pc: u64, uc: *mut libc::ucontext_t)
             // SAFETY: the context of this signal (contract).
             unsafe { pkey::allow_in(uc) }
         }
-        // A part of the load outside the watched pages failed: retried with the key allowed,
-        // the program's own fault is then raised by the instruction itself.
-        emulate::Outcome::Fault(_) => {
-            thread::with(|t| t.pkey_denied.set(false));
-            // SAFETY: the context of this signal (contract).
-            unsafe { pkey::allow_in(uc) }
-        }
+        // A part of the load outside the watched pages failed: the user's own memory error.
+        emulate::Outcome::Fault(_) => false,
     }
 }
 
@@ -1187,6 +1204,12 @@ fn given_back(addr: usize, pc: u64) -> bool {
     }
     // A give-back in progress ends first.
     drop(lock());
+    retry_once(addr, pc)
+}
+
+/// `true` the first time this thread faults at `pc` on `addr` in a row (retry the
+/// instruction), `false` the second (the fault is the program's own).
+fn retry_once(addr: usize, pc: u64) -> bool {
     let key = (pc, addr as u64);
     thread::with(|t| {
         if t.watch_retry.get() == key {

@@ -146,6 +146,27 @@ pub(super) unsafe fn allow_in(uc: *mut libc::ucontext_t) -> bool {
     }
 }
 
+/// A key fault with key `k` (not ours) on a watched page, in context `uc`: `true` (retry)
+/// when it is stale: raised while our key was on the page and reported after it came off
+/// (as key 0, or as a key the program gave the page meanwhile), which happens when a faulted
+/// user's end point races a load by a thread that denies our key (a signal handler, an older
+/// thread; a hostile review saw such loads contained as faults of normal users). The key the
+/// page has now is then one the context may access. `false`: the context denies `k`, the
+/// program's own key.
+///
+/// # Safety
+/// `uc` is the context of the SIGSEGV being handled on this thread.
+pub(super) unsafe fn stale(k: u32, uc: *mut libc::ucontext_t) -> bool {
+    if k >= 16 {
+        return false;
+    }
+    // SAFETY: the context of this signal (contract).
+    match unsafe { crate::fault::context::read_pkru(uc) } {
+        Some(v) => v & deny_bits(k) == 0,
+        None => false,
+    }
+}
+
 /// Is `k` (a `SEGV_PKUERR`'s key) libvmsrs's? Other keys are the program's own.
 pub fn is_ours(k: u32) -> bool {
     key() == Some(k)
@@ -180,10 +201,14 @@ fn set_key(page: usize, pg: &Page, hw: bool, k: u32) -> bool {
     unsafe { libc::syscall(libc::SYS_pkey_mprotect, page, PAGE, prot, k as libc::c_long) == 0 }
 }
 
-/// Key watched page `page` (the watch lock held), unless it is already.
+/// Key watched page `page` (the watch lock held), unless it is already, or carries the
+/// program's own key (a page has one key: the faulted user's loads there read memory).
 pub(super) fn key_page(page: usize, pg: &Page) {
     let Some(k) = key() else { return };
-    if !pg.keyed.load(Ordering::Relaxed) && set_key(page, pg, false, k) {
+    if !pg.keyed.load(Ordering::Relaxed)
+        && pg.own_key.load(Ordering::Relaxed) == 0
+        && set_key(page, pg, false, k)
+    {
         pg.keyed.store(true, Ordering::Relaxed);
         KEYED.fetch_add(1, Ordering::Relaxed);
     }
@@ -240,13 +265,33 @@ fn unkey_all() {
 }
 
 /// In a fork child, whose watched pages were mapped again (a new mapping has key 0): key the
-/// pages that were keyed (the watch lock held).
+/// pages that were keyed, and give the program's own keys back (the watch lock held).
 pub(super) fn after_fork_child(i: usize, s: usize, e: usize) {
-    let Some(k) = key() else { return };
     for p in (s..e).step_by(PAGE) {
         let pg = page_of(i, s, p);
-        if pg.keyed.load(Ordering::Relaxed) {
-            set_key(p, pg, false, k);
+        match (pg.own_key.load(Ordering::Relaxed), key()) {
+            (0, Some(k)) if pg.keyed.load(Ordering::Relaxed) => {
+                set_key(p, pg, false, k);
+            }
+            (0, _) => {}
+            (own, _) => {
+                set_key(p, pg, false, own);
+            }
+        }
+    }
+}
+
+/// The program gave watched pages in `addr..end` its own key `k` (`pkey_mprotect`; the watch
+/// lock held): it replaced ours where it was, and stays.
+pub(super) fn program_keyed(n: usize, addr: usize, end: usize, k: u32) {
+    for (i, r) in REGIONS[..n].iter().enumerate() {
+        let (s, e) = r.bounds();
+        let mut p = s.max(addr & !(PAGE - 1));
+        while p < e.min(end) {
+            let pg = page_of(i, s, p);
+            pg.own_key.store(k, Ordering::Relaxed);
+            pg.keyed.store(false, Ordering::Relaxed);
+            p += PAGE;
         }
     }
 }
