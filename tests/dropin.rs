@@ -340,6 +340,27 @@ fn a_faulted_users_loads_see_its_own_stores_and_no_one_elses_are_changed() {
     }
 }
 
+/// A hostile review's findings on the faulted user's key (`watch::pkey`), each failing on the
+/// build before its fix: a normal thread's signal handler loading the page while faulted
+/// users come and go was contained (a key fault reported after the key came off); a user that
+/// first faulted inside a signal handler read memory after it returned; a faulted user's
+/// `sem_timedwait` on the keyed page aborted the process; the program's own key on the page
+/// was replaced by 0 at the faulted user's end point.
+#[test]
+fn the_faulted_users_key_races_handlers_semaphores_and_the_programs_own_key_safely() {
+    let env = preload(&[
+        ("VMSRS_RANGE_0", "symbol:shared:2048"),
+        ("VMSRS_USER_CALL", "session:-1"),
+        ("VMSRS_POLICY", "oblivious"),
+    ]);
+    let exe = c_example("regress_watch_pkey", Build::Unmodified);
+    for (mode, faults) in [("race", 20000), ("handler", 1), ("sem", 1), ("ownkey", 1)] {
+        let out = run(&exe, &[mode], &env_refs(&env), TIMEOUT);
+        assert_clean(&out, "pkey: OK", &["FAIL", "futex facility"], mode);
+        assert_eq!(out.stderr.matches("contained SIGSEGV").count(), faults, "{mode}: {}", out.describe());
+    }
+}
+
 /// Third review's regressions on a library loaded and unloaded while other threads run:
 /// arming a range never races the loader's unmapping (before the first range was armed,
 /// `dlclose` did not exclude arming: faults inside libvmsrs contained as the program's, then a
