@@ -15,7 +15,10 @@
  *   sem      a faulted user waits on a semaphore that shares the keyed page (the kernel
  *            refused the futex wait with EFAULT and glibc aborted the process);
  *   ownkey   the program's own protection key on the watched page survives a faulted user
- *            (its end point set the page's key to 0).
+ *            (its end point set the page's key to 0);
+ *   sigwait  a faulted user blocked in sem_wait on the keyed page takes a signal (SA_RESTART)
+ *            and waits on (the handler's return denied the key the wait had opened: the
+ *            restarted futex wait failed with EFAULT and glibc aborted the process).
  *
  * Prints "pkey: OK" and exits 0; a wrong value is named and exits 1.
  */
@@ -42,6 +45,7 @@ static int *volatile null_ptr;
 static atomic_int stop, bad, failures;
 static const char *mode;
 static volatile long in_handler;
+static atomic_int hits, waiting;
 
 static void check(const char *what, long got, long want) {
     if (got != want) {
@@ -72,6 +76,11 @@ static int table_key(void) {
 static void on_usr1(int s) {
     (void)s;
     if (table[0] != 1) atomic_fetch_add(&bad, 1);
+}
+
+static void on_hit(int s) {
+    (void)s;
+    atomic_fetch_add(&hits, 1);
 }
 
 static void on_usr2(int s) {
@@ -107,6 +116,11 @@ __attribute__((noinline)) long session(int which) {
         check("sem_timedwait on the keyed page times out", r == -1 && errno == ETIMEDOUT, 1);
         check("sem_wait on the keyed page", sem_post(&shared.sem) == 0 && sem_wait(&shared.sem) == 0, 1);
     }
+    if (!strcmp(mode, "sigwait")) {
+        waiting = 1;
+        check("sem_wait on the keyed page, a signal in the middle", sem_wait(&shared.sem), 0);
+        check("still loads its store", table[0], 7);
+    }
     return 0;
 }
 
@@ -141,6 +155,21 @@ int main(int argc, char **argv) {
         pthread_join(f, NULL);
         pthread_join(n, NULL);
         check("handler loads that did not see 1", bad, 0);
+    } else if (!strcmp(mode, "sigwait")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_hit;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGUSR1, &sa, NULL);
+        pthread_t w;
+        pthread_create(&w, NULL, one_user, NULL);
+        while (!waiting) usleep(1000);
+        usleep(50 * 1000); /* it blocks in the futex wait */
+        pthread_kill(w, SIGUSR1);
+        usleep(50 * 1000);
+        sem_post(&shared.sem);
+        pthread_join(w, NULL);
+        check("signals the waiting user took", hits, 1);
     } else if (!strcmp(mode, "handler") || !strcmp(mode, "sem")) {
         pthread_t w;
         pthread_create(&w, NULL, one_user, NULL);
@@ -153,7 +182,7 @@ int main(int argc, char **argv) {
         pthread_join(w, NULL);
         check("the page's key after the faulted user", table_key(), k);
     } else {
-        fprintf(stderr, "usage: regress_watch_pkey race|handler|sem|ownkey\n");
+        fprintf(stderr, "usage: regress_watch_pkey race|handler|sem|ownkey|sigwait\n");
         return 2;
     }
     check("the main thread loads", table[0], 1);

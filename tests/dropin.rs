@@ -345,7 +345,9 @@ fn a_faulted_users_loads_see_its_own_stores_and_no_one_elses_are_changed() {
 /// users come and go was contained (a key fault reported after the key came off); a user that
 /// first faulted inside a signal handler read memory after it returned; a faulted user's
 /// `sem_timedwait` on the keyed page aborted the process; the program's own key on the page
-/// was replaced by 0 at the faulted user's end point.
+/// was replaced by 0 at the faulted user's end point; a second review: a signal taken by a
+/// faulted user blocked in `sem_wait` on the keyed page aborted the process (the handler's
+/// return denied the key the wait had opened).
 #[test]
 fn the_faulted_users_key_races_handlers_semaphores_and_the_programs_own_key_safely() {
     let env = preload(&[
@@ -354,7 +356,7 @@ fn the_faulted_users_key_races_handlers_semaphores_and_the_programs_own_key_safe
         ("VMSRS_POLICY", "oblivious"),
     ]);
     let exe = c_example("regress_watch_pkey", Build::Unmodified);
-    for (mode, faults) in [("race", 20000), ("handler", 1), ("sem", 1), ("ownkey", 1)] {
+    for (mode, faults) in [("race", 20000), ("handler", 1), ("sem", 1), ("ownkey", 1), ("sigwait", 1)] {
         let out = run(&exe, &[mode], &env_refs(&env), TIMEOUT);
         assert_clean(&out, "pkey: OK", &["FAIL", "futex facility"], mode);
         assert_eq!(out.stderr.matches("contained SIGSEGV").count(), faults, "{mode}: {}", out.describe());

@@ -242,11 +242,15 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     thread::with(|t| t.trap_below.set(pc == on_fault as *const () as usize as u64));
     // SAFETY: `uc` is the context the kernel handed to this handler.
     unsafe { report::enter_handler(uc) };
+    let denied = crate::watch::pkey::denied_here();
     let action = contain(sig, code, addr, pc, uc);
     // A user that just faulted resumes denying the key of the pages where its view differs
-    // from memory (`watch::pkey`).
-    // SAFETY: `uc` is this signal's context.
-    unsafe { crate::watch::pkey::settle_frame(uc) };
+    // from memory (`watch::pkey`); one faulted before keeps the rights its frame has (inside a
+    // lock wait, which opens the key).
+    if !denied {
+        // SAFETY: `uc` is this signal's context.
+        unsafe { crate::watch::pkey::settle_frame(uc) };
+    }
     report::leave_handler();
     match action {
         Some(Step::Return) => {}
