@@ -101,6 +101,14 @@ fn table_full_warning() {
     }
 }
 
+/// End user `u`, which this thread runs, in the hv; then this thread allows the protection
+/// key of a faulted user's pages again (`watch::pkey::user_ended`).
+pub fn end_here(hv: &Hv, u: u64) -> vmsrs_hv::HvResult<EndKind> {
+    let kind = hv.user_end(u);
+    crate::watch::pkey::user_ended(hv);
+    kind
+}
+
 /// The user this thread runs, or 0.
 #[inline]
 pub fn current() -> u64 {
@@ -149,8 +157,7 @@ extern "C" fn thread_exit(_value: *mut libc::c_void) {
             let u = t.user.get();
             if u != 0 {
                 let _e = thread::HvEntry::enter();
-                let _ = hv.user_end(u);
-                crate::watch::pkey::user_ended(hv);
+                let _ = end_here(hv, u);
                 t.user.set(0);
                 t.explicit.set(false);
                 t.armed.set(None);
@@ -172,8 +179,7 @@ fn end_implicit(hv: &Hv, t: &ThreadState) {
     let u = t.user.get();
     if u != 0 && !t.explicit.get() {
         let _e = thread::HvEntry::enter();
-        let _ = hv.user_end(u);
-        crate::watch::pkey::user_ended(hv);
+        let _ = end_here(hv, u);
         t.user.set(0);
     }
 }
@@ -196,11 +202,7 @@ pub fn begin_for_rescue(hv: &Hv, t: &ThreadState) -> bool {
 pub fn end_for_rescue(t: &ThreadState) -> bool {
     let u = t.user.get();
     let faulted = match (runtime::hv(), u != 0) {
-        (Some(hv), true) => {
-            let kind = hv.user_end(u);
-            crate::watch::pkey::user_ended(hv);
-            kind == Ok(EndKind::Faulted)
-        }
+        (Some(hv), true) => end_here(hv, u) == Ok(EndKind::Faulted),
         _ => false,
     };
     drop_explicit(t);
@@ -248,9 +250,7 @@ fn end() -> Result<i32, VmsrsError> {
         if u == 0 || !t.explicit.get() {
             return Err(VMSRS_ENOUSER);
         }
-        let kind = rt.hv.user_end(u);
-        crate::watch::pkey::user_ended(rt.hv);
-        let kind = kind?;
+        let kind = end_here(rt.hv, u)?;
         drop_explicit(t);
         Ok(match kind {
             EndKind::Committed => 0,

@@ -316,6 +316,16 @@ fn refused_protection_changes_and_pkey_mprotect_are_the_programs() {
     assert_clean(&out, "remap: OK", &["no longer watched", "contained"], "droppable_refused");
 }
 
+/// The environment of the faulted-user key programs: the first 2 KiB of `shared` watched,
+/// each call of `session` one user, faults skipped.
+fn faulted_key_env() -> Vec<(String, String)> {
+    preload(&[
+        ("VMSRS_RANGE_0", "symbol:shared:2048"),
+        ("VMSRS_USER_CALL", "session:-1"),
+        ("VMSRS_POLICY", "oblivious"),
+    ])
+}
+
 /// G4 for a faulted user's own loads (`watch::pkey`): after its fault it loads its own earlier
 /// store and its shadow, not the restored values the normal users see (it read memory: the
 /// restored values), while the main thread's loads, its `write(2)` of the keyed page and its
@@ -326,11 +336,7 @@ fn refused_protection_changes_and_pkey_mprotect_are_the_programs() {
 /// at its end point its thread and the page are as before (no key, `write(2)` works).
 #[test]
 fn a_faulted_users_loads_see_its_own_stores_and_no_one_elses_are_changed() {
-    let env = preload(&[
-        ("VMSRS_RANGE_0", "symbol:shared:2048"),
-        ("VMSRS_USER_CALL", "session:-1"),
-        ("VMSRS_POLICY", "oblivious"),
-    ]);
+    let env = faulted_key_env();
     let exe = c_example("watch_faulted_loads", Build::Unmodified);
     for _ in 0..5 {
         let out = run(&exe, &[], &env_refs(&env), TIMEOUT);
@@ -350,11 +356,7 @@ fn a_faulted_users_loads_see_its_own_stores_and_no_one_elses_are_changed() {
 /// return denied the key the wait had opened).
 #[test]
 fn the_faulted_users_key_races_handlers_semaphores_and_the_programs_own_key_safely() {
-    let env = preload(&[
-        ("VMSRS_RANGE_0", "symbol:shared:2048"),
-        ("VMSRS_USER_CALL", "session:-1"),
-        ("VMSRS_POLICY", "oblivious"),
-    ]);
+    let env = faulted_key_env();
     let exe = c_example("regress_watch_pkey", Build::Unmodified);
     for (mode, faults) in [("race", 20000), ("handler", 1), ("sem", 1), ("ownkey", 1), ("sigwait", 1)] {
         let out = run(&exe, &[mode], &env_refs(&env), TIMEOUT);

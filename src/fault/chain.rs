@@ -379,14 +379,9 @@ unsafe fn call_program(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) -> boo
         f(sig);
     }
     crate::thread::with(|t| t.handler_depth.set(depth));
-    // A user that faulted inside the handler resumes the interrupted code denying the key of
-    // the pages where its view differs (`watch::pkey`): that code's frame is this one. A user
-    // faulted before keeps the rights the frame has (a lock wait of its opens the key: denied
-    // there, the resumed futex wait failed and glibc aborted).
-    if !denied {
-        // SAFETY: `uc` is the kernel's context of this signal.
-        unsafe { crate::watch::pkey::settle_frame(uc as *mut libc::ucontext_t) };
-    }
+    // A user that faulted inside the handler: the interrupted code's frame is this one.
+    // SAFETY: `uc` is the kernel's context of this signal.
+    unsafe { crate::watch::pkey::settle_frame(uc as *mut libc::ucontext_t, denied) };
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, core::ptr::null_mut()) };
     true

@@ -373,16 +373,7 @@ impl FpArea {
     /// Pointer to extended component `comp` when the frame holds it with
     /// live (non-init) state; `None` when absent or already all-zero.
     fn component(&self, comp: usize) -> Option<*mut u8> {
-        let (xfeatures, size) = self.xsave?;
-        if xfeatures & (1 << comp) == 0 || self.xstate_bv() & (1 << comp) == 0 {
-            return None;
-        }
-        let off = component_offset(comp)?;
-        if off + COMP_SIZE[comp] as usize > size {
-            return None;
-        }
-        // SAFETY: off + size lies inside the frame's XSAVE area (checked).
-        Some(unsafe { self.fx.add(off) })
+        self.slot(comp).filter(|_| self.xstate_bv() & (1 << comp) != 0)
     }
 
     /// Pointer to extended component `comp`'s slot when the frame has room for it, whatever

@@ -244,13 +244,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     unsafe { report::enter_handler(uc) };
     let denied = crate::watch::pkey::denied_here();
     let action = contain(sig, code, addr, pc, uc);
-    // A user that just faulted resumes denying the key of the pages where its view differs
-    // from memory (`watch::pkey`); one faulted before keeps the rights its frame has (inside a
-    // lock wait, which opens the key).
-    if !denied {
-        // SAFETY: `uc` is this signal's context.
-        unsafe { crate::watch::pkey::settle_frame(uc) };
-    }
+    // SAFETY: `uc` is this signal's context.
+    unsafe { crate::watch::pkey::settle_frame(uc, denied) };
     report::leave_handler();
     match action {
         Some(Step::Return) => {}
@@ -509,8 +504,7 @@ extern "C" fn thread_end_trampoline() -> ! {
             let u = t.user.get();
             if u != 0 {
                 let _e = thread::HvEntry::enter();
-                let _ = hv.user_end(u);
-                crate::watch::pkey::user_ended(hv);
+                let _ = crate::user::end_here(hv, u);
                 t.user.set(0);
                 t.explicit.set(false);
                 t.rescue.set(0);

@@ -78,15 +78,10 @@ pub enum Outcome {
 /// Decode the instruction at `code` (fetched at `cpu.rip()`) and emulate it, given that it
 /// trapped writing `fault_addr`.
 pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outcome {
-    let code = &code[..code.len().min(MAX_INSN_LEN)];
-    let Ok(mut decoder) = Decoder::try_with_ip(64, code, cpu.rip(), DecoderOptions::NONE) else {
-        return Outcome::Unsupported(Mnemonic::INVALID);
+    let ins = match decode(code, cpu.rip()) {
+        Ok(ins) => ins,
+        Err(unsupported) => return unsupported,
     };
-    let mut ins = Instruction::default();
-    decoder.decode_out(&mut ins);
-    if ins.is_invalid() || ins.len() == 0 {
-        return Outcome::Unsupported(Mnemonic::INVALID);
-    }
     let m = ins.mnemonic();
     let unsupported = Outcome::Unsupported(m);
     if ins.op_count() == 0 {
@@ -134,15 +129,10 @@ pub fn emulate(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Me
 /// is [`Outcome::Unsupported`] and changes nothing.
 pub fn emulate_load(code: &[u8], fault_addr: u64, cpu: &mut dyn Cpu, mem: &mut dyn Memory) -> Outcome {
     use Mnemonic::*;
-    let code = &code[..code.len().min(MAX_INSN_LEN)];
-    let Ok(mut decoder) = Decoder::try_with_ip(64, code, cpu.rip(), DecoderOptions::NONE) else {
-        return Outcome::Unsupported(Mnemonic::INVALID);
+    let ins = match decode(code, cpu.rip()) {
+        Ok(ins) => ins,
+        Err(unsupported) => return unsupported,
     };
-    let mut ins = Instruction::default();
-    decoder.decode_out(&mut ins);
-    if ins.is_invalid() || ins.len() == 0 {
-        return Outcome::Unsupported(Mnemonic::INVALID);
-    }
     let m = ins.mnemonic();
     let unsupported = Outcome::Unsupported(m);
     let Some(mi) = (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory) else {
@@ -284,6 +274,19 @@ fn m_is_cmov(m: Mnemonic) -> bool {
             | Cmovle
             | Cmovg
     )
+}
+
+/// The instruction at `code`, fetched at `rip`; an undecodable one is unsupported.
+fn decode(code: &[u8], rip: u64) -> Result<Instruction, Outcome> {
+    let code = &code[..code.len().min(MAX_INSN_LEN)];
+    let invalid = Outcome::Unsupported(Mnemonic::INVALID);
+    let mut decoder = Decoder::try_with_ip(64, code, rip, DecoderOptions::NONE).map_err(|_| invalid)?;
+    let mut ins = Instruction::default();
+    decoder.decode_out(&mut ins);
+    if ins.is_invalid() || ins.len() == 0 {
+        return Err(invalid);
+    }
+    Ok(ins)
 }
 
 /// Register-to-memory vector moves: the bytes stored are the source register's, from `offset`.

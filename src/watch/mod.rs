@@ -1132,12 +1132,8 @@ pub unsafe fn on_trap(addr: usize, key: Option<u32>, uc: *mut libc::ucontext_t) 
         // own fault (watched pages are otherwise always readable, and writable to it).
         return false;
     }
-    let mut code = [0u8; 16];
-    // SAFETY: the CPU just fetched the instruction at pc.
-    let n = unsafe { crate::fault::readable_code(pc as usize, &mut code) };
-    let mut cpu = UcCpu(uc);
-    let mut mem = WatchedMemory { hv, user: storing_user(hv) };
-    match emulate::emulate(&code[..n], addr as u64, &mut cpu, &mut mem) {
+    // SAFETY: the context of this signal (contract).
+    match unsafe { emulate_trapped(hv, addr, pc, uc, emulate::emulate) } {
         emulate::Outcome::Done | emulate::Outcome::Partial => {
             COUNTERS.stores_emulated.fetch_add(1, Ordering::Relaxed);
             if !hv.is_monitored(a + (addr - s), 1) {
@@ -1155,6 +1151,25 @@ pub unsafe fn on_trap(addr: usize, key: Option<u32>, uc: *mut libc::ucontext_t) 
     }
 }
 
+/// Emulate the instruction at `pc` that trapped accessing `addr` with `how`
+/// ([`emulate::emulate`] or [`emulate::emulate_load`]), in the interrupted context `uc`, for
+/// the storing user over the watched memory.
+///
+/// # Safety
+/// `uc` is the context of the SIGSEGV being handled on this thread.
+unsafe fn emulate_trapped(
+    hv: &Hv,
+    addr: usize,
+    pc: u64,
+    uc: *mut libc::ucontext_t,
+    how: fn(&[u8], u64, &mut dyn emulate::Cpu, &mut dyn emulate::Memory) -> emulate::Outcome,
+) -> emulate::Outcome {
+    let mut code = [0u8; 16];
+    // SAFETY: the CPU just fetched the instruction at pc.
+    let n = unsafe { crate::fault::readable_code(pc as usize, &mut code) };
+    how(&code[..n], addr as u64, &mut UcCpu(uc), &mut WatchedMemory { hv, user: storing_user(hv) })
+}
+
 /// A faulted user's load at `addr` (instruction `pc`) of a keyed page (the watch lock held):
 /// emulated from its view. One that cannot be is reported, and the thread allows the key
 /// until its user's end point (its loads then read memory): `true`, retry or resume. `false`:
@@ -1163,12 +1178,8 @@ pub unsafe fn on_trap(addr: usize, key: Option<u32>, uc: *mut libc::ucontext_t) 
 /// # Safety
 /// `uc` is the context of the SIGSEGV being handled on this thread.
 unsafe fn faulted_load(hv: &Hv, addr: usize, pc: u64, uc: *mut libc::ucontext_t) -> bool {
-    let mut code = [0u8; 16];
-    // SAFETY: the CPU just fetched the instruction at pc.
-    let n = unsafe { crate::fault::readable_code(pc as usize, &mut code) };
-    let mut cpu = UcCpu(uc);
-    let mut mem = WatchedMemory { hv, user: storing_user(hv) };
-    match emulate::emulate_load(&code[..n], addr as u64, &mut cpu, &mut mem) {
+    // SAFETY: the context of this signal (contract).
+    match unsafe { emulate_trapped(hv, addr, pc, uc, emulate::emulate_load) } {
         emulate::Outcome::Done | emulate::Outcome::Partial => {
             COUNTERS.loads_emulated.fetch_add(1, Ordering::Relaxed);
             true
@@ -1204,12 +1215,6 @@ fn given_back(addr: usize, pc: u64) -> bool {
     }
     // A give-back in progress ends first.
     drop(lock());
-    retry_once(addr, pc)
-}
-
-/// `true` the first time this thread faults at `pc` on `addr` in a row (retry the
-/// instruction), `false` the second (the fault is the program's own).
-fn retry_once(addr: usize, pc: u64) -> bool {
     let key = (pc, addr as u64);
     thread::with(|t| {
         if t.watch_retry.get() == key {

@@ -112,15 +112,19 @@ pub(super) fn deny_here() {
     }
 }
 
-/// Make the interrupted context of this handler resume with this thread's key rights (denied
-/// while it runs a faulted user). A frame without a PKRU slot cannot: the thread then allows
-/// the key, and its loads read memory.
+/// At the end of a handler (libvmsrs's fault handler, or the program's handler it called),
+/// given whether the thread denied the key when the handler began (`denied_before`): if its
+/// user faulted inside the handler, make the interrupted context resume denying the key (a
+/// `wrpkru` in a handler is undone by `sigreturn`). A user faulted before keeps the rights its
+/// frame has: inside a lock wait, which opens the key ([`Open`]), denying it again made the
+/// resumed futex wait fail and glibc abort. A frame without a PKRU slot cannot be settled:
+/// the thread then allows the key, and its loads read memory.
 ///
 /// # Safety
 /// `uc` is the context of the signal being handled on this thread.
-pub unsafe fn settle_frame(uc: *mut libc::ucontext_t) {
+pub unsafe fn settle_frame(uc: *mut libc::ucontext_t, denied_before: bool) {
     let Some(k) = key() else { return };
-    if !denied_here() {
+    if denied_before || !denied_here() {
         return;
     }
     // SAFETY: the context of this signal (contract).
