@@ -107,6 +107,20 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         eprintln!("=={pid}==vmsrs: VMSRS_STRICT=1: refusing to start with ranges not found");
         return Err(VMSRS_ECONFIG);
     }
+    // Exposure tracking (G8) sees monitored loads, which watched ranges do not have: the
+    // program loads them with its own instructions. Said, never left to look tracked.
+    if cfg.exposure && !(ranges.is_empty() && pending.is_empty()) {
+        eprintln!(
+            "=={pid}==vmsrs: {}VMSRS_EXPOSURE=1: the program's loads of watched ranges are plain \
+             loads libvmsrs does not see, so exposures there are not reported (nor cascaded); \
+             only loads through the C API (vmsrs_load, VMSRS_GET) are tracked",
+            if cfg.strict { "error: " } else { "warning: " },
+        );
+        if cfg.strict {
+            eprintln!("=={pid}==vmsrs: VMSRS_STRICT=1: refusing to start with exposures untracked");
+            return Err(VMSRS_ECONFIG);
+        }
+    }
     let mut hook_errors = 0;
     for call in &cfg.user_calls {
         if let Err(why) = crate::rescue::install(&call.symbol, call.on_fault) {

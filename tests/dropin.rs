@@ -529,6 +529,25 @@ fn ranges_that_cannot_be_watched_refuse_the_configuration_with_the_reason() {
 }
 
 #[test]
+fn exposure_tracking_with_watched_ranges_says_their_loads_are_not_seen() {
+    // The program's loads of a watched range are its own instructions: G8 cannot see them,
+    // and the configuration must say so rather than look tracked.
+    let said = "VMSRS_EXPOSURE=1: the program's loads of watched ranges are plain loads";
+    let err = start_and_quit(&[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_EXPOSURE", "1")]);
+    assert!(err.contains(&format!("warning: {said}")), "{err}");
+    assert!(!err.contains("NOT active"), "{err}");
+    // Without ranges there is nothing to say.
+    let err = start_and_quit(&[("VMSRS_EXPOSURE", "1")]);
+    assert!(!err.contains(said), "{err}");
+    let out = dropin_run(
+        &["0"],
+        &[("VMSRS_ENV_FILE", &env_file()), ("VMSRS_EXPOSURE", "1"), ("VMSRS_STRICT", "1")],
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("refusing to start with exposures untracked"), "{}", out.describe());
+}
+
+#[test]
 fn exec_children_lose_the_preload_unless_children_keep_it() {
     let sh = std::path::Path::new("/bin/sh");
     // `env` is a program sh execs: it prints the environment sh passed on.
