@@ -59,7 +59,9 @@ pub(crate) fn load_slow(hv: &Hv, src: usize, dst: &mut [u8]) -> Result<(), Vmsrs
             vmmcall(hv, Hypercall::Load, [u, src as u64, dst.as_mut_ptr() as u64, dst.len() as u64, ask, 0])
         }
     };
-    let r = as_reader(hv, user::current(), load, |&r| r as u64);
+    let u = user::current();
+    user::settle_doom(hv, u);
+    let r = as_reader(hv, u, load, |&r| r as u64);
     crate::profile::status(r).map(|_| ()).map_err(|e| bad_span(e, src))
 }
 
@@ -125,6 +127,7 @@ fn warn_dropped_exposures(hv: &Hv) {
 pub(crate) fn store_slow(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsError> {
     let _e = thread::HvEntry::enter();
     let u = user::current_or_implicit(hv);
+    user::settle_doom(hv, u);
     // SAFETY: `src` is our own live buffer; `dst` is the caller's address, written by the hv
     // only as monitored memory or through a guarded copy.
     let r = unsafe {
@@ -147,6 +150,7 @@ fn store_small(hv: &Hv, dst: usize, src: &[u8]) -> Result<(), VmsrsError> {
     }
     let _e = thread::HvEntry::enter();
     let u = user::current_or_implicit(hv);
+    user::settle_doom(hv, u);
     let mut v = [0u8; 8];
     v[..src.len()].copy_from_slice(src);
     // SAFETY: StoreScalar takes no buffers; the user is this thread's.
@@ -190,6 +194,7 @@ fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
             unsafe { svm_exit_handler(&mut frame, hv) };
             frame.genrl_regs
         };
+        user::settle_doom(hv, t.user.get());
         let regs = as_reader(hv, t.user.get(), load, |regs| regs.rax);
         thread::leave_in(t);
         regs.rdx
@@ -216,6 +221,7 @@ fn store_scalar_slow(hv: &Hv, a: usize, v: u64, n: usize) {
             // 0 again if the user table is full: the hv then makes the store final at once.
             u = user::current_or_implicit(hv);
         }
+        user::settle_doom(hv, u);
         let mut frame = VmFrame::call(Hypercall::StoreScalar, [u, a as u64, v, n as u64, 0, 0]);
         // SAFETY: StoreScalar takes no buffers; the user is this thread's.
         unsafe { svm_exit_handler(&mut frame, hv) };

@@ -50,6 +50,25 @@ pub fn current_or_implicit(hv: &Hv) -> u64 {
     })
 }
 
+/// A user that another user's fault doomed (`VMSRS_EXPOSURE_POLICY=cascade`) enters its own
+/// fault at its next monitored operation, inside the hv, which knows nothing of watched
+/// ranges. Called on `u`'s thread before such an operation: enter the fault here first, as
+/// every fault entry does ([`crate::watch::fencing`]), so what `u` stored in watched ranges
+/// is restored for everyone else (G3) and its own loads there see its view (G4). One load
+/// when no range is watched.
+#[inline(always)]
+pub fn settle_doom(hv: &Hv, u: u64) {
+    if crate::watch::active() && u != 0 && hv.doomed(u) {
+        doomed_fault(hv, u);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn doomed_fault(hv: &Hv, u: u64) {
+    let _ = crate::watch::fencing(hv, u, || hv.crash_suppression(u));
+}
+
 /// First monitored access of a thread that never began a user (kept out of the hot path).
 #[cold]
 #[inline(never)]

@@ -593,6 +593,14 @@ impl Hv {
         self.users.get(u).is_some_and(|s| self.slot_suppressed(u, s))
     }
 
+    /// Is `u` doomed by a cascade (another user's fault exposed it) and not yet in its fault?
+    /// It enters the fault itself at its next monitored operation; a caller that must do
+    /// more at a fault entry than the hv does (the runtime's watched ranges) enters it first.
+    #[inline(always)]
+    pub fn doomed(&self, u: UserId) -> bool {
+        self.cfg.cascade && self.users.get(u).is_some_and(|s| s.doomed_now(u))
+    }
+
     /// [`Hv::suppressed`] for a slot already looked up.
     fn slot_suppressed(&self, u: UserId, s: &UserSlot) -> bool {
         if s.doomed_now(u) {

@@ -1230,10 +1230,12 @@ fn given_back(addr: usize, pc: u64) -> bool {
 /// The user whose store this is (the thread's, or its implicit user when the policy contains
 /// threads without one; 0: a store final at once).
 fn storing_user(hv: &Hv) -> u64 {
-    match user::current() {
+    let u = match user::current() {
         0 if runtime::get().is_some_and(|rt| rt.settings.contain_implicit) => user::implicit_in_handler(hv),
         u => u,
-    }
+    };
+    user::settle_doom(hv, u);
+    u
 }
 
 /// A page that traps this many times within one second is named in a warning (at most once a
