@@ -7,7 +7,8 @@
  *   through the API (R is exposed to W), stores watched.g = 99 with a plain store (trapped,
  *   recorded for R) and stays active; W faults: R is doomed; R makes a monitored store, its
  *   next monitored operation, and enters its own fault there: through the API, or (argv[1]
- *   "trap") a plain store to the watched page, trapped, which goes to R's shadow.
+ *   "trap") a plain store to the watched page, trapped, which goes to R's shadow, or
+ *   ("query") its call of vmsrs_user_suppressed.
  *
  * Then the main thread (no user) loads watched.g: 7, the value before R's store (G3; it read
  * 99: the fault entry the hv made for R restored nothing in the watched range); R loads 99,
@@ -32,7 +33,7 @@ struct watched_page {
 struct watched_page watched __attribute__((aligned(4096))) = {.g = 7};
 static uint64_t shared[8] __attribute__((aligned(64)));
 static pthread_barrier_t step;
-static int by_trap;
+static int by_trap, by_suppressed_query;
 
 static void next(void) { pthread_barrier_wait(&step); }
 
@@ -63,7 +64,9 @@ static void *reader(void *arg) {
     next(); /* 3 */
     /* R's next monitored operation, its fault entry: a store through the API, or (argument
        "trap") a plain store to the watched page, trapped (it goes to R's shadow). */
-    if (by_trap)
+    if (by_suppressed_query)
+        CHECK(vmsrs_user_suppressed() == 1, "R is faulted by the cascade");
+    else if (by_trap)
         watched.h = 5;
     else
         vmsrs_store64(&shared[1], 5);
@@ -84,6 +87,7 @@ static void *reader(void *arg) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     by_trap = argc > 1 && strcmp(argv[1], "trap") == 0;
+    by_suppressed_query = argc > 1 && strcmp(argv[1], "query") == 0;
     CHECK(vmsrs_init_profile(NULL) == 0, "vmsrs_init_profile");
     CHECK(vmsrs_profile(shared, sizeof shared, "shared") == 0, "vmsrs_profile");
     pthread_barrier_init(&step, NULL, 3);

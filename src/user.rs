@@ -309,7 +309,10 @@ pub extern "C" fn vmsrs_user_current() -> u64 {
 pub extern "C" fn vmsrs_user_suppressed() -> i32 {
     let u = current();
     match runtime::hv() {
-        Some(hv) if u != 0 => hv.suppressed(u) as i32,
+        Some(hv) if u != 0 => {
+            settle_doom(hv, u);
+            hv.suppressed(u) as i32
+        }
         _ => 0,
     }
 }
