@@ -6,9 +6,15 @@
  *   W begins, stores shared[0] through the API and stays active; R begins, loads shared[0]
  *   through the API (R is exposed to W), stores watched.g = 99 with a plain store (trapped,
  *   recorded for R) and stays active; W faults: R is doomed; R makes a monitored store, its
- *   next monitored operation, and enters its own fault there: through the API, or (argv[1]
- *   "trap") a plain store to the watched page, trapped, which goes to R's shadow, or
- *   ("query") its call of vmsrs_user_suppressed.
+ *   next monitored operation, and enters its own fault there. That operation (argv[1]):
+ *     api       vmsrs_store64 to the profiled array;
+ *     trap      a plain store to the watched page, trapped (it goes to R's shadow);
+ *     trapload  the same, then at once a load of watched.g, which must see R's 99: the
+ *               fault entry ran inside the SIGSEGV handler, whose return must deny the key;
+ *     vmemset   vmsrs_memset of the profiled array;
+ *     memset    memset of it (interposed when preloaded, the API's fill when linked);
+ *     free      malloc and free (libvmsrs asks whether the user is suppressed);
+ *     query     vmsrs_user_suppressed.
  *
  * Then the main thread (no user) loads watched.g: 7, the value before R's store (G3; it read
  * 99: the fault entry the hv made for R restored nothing in the watched range); R loads 99,
@@ -21,6 +27,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -33,7 +40,11 @@ struct watched_page {
 struct watched_page watched __attribute__((aligned(4096))) = {.g = 7};
 static uint64_t shared[8] __attribute__((aligned(64)));
 static pthread_barrier_t step;
-static int by_trap, by_suppressed_query;
+static const char *mode;
+/* Called through volatile pointers: gcc neither inlines memset nor drops malloc and free. */
+static void *(*volatile memset_p)(void *, int, size_t) = memset;
+static void *(*volatile malloc_p)(size_t) = malloc;
+static void (*volatile free_p)(void *) = free;
 
 static void next(void) { pthread_barrier_wait(&step); }
 
@@ -62,16 +73,30 @@ static void *reader(void *arg) {
     watched.g = 99;
     next(); /* 2 */
     next(); /* 3 */
-    /* R's next monitored operation, its fault entry: a store through the API, or (argument
-       "trap") a plain store to the watched page, trapped (it goes to R's shadow). */
-    if (by_suppressed_query)
-        CHECK(vmsrs_user_suppressed() == 1, "R is faulted by the cascade");
-    else if (by_trap)
-        watched.h = 5;
-    else
+    /* R's next monitored operation, its fault entry (see the modes above). */
+    long early = 99;
+    if (!strcmp(mode, "api"))
         vmsrs_store64(&shared[1], 5);
+    else if (!strcmp(mode, "trap"))
+        watched.h = 5;
+    else if (!strcmp(mode, "trapload")) {
+        watched.h = 5;
+        early = watched.g; /* no lock call between: the handler's return must deny the key */
+    } else if (!strcmp(mode, "vmemset"))
+        vmsrs_memset(&shared[1], 0, 8);
+    else if (!strcmp(mode, "memset"))
+        memset_p((void *)&shared[1], 0, 8);
+    else if (!strcmp(mode, "free")) {
+        void *volatile q = malloc_p(16);
+        free_p(q);
+    } else if (!strcmp(mode, "query"))
+        CHECK(vmsrs_user_suppressed() == 1, "R is faulted by the cascade");
+    else
+        CHECK(0, "unknown mode %s", mode);
+    CHECK(early == 99, "R, faulted, loads watched.g = %ld right after its trapped store, not its own 99 (G4)",
+          early);
+    next(); /* 4: main loaded watched.g (asking whether R is suppressed would settle it) */
     CHECK(vmsrs_user_suppressed() == 1, "R is faulted by the cascade");
-    next(); /* 4 */
     next(); /* 5 */
     long seen = watched.g;
     CHECK(seen == 99, "R, faulted, loads watched.g = %ld, not its own 99 (G4)", seen);
@@ -86,8 +111,7 @@ static void *reader(void *arg) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    by_trap = argc > 1 && strcmp(argv[1], "trap") == 0;
-    by_suppressed_query = argc > 1 && strcmp(argv[1], "query") == 0;
+    mode = argc > 1 ? argv[1] : "api";
     CHECK(vmsrs_init_profile(NULL) == 0, "vmsrs_init_profile");
     CHECK(vmsrs_profile(shared, sizeof shared, "shared") == 0, "vmsrs_profile");
     pthread_barrier_init(&step, NULL, 3);

@@ -26,7 +26,11 @@ pub fn any_fault() -> bool {
 #[inline]
 pub fn current_suppressed() -> bool {
     let u = user::current();
-    u != 0 && runtime::hv().is_some_and(|hv| hv.suppressed(u))
+    u != 0
+        && runtime::hv().is_some_and(|hv| {
+            user::settle_doom(hv, u);
+            hv.suppressed(u)
+        })
 }
 
 /// Does `dst..dst+n` (or, while a user is faulted, `src..src+n`) possibly touch monitored

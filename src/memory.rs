@@ -152,6 +152,7 @@ pub(crate) fn fill(dst: usize, byte: u8, n: usize) -> Result<(), crate::error::V
         Some(hv) if hv.may_touch(dst, n) => {
             let _e = thread::HvEntry::enter();
             let u = user::current_or_implicit(hv);
+            user::settle_doom(hv, u);
             // SAFETY: Fill takes no buffers; `dst` is written as monitored memory or through
             // guarded copies.
             let r = unsafe { vmmcall(hv, Hypercall::Fill, [dst as u64, byte as u64, n as u64, u, 0, 0]) };

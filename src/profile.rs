@@ -113,7 +113,8 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         eprintln!(
             "=={pid}==vmsrs: {}VMSRS_EXPOSURE=1: the program's loads of watched ranges are plain \
              loads libvmsrs does not see, so exposures there are not reported (nor cascaded); \
-             only loads through the C API (vmsrs_load, VMSRS_GET) are tracked",
+             only monitored loads (vmsrs_load, VMSRS_GET) of ranges the program profiles itself \
+             (vmsrs_profile) are tracked",
             if cfg.strict { "error: " } else { "warning: " },
         );
         if cfg.strict {

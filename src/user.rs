@@ -66,6 +66,8 @@ pub fn settle_doom(hv: &Hv, u: u64) {
 #[cold]
 #[inline(never)]
 fn doomed_fault(hv: &Hv, u: u64) {
+    // The program's asynchronous signals wait until the fault entry is done.
+    let _e = thread::HvEntry::enter();
     let _ = crate::watch::fencing(hv, u, || hv.crash_suppression(u));
 }
 

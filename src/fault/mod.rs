@@ -168,8 +168,13 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     }
     // A hardware watchpoint of a monitored range: journal the store that just happened.
     if sig == libc::SIGTRAP && code == crate::watch::hw::TRAP_PERF {
+        let denied = crate::watch::pkey::denied_here();
         // SAFETY: the kernel's siginfo of this SIGTRAP.
         if unsafe { crate::watch::hw::on_trap(info) } {
+            // A cascade-doomed user whose fault this trap entered (`user::settle_doom`) resumes
+            // denying the key.
+            // SAFETY: `uc` is this signal's context.
+            unsafe { crate::watch::pkey::settle_frame(uc, denied) };
             // SAFETY: restore errno for the interrupted code.
             unsafe { *libc::__errno_location() = errno };
             return;
@@ -201,8 +206,13 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     if sig == libc::SIGSEGV && (code == 2 /* SEGV_ACCERR */ || pkey_err) && crate::watch::active() {
         // SAFETY: the kernel's siginfo of this SIGSEGV.
         let key = pkey_err.then(|| unsafe { crate::watch::pkey::si_pkey(info) });
+        let denied = crate::watch::pkey::denied_here();
         // SAFETY: `uc` is this signal's context.
         if unsafe { crate::watch::on_trap(addr as usize, key, uc) } {
+            // A cascade-doomed user whose fault this store entered (`user::settle_doom`)
+            // resumes denying the key (a `wrpkru` here is undone by sigreturn).
+            // SAFETY: `uc` is this signal's context.
+            unsafe { crate::watch::pkey::settle_frame(uc, denied) };
             // SAFETY: restore errno for the interrupted code.
             unsafe { *libc::__errno_location() = errno };
             return;
