@@ -194,8 +194,9 @@ fn load_scalar_slow(hv: &Hv, a: usize, n: usize) -> u64 {
             unsafe { svm_exit_handler(&mut frame, hv) };
             frame.genrl_regs
         };
-        user::settle_doom(hv, t.user.get());
-        let regs = as_reader(hv, t.user.get(), load, |regs| regs.rax);
+        let u = t.user.get();
+        user::settle_doom(hv, u);
+        let regs = as_reader(hv, u, load, |regs| regs.rax);
         thread::leave_in(t);
         regs.rdx
     })

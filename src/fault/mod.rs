@@ -157,6 +157,11 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
     // SAFETY: as above.
     let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
+    // Whether this thread denied the watched pages' key when the signal came: a user whose
+    // fault is entered inside this handler (its own fault, or a cascade's, settled by the
+    // trap of its store) must resume denying it (`pkey::settle_frame`, on every path that
+    // resumes the interrupted context after such an entry).
+    let denied = crate::watch::pkey::denied_here();
 
     // The stop byte (`hlt`) of an instruction being patched (watch::patch): run it again from
     // its start.
@@ -168,11 +173,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     }
     // A hardware watchpoint of a monitored range: journal the store that just happened.
     if sig == libc::SIGTRAP && code == crate::watch::hw::TRAP_PERF {
-        let denied = crate::watch::pkey::denied_here();
         // SAFETY: the kernel's siginfo of this SIGTRAP.
         if unsafe { crate::watch::hw::on_trap(info) } {
-            // A cascade-doomed user whose fault this trap entered (`user::settle_doom`) resumes
-            // denying the key.
             // SAFETY: `uc` is this signal's context.
             unsafe { crate::watch::pkey::settle_frame(uc, denied) };
             // SAFETY: restore errno for the interrupted code.
@@ -206,11 +208,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     if sig == libc::SIGSEGV && (code == 2 /* SEGV_ACCERR */ || pkey_err) && crate::watch::active() {
         // SAFETY: the kernel's siginfo of this SIGSEGV.
         let key = pkey_err.then(|| unsafe { crate::watch::pkey::si_pkey(info) });
-        let denied = crate::watch::pkey::denied_here();
         // SAFETY: `uc` is this signal's context.
         if unsafe { crate::watch::on_trap(addr as usize, key, uc) } {
-            // A cascade-doomed user whose fault this store entered (`user::settle_doom`)
-            // resumes denying the key (a `wrpkru` here is undone by sigreturn).
             // SAFETY: `uc` is this signal's context.
             unsafe { crate::watch::pkey::settle_frame(uc, denied) };
             // SAFETY: restore errno for the interrupted code.
@@ -252,7 +251,6 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ucv: *mut c_void) {
     thread::with(|t| t.trap_below.set(pc == on_fault as *const () as usize as u64));
     // SAFETY: `uc` is the context the kernel handed to this handler.
     unsafe { report::enter_handler(uc) };
-    let denied = crate::watch::pkey::denied_here();
     let action = contain(sig, code, addr, pc, uc);
     // SAFETY: `uc` is this signal's context.
     unsafe { crate::watch::pkey::settle_frame(uc, denied) };
