@@ -98,7 +98,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
     for p in &pending {
         eprintln!(
             "=={pid}==vmsrs: {}range {}: {}; it is watched when a library that has it is loaded",
-            if cfg.strict { "error: " } else { "warning: " },
+            severity(cfg.strict),
             p.spec,
             p.why
         );
@@ -115,7 +115,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
              loads libvmsrs does not see, so exposures there are not reported (nor cascaded); \
              only monitored loads (vmsrs_load, VMSRS_GET) of ranges the program profiles itself \
              (vmsrs_profile) are tracked",
-            if cfg.strict { "error: " } else { "warning: " },
+            severity(cfg.strict),
         );
         if cfg.strict {
             eprintln!("=={pid}==vmsrs: VMSRS_STRICT=1: refusing to start with exposures untracked");
@@ -128,7 +128,7 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
             hook_errors += 1;
             eprintln!(
                 "=={pid}==vmsrs: {}VMSRS_USER_CALL: cannot hook {}: {why}; its calls are not users",
-                if cfg.strict { "error: " } else { "warning: " },
+                severity(cfg.strict),
                 call.symbol
             );
         }
@@ -171,6 +171,15 @@ pub fn start(path: Option<&std::path::Path>) -> Result<config::Config, VmsrsErro
         }
     }
     Ok(cfg)
+}
+
+/// How start-up labels a problem that `VMSRS_STRICT=1` turns into a refusal to start.
+fn severity(strict: bool) -> &'static str {
+    if strict {
+        "error: "
+    } else {
+        "warning: "
+    }
 }
 
 /// Initialise libvmsrs: read the configuration, start the hypervisor component, install
